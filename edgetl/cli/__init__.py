@@ -1,0 +1,1 @@
+"""Thin Typer commands: parse, call the library, print with rich. Nothing imports this package."""

@@ -1,0 +1,115 @@
+"""The deployment reference of the evaluation transform: numpy and PIL only, no torch.
+
+This is what `predict` and any user's deployment code run. `verify` proves it matches the
+torchvision evaluation transform used in training, on real images. Sizes and crop offsets follow
+torchvision's rules exactly (shorter-side rounding, centre-crop rounding) so the two agree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from edgetl.errors import DataError, SpecError
+from edgetl.spec import PreprocessSpec
+
+_PIL_RESAMPLE = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+}
+
+
+def decode_image(path: str | Path, color_mode: str) -> Image.Image:
+    """Open and fully decode an image in the spec's colour mode ('RGB' or 'L' PIL image).
+
+    `grayscale3` returns an 'L' image; channel expansion happens when converting to arrays so both
+    pipelines repeat the same single channel. Truncated or non-image files raise `DataError`.
+    """
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if color_mode == "grayscale3":
+                return img.convert("L")
+            return img.convert("RGB")
+    except FileNotFoundError as exc:
+        raise DataError(f"image not found: {path}") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"cannot decode image {path}: {exc}") from exc
+
+
+def to_hwc3(img: Image.Image, color_mode: str) -> np.ndarray:
+    """uint8 HxWx3 array in the spec's channel order."""
+    arr = np.asarray(img, dtype=np.uint8)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    if color_mode == "bgr":
+        arr = arr[:, :, ::-1]
+    return np.ascontiguousarray(arr)
+
+
+def resized_size(height: int, width: int, spec: PreprocessSpec) -> tuple[int, int]:
+    """(H, W) after the resize step, with torchvision's rounding."""
+    if spec.resize_mode == "none":
+        return height, width
+    if spec.resize_mode == "exact":
+        return spec.resize_size[0], spec.resize_size[1]
+    requested = spec.resize_size[0]
+    short, long = (width, height) if width <= height else (height, width)
+    new_short, new_long = requested, int(requested * long / short)
+    return (new_long, new_short) if width <= height else (new_short, new_long)
+
+
+def crop_box(height: int, width: int, crop: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right) of a centre crop, with torchvision's rounding."""
+    crop_h, crop_w = crop
+    if crop_h > height or crop_w > width:
+        raise SpecError(f"centre crop {crop} is larger than the resized image {(height, width)}")
+    top = int(round((height - crop_h) / 2.0))
+    left = int(round((width - crop_w) / 2.0))
+    return top, left, top + crop_h, left + crop_w
+
+
+def resize_and_crop(img: Image.Image, spec: PreprocessSpec) -> Image.Image:
+    """Resize and centre-crop a decoded PIL image as the spec says."""
+    if not spec.antialias and spec.interpolation != "nearest":
+        raise SpecError("the PIL reference always antialiases; set antialias: true in the spec")
+    height, width = img.height, img.width
+    new_h, new_w = resized_size(height, width, spec)
+    if (new_h, new_w) != (height, width):
+        img = img.resize((new_w, new_h), resample=_PIL_RESAMPLE[spec.interpolation])
+    if spec.crop_size is not None:
+        top, left, bottom, right = crop_box(new_h, new_w, spec.crop_size)
+        img = img.crop((left, top, right, bottom))
+    return img
+
+
+def pixels_uint8(path: str | Path, spec: PreprocessSpec) -> np.ndarray:
+    """uint8 HxWx3 image after decode, resize and crop: the input of `uint8_raw` artifacts."""
+    img = decode_image(path, spec.color_mode)
+    return to_hwc3(resize_and_crop(img, spec), spec.color_mode)
+
+
+def normalize(pixels: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    """uint8 HxWx3 -> float32 in the spec's layout (CHW or HWC), scaled and normalised."""
+    mean = np.asarray(spec.mean, dtype=np.float32)
+    std = np.asarray(spec.std, dtype=np.float32)
+    out = (pixels.astype(np.float32) * np.float32(spec.scale) - mean) / std
+    if spec.layout == "NCHW":
+        out = out.transpose(2, 0, 1)
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def preprocess_file(path: str | Path, spec: PreprocessSpec) -> np.ndarray:
+    """One image file -> the model input for one sample, exactly as the artifact expects it."""
+    pixels = pixels_uint8(path, spec)
+    if spec.graph_input == "uint8_raw":
+        return pixels
+    return normalize(pixels, spec)
+
+
+def preprocess_batch(paths: list[str | Path], spec: PreprocessSpec) -> np.ndarray:
+    """Several files stacked into one batch (N first)."""
+    return np.stack([preprocess_file(p, spec) for p in paths], axis=0)

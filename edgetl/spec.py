@@ -1,0 +1,285 @@
+"""The preprocessing contract (`PreprocessSpec`) and the label record (`LabelSpec`).
+
+A spec is resolved once from the pretrained weights' own configuration, optionally overridden by
+the recipe, and then travels unchanged: checkpoint -> exported artifact -> verify/bench/predict.
+Nothing downstream rebuilds it from flags. Its fingerprint (sha256 of canonical JSON) is what
+`verify` compares. This module is pure Python so deployment code can read specs without torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from edgetl.errors import SpecError
+
+SPEC_SCHEMA = "edgetl.preprocess/1"
+LABELS_SCHEMA = "edgetl.labels/1"
+
+ColorMode = Literal["rgb", "grayscale3", "bgr"]
+ResizeMode = Literal["shorter", "exact", "none"]
+Interpolation = Literal["nearest", "bilinear", "bicubic"]
+GraphInput = Literal["float32_normalized", "uint8_raw"]
+
+_COLOR_WORDS = {
+    "rgb": "decode with PIL and convert to RGB",
+    "grayscale3": "decode with PIL, convert to 8-bit grayscale (L) and repeat it into 3 channels",
+    "bgr": "decode with PIL, convert to RGB, then reverse the channels to BGR",
+}
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    """Everything between an image file and the model's input tensor.
+
+    Order of operations (the same in torchvision and in the numpy/PIL reference):
+    decode -> colour mode -> resize -> centre crop -> scale to [0, 1] -> normalise -> layout.
+    """
+
+    input_size: tuple[int, int]  # (H, W) of the tensor the model sees
+    resize_mode: ResizeMode = "shorter"
+    resize_size: tuple[int, int] = (256, 256)  # shorter side uses [0]; exact uses (H, W)
+    crop_size: tuple[int, int] | None = (224, 224)  # centre crop after resize; None: no crop
+    interpolation: Interpolation = "bilinear"
+    antialias: bool = True
+    color_mode: ColorMode = "rgb"
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    scale: float = 1.0 / 255.0  # uint8 -> float multiplier applied before mean/std
+    layout: Literal["NCHW", "NHWC"] = "NCHW"
+    dtype: Literal["float32", "float16"] = "float32"
+    graph_input: GraphInput = "float32_normalized"
+    decoder: Literal["pil"] = "pil"
+    source: str = "unspecified"  # where the values came from (weights config, recipe override)
+    schema: str = field(default=SPEC_SCHEMA)
+
+    def __post_init__(self) -> None:
+        # Normalise lists from JSON into tuples so equality and hashing are stable.
+        for name in ("input_size", "resize_size", "crop_size", "mean", "std"):
+            value = getattr(self, name)
+            if isinstance(value, list):
+                object.__setattr__(self, name, tuple(value))
+        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
+        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+        object.__setattr__(self, "input_size", tuple(int(v) for v in self.input_size))
+        object.__setattr__(self, "resize_size", tuple(int(v) for v in self.resize_size))
+        if self.crop_size is not None:
+            object.__setattr__(self, "crop_size", tuple(int(v) for v in self.crop_size))
+        self.validate()
+
+    # ----------------------------------------------------------------- validation
+    def validate(self) -> None:
+        """Raise `SpecError` naming the field when the spec cannot describe a real pipeline."""
+        if self.schema != SPEC_SCHEMA:
+            raise SpecError(f"spec schema {self.schema!r} is not {SPEC_SCHEMA!r}")
+        if len(self.mean) != 3 or len(self.std) != 3:
+            raise SpecError("spec mean and std need exactly 3 values (one per channel)")
+        if any(not math.isfinite(s) or s <= 0 for s in self.std):
+            raise SpecError(f"spec std must be positive, got {list(self.std)}")
+        if any(not math.isfinite(m) for m in self.mean):
+            raise SpecError(f"spec mean must be finite, got {list(self.mean)}")
+        if len(self.input_size) != 2 or min(self.input_size) <= 0:
+            raise SpecError(f"spec input_size must be two positive ints, got {self.input_size}")
+        if len(self.resize_size) != 2 or min(self.resize_size) <= 0:
+            raise SpecError(f"spec resize_size must be two positive ints, got {self.resize_size}")
+        if self.scale <= 0:
+            raise SpecError("spec scale must be positive")
+        if self.color_mode not in _COLOR_WORDS:
+            raise SpecError(f"spec color_mode must be one of {sorted(_COLOR_WORDS)}")
+        if self.interpolation not in ("nearest", "bilinear", "bicubic"):
+            raise SpecError("spec interpolation must be nearest, bilinear or bicubic")
+        if self.resize_mode not in ("shorter", "exact", "none"):
+            raise SpecError("spec resize_mode must be shorter, exact or none")
+        final = self.crop_size if self.crop_size is not None else None
+        if self.crop_size is not None:
+            if min(self.crop_size) <= 0:
+                raise SpecError(f"spec crop_size must be positive, got {self.crop_size}")
+            if self.resize_mode == "exact" and (
+                self.crop_size[0] > self.resize_size[0] or self.crop_size[1] > self.resize_size[1]
+            ):
+                raise SpecError(
+                    f"spec crop {self.crop_size} is larger than the resize {self.resize_size}"
+                )
+            if self.resize_mode == "shorter" and max(self.crop_size) > self.resize_size[0]:
+                raise SpecError(
+                    f"spec crop {self.crop_size} is larger than the shorter side "
+                    f"{self.resize_size[0]} it is cut from"
+                )
+        elif self.resize_mode == "exact":
+            final = self.resize_size
+        if final is not None and tuple(final) != tuple(self.input_size):
+            raise SpecError(
+                f"spec input_size {self.input_size} differs from the size the pipeline makes {final}"
+            )
+
+    # ----------------------------------------------------------------- constructors
+    @classmethod
+    def from_crop_pct(
+        cls,
+        size: int,
+        crop_pct: float,
+        interpolation: Interpolation,
+        mean: tuple[float, float, float],
+        std: tuple[float, float, float],
+        color_mode: ColorMode = "rgb",
+        source: str = "unspecified",
+    ) -> PreprocessSpec:
+        """timm's rule: resize the shorter side to floor(size / crop_pct), centre-crop `size`."""
+        if not 0 < crop_pct <= 1:
+            raise SpecError(f"crop_pct must be in (0, 1], got {crop_pct}")
+        resize = int(math.floor(size / crop_pct))
+        return cls(
+            input_size=(size, size),
+            resize_mode="shorter",
+            resize_size=(resize, resize),
+            crop_size=(size, size),
+            interpolation=interpolation,
+            mean=mean,
+            std=std,
+            color_mode=color_mode,
+            source=source,
+        )
+
+    def with_overrides(self, **changes: Any) -> PreprocessSpec:
+        """A new spec with some fields replaced (validated); used for recipe overrides."""
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise SpecError(f"unknown spec field(s): {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, **changes)
+
+    def at_size(self, size: int) -> PreprocessSpec:
+        """The same rule at another input size, keeping the resize/crop ratio (for low-res runs)."""
+        if self.crop_size is None or self.resize_mode != "shorter":
+            return self.with_overrides(
+                input_size=(size, size), resize_size=(size, size), crop_size=None,
+                resize_mode="exact",
+            )
+        ratio = self.crop_size[0] / self.resize_size[0]
+        resize = int(math.floor(size / ratio))
+        return self.with_overrides(
+            input_size=(size, size), resize_size=(resize, resize), crop_size=(size, size)
+        )
+
+    # ----------------------------------------------------------------- serialisation
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        for key, value in data.items():
+            if isinstance(value, tuple):
+                data[key] = list(value)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PreprocessSpec:
+        if not isinstance(data, dict):
+            raise SpecError("preprocessing spec must be a JSON object")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise SpecError(f"unknown preprocessing spec field(s): {', '.join(sorted(unknown))}")
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise SpecError(f"preprocessing spec is incomplete: {exc}") from exc
+
+    def canonical_json(self) -> str:
+        """Sorted keys, no whitespace, floats as Python repr: the bytes the fingerprint hashes."""
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> PreprocessSpec:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"preprocessing spec is not valid JSON: {exc}") from exc
+        return cls.from_dict(data)
+
+    def fingerprint(self) -> str:
+        """sha256 of the canonical JSON; printed and compared by verify."""
+        return hashlib.sha256(self.canonical_json().encode("utf-8")).hexdigest()
+
+    def short_fingerprint(self) -> str:
+        return self.fingerprint()[:12]
+
+    def diff(self, other: PreprocessSpec, ignore: set[str] | None = None) -> list[str]:
+        """Names of the fields whose values differ (excluding `ignore`)."""
+        ignore = ignore or set()
+        mine, theirs = self.to_dict(), other.to_dict()
+        return sorted(k for k in mine if k not in ignore and mine[k] != theirs.get(k))
+
+    # ----------------------------------------------------------------- words
+    def describe(self) -> str:
+        """The pipeline in words, one step a line, so a person can check it against their code."""
+        steps = [_COLOR_WORDS[self.color_mode]]
+        interp = f"{self.interpolation}{' with antialias' if self.antialias else ''}"
+        if self.resize_mode == "shorter":
+            steps.append(f"resize the shorter side to {self.resize_size[0]} px ({interp})")
+        elif self.resize_mode == "exact":
+            steps.append(f"resize to exactly {self.resize_size[0]}x{self.resize_size[1]} (HxW, {interp})")
+        if self.crop_size is not None:
+            steps.append(f"centre-crop {self.crop_size[0]}x{self.crop_size[1]} (HxW)")
+        steps.append(f"multiply uint8 values by {self.scale:.6g}")
+        steps.append(
+            "subtract mean "
+            + ", ".join(f"{m:.4g}" for m in self.mean)
+            + " and divide by std "
+            + ", ".join(f"{s:.4g}" for s in self.std)
+        )
+        steps.append(f"lay out as {self.layout} {self.dtype}")
+        if self.graph_input == "uint8_raw":
+            steps.append(
+                "this artifact takes the uint8 image after resize/crop (NHWC) and does the "
+                "scaling and normalisation inside the graph"
+            )
+        lines = [f"{i}. {s}" for i, s in enumerate(steps, 1)]
+        lines.append(f"source: {self.source}; fingerprint {self.short_fingerprint()}")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class LabelSpec:
+    """Class names in output order; index i of the logits is `names[i]`."""
+
+    names: tuple[str, ...]
+    task: Literal["classification"] = "classification"
+    schema: str = field(default=LABELS_SCHEMA)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.names, list):
+            object.__setattr__(self, "names", tuple(self.names))
+        if len(self.names) < 2:
+            raise SpecError(f"a classifier needs at least 2 classes, got {len(self.names)}")
+        if len(set(self.names)) != len(self.names):
+            raise SpecError(f"class names must be unique, got {list(self.names)}")
+        if any(not isinstance(n, str) or not n for n in self.names):
+            raise SpecError("class names must be non-empty strings")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.names)
+
+    def index(self, name: str) -> int:
+        try:
+            return self.names.index(name)
+        except ValueError as exc:
+            raise SpecError(f"label {name!r} is not one of {list(self.names)}") from exc
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"names": list(self.names), "task": self.task, "schema": self.schema}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LabelSpec:
+        if not isinstance(data, dict) or "names" not in data:
+            raise SpecError("label spec must be a JSON object with 'names'")
+        return cls(names=tuple(data["names"]), task=data.get("task", "classification"),
+                   schema=data.get("schema", LABELS_SCHEMA))
+
+    def fingerprint(self) -> str:
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
