@@ -1,4 +1,4 @@
-"""`edgetl bench ARTIFACT`."""
+"""`edgetl bench ARTIFACT`: latency per backend/precision/batch/mode, and a regression gate."""
 
 from __future__ import annotations
 
@@ -6,16 +6,130 @@ from pathlib import Path
 
 import typer
 
-from edgetl.cli.common import not_available
+from edgetl.cli.common import console, err_console
+
+
+def _image_files(values: list[Path]) -> tuple[Path, ...]:
+    """--images values: files as given, folders expanded to the images inside (sorted)."""
+    from edgetl.data.samples import is_image_name
+
+    out: list[Path] = []
+    for value in values:
+        if value.is_dir():
+            out += sorted(p for p in value.rglob("*") if p.is_file() and is_image_name(p.name))
+        else:
+            out.append(value)
+    return tuple(out)
 
 
 def register(app: typer.Typer) -> None:
     @app.command("bench")
     def bench(
-        artifact: Path = typer.Argument(..., help="Exported artifact or run folder."),
-        backend: list[str] = typer.Option(["auto"], "--backend", help="Backend(s) to time."),
-        batch: str = typer.Option("1", "--batch", help="Comma-separated batch sizes."),
-        json_out: Path | None = typer.Option(None, "--json", help="Write the report as JSON."),
+        artifact: Path = typer.Argument(..., help="Exported artifact (.onnx/.engine) or run "
+                                        "folder (torch, or its export/model.onnx)."),
+        backend: list[str] = typer.Option(
+            ["auto"], "--backend", help="auto, torch, ort-cpu, ort-cuda, ort-trt, tensorrt "
+            "(repeatable or comma list). auto: the fastest this machine has for the artifact."),
+        batch: str = typer.Option("1", "--batch", help="Comma-separated batch sizes, e.g. 1,8."),
+        threads: int | None = typer.Option(None, "--threads",
+                                           help="CPU intra-op threads (default: the runtime's)."),
+        mode: list[str] = typer.Option(
+            ["compute"], "--mode", help="compute (model only) or e2e (decode + preprocessing + "
+            "inference + softmax, as predict); repeatable or comma list."),
+        warmup: str = typer.Option("auto", "--warmup",
+                                   help="Warm-up calls, or 'auto' (until timings settle)."),
+        min_time: float = typer.Option(2.0, "--min-time", help="Seconds to time each row for."),
+        iters: int | None = typer.Option(None, "--iters",
+                                         help="Time exactly N calls (instead of --min-time)."),
+        images: list[Path] = typer.Option(
+            [], "--images", help="Image files or folders to feed (repeatable); default: the "
+            "source run's test images."),
+        json_out: Path | None = typer.Option(None, "--json", help="Write the JSON report."),
+        markdown: Path | None = typer.Option(None, "--markdown", help="Write a markdown table."),
+        histogram: Path | None = typer.Option(
+            None, "--histogram", help="Latency histogram PNG (default: beside --json)."),
+        baseline: Path | None = typer.Option(None, "--baseline",
+                                             help="Earlier JSON report to gate against."),
+        max_regression: float = typer.Option(
+            0.10, "--max-regression", help="Allowed p50 slowdown (0.10 = 10%) on top of the "
+            "runs' measured spread."),
+        allow_missing: bool = typer.Option(
+            False, "--allow-missing", help="Baseline rows this run lacks do not fail the gate."),
+        allow_different_spec: bool = typer.Option(
+            False, "--allow-different-spec",
+            help="Compare with a baseline whose preprocessing spec differs."),
+        normalize: bool = typer.Option(
+            False, "--normalize", help="Also time a fixed reference workload; rows get "
+            "p50/reference so machines compare by ratio."),
+        checkpoint: str = typer.Option("best", "--checkpoint",
+                                       help="torch: best or last checkpoint of the run."),
     ) -> None:
-        """Latency per backend and batch size, with a regression gate against a baseline."""
-        not_available("bench")
+        """Latency per backend and batch size, with a regression gate against a baseline.
+
+        Exit 1 when the gate fails (after writing the reports), 3 when a backend is not
+        available here.
+        """
+        from edgetl.bench.runner import BenchConfig, parse_batches, run_bench, split_list
+        from edgetl.bench.timing import parse_warmup
+
+        config = BenchConfig(
+            artifact=artifact, backends=split_list(backend), batches=parse_batches(batch),
+            modes=split_list(mode), threads=threads, warmup=parse_warmup(warmup),
+            min_time=min_time, iters=iters, images=_image_files(images), normalize=normalize,
+            checkpoint=checkpoint,
+        )
+        comparison = None
+        baseline_report = None
+        if baseline is not None:  # read it first: a bad baseline should not cost a bench run
+            from edgetl.bench.compare import load_report
+
+            baseline_report = load_report(baseline)
+
+        def progress(row: dict) -> None:
+            err_console.print(f"timed {row['backend']} {row['precision']} batch {row['batch']} "
+                              f"{row['mode']}: p50 {row['p50_ms']:.3f} ms, {row['iters']} calls",
+                              highlight=False)
+
+        result = run_bench(config, progress)
+        report = result.report
+        if baseline_report is not None:
+            from edgetl.bench.compare import compare_reports
+
+            comparison = compare_reports(
+                baseline_report, report, max_regression, allow_missing=allow_missing,
+                allow_different_spec=allow_different_spec, baseline_path=str(baseline))
+            report["comparison"] = comparison.to_dict()
+        finish(report, result.samples_ms, json_out, markdown, histogram)
+        if comparison is not None and not comparison.passed:
+            from edgetl.errors import GateFailedError
+
+            raise GateFailedError(comparison.failure_line())
+
+
+def finish(report: dict, samples_ms: list, json_out: Path | None, markdown: Path | None,
+           histogram: Path | None) -> None:
+    """Write the requested files, then print the table (and the gate, if any)."""
+    from edgetl.bench.report import (
+        default_histogram_path,
+        render_comparison,
+        render_table,
+        write_histogram,
+        write_json,
+        write_markdown,
+    )
+
+    if histogram is None and json_out is not None:
+        histogram = default_histogram_path(json_out)
+    if histogram is not None:
+        report["histogram"] = str(histogram)
+        write_histogram(report["rows"], samples_ms, histogram)
+    if json_out is not None:
+        write_json(report, json_out)
+    if markdown is not None:
+        write_markdown(report, markdown)
+    render_table(report, console)
+    if report.get("comparison"):
+        render_comparison(report["comparison"], console)
+    written = [str(p) for p in (json_out, markdown, histogram) if p is not None]
+    if written:
+        console.print("wrote " + ", ".join(written), highlight=False)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from edgetl.cli.common import not_available
+from edgetl.cli.common import console
 
 
 def register(app: typer.Typer) -> None:
@@ -15,7 +15,41 @@ def register(app: typer.Typer) -> None:
         run: Path = typer.Argument(..., help="Run folder written by finetune."),
         fmt: str = typer.Option("onnx", "--format",
                                 help="onnx, onnx-fp16, onnx-int8, tensorrt-fp16 or tensorrt-int8."),
-        out: Path | None = typer.Option(None, "--out", help="Artifact path."),
+        out: Path | None = typer.Option(None, "--out",
+                                        help="Artifact path or folder (default RUN/export/)."),
+        embed_preprocessing: bool = typer.Option(
+            False, "--embed-preprocessing",
+            help="Graph takes uint8 NHWC images of the crop size and normalises inside."),
+        calibration_images: int = typer.Option(
+            256, "--calibration-images", help="int8: training images to calibrate on."),
+        calibration_method: str = typer.Option(
+            "minmax", "--calibration-method", help="int8 (ONNX): minmax, entropy or percentile."),
+        opset: int = typer.Option(17, "--opset", help="ONNX opset (17 or newer)."),
+        max_batch: int = typer.Option(32, "--max-batch",
+                                      help="TensorRT: largest batch of the optimisation profile."),
+        checkpoint: str = typer.Option("best", "--checkpoint", help="best or last."),
     ) -> None:
         """Export the best checkpoint with its preprocessing spec embedded."""
-        not_available("export")
+        from edgetl.export import ExportOptions, export_run
+
+        options = ExportOptions(
+            opset=opset, embed_preprocessing=embed_preprocessing,
+            calibration_images=calibration_images, calibration_method=calibration_method,  # type: ignore[arg-type]
+            max_batch=max_batch, checkpoint=checkpoint,
+        )
+        result = export_run(run, fmt, out, options)
+        console.print(f"[green]exported[/green] {result.format} ({result.precision}) -> "
+                      f"{result.path} ({result.size_bytes / 1e6:.2f} MB)")
+        console.print(f"manifest: {result.manifest}")
+        quant = result.details.get("quantization")
+        if quant:
+            console.print(
+                f"quantised: {quant['quantize_linear_nodes']} QuantizeLinear, "
+                f"{quant['dequantize_linear_nodes']} DequantizeLinear, "
+                f"{quant['int8_initializers']} int8 initialisers; calibrated on "
+                f"{quant['calibration_images']} training images ({quant['calibration_method']})")
+        io = result.details.get("io")
+        if io:
+            console.print(f"input {io['input']['name']} {io['input']['dtype']} "
+                          f"{io['input']['shape']}, output {io['output']['name']} "
+                          f"{io['output']['dtype']}; compute {result.details.get('compute_dtype')}")

@@ -1,4 +1,4 @@
-"""`edgetl finetune RECIPE`."""
+"""`edgetl finetune RECIPE`: thin wrapper over `edgetl.train.finetune.run_finetune`."""
 
 from __future__ import annotations
 
@@ -6,19 +6,36 @@ from pathlib import Path
 
 import typer
 
-from edgetl.cli.common import not_available
-
 
 def register(app: typer.Typer) -> None:
     @app.command("finetune")
     def finetune(
         recipe: Path = typer.Argument(..., help="Recipe YAML (see recipes/)."),
-        overrides: list[str] = typer.Option([], "--set", help="Override a recipe key: a.b=value."),
+        overrides: list[str] = typer.Option([], "--set", help="Override a recipe key: a.b=value "
+                                            "(phases by name: phases.B.epochs=5)."),
         data: str | None = typer.Option(None, "--data", help="Data source overriding the recipe's."),
-        out: Path | None = typer.Option(None, "--out", help="Run folder."),
+        out: Path | None = typer.Option(None, "--out", help="Run folder (default runs/<name>)."),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
         seed: int | None = typer.Option(None, "--seed", help="Random seed overriding the recipe's."),
         resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run."),
     ) -> None:
         """Fine-tune a pretrained backbone in phases (A head, B last blocks, C all)."""
-        not_available("finetune")
+        from edgetl.cli.common import console
+        from edgetl.cli.render import print_report_summary
+        from edgetl.errors import UsageError
+        from edgetl.recipe import load_recipe
+        from edgetl.train.finetune import run_finetune
+
+        if device not in ("auto", "cpu", "cuda"):
+            raise UsageError(f"--device must be auto, cpu or cuda, got {device!r}")
+        extra = list(overrides)
+        if data is not None:
+            extra.append(f"data.source={data}")
+        if seed is not None:
+            extra.append(f"train.seed={seed}")
+        resolved = load_recipe(recipe, extra)
+        run_dir = out or Path("runs") / resolved.name
+        result = run_finetune(resolved, run_dir, device=device, resume=resume, console=console)
+        print_report_summary(result.test_report, title=f"test split, best checkpoint "
+                             f"(epoch {result.best_epoch})")
+        console.print(f"training wall time {result.train_seconds:.1f} s; run folder {run_dir}")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from edgetl.cli.common import not_available
+from edgetl.cli.common import console
 
 
 def register(app: typer.Typer) -> None:
@@ -16,6 +16,29 @@ def register(app: typer.Typer) -> None:
         against: Path = typer.Option(..., "--against", help="Run folder it came from."),
         split: str = typer.Option("test", "--split", help="Split to check on."),
         json_out: Path | None = typer.Option(None, "--json", help="Write the report as JSON."),
+        backend: str = typer.Option("ort-cpu", "--backend", help="ort-cpu, ort-cuda or tensorrt."),
+        top1_budget: float | None = typer.Option(
+            None, "--top1-budget",
+            help="Minimum top-1 agreement with PyTorch, 0-1 (default by precision: fp32 1.0, "
+                 "fp16 0.995, int8 0.98)."),
+        accuracy_budget: float | None = typer.Option(
+            None, "--accuracy-budget",
+            help="Largest accuracy drop in points (default: 0.5 fp32/fp16, 1.0 int8)."),
+        max_images: int | None = typer.Option(
+            None, "--max-images", help="Check a stratified subset of this many images."),
+        threads: int | None = typer.Option(None, "--threads",
+                                           help="onnxruntime intra-op threads."),
     ) -> None:
         """Spec, preprocessing golden test, output parity and accuracy gates (exit 1 on failure)."""
-        not_available("verify")
+        from edgetl.errors import GateFailedError
+        from edgetl.verify import verify_artifact
+
+        report = verify_artifact(
+            artifact, against, split, backend, top1_budget=top1_budget,
+            accuracy_budget=accuracy_budget, max_images=max_images, threads=threads,
+        )
+        if json_out is not None:
+            report.write_json(json_out)
+        report.render(console)
+        if not report.passed:
+            raise GateFailedError(f"verify failed: {report.failure_line()}")

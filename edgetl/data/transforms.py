@@ -1,8 +1,11 @@
 """Training and evaluation transforms built from a `PreprocessSpec` (torchvision transforms v2).
 
-Both start from the same decoded uint8 tensor (see `reference.decode_image`) and share the spec's
-interpolation, antialias and normalisation, so training and evaluation cannot drift apart. The
-evaluation transform works on tensors; `reference.py` is its torch-free twin.
+The evaluation transform takes the decoded PIL image (`load_image`), so torchvision resizes it
+with PIL itself: the same resampler as the torch-free deployment reference (`reference.py`).
+Resizing uint8 tensors instead (torchvision's own antialias kernels) was measured to differ from
+PIL by up to 4 levels with bicubic on noisy RGB JPEGs, a train/deploy mismatch for no gain.
+Tensors of an image already in the spec's channel order (`load_uint8_tensor`) are accepted too
+and then resized by torchvision's tensor kernels. Training augmentation runs on cached tensors.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from typing import Literal
 import numpy as np
 import torch
 from torchvision.transforms import InterpolationMode, v2
+
+from PIL import Image
 
 from edgetl.data.reference import decode_image, to_hwc3
 from edgetl.errors import RecipeError
@@ -90,16 +95,42 @@ def _normalize_steps(spec: PreprocessSpec) -> list[v2.Transform]:
     return steps
 
 
+class ToChannels:
+    """PIL image -> uint8 CHW tensor in the spec's channel order (grey repeated to 3 channels).
+
+    Tensors pass through unchanged: they are already 3-channel in the spec's order."""
+
+    def __init__(self, color_mode: str) -> None:
+        self.color_mode = color_mode
+
+    def __call__(self, img: Image.Image | torch.Tensor) -> torch.Tensor:
+        if isinstance(img, torch.Tensor):
+            return img
+        arr = to_hwc3(img, self.color_mode)
+        return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+
+
+def resize_transform(spec: PreprocessSpec) -> v2.Compose:
+    """Decoded image -> uint8 CHW tensor after the resize step only (what caches store)."""
+    return v2.Compose([*_resize_step(spec), ToChannels(spec.color_mode)])
+
+
+def center_crop_transform(spec: PreprocessSpec) -> v2.Compose:
+    """The crop step only: applied to a cached resized image it completes the geometry."""
+    return v2.Compose([v2.CenterCrop(list(spec.crop_size))] if spec.crop_size else [])
+
+
 def geometry_transform(spec: PreprocessSpec) -> v2.Compose:
-    """uint8 CHW tensor -> uint8 CHW tensor after resize and centre crop (no normalisation)."""
+    """Decoded image -> uint8 CHW tensor after resize and centre crop (no normalisation)."""
     steps = _resize_step(spec)
     if spec.crop_size is not None:
         steps.append(v2.CenterCrop(list(spec.crop_size)))
+    steps.append(ToChannels(spec.color_mode))
     return v2.Compose(steps)
 
 
 def eval_transform(spec: PreprocessSpec) -> v2.Compose:
-    """uint8 CHW tensor -> normalised float32 CHW tensor, exactly the spec's evaluation path."""
+    """Decoded image (`load_image`) -> normalised float32 CHW tensor: the evaluation path."""
     return v2.Compose([geometry_transform(spec), *_normalize_steps(spec)])
 
 
@@ -142,6 +173,11 @@ def train_transform(spec: PreprocessSpec, aug: AugmentSettings) -> v2.Compose:
     if aug.random_erasing > 0:
         steps.append(v2.RandomErasing(p=aug.random_erasing))
     return v2.Compose(steps)
+
+
+def load_image(path: str, spec: PreprocessSpec) -> Image.Image:
+    """Decode a file in the spec's colour mode (PIL 'RGB' or 'L'); input of `eval_transform`."""
+    return decode_image(path, spec.color_mode)
 
 
 def load_uint8_tensor(path: str, spec: PreprocessSpec) -> torch.Tensor:

@@ -1,0 +1,75 @@
+"""`e2e` mode: file -> decode -> preprocessing -> inference -> softmax/top-k, as `predict` does it.
+
+The step calls `edgetl.predict.run_files` (decode with PIL and the deployment reference
+transform, batched inference through a `Runner`) and `edgetl.predict.softmax`, then takes the
+top-k indices as `predict_images` does; only opening the session is kept out of the timed call.
+The batch is the run's images tiled to the batch size, so every call decodes real files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from edgetl.bench.inputs import tile_paths
+from edgetl.bench.target import Target
+from edgetl.bench.timing import HostClock
+from edgetl.errors import UsageError
+from edgetl.export.manifest import ArtifactInfo
+
+E2E_BACKENDS = ("ort-cpu", "ort-cuda", "tensorrt", "torch")
+TOP_K = 3
+
+
+def e2e_target(backend: str, info: ArtifactInfo, paths: Sequence[str], batch: int,
+               threads: int | None, run: Path | None = None, which: str = "best",
+               device: str = "cpu") -> Target:
+    """A target whose step is predict's whole path for `batch` image files."""
+    from edgetl.predict import run_files, softmax
+
+    if backend not in E2E_BACKENDS:
+        raise UsageError(f"--mode e2e is not available for --backend {backend}",
+                         f"use one of {', '.join(E2E_BACKENDS)} for e2e, or --mode compute")
+    closer = None
+    if backend == "torch":
+        import torch
+
+        from edgetl.runtime.torch_runner import TorchRunner
+
+        assert run is not None, "torch e2e needs the run folder"
+        previous = torch.get_num_threads()
+        if threads is not None:
+            torch.set_num_threads(threads)
+        runner = TorchRunner.from_run(run, which, device=device)
+        used_threads = torch.get_num_threads() if device == "cpu" else None
+
+        def restore() -> None:
+            torch.set_num_threads(previous)
+
+        closer = restore
+    else:
+        from edgetl.runtime import open_runner
+
+        runner = open_runner(info.path, backend, threads=threads, io_binding=backend == "ort-cuda")
+        closer = runner.close
+        used_threads = None
+        if backend == "ort-cpu":
+            from edgetl.bench.ort_timing import default_cpu_threads
+
+            used_threads = threads or default_cpu_threads()
+    files = tile_paths(list(paths), batch)
+    k = min(TOP_K, info.labels.num_classes)
+
+    def step() -> object:
+        probs = softmax(run_files(runner, info, files, batch))
+        return np.argsort(-probs, axis=1, kind="stable")[:, :k]
+
+    return Target(
+        backend=backend, precision="fp32" if backend == "torch" else info.precision, step=step,
+        clock=HostClock(), threads=used_threads,
+        details={"path": "edgetl.predict.run_files + softmax + top-k",
+                 "distinct_images": len(set(files))},
+        closer=closer,
+    )

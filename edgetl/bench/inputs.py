@@ -1,0 +1,90 @@
+"""Real inputs for bench: preprocessed images from the run's own data or from given files.
+
+Never zeros or random tensors: some kernels (int8 especially, and anything with data-dependent
+sparsity or denormals) run at a different speed on constant inputs. The images go through the
+deployment reference transform with the artifact's own spec, exactly what `predict` feeds, and
+a batch is the distinct images tiled to the batch size.
+Order of sources: `--images FILE...`; the source run's split manifest (test split, then val,
+then train); the run's recorded data origin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from edgetl.data.reference import preprocess_batch
+from edgetl.errors import DataError
+from edgetl.spec import PreprocessSpec
+
+DEFAULT_IMAGE_COUNT = 8  # distinct images per batch before tiling
+_SPLIT_ORDER = ("test", "val", "train")
+
+
+def _from_dataset(origin: str, count: int) -> list[str]:
+    from edgetl.data.sources import load_data
+
+    data = load_data(origin, check_images=False)
+    for split in _SPLIT_ORDER:
+        samples = data.by_split(split)
+        if samples:
+            break
+    else:
+        samples = list(data.samples)
+    by_label: dict[str, list[str]] = {}
+    for sample in sorted(samples, key=lambda s: s.path):
+        by_label.setdefault(sample.label, []).append(sample.path)
+    picked: list[str] = []  # round-robin over classes: a batch looks like real traffic
+    while len(picked) < count and any(by_label.values()):
+        for paths in by_label.values():
+            if paths and len(picked) < count:
+                picked.append(paths.pop(0))
+    return picked
+
+
+def find_images(images: Sequence[str | Path] | None, split_manifest: Path | None,
+                data_origin: str | None, count: int = DEFAULT_IMAGE_COUNT) -> list[str]:
+    """Up to `count` image paths: the given files, else the run's split manifest, else its data."""
+    if images:
+        missing = [str(p) for p in images if not Path(p).is_file()]
+        if missing:
+            raise DataError(f"--images: no such file(s): {', '.join(missing[:3])}")
+        return [str(p) for p in images][:max(count, 1)]
+    tried: list[str] = []
+    for origin in (str(split_manifest) if split_manifest else None, data_origin):
+        if not origin:
+            continue
+        if Path(origin).suffix == ".csv" and not Path(origin).is_file():
+            tried.append(f"{origin} (missing)")
+            continue
+        try:
+            found = _from_dataset(origin, count)
+        except DataError as exc:
+            tried.append(f"{origin} ({exc.message})")
+            continue
+        if found:
+            return found
+        tried.append(f"{origin} (no images)")
+    raise DataError(
+        "bench needs real images and found none"
+        + (f": tried {'; '.join(tried)}" if tried else " (the artifact records no source run)"),
+        "pass --images FILE... (a few representative images)",
+    )
+
+
+def tile(batch_of_distinct: np.ndarray, size: int) -> np.ndarray:
+    """Repeat distinct samples along axis 0 until there are `size` of them (contiguous)."""
+    reps = -(-size // len(batch_of_distinct))
+    return np.ascontiguousarray(np.concatenate([batch_of_distinct] * reps, axis=0)[:size])
+
+
+def tile_paths(paths: Sequence[str], size: int) -> list[str]:
+    return [paths[i % len(paths)] for i in range(size)]
+
+
+def preprocessed_batch(paths: Sequence[str], spec: PreprocessSpec, size: int) -> np.ndarray:
+    """The model input for `size` samples, made from the distinct images in `paths`."""
+    distinct = preprocess_batch(list(paths[:size]), spec)
+    return tile(distinct, size)

@@ -1,0 +1,193 @@
+"""ONNX Runtime targets for bench: `ort-cpu`, `ort-cuda` (IOBinding, CUDA graphs), `ort-trt`.
+
+`ort-cpu` times the export engineer's `OrtRunner` as is (its `run` is what deployments call).
+The GPU variants need what `OrtRunner` does not do, so they build their own session here:
+- `ort-cuda`: input and output bound once as device `OrtValue`s through IOBinding, so a timed
+  call moves no data between host and device; with `enable_cuda_graph` the first run captures a
+  CUDA graph and later runs replay it (ONNX Runtime needs every node on the CUDA provider and
+  fixed input/output addresses for that, which the bound OrtValues give). When capture is
+  refused, the target falls back to plain IOBinding and the row says so (`cuda_graph: false`).
+- `ort-trt`: ONNX Runtime's TensorRT provider, same IOBinding; exit 3 unless that provider
+  really loads (it is often listed where libnvinfer is missing).
+ONNX Runtime's `run_with_iobinding` synchronises the provider's stream before it returns (and
+outputs are synchronised explicitly), so the host clock around it is device-synchronised.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgetl.bench.memory import device_used_mb
+from edgetl.bench.target import Target
+from edgetl.bench.timing import HostClock
+from edgetl.errors import ArtifactError, BackendUnavailableError
+
+CPU_SESSION_DEFAULTS = "all graph optimisations, inter-op 1 thread, sequential execution"
+
+
+def default_cpu_threads() -> int:
+    """ONNX Runtime's own default intra-op pool: one thread per physical core."""
+    try:
+        import psutil
+
+        return int(psutil.cpu_count(logical=False) or 1)
+    except ImportError:
+        import os
+
+        return os.cpu_count() or 1
+
+
+def ort_cpu_target(path: Path, batch: np.ndarray, precision: str, threads: int | None,
+                   optimization: str = "all") -> Target:
+    from edgetl.runtime.onnxrt import OrtRunner
+
+    runner = OrtRunner(path, "ort-cpu", intra_op_num_threads=threads, optimization=optimization)
+    data = np.ascontiguousarray(batch, dtype=runner.input_dtype)
+
+    def step() -> object:
+        return runner.run(data)
+
+    return Target(
+        backend="ort-cpu", precision=precision, step=step, clock=HostClock(),
+        threads=threads or default_cpu_threads(),
+        details={"providers": runner.session.get_providers(), "optimization": optimization,
+                 "threads_requested": threads, "session": CPU_SESSION_DEFAULTS},
+        closer=runner.close,
+    )
+
+
+def _ort() -> Any:
+    import onnxruntime as ort
+
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is not None:  # CUDA/cuDNN from the nvidia-* wheels, where installed
+        with contextlib.suppress(Exception):
+            preload()
+    return ort
+
+
+def require_provider(provider: str, backend: str) -> None:
+    """Exit 3 before any work when onnxruntime lacks `provider`."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if provider not in available:
+        raise BackendUnavailableError(
+            f"--backend {backend}: this onnxruntime {ort.__version__} has no {provider} "
+            f"(it has {', '.join(available)})",
+            ("install onnxruntime-gpu built for this machine's CUDA" if backend == "ort-cuda"
+             else "install onnxruntime-gpu with TensorRT 10 libraries")
+            + " on a machine with an NVIDIA GPU, or use --backend ort-cpu",
+        )
+
+
+def _bound_session(path: Path, batch: np.ndarray, providers: list[Any], threads: int | None
+                   ) -> tuple[Any, Any, Any]:
+    """A session plus an IOBinding with device input/output OrtValues (batch copied once)."""
+    ort = _ort()
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(path), options, providers=providers)
+    first_in, first_out = session.get_inputs()[0], session.get_outputs()[0]
+    dtype = {"tensor(float)": np.float32, "tensor(float16)": np.float16,
+             "tensor(uint8)": np.uint8}.get(first_in.type)
+    if dtype is None:
+        raise ArtifactError(f"{path}: unsupported input type {first_in.type}")
+    out_dtype = np.float16 if first_out.type == "tensor(float16)" else np.float32
+    device_in = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(batch, dtype=dtype),
+                                                 "cuda", 0)
+    out_shape = [d if isinstance(d, int) else len(batch) for d in first_out.shape]
+    if len(out_shape) < 2 or out_shape[0] != len(batch):
+        raise ArtifactError(f"{path}: output shape {first_out.shape} is not [batch, classes]")
+    device_out = ort.OrtValue.ortvalue_from_shape_and_type(out_shape, out_dtype, "cuda", 0)
+    binding = session.io_binding()
+    binding.bind_ortvalue_input(first_in.name, device_in)
+    binding.bind_ortvalue_output(first_out.name, device_out)
+    return session, binding, (device_in, device_out)
+
+
+def _gpu_target(backend: str, path: Path, batch: np.ndarray, precision: str,
+                providers_for: Any) -> Target:
+    """ort-cuda / ort-trt: bound device buffers, CUDA graph first, plain IOBinding second."""
+    before = device_used_mb()
+    notes: list[str] = []
+    for graph in (True, False):
+        try:
+            session, binding, keep = _bound_session(path, batch, providers_for(graph), None)
+            session.run_with_iobinding(binding)  # with a graph: this run captures it
+            binding.synchronize_outputs()
+        except Exception as exc:  # onnxruntime's errors are untyped
+            if graph:
+                notes.append(f"CUDA graph refused ({str(exc).splitlines()[0][:200]}); "
+                             "timed without")
+                continue
+            raise BackendUnavailableError(
+                f"--backend {backend} could not run {path.name}: {str(exc).splitlines()[0]}",
+                "check nvidia-smi and that onnxruntime-gpu matches the CUDA/cuDNN installed",
+            ) from exc
+        break
+    primary = {"ort-cuda": "CUDAExecutionProvider", "ort-trt": "TensorrtExecutionProvider"}[backend]
+    if session.get_providers()[0] != primary:
+        raise BackendUnavailableError(
+            f"--backend {backend}: {primary} did not load (session providers "
+            f"{session.get_providers()}); it would silently run elsewhere",
+            "check the CUDA/cuDNN/TensorRT libraries onnxruntime-gpu needs",
+        )
+
+    def step() -> object:
+        session.run_with_iobinding(binding)
+        binding.synchronize_outputs()
+        return keep
+
+    def peak() -> float | None:
+        after = device_used_mb()
+        return None if after is None or before is None else round(after - before, 1)
+
+    def close() -> None:
+        nonlocal session, binding
+        session = binding = None
+
+    return Target(
+        backend=backend, precision=precision, step=step, clock=HostClock(), threads=None,
+        details={"providers": session.get_providers(), "io_binding": "device OrtValues",
+                 "cuda_graph": graph, "notes": notes,
+                 "device_memory_method": "driver used memory after minus before the session"},
+        device_peak_mb=peak, closer=close,
+    )
+
+
+def ort_cuda_target(path: Path, batch: np.ndarray, precision: str) -> Target:
+    require_provider("CUDAExecutionProvider", "ort-cuda")
+
+    def providers(graph: bool) -> list[Any]:
+        options = {"device_id": 0, "cudnn_conv_algo_search": "EXHAUSTIVE"}
+        if graph:
+            options["enable_cuda_graph"] = "1"
+        return [("CUDAExecutionProvider", options), "CPUExecutionProvider"]
+
+    return _gpu_target("ort-cuda", path, batch, precision, providers)
+
+
+def ort_trt_target(path: Path, batch: np.ndarray, precision: str) -> Target:
+    require_provider("TensorrtExecutionProvider", "ort-trt")
+    import tempfile
+
+    cache = tempfile.mkdtemp(prefix="edgetl-ort-trt-")
+
+    def providers(graph: bool) -> list[Any]:
+        options = {"device_id": 0, "trt_fp16_enable": precision != "fp32",
+                   "trt_int8_enable": False, "trt_engine_cache_enable": True,
+                   "trt_engine_cache_path": cache}
+        if graph:
+            options["trt_cuda_graph_enable"] = True
+        return [("TensorrtExecutionProvider", options), ("CUDAExecutionProvider", {}),
+                "CPUExecutionProvider"]
+
+    return _gpu_target("ort-trt", path, batch, precision, providers)

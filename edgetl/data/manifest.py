@@ -1,0 +1,111 @@
+"""CSV manifest source and writer: `path,label[,group][,split]`, one row per image.
+
+Relative paths resolve against the CSV's own folder, so a manifest can travel with its images.
+`split` is 'train', 'val', 'test' or empty (not assigned). Extra columns are ignored, which lets
+`--group-column` pick any column as the group. Classes are sorted: a CSV defines no order.
+`write_manifest` writes absolute paths so its output works from any folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import warnings
+from pathlib import Path
+
+from edgetl.data.samples import SPLITS, DataSet, DataWarning, Sample, is_image_name
+from edgetl.errors import DataError
+from edgetl.io import atomic_write_text
+
+MANIFEST_COLUMNS = ("path", "label", "group", "split")
+
+
+def _read_rows(csv_path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    try:
+        text = csv_path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read manifest {csv_path}: {exc}") from exc
+    reader = csv.DictReader(io.StringIO(text))
+    header = [(name or "").strip() for name in (reader.fieldnames or [])]
+    reader.fieldnames = header
+    rows = [row for row in reader if not _blank(row)]
+    return header, rows
+
+
+def _blank(row: dict[str, str]) -> bool:
+    """True for an empty line (extra values beyond the header sit under the key None)."""
+    return all(not (value or "").strip() for key, value in row.items() if key is not None)
+
+
+def read_manifest(csv_path: str | Path, *, group_column: str = "group") -> DataSet:
+    """Read a CSV manifest into a `DataSet` whose origin is the absolute CSV path."""
+    csv_path = Path(os.path.normpath(os.path.abspath(os.path.expanduser(str(csv_path)))))
+    header, rows = _read_rows(csv_path)
+    missing = [c for c in ("path", "label") if c not in header]
+    if missing:
+        raise DataError(
+            f"manifest {csv_path} lacks column(s) {missing}; header is {header}",
+            hint="the first line must be path,label[,group][,split]",
+        )
+    if group_column != "group" and group_column not in header:
+        raise DataError(f"manifest {csv_path} has no column {group_column!r}; header is {header}")
+    base = csv_path.parent
+    samples: list[Sample] = []
+    skipped: list[tuple[str, str]] = []
+    seen: dict[str, str] = {}
+    labels: set[str] = set()
+    for line, row in enumerate(rows, start=2):
+        raw_path = (row.get("path") or "").strip()
+        label = (row.get("label") or "").strip()
+        if not raw_path or not label:
+            raise DataError(f"manifest {csv_path} line {line}: empty path or label")
+        split = (row.get("split") or "").strip().lower() or None
+        if split is not None and split not in SPLITS:
+            raise DataError(f"manifest {csv_path} line {line}: split {split!r} is not one of "
+                            f"{', '.join(SPLITS)} (or empty)")
+        group = (row.get(group_column) or "").strip() or None
+        path = os.path.normpath(os.path.join(base, os.path.expanduser(raw_path)))
+        labels.add(label)
+        if path in seen:
+            if seen[path] != label:
+                raise DataError(f"manifest {csv_path} line {line}: {raw_path} is listed with "
+                                f"labels {seen[path]!r} and {label!r}", hint="keep one row")
+            skipped.append((path, "listed twice in the manifest"))
+            continue
+        seen[path] = label
+        if not os.path.isfile(path):
+            skipped.append((path, "file not found"))
+            continue
+        if not is_image_name(path):
+            skipped.append((path, "not an image extension (jpg jpeg png bmp tif tiff webp)"))
+            continue
+        samples.append(Sample(path=path, label=label, group=group, split=split))
+    if not rows:
+        raise DataError(f"manifest {csv_path} has no rows")
+    if skipped:
+        warnings.warn(f"{csv_path}: {len(skipped)} row(s) skipped, e.g. {skipped[0][0]}: "
+                      f"{skipped[0][1]}", DataWarning, stacklevel=3)
+    return DataSet(
+        name=csv_path.stem,
+        classes=sorted(labels),
+        samples=samples,
+        origin=str(csv_path),
+        description=f"CSV manifest {csv_path}",
+        skipped=skipped,
+    )
+
+
+def manifest_text(ds: DataSet) -> str:
+    """The CSV text of a data set: path,label,group,split with absolute paths."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(MANIFEST_COLUMNS)
+    for s in ds.samples:
+        writer.writerow([s.path, s.label, s.group or "", s.split or ""])
+    return buffer.getvalue()
+
+
+def write_manifest(ds: DataSet, path: str | Path) -> Path:
+    """Write `ds` as a manifest that `load_data` reads back to the same samples (atomic)."""
+    return atomic_write_text(path, manifest_text(ds))

@@ -1,0 +1,80 @@
+"""`load_data`: one entry point that turns a DATA argument into a validated `DataSet`.
+
+DATA is, in this order of precedence:
+1. a built-in name: `elpv`, `elpv:4class` (a folder that happens to be called `elpv` is read
+   as `./elpv`), so that a checkpoint's recorded origin always means the same data;
+2. an existing folder: a class-per-subfolder tree (see `folder.py` for split layouts);
+3. an existing `.csv` file: a manifest `path,label[,group][,split]` (see `manifest.py`).
+Anything else is a `DataError` (exit 2) naming it. Problems that do not make the data unusable
+(undecodable files, stray files) are skipped, listed in `DataSet.skipped` and reported once
+through `warnings.warn(..., DataWarning)`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from edgetl.data.checks import drop_unreadable
+from edgetl.data.elpv import ELPV_NAMES, load_elpv
+from edgetl.data.folder import load_folder
+from edgetl.data.manifest import read_manifest
+from edgetl.data.samples import DataSet
+from edgetl.errors import DataError
+
+BUILTIN_NAMES = ELPV_NAMES
+_WHAT = "give a class-per-folder tree, a CSV manifest (path,label[,group][,split]) or one of: "
+
+
+def load_data(data: str, *, check_images: bool = True, group_column: str = "group") -> DataSet:
+    """Open DATA (folder, CSV manifest or built-in name) and validate it.
+
+    With `check_images`, every user image is fully decoded once (threaded, cached per process)
+    and files that fail are moved to `skipped`. Built-in data sets are not decoded: their files
+    come from a pinned wheel and their presence is checked. `group_column` picks the manifest
+    column used as group (CSV manifests only).
+    """
+    text = str(data).strip()
+    if not text:
+        raise DataError("DATA is empty; " + _WHAT + ", ".join(BUILTIN_NAMES))
+    builtin = text.lower() in BUILTIN_NAMES
+    if builtin:
+        ds = load_elpv(text.lower())
+    else:
+        path = Path(os.path.expanduser(text))
+        if path.is_dir():
+            ds = load_folder(path)
+        elif path.is_file() and path.suffix.lower() == ".csv":
+            ds = read_manifest(path, group_column=group_column)
+        elif path.exists():
+            raise DataError(f"{text} is neither a folder nor a .csv manifest; "
+                            + _WHAT + ", ".join(BUILTIN_NAMES))
+        elif text.lower().startswith("elpv"):
+            raise DataError(f"unknown built-in data set {text!r}; built-in names: "
+                            + ", ".join(BUILTIN_NAMES))
+        else:
+            raise DataError(f"no such folder or file: {text}; " + _WHAT
+                            + ", ".join(BUILTIN_NAMES))
+    is_manifest = not builtin and ds.origin.lower().endswith(".csv")
+    if group_column != "group" and not is_manifest:
+        raise DataError(f"--group-column {group_column!r} applies to CSV manifests only, "
+                        f"not to {text}")
+    if check_images and not builtin:
+        ds = drop_unreadable(ds)
+    validate(ds)
+    return ds
+
+
+def validate(ds: DataSet) -> None:
+    """At least two classes, and every class holds at least one image."""
+    counts = ds.counts()
+    empty = [name for name, n in counts.items() if n == 0]
+    if empty:
+        raise DataError(f"class {empty[0]!r} in {ds.origin} has no readable images"
+                        + (f" (also: {', '.join(empty[1:])})" if len(empty) > 1 else ""),
+                        hint="add images for it or remove it")
+    if len(ds.classes) < 2:
+        found = ", ".join(ds.classes) or "none"
+        raise DataError(f"{ds.origin} has {len(ds.classes)} class(es) ({found}); "
+                        "classification needs at least 2",
+                        hint="one subfolder (or label) per class")

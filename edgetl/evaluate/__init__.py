@@ -1,0 +1,1 @@
+"""Metrics, plots and reports for runs and exported artifacts."""

@@ -1,0 +1,77 @@
+"""PNG figures people look at: learning curves and confusion matrices (matplotlib, Agg)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from edgetl.io import atomic_write_with
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curves(metrics_jsonl: str | Path, out_png: str | Path) -> Path | None:
+    """Loss and validation metrics per epoch, with a dashed line at each phase change."""
+    path = Path(metrics_jsonl)
+    if not path.is_file():
+        return None
+    rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    if not rows:
+        return None
+    plt = _pyplot()
+    epochs = [r["epoch"] for r in rows]
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(11, 4))
+    ax_loss.plot(epochs, [r["train_loss"] for r in rows], marker="o", label="train loss")
+    if "val_loss" in rows[0]:
+        ax_loss.plot(epochs, [r.get("val_loss") for r in rows], marker="o", label="val loss")
+    for key in ("val_accuracy", "val_balanced_accuracy", "val_macro_f1"):
+        if key in rows[0]:
+            ax_metric.plot(epochs, [r.get(key) for r in rows], marker="o", label=key)
+    for ax in (ax_loss, ax_metric):
+        for prev, cur in zip(rows, rows[1:], strict=False):
+            if cur["phase"] != prev["phase"]:
+                ax.axvline(cur["epoch"] - 0.5, color="grey", linestyle="--", linewidth=1)
+                ax.text(cur["epoch"] - 0.45, ax.get_ylim()[1], f"phase {cur['phase']}",
+                        va="top", fontsize=8, color="grey")
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    ax_loss.set_title("loss")
+    ax_metric.set_title("validation")
+    fig.tight_layout()
+    atomic_write_with(out_png, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+    return Path(out_png)
+
+
+def plot_confusion(matrix: list[list[int]], class_names: list[str], out_png: str | Path,
+                   title: str = "confusion matrix") -> Path:
+    """Counts with row-normalised shading (rows: true class, columns: predicted)."""
+    import numpy as np
+
+    plt = _pyplot()
+    cm = np.asarray(matrix, dtype=float)
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    size = max(4.0, 0.7 * len(class_names) + 2)
+    fig, ax = plt.subplots(figsize=(size, size * 0.85))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
+    ax.set_yticks(range(len(class_names)), class_names)
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            ax.text(j, i, f"{int(cm[i, j])}\n{norm[i, j]:.0%}", ha="center", va="center",
+                    color="white" if norm[i, j] > 0.5 else "black", fontsize=9)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.tight_layout()
+    atomic_write_with(out_png, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+    return Path(out_png)

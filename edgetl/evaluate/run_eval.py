@@ -1,0 +1,69 @@
+"""Evaluate a run's checkpoint (or an exported artifact) on a split of its recorded data.
+
+A run's samples come from its own `split.csv`, so `finetune`'s closing test figure and
+`edgetl evaluate RUN` are computed by this same function on the same images.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgetl.errors import DataError
+
+
+def samples_for(run_dir: str | Path, split: str, data: str | None = None) -> tuple[list, str]:
+    """The samples of `split` from `data` or else the run's split manifest."""
+    from edgetl.data.sources import load_data
+
+    origin = data or str(Path(run_dir) / "split.csv")
+    dataset = load_data(origin)
+    samples = dataset.by_split(split) if dataset.has_splits else dataset.samples
+    if not samples:
+        raise DataError(f"split '{split}' of {origin} holds no images",
+                        "use --split train, val or test")
+    return samples, origin
+
+
+def torch_probs(model: Any, spec: Any, paths: list[str], device: str = "cpu",
+                batch: int = 64) -> np.ndarray:
+    """Softmax outputs of a torch model through the spec's torchvision evaluation transform."""
+    import torch
+
+    from edgetl.data.transforms import eval_transform, load_image
+
+    tf = eval_transform(spec)
+    model = model.to(device).eval()
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(paths), batch):
+            x = torch.stack([tf(load_image(p, spec)) for p in paths[i:i + batch]])
+            out.append(torch.softmax(model(x.to(device)).float(), dim=1).cpu())
+    return torch.cat(out).numpy()
+
+
+def evaluate_checkpoint(run_dir: str | Path, split: str = "test", data: str | None = None,
+                        device: str = "cpu", console: Any = None) -> dict[str, Any]:
+    """classification_report of the run's best checkpoint on `split`."""
+    from edgetl.evaluate.metrics import classification_report
+    from edgetl.train.checkpoint import load_model
+
+    model, info = load_model(run_dir, "best")
+    samples, origin = samples_for(run_dir, split, data)
+    _check_labels(samples, info.labels.names)
+    probs = torch_probs(model, info.spec, [s.path for s in samples], device)
+    y = np.array([info.labels.index(s.label) for s in samples])
+    report = classification_report(y, probs, list(info.labels.names))
+    report.update({"target": str(Path(run_dir)), "kind": "checkpoint", "split": split,
+                   "data": origin, "spec_fingerprint": info.spec.fingerprint(),
+                   "checkpoint_epoch": info.record.get("epoch")})
+    return report
+
+
+def _check_labels(samples: list, names: tuple[str, ...]) -> None:
+    unknown = sorted({s.label for s in samples} - set(names))
+    if unknown:
+        raise DataError(f"the data has labels the model does not know: {unknown[:5]}",
+                        f"the model was trained on {list(names)}")

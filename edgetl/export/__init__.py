@@ -1,0 +1,69 @@
+"""Export a run's checkpoint to deployable artifacts, one module per format (see formats.py).
+
+`export_run(run, "onnx-int8")` loads the checkpoint, hands an `ExportContext` to the format's
+module and returns an `ExportResult` (where the artifact and its manifest went). Formats are
+looked up by name in `FORMATS`; their modules (torch, onnx, onnxruntime, tensorrt) are imported
+only when used, and importing this package imports none of them (`predict` relies on that).
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from edgetl.errors import UsageError
+from edgetl.export.formats import (
+    FORMATS,
+    ExportFormat,
+    ExportOptions,
+    artifact_filename,
+    get_format,
+)
+
+__all__ = ["FORMATS", "ExportFormat", "ExportOptions", "default_artifact_path", "export_run",
+           "get_format", "resolve_target"]
+
+EXPORT_FOLDER = "export"
+
+
+def default_artifact_path(run: str | Path, fmt: ExportFormat, embed: bool = False) -> Path:
+    """RUN/export/<format's file name>."""
+    return Path(run) / EXPORT_FOLDER / artifact_filename(fmt, embed)
+
+
+def resolve_target(run: str | Path, fmt: ExportFormat, out: str | Path | None,
+                   embed: bool = False) -> Path:
+    """The artifact path: `out` if it names a file, `out/<default name>` for a folder (an
+    existing one, or a path without a suffix), RUN/export/<default name> without `out`."""
+    if out is None:
+        return default_artifact_path(run, fmt, embed)
+    out = Path(out)
+    target = out / artifact_filename(fmt, embed) if out.is_dir() or not out.suffix else out
+    expected = ".engine" if fmt.family == "tensorrt" else ".onnx"
+    if target.suffix != expected:
+        raise UsageError(f"--out {target} does not end in {expected}, the {fmt.name} file type",
+                         f"name a {expected} file or a folder")
+    return target
+
+
+def export_run(run: str | Path, fmt: str, out: str | Path | None = None,
+               options: ExportOptions | None = None) -> Any:
+    """Export RUN's checkpoint as `fmt` to `out` (a file, a folder, or RUN/export/).
+
+    Returns `edgetl.export.context.ExportResult`.
+    """
+    from edgetl.export.context import ExportContext
+    from edgetl.train.checkpoint import read_checkpoint_info
+
+    options = options or ExportOptions()
+    options.validate()
+    row = get_format(fmt)
+    if row.family == "tensorrt":  # fail fast (exit 3) before loading anything heavy
+        from edgetl.export.tensorrt_engine import require_tensorrt
+
+        require_tensorrt()
+    info = read_checkpoint_info(run, options.checkpoint)
+    target = resolve_target(run, row, out, options.embed_preprocessing)
+    ctx = ExportContext(run=Path(run), info=info, fmt=row, options=options, target=target)
+    return importlib.import_module(row.module).export(ctx)

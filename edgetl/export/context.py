@@ -1,0 +1,96 @@
+"""What every format's exporter receives, and the steps they share.
+
+`ExportContext` holds the run, its checkpoint record, the format row and the options; its
+methods load the fine-tuned model, say which spec the artifact carries, and build the metadata
+and manifest fields common to all formats, so format modules only do their own part.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgetl.export.formats import ExportFormat, ExportOptions
+from edgetl.export.manifest import build_metadata
+from edgetl.export.preprocess_graph import embedded_spec
+from edgetl.spec import PreprocessSpec
+from edgetl.train.checkpoint import CheckpointInfo, now_iso, package_versions
+
+DEFAULT_SPLIT_MANIFEST = "split.csv"
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """Where the artifact and its manifest went, and the format's own evidence."""
+
+    path: Path
+    manifest: Path
+    format: str
+    precision: str
+    size_bytes: int
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExportContext:
+    run: Path
+    info: CheckpointInfo
+    fmt: ExportFormat
+    options: ExportOptions
+    target: Path
+
+    @property
+    def spec(self) -> PreprocessSpec:
+        """The spec the artifact carries: the run's, with graph_input changed when embedded."""
+        if self.options.embed_preprocessing:
+            return embedded_spec(self.info.spec)
+        return self.info.spec
+
+    @property
+    def split_manifest(self) -> Path:
+        name = (self.info.record.get("data") or {}).get("split_manifest") or DEFAULT_SPLIT_MANIFEST
+        return self.run / name
+
+    def load_model(self) -> Any:
+        """The fine-tuned classifier (eval, CPU, float32) exactly as training saved it."""
+        from edgetl.train.checkpoint import load_model
+
+        model, _ = load_model(self.info.folder)
+        return model
+
+    def metadata(self, input_dtype: str, output_dtype: str = "float32") -> dict[str, str]:
+        return build_metadata(
+            spec=self.spec,
+            labels=self.info.labels,
+            architecture=self.info.architecture,
+            weights_sha256=self.info.weights_sha256(),
+            fmt=self.fmt.name,
+            precision=self.fmt.precision,
+            checkpoint=self.options.checkpoint,
+            input_dtype=input_dtype,
+            output_dtype=output_dtype,
+        )
+
+    def manifest_extra(self, details: dict[str, Any]) -> dict[str, Any]:
+        """Manifest fields beyond the embedded metadata: origin, options, versions, evidence."""
+        return {
+            "source": {
+                "run": str(self.run.resolve()),
+                "checkpoint": self.options.checkpoint,
+                "checkpoint_folder": str(self.info.folder.resolve()),
+                "data_origin": self.info.data_origin,
+                "split_manifest": self.split_manifest.name,
+            },
+            "embed_preprocessing": self.options.embed_preprocessing,
+            "options": {
+                "opset": self.options.opset,
+                "max_batch": self.options.max_batch,
+                **({"calibration_images": self.options.calibration_images,
+                    "calibration_method": self.options.calibration_method}
+                   if self.fmt.calibrated else {}),
+            },
+            "details": details,
+            "versions": package_versions(),
+            "created": now_iso(),
+        }

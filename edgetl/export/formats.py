@@ -1,0 +1,119 @@
+"""The table of export formats and their options, keyed by name.
+
+One row per format says which module builds it, what precision it holds, what the file is
+called and which verify budgets apply by default. Everything else (CLI, verify, manifest) looks
+formats up here by name, never by position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from edgetl.errors import UsageError
+
+Precision = Literal["fp32", "fp16", "int8"]
+Family = Literal["onnx", "tensorrt"]
+CalibrationMethod = Literal["minmax", "entropy", "percentile"]
+
+DEFAULT_OPSET = 17
+DEFAULT_CALIBRATION_IMAGES = 256
+DEFAULT_MAX_BATCH = 32
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """One exportable format: the builder module and the defaults that go with it."""
+
+    name: str
+    family: Family
+    precision: Precision
+    filename: str  # default file name inside the run's export folder
+    module: str  # module with `export(ctx) -> ExportOutcome`, imported only when used
+    description: str
+    top1_agreement_budget: float  # verify: minimum top-1 agreement with the PyTorch model
+    accuracy_budget_points: float  # verify: maximum accuracy drop in percentage points
+    calibrated: bool = False
+
+
+FORMATS: dict[str, ExportFormat] = {
+    f.name: f
+    for f in (
+        ExportFormat(
+            name="onnx", family="onnx", precision="fp32", filename="model.onnx",
+            module="edgetl.export.onnx_fp32",
+            description="ONNX, float32 weights and input",
+            top1_agreement_budget=1.0, accuracy_budget_points=0.5,
+        ),
+        ExportFormat(
+            name="onnx-fp16", family="onnx", precision="fp16", filename="model.fp16.onnx",
+            module="edgetl.export.onnx_fp16",
+            description="ONNX, float16 weights and compute; float32 input and output",
+            top1_agreement_budget=0.995, accuracy_budget_points=0.5,
+        ),
+        ExportFormat(
+            name="onnx-int8", family="onnx", precision="int8", filename="model.int8-qdq.onnx",
+            module="edgetl.export.onnx_int8",
+            description="ONNX, static int8 QDQ (per-channel weights), calibrated on train images",
+            top1_agreement_budget=0.98, accuracy_budget_points=1.0, calibrated=True,
+        ),
+        ExportFormat(
+            name="tensorrt-fp16", family="tensorrt", precision="fp16", filename="model.fp16.engine",
+            module="edgetl.export.tensorrt_engine",
+            description="TensorRT engine, fp16 enabled (built on this GPU, for this GPU)",
+            top1_agreement_budget=0.995, accuracy_budget_points=0.5,
+        ),
+        ExportFormat(
+            name="tensorrt-int8", family="tensorrt", precision="int8", filename="model.int8.engine",
+            module="edgetl.export.tensorrt_engine",
+            description="TensorRT engine, int8 with an entropy calibrator (and fp16 fallback)",
+            top1_agreement_budget=0.98, accuracy_budget_points=1.0, calibrated=True,
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What the user may choose for any format; formats ignore what does not apply to them."""
+
+    opset: int = DEFAULT_OPSET
+    embed_preprocessing: bool = False
+    calibration_images: int = DEFAULT_CALIBRATION_IMAGES
+    calibration_method: CalibrationMethod = "minmax"
+    max_batch: int = DEFAULT_MAX_BATCH
+    checkpoint: str = "best"
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.opset < 17:
+            raise UsageError(f"--opset {self.opset} is too old", "use opset 17 or newer")
+        if self.calibration_images < 1:
+            raise UsageError("--calibration-images must be at least 1")
+        if self.calibration_method not in ("minmax", "entropy", "percentile"):
+            raise UsageError(
+                f"unknown calibration method {self.calibration_method!r}",
+                "use minmax, entropy or percentile",
+            )
+        if self.max_batch < 1:
+            raise UsageError("--max-batch must be at least 1")
+        if self.checkpoint not in ("best", "last"):
+            raise UsageError(f"unknown checkpoint {self.checkpoint!r}", "use best or last")
+
+
+def get_format(name: str) -> ExportFormat:
+    """The table row for `name`, or a usage error that lists the valid names."""
+    try:
+        return FORMATS[name]
+    except KeyError:
+        raise UsageError(
+            f"unknown export format {name!r}", f"use one of {', '.join(FORMATS)}"
+        ) from None
+
+
+def artifact_filename(fmt: ExportFormat, embed_preprocessing: bool) -> str:
+    """Default file name; embedded-preprocessing variants say so (`model.uint8in.onnx`)."""
+    if not embed_preprocessing:
+        return fmt.filename
+    stem, dot, suffix = fmt.filename.partition(".")
+    return f"{stem}.uint8in{dot}{suffix}"

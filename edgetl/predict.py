@@ -1,0 +1,112 @@
+"""Deployment-side prediction: the artifact and its embedded spec, nothing else.
+
+Torch-free on purpose (onnxruntime, numpy and PIL only): this is the code path a user copies to
+a device. The spec and labels come from the artifact's own metadata (read through the
+onnxruntime session, so not even the `onnx` package is needed); images go through
+`edgetl.data.reference`, which `verify` proves equal to training's evaluation transform.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgetl.data.reference import preprocess_batch
+from edgetl.errors import UsageError
+from edgetl.export.manifest import ArtifactInfo, metadata_from_mapping, read_artifact, read_manifest
+from edgetl.runtime import Runner, open_runner
+
+DEFAULT_BATCH = 16
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Top-k classes of one image, most likely first."""
+
+    image: str
+    labels: list[str]
+    indices: list[int]
+    probabilities: list[float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "image": self.image,
+            "top": [{"label": label, "index": index, "probability": prob}
+                    for label, index, prob in zip(self.labels, self.indices,
+                                                  self.probabilities, strict=True)],
+        }
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float64 (stable), returned as float32."""
+    shifted = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def open_artifact(artifact: str | Path, backend: str = "ort-cpu", threads: int | None = None
+                  ) -> tuple[Runner, ArtifactInfo]:
+    """A runner and the artifact's own spec/labels (ONNX: from the session's metadata)."""
+    path = Path(artifact)
+    if not path.is_file():
+        read_artifact(path)  # raises the usual "artifact not found" error
+    runner = open_runner(path, backend, threads=threads)
+    metadata = getattr(runner, "metadata", None)
+    if metadata is not None:
+        info = metadata_from_mapping(path, metadata, read_manifest(path))
+    else:
+        info = read_artifact(path)
+    return runner, info
+
+
+def run_files(runner: Runner, info: ArtifactInfo, paths: Sequence[str | Path],
+              batch: int = DEFAULT_BATCH) -> np.ndarray:
+    """float32 logits [N, C] for image files, through the deployment reference transform."""
+    if batch < 1:
+        raise UsageError("batch size must be at least 1")
+    parts = [runner.run(preprocess_batch(list(paths[i:i + batch]), info.spec))
+             for i in range(0, len(paths), batch)]
+    if not parts:
+        return np.zeros((0, info.labels.num_classes), dtype=np.float32)
+    return np.concatenate(parts, axis=0)
+
+
+def predict_images(artifact: str | Path, images: Sequence[str | Path], top_k: int = 3,
+                   backend: str = "ort-cpu", threads: int | None = None,
+                   batch: int = DEFAULT_BATCH) -> list[Prediction]:
+    """Top-k labels and softmax probabilities for each image, in the order given."""
+    if top_k < 1:
+        raise UsageError(f"--top-k must be at least 1, got {top_k}")
+    runner, info = open_artifact(artifact, backend, threads)
+    try:
+        probs = softmax(run_files(runner, info, images, batch))
+    finally:
+        runner.close()
+    k = min(top_k, info.labels.num_classes)
+    out = []
+    for image, row in zip(images, probs, strict=True):
+        order = np.argsort(-row, kind="stable")[:k]
+        out.append(Prediction(image=str(image), labels=[info.labels.names[i] for i in order],
+                              indices=[int(i) for i in order],
+                              probabilities=[float(row[i]) for i in order]))
+    return out
+
+
+def predict_artifact_on_samples(artifact_path: str | Path, samples: Sequence[Any],
+                                backend: str = "ort-cpu", batch: int = 32,
+                                threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities, logits), both [N, C] float32, for `Sample`s (anything with `.path`).
+
+    Column i is the artifact's label i (`read_artifact(path).labels.names[i]`); map the
+    samples' label names through that, not through a data set's own class order.
+    """
+    runner, info = open_artifact(artifact_path, backend, threads)
+    try:
+        logits = run_files(runner, info, [s.path for s in samples], batch)
+    finally:
+        runner.close()
+    return softmax(logits), logits

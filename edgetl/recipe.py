@@ -1,0 +1,261 @@
+"""Recipe schema (pydantic v2, unknown keys rejected), YAML loading and `--set` overrides.
+
+A recipe is the whole description of a fine-tuning run. The resolved recipe (after overrides) is
+written into the run folder and hashed into every checkpoint, so a run can be reproduced and
+resumed with exactly the settings it started with.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from edgetl.errors import RecipeError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Strict):
+    source: str = "elpv"
+    val_fraction: float = Field(0.15, ge=0.0, lt=0.5)
+    test_fraction: float = Field(0.15, ge=0.0, lt=0.5)
+    near_duplicate_threshold: int = Field(6, ge=0, le=32)
+    cache_dir: str | None = None  # keep the decoded-image cache on disk here (reused across runs)
+
+
+class HeadSettings(_Strict):
+    dropout: float = Field(0.2, ge=0.0, lt=1.0)
+    hidden: int = Field(0, ge=0)
+
+
+class ModelConfig(_Strict):
+    architecture: str = "tf_efficientnet_lite0"
+    weights: str | None = None  # None: the packaged/offline default; a path; 'timm-cache'; 'random'
+    input_size: int | None = Field(None, ge=32, le=1024)  # keep the weights' resize/crop ratio
+    head: HeadSettings = HeadSettings()
+
+
+class PreprocessOverrides(_Strict):
+    """Only what a recipe may change about the weights' preprocessing (recorded in the spec)."""
+
+    color_mode: Literal["rgb", "grayscale3", "bgr"] | None = None
+    interpolation: Literal["nearest", "bilinear", "bicubic"] | None = None
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+
+
+class AugmentConfig(_Strict):
+    preset: Literal["none", "light", "standard", "strong", "conservative"] = "standard"
+    random_resized_crop: bool | None = None
+    scale: tuple[float, float] | None = None
+    ratio: tuple[float, float] | None = None
+    hflip: bool | None = None
+    vflip: bool | None = None
+    rot90: bool | None = None
+    rotate_degrees: float | None = Field(None, ge=0, le=180)
+    brightness: float | None = Field(None, ge=0)
+    contrast: float | None = Field(None, ge=0)
+    saturation: float | None = Field(None, ge=0)
+    hue: float | None = Field(None, ge=0, le=0.5)
+    random_erasing: float | None = Field(None, ge=0, le=1)
+
+    def overrides(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model_dump().items() if k != "preset" and v is not None}
+
+
+class LossConfig(_Strict):
+    type: Literal["cross_entropy", "focal"] = "cross_entropy"
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    class_weights: Literal["none", "balanced"] | list[float] = "none"
+    focal_gamma: float = Field(2.0, ge=0.0)
+    balanced_sampler: bool = False
+
+
+class EarlyStopping(_Strict):
+    metric: Literal["val_accuracy", "val_balanced_accuracy", "val_macro_f1", "val_loss"] = (
+        "val_accuracy"
+    )
+    patience: int = Field(3, ge=1)
+    min_delta: float = Field(0.0, ge=0.0)
+
+
+class PhaseConfig(_Strict):
+    name: Literal["A", "B", "C"]
+    epochs: int = Field(ge=0, le=1000)
+    unfreeze: Literal["head", "last", "all"] = "head"
+    blocks: int = Field(0, ge=0)  # with unfreeze=last: how many of the last body blocks train
+    lr: float = Field(1e-3, gt=0)  # the head's learning rate; body groups get multipliers
+    late_multiplier: float = Field(0.1, ge=0)  # the last `late_blocks` body blocks
+    early_multiplier: float = Field(0.01, ge=0)  # every other trainable body block
+    late_blocks: int | None = Field(None, ge=0)  # default: `blocks` (phase B) or 2 (phase C)
+    layer_decay: float | None = Field(None, gt=0, le=1)  # instead of late/early multipliers
+    warmup_epochs: float = Field(0.0, ge=0)
+    min_lr_ratio: float = Field(0.01, ge=0, le=1)
+    weight_decay: float = Field(0.01, ge=0)
+    freeze_bn: bool = False  # keep batch-norm statistics of trainable blocks fixed too
+    augment: bool = True  # False: evaluation transform only (enables cached frozen features)
+    cache_frozen: bool = True  # run the frozen part once per image when augment is False
+    early_stopping: EarlyStopping | None = None
+
+    @model_validator(mode="after")
+    def _check_blocks(self) -> PhaseConfig:
+        if self.unfreeze == "last" and self.blocks < 1:
+            raise ValueError("unfreeze: last needs blocks >= 1")
+        return self
+
+
+class TrainConfig(_Strict):
+    batch_size: int = Field(32, ge=1)
+    eval_batch_size: int = Field(64, ge=1)
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    num_threads: int | None = Field(None, ge=1)
+    keep: Literal["best", "last"] = "best"  # which checkpoint `best/` reflects at the end
+    select_metric: Literal[
+        "val_accuracy", "val_balanced_accuracy", "val_macro_f1", "val_loss"
+    ] = "val_accuracy"
+
+
+class Recipe(_Strict):
+    name: str = "run"
+    description: str = ""
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    preprocess: PreprocessOverrides = PreprocessOverrides()
+    augment: AugmentConfig = AugmentConfig()
+    loss: LossConfig = LossConfig()
+    train: TrainConfig = TrainConfig()
+    phases: list[PhaseConfig] = Field(default_factory=lambda: [PhaseConfig(name="A", epochs=3)])
+
+    @field_validator("phases")
+    @classmethod
+    def _phase_order(cls, phases: list[PhaseConfig]) -> list[PhaseConfig]:
+        names = [p.name for p in phases]
+        if not names:
+            raise ValueError("at least one phase is needed")
+        if names != sorted(names) or len(set(names)) != len(names):
+            raise ValueError(f"phases must be distinct and in order A, B, C; got {names}")
+        return phases
+
+    def sha256(self) -> str:
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+# --------------------------------------------------------------------------- errors in words
+def _valid_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The field names allowed at the place `loc` points to (for suggestions)."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        field = current.model_fields.get(str(part))
+        if field is None:
+            return []
+        annotation = field.annotation
+        args = getattr(annotation, "__args__", ())
+        candidates = [annotation, *args]
+        current = next(
+            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
+        )
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _explain(exc: ValidationError, origin: str) -> RecipeError:
+    first = exc.errors()[0]
+    loc = tuple(first.get("loc", ()))
+    where = ".".join(str(p) for p in loc) or "(top level)"
+    if first.get("type") == "extra_forbidden":
+        key = str(loc[-1]) if loc else ""
+        close = difflib.get_close_matches(key, _valid_keys(Recipe, loc), n=1, cutoff=0.5)
+        hint = f"did you mean '{'.'.join(str(p) for p in loc[:-1] + (close[0],))}'?" if close \
+            else "see recipes/ for the valid keys"
+        return RecipeError(f"{origin}: unknown recipe key '{where}'", hint)
+    more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return RecipeError(f"{origin}: recipe key '{where}': {first.get('msg')}{more}")
+
+
+# --------------------------------------------------------------------------- loading
+def _parse_value(text: str) -> Any:
+    """`--set` values are YAML scalars or flow collections: 3, 1e-3, true, [1, 2], null."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"cannot parse --set value {text!r}: {exc}") from exc
+
+
+def apply_override(data: dict[str, Any], assignment: str) -> None:
+    """Apply one `a.b.c=value` (list items by index: phases.1.epochs=5) to the raw recipe dict."""
+    if "=" not in assignment:
+        raise RecipeError(f"--set needs key=value, got {assignment!r}")
+    key, raw = assignment.split("=", 1)
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise RecipeError(f"--set has an empty key in {assignment!r}")
+    node: Any = data
+    for i, part in enumerate(parts[:-1]):
+        if isinstance(node, list):
+            node = _list_item(node, part, parts[: i + 1])
+        else:
+            node = node.setdefault(part, {})
+    last = parts[-1]
+    if isinstance(node, list):
+        index = _list_index(node, last, parts)
+        node[index] = _parse_value(raw)
+    elif isinstance(node, dict):
+        node[last] = _parse_value(raw)
+    else:
+        raise RecipeError(f"--set {key}: '{'.'.join(parts[:-1])}' is not a section")
+
+
+def _list_index(node: list[Any], part: str, path: list[str]) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise RecipeError(f"--set {'.'.join(path)}: '{part}' is not an index below {len(node)}")
+    return int(part)
+
+
+def _list_item(node: list[Any], part: str, path: list[str]) -> Any:
+    # phases may also be addressed by name: phases.B.epochs=5
+    for item in node:
+        if isinstance(item, dict) and item.get("name") == part:
+            return item
+    return node[_list_index(node, part, path)]
+
+
+def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> Recipe:
+    """Read YAML (or start from defaults when `path` is None), apply overrides, validate."""
+    data: dict[str, Any] = {}
+    origin = "defaults"
+    if path is not None:
+        file = Path(path)
+        origin = str(file)
+        if not file.is_file():
+            raise RecipeError(f"recipe not found: {file}", "see recipes/ for examples")
+        try:
+            loaded = yaml.safe_load(file.read_text())
+        except yaml.YAMLError as exc:
+            raise RecipeError(f"{file} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise RecipeError(f"{file} must hold a mapping at the top level")
+        data = loaded or {}
+    for assignment in overrides or []:
+        apply_override(data, assignment)
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as exc:
+        raise _explain(exc, origin) from None

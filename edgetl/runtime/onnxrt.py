@@ -1,0 +1,134 @@
+"""ONNX Runtime runners: `ort-cpu` and `ort-cuda` (torch-free, used by `predict`).
+
+`ort-cuda` refuses to fall back silently: if the CUDA provider is missing or fails to load, it
+raises `BackendUnavailableError` instead of quietly running on the CPU and reporting CPU figures
+as GPU ones. With `io_binding=True` the output stays on the GPU until one copy at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgetl.errors import ArtifactError, BackendUnavailableError, UsageError
+from edgetl.runtime.base import Runner
+
+_ORT_DTYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(uint8)": np.uint8,
+    "tensor(int8)": np.int8,
+}
+_PROVIDERS = {"ort-cpu": "CPUExecutionProvider", "ort-cuda": "CUDAExecutionProvider"}
+_OPT_LEVELS = ("disable", "basic", "extended", "all")
+
+
+def available_providers() -> list[str]:
+    import onnxruntime as ort
+
+    return list(ort.get_available_providers())
+
+
+def _session_options(threads: int | None, optimization: str) -> Any:
+    import onnxruntime as ort
+
+    if optimization not in _OPT_LEVELS:
+        raise UsageError(f"unknown graph optimisation level {optimization!r}",
+                         f"use one of {', '.join(_OPT_LEVELS)}")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only: ORT's warnings are not the user's problem
+    if threads is not None:
+        if threads < 1:
+            raise UsageError(f"thread count must be >= 1, got {threads}")
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    options.graph_optimization_level = {
+        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }[optimization]
+    return options
+
+
+class OrtRunner(Runner):
+    """An onnxruntime InferenceSession on one provider."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        backend: str = "ort-cpu",
+        *,
+        intra_op_num_threads: int | None = None,
+        io_binding: bool = False,
+        optimization: str = "all",
+        device_id: int = 0,
+    ) -> None:
+        import onnxruntime as ort
+
+        if backend not in _PROVIDERS:
+            raise UsageError(f"unknown onnxruntime backend {backend!r}", "use ort-cpu or ort-cuda")
+        self.backend = backend
+        self.path = Path(path)
+        self.io_binding = io_binding and backend == "ort-cuda"
+        providers: list[Any] = ["CPUExecutionProvider"]
+        if backend == "ort-cuda":
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise BackendUnavailableError(
+                    f"this onnxruntime {ort.__version__} has no CUDA provider "
+                    f"(providers: {', '.join(ort.get_available_providers())})",
+                    "install onnxruntime-gpu matching your CUDA, or use --backend ort-cpu",
+                )
+            preload = getattr(ort, "preload_dlls", None)
+            if preload is not None:  # CUDA/cuDNN from the nvidia-* wheels, where installed
+                with contextlib.suppress(Exception):  # best effort; the check below decides
+                    preload()
+            providers = [("CUDAExecutionProvider", {"device_id": device_id}),
+                         "CPUExecutionProvider"]
+        options = _session_options(intra_op_num_threads, optimization)
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise ArtifactError(f"onnxruntime cannot load {self.path}: {exc}") from exc
+        if backend == "ort-cuda" and "CUDAExecutionProvider" not in self.session.get_providers():
+            raise BackendUnavailableError(
+                "onnxruntime's CUDA provider did not load (missing CUDA/cuDNN libraries or no "
+                "GPU); it would silently run on the CPU",
+                "check `nvidia-smi` and the CUDA/cuDNN versions onnxruntime-gpu needs",
+            )
+        first_in = self.session.get_inputs()[0]
+        first_out = self.session.get_outputs()[0]
+        if first_in.type not in _ORT_DTYPES:
+            raise ArtifactError(f"{self.path}: unsupported input type {first_in.type}")
+        self.input_name = first_in.name
+        self.input_dtype = np.dtype(_ORT_DTYPES[first_in.type])
+        self.input_shape = list(first_in.shape)
+        self.output_name = first_out.name
+        self.device_id = device_id
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """The artifact's embedded metadata_props (spec, labels, ...)."""
+        return dict(self.session.get_modelmeta().custom_metadata_map)
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        if self.io_binding:
+            binding = self.session.io_binding()
+            binding.bind_cpu_input(self.input_name, batch)
+            binding.bind_output(self.output_name, "cuda", self.device_id)
+            self.session.run_with_iobinding(binding)
+            out = binding.copy_outputs_to_cpu()[0]
+        else:
+            out = self.session.run([self.output_name], {self.input_name: batch})[0]
+        return np.asarray(out, dtype=np.float32)
+
+    def describe(self) -> dict[str, Any]:
+        info = super().describe()
+        info.update(providers=self.session.get_providers(), io_binding=self.io_binding)
+        return info
+
+    def close(self) -> None:
+        self.session = None  # type: ignore[assignment]

@@ -1,0 +1,81 @@
+"""TensorRT engine runner (TensorRT 10 tensor-address API), device memory through torch.
+
+Written against the real `tensorrt` Python API but not runnable on machines without TensorRT
+and a CUDA GPU: there it raises `BackendUnavailableError` (exit 3) before touching anything.
+Engines are specific to the GPU and TensorRT version that built them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgetl.errors import ArtifactError, BackendUnavailableError
+from edgetl.export.tensorrt_engine import require_tensorrt
+from edgetl.runtime.base import Runner
+
+
+def _torch_cuda() -> Any:
+    try:
+        import torch
+    except ImportError as exc:
+        raise BackendUnavailableError("the TensorRT runner needs torch for GPU memory") from exc
+    if not torch.cuda.is_available():
+        raise BackendUnavailableError("TensorRT needs a CUDA GPU and none is visible here",
+                                      "run on a machine with an NVIDIA GPU or use ort-cpu")
+    return torch
+
+
+class TensorRTRunner(Runner):
+    """Deserialize an engine and run it with explicit-batch, dynamic-shape execution."""
+
+    backend = "tensorrt"
+
+    def __init__(self, path: str | Path) -> None:
+        trt = require_tensorrt()
+        torch = _torch_cuda()
+        self._trt, self._torch = trt, torch
+        self.path = Path(path)
+        self._logger = trt.Logger(trt.Logger.WARNING)
+        self._runtime = trt.Runtime(self._logger)
+        self.engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
+        if self.engine is None:
+            raise ArtifactError(
+                f"TensorRT could not deserialize {self.path}",
+                "engines only load on the GPU model and TensorRT version that built them; "
+                "rebuild it here with 'edgetl export RUN --format tensorrt-fp16'",
+            )
+        self.context = self.engine.create_execution_context()
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        outputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ArtifactError(f"{self.path}: expected one input and one output, got "
+                                f"{inputs} and {outputs}")
+        self.input_name, self.output_name = inputs[0], outputs[0]
+        self.input_dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(self.input_name)))
+        self._output_dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(self.output_name)))
+        _, _, max_shape = self.engine.get_tensor_profile_shape(self.input_name, 0)
+        self.max_batch = int(max_shape[0])
+        self._stream = torch.cuda.Stream()
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        x = torch.from_numpy(batch).to("cuda")
+        self.context.set_input_shape(self.input_name, tuple(x.shape))
+        out_shape = tuple(self.context.get_tensor_shape(self.output_name))
+        out_dtype = torch.from_numpy(np.zeros(1, dtype=self._output_dtype)).dtype
+        y = torch.empty(out_shape, dtype=out_dtype, device="cuda")
+        self.context.set_tensor_address(self.input_name, x.data_ptr())
+        self.context.set_tensor_address(self.output_name, y.data_ptr())
+        self._stream.wait_stream(torch.cuda.current_stream())
+        if not self.context.execute_async_v3(self._stream.cuda_stream):
+            raise ArtifactError(f"TensorRT failed to run {self.path}")
+        self._stream.synchronize()
+        return y.float().cpu().numpy()
+
+    def close(self) -> None:
+        self.context = None
+        self.engine = None

@@ -1,0 +1,54 @@
+"""The PyTorch model behind the runner interface: the reference side of verify and bench.
+
+It takes the same numpy batches as the other runners (or torch tensors, to skip a copy) so that
+comparisons differ only in the thing being compared.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgetl.errors import BackendUnavailableError
+from edgetl.runtime.base import Runner
+
+
+class TorchRunner(Runner):
+    """An eval-mode torch module on CPU or CUDA, float32 in and out."""
+
+    backend = "torch"
+
+    def __init__(self, model: Any, device: str = "cpu") -> None:
+        import torch
+
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise BackendUnavailableError("torch has no CUDA device here", "use device cpu")
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.input_dtype = np.dtype(np.float32)
+
+    @classmethod
+    def from_run(cls, run: str | Path, which: str = "best", device: str = "cpu") -> TorchRunner:
+        from edgetl.train.checkpoint import load_model
+
+        model, _ = load_model(run, which)
+        return cls(model, device)
+
+    def run(self, batch: Any) -> np.ndarray:
+        import torch
+
+        if not isinstance(batch, torch.Tensor):
+            batch = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
+        with torch.inference_mode():
+            out = self.model(batch.to(self.device, torch.float32))
+        return out.float().cpu().numpy()
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        return self.run(batch)
+
+    def describe(self) -> dict[str, Any]:
+        info = super().describe()
+        info["device"] = str(self.device)
+        return info

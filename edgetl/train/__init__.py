@@ -1,0 +1,1 @@
+"""Phased fine-tuning: groups, losses, schedule, loop, checkpoints, resume."""

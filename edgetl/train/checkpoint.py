@@ -1,0 +1,163 @@
+"""Checkpoints: safetensors weights plus a JSON record, written atomically, loadable without pickle.
+
+A checkpoint folder (`RUN/best/`, `RUN/last/`) holds:
+- `model.safetensors`: the whole classifier's state dict;
+- `checkpoint.json`: architecture, head, spec (and fingerprint), labels, recipe hash, data origin,
+  metrics, versions, date;
+- `last/` also holds `train_state.safetensors` + `train_state.json` (optimiser, scheduler,
+  phase, epoch, early-stopping state, RNG) so `--resume` continues exactly where it stopped.
+The JSON is written last, so a folder whose JSON exists is complete.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import platform
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from edgetl.errors import ArtifactError
+from edgetl.io import atomic_write_json, atomic_write_with, sha256_file
+from edgetl.spec import LabelSpec, PreprocessSpec
+
+CHECKPOINT_SCHEMA = "edgetl.checkpoint/1"
+WEIGHTS_FILE = "model.safetensors"
+RECORD_FILE = "checkpoint.json"
+
+
+def package_versions() -> dict[str, str]:
+    """Versions that decide numerical results; recorded in every checkpoint and report."""
+    out = {"python": platform.python_version()}
+    for name in ("edgetl", "torch", "torchvision", "timm", "onnx", "onnxruntime", "numpy", "pillow"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """The JSON side of a checkpoint, parsed."""
+
+    folder: Path
+    architecture: str
+    num_classes: int
+    head: dict[str, Any]
+    spec: PreprocessSpec
+    labels: LabelSpec
+    record: dict[str, Any]
+
+    @property
+    def weights_path(self) -> Path:
+        return self.folder / WEIGHTS_FILE
+
+    @property
+    def data_origin(self) -> str | None:
+        return (self.record.get("data") or {}).get("origin")
+
+    def weights_sha256(self) -> str:
+        return sha256_file(self.weights_path)
+
+
+def save_checkpoint(
+    folder: str | Path,
+    model: Any,
+    *,
+    architecture: str,
+    head: dict[str, Any],
+    spec: PreprocessSpec,
+    labels: LabelSpec,
+    extra: dict[str, Any],
+) -> Path:
+    """Write weights then the JSON record (atomic each; JSON last marks completeness)."""
+    from safetensors.torch import save_file
+
+    target = Path(folder)
+    target.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    atomic_write_with(target / WEIGHTS_FILE, lambda tmp: save_file(state, tmp))
+    record = {
+        "schema": CHECKPOINT_SCHEMA,
+        "architecture": architecture,
+        "num_classes": labels.num_classes,
+        "head": head,
+        "spec": spec.to_dict(),
+        "spec_fingerprint": spec.fingerprint(),
+        "labels": labels.to_dict(),
+        "weights_sha256": sha256_file(target / WEIGHTS_FILE),
+        "versions": package_versions(),
+        "created": now_iso(),
+        **extra,
+    }
+    atomic_write_json(target / RECORD_FILE, record)
+    return target
+
+
+def resolve_checkpoint_folder(path: str | Path, which: str = "best") -> Path:
+    """Accept a run folder (uses `which`/) or a checkpoint folder itself."""
+    base = Path(path)
+    if not base.exists():
+        raise ArtifactError(f"run or checkpoint folder not found: {base}")
+    if (base / RECORD_FILE).is_file():
+        return base
+    candidate = base / which
+    if (candidate / RECORD_FILE).is_file():
+        return candidate
+    raise ArtifactError(
+        f"{base} holds no {which}/{RECORD_FILE}",
+        "pass a run folder written by 'edgetl finetune' (it may still be running or was killed "
+        "before its first epoch ended)",
+    )
+
+
+def read_checkpoint_info(path: str | Path, which: str = "best") -> CheckpointInfo:
+    """Parse and validate `checkpoint.json` (no torch needed)."""
+    folder = resolve_checkpoint_folder(path, which)
+    try:
+        record = json.loads((folder / RECORD_FILE).read_text())
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(f"{folder / RECORD_FILE} is not valid JSON: {exc}") from exc
+    if record.get("schema") != CHECKPOINT_SCHEMA:
+        raise ArtifactError(f"{folder} is not an edgetl checkpoint (schema {record.get('schema')!r})")
+    if not (folder / WEIGHTS_FILE).is_file():
+        raise ArtifactError(f"{folder} has no {WEIGHTS_FILE}")
+    spec = PreprocessSpec.from_dict(record["spec"])
+    if spec.fingerprint() != record.get("spec_fingerprint"):
+        raise ArtifactError(f"{folder}: the spec does not match its recorded fingerprint")
+    return CheckpointInfo(
+        folder=folder,
+        architecture=record["architecture"],
+        num_classes=int(record["num_classes"]),
+        head=dict(record.get("head") or {}),
+        spec=spec,
+        labels=LabelSpec.from_dict(record["labels"]),
+        record=record,
+    )
+
+
+def load_model(path: str | Path, which: str = "best") -> tuple[Any, CheckpointInfo]:
+    """Rebuild the classifier and load its fine-tuned weights strictly (eval mode, CPU)."""
+    from safetensors.torch import load_file
+
+    from edgetl.models import HeadConfig
+    from edgetl.models import build_classifier_skeleton
+
+    info = read_checkpoint_info(path, which)
+    model = build_classifier_skeleton(info.architecture, info.num_classes, HeadConfig(**info.head))
+    state = load_file(str(info.weights_path))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ArtifactError(
+            f"{info.weights_path} does not fit {info.architecture} with {info.num_classes} classes "
+            f"(missing {len(missing)}, unexpected {len(unexpected)} keys)"
+        )
+    model.eval()
+    return model, info

@@ -1,0 +1,131 @@
+"""One training epoch and batched prediction, on images or on cached frozen features."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+
+class CachedImages(Dataset):
+    """In-memory uint8 images (from the decode-once cache) with a transform per access."""
+
+    def __init__(self, images: list[torch.Tensor], labels: list[int], transform: Callable) -> None:
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.transform(self.images[index]), self.labels[index]
+
+
+class FeatureSet(Dataset):
+    """Cached outputs of the frozen prefix."""
+
+    def __init__(self, features: torch.Tensor, labels: list[int]) -> None:
+        self.features, self.labels = features, torch.as_tensor(labels)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.features[index], self.labels[index]
+
+
+@dataclass
+class Runtime:
+    """Where and how tensors run: device, autocast dtype, memory format."""
+
+    device: torch.device
+    autocast_dtype: torch.dtype | None = None
+    channels_last: bool = False
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def move(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True)
+        if self.channels_last and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+
+def train_one_epoch(
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    loader: DataLoader,
+    criterion: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    on_step: Callable[[], None],
+    rt: Runtime,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, float]:
+    """Loss is accumulated on the device; one host sync at the end of the epoch."""
+    total = torch.zeros((), device=rt.device)
+    seen = 0
+    start = time.perf_counter()
+    for inputs, targets in loader:
+        inputs, targets = rt.move(inputs), targets.to(rt.device, non_blocking=True)
+        on_step()
+        with rt.autocast():
+            logits = forward(inputs)
+        loss = criterion(logits.float(), targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += loss.detach() * len(targets)
+        seen += len(targets)
+        if progress:
+            progress(len(targets))
+    seconds = time.perf_counter() - start
+    return {
+        "train_loss": float(total.item()) / max(1, seen),
+        "images_per_s": seen / seconds if seconds > 0 else 0.0,
+        "train_seconds": seconds,
+    }
+
+
+@torch.no_grad()
+def predict(
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    loader: DataLoader,
+    rt: Runtime,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Softmax probabilities and labels for everything in `loader`."""
+    probs, labels = [], []
+    for inputs, targets in loader:
+        with rt.autocast():
+            logits = forward(rt.move(inputs))
+        probs.append(torch.softmax(logits.float(), dim=1).cpu())
+        labels.append(torch.as_tensor(targets))
+        if progress:
+            progress(len(targets))
+    if not probs:
+        return np.zeros((0, 0)), np.zeros((0,), dtype=np.int64)
+    return torch.cat(probs).numpy(), torch.cat(labels).numpy().astype(np.int64)
+
+
+@torch.no_grad()
+def compute_features(
+    prefix: Callable[[torch.Tensor], torch.Tensor],
+    loader: DataLoader,
+    rt: Runtime,
+    progress: Callable[[int], None] | None = None,
+) -> torch.Tensor:
+    """Run the frozen prefix once over `loader` (kept on the training device)."""
+    out = []
+    for inputs, _ in loader:
+        with rt.autocast():
+            out.append(prefix(rt.move(inputs)).float())
+        if progress:
+            progress(len(inputs))
+    return torch.cat(out)

@@ -1,0 +1,87 @@
+"""Resumable training state and crash-safe checkpoint folder replacement.
+
+A checkpoint folder is written as `<name>.tmp/`, then swapped in (`<name>` -> `<name>.old`,
+`<name>.tmp` -> `<name>`, delete `.old`). A SIGKILL at any point leaves either the old or the new
+complete folder, and `recover_folder` puts back `.old` when the swap was cut short.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgetl.io import atomic_write_json, atomic_write_with
+
+STATE_JSON = "train_state.json"
+OPTIMIZER_FILE = "optimizer.pt"
+
+
+@dataclass
+class TrainState:
+    """Where a run stands: which phase and epoch finished last, and the selection bookkeeping."""
+
+    phase_index: int = 0
+    epoch_in_phase: int = 0  # epochs finished in the current phase
+    global_epoch: int = 0  # epochs finished in the whole run
+    step_in_phase: int = 0
+    best_value: float | None = None
+    best_epoch: int | None = None
+    phase_best_value: float | None = None
+    bad_epochs: int = 0
+    stopped_early: list[str] = field(default_factory=list)
+    done: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainState:
+        return cls(**data)
+
+
+def recover_folder(folder: Path) -> None:
+    """Finish or undo a swap that a crash interrupted."""
+    old = folder.with_name(folder.name + ".old")
+    tmp = folder.with_name(folder.name + ".tmp")
+    if not folder.exists() and old.exists():
+        old.rename(folder)
+    for leftover in (old, tmp):
+        if leftover.exists():
+            shutil.rmtree(leftover)
+
+
+def replace_folder(folder: Path, write: Callable[[Path], None]) -> None:
+    """Let `write(tmp_folder)` fill a fresh folder, then swap it in for `folder`."""
+    tmp = folder.with_name(folder.name + ".tmp")
+    old = folder.with_name(folder.name + ".old")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    write(tmp)
+    if old.exists():
+        shutil.rmtree(old)
+    if folder.exists():
+        folder.rename(old)
+    tmp.rename(folder)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def save_train_state(folder: Path, state: TrainState, optimizer_state: dict[str, Any]) -> None:
+    import torch
+
+    atomic_write_with(folder / OPTIMIZER_FILE, lambda tmp: torch.save(optimizer_state, tmp))
+    atomic_write_json(folder / STATE_JSON, state.to_dict())
+
+
+def load_train_state(folder: Path) -> tuple[TrainState, dict[str, Any] | None]:
+    import torch
+
+    state = TrainState.from_dict(json.loads((folder / STATE_JSON).read_text()))
+    opt_file = folder / OPTIMIZER_FILE
+    optimizer = torch.load(opt_file, weights_only=True) if opt_file.is_file() else None
+    return state, optimizer

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The main job end to end on the built-in default (ELPV from its PyPI package), CPU only:
+# inspect -> finetune -> evaluate -> export (fp32, fp16, int8) -> verify -> predict -> bench.
+set -euo pipefail
+OUT=${1:-demo}
+BIN=${BIN:-.venv/bin}
+mkdir -p "$OUT"
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "backbones with offline weights"
+"$BIN/edgetl" models list
+
+step "the data: ELPV solar cells (2,624 images)"
+"$BIN/edgetl" data inspect elpv --json "$OUT/inspect.json"
+
+step "fine-tune tf_efficientnet_lite0 (recipes/elpv-quickstart.yaml)"
+resume=()
+[ -f "$OUT/run/recipe.yaml" ] && resume=(--resume)
+"$BIN/edgetl" finetune recipes/elpv-quickstart.yaml --out "$OUT/run" "${resume[@]}"
+
+step "evaluate the best checkpoint on the test split"
+"$BIN/edgetl" evaluate "$OUT/run" --json "$OUT/eval.json" --out "$OUT/eval"
+
+for fmt in onnx onnx-fp16 onnx-int8; do
+  step "export $fmt and verify it against the run"
+  "$BIN/edgetl" export "$OUT/run" --format "$fmt" --out "$OUT/model.$fmt.onnx"
+  "$BIN/edgetl" verify "$OUT/model.$fmt.onnx" --against "$OUT/run" --json "$OUT/verify.$fmt.json"
+done
+
+step "predict with the int8 artifact and its embedded spec only"
+first_test=$(awk -F, 'NR>1 && $4=="test" {print $1; exit}' "$OUT/run/split.csv")
+"$BIN/edgetl" predict "$OUT/model.onnx-int8.onnx" "$first_test" --top-k 2
+
+step "latency on this machine (ONNX Runtime CPU)"
+"$BIN/edgetl" bench "$OUT/model.onnx.onnx" --backend ort-cpu --batch 1,8 --json "$OUT/bench.onnx.json"
+"$BIN/edgetl" bench "$OUT/model.onnx-int8.onnx" --backend ort-cpu --batch 1,8 --json "$OUT/bench.int8.json"

@@ -1,0 +1,261 @@
+"""Phased fine-tuning: freezing, parameter groups, losses, early stopping, resume after SIGKILL.
+
+Runs use the packaged Lite0 weights at a small input size (64 px) on generated images, so each
+real `finetune` takes seconds on 2 cores.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from edgetl.recipe import LossConfig, PhaseConfig, load_recipe
+from edgetl.train.losses import FocalLoss, balanced_class_weights, build_loss
+
+CLI = [sys.executable, "-m", "edgetl.cli.main"]
+
+
+# --------------------------------------------------------------------------- helpers
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from fixtures_runs import make_images
+
+    root = tmp_path_factory.mktemp("train_data")
+    rows = make_images(root / "images", {"train": 14, "val": 6, "test": 6}, seed=3)
+    path = root / "data.csv"
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["path", "label", "group", "split"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def write_recipe(path: Path, data: Path, phases: list[dict], **extra: object) -> Path:
+    import yaml
+
+    recipe = {
+        "name": "t",
+        "data": {"source": str(data)},
+        "model": {"architecture": "tf_efficientnet_lite0", "input_size": 64},
+        "augment": {"preset": "light"},
+        "train": {"batch_size": 8, "eval_batch_size": 32, "num_threads": 1},
+        "phases": phases,
+        **extra,
+    }
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **(env or {})})
+
+
+def state_of(run: Path, which: str) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(run / which / "model.safetensors"))
+
+
+def pretrained_state() -> dict[str, torch.Tensor]:
+    from edgetl.models import HeadConfig, build_classifier
+
+    model, _ = build_classifier("tf_efficientnet_lite0", 3, HeadConfig())
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def metrics_lines(run: Path) -> list[dict]:
+    return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x]
+
+
+# --------------------------------------------------------------------------- losses
+def test_balanced_weights_formula() -> None:
+    # n / (k * count): 100 samples, counts 80/20 -> 100/(2*80), 100/(2*20)
+    assert np.allclose(balanced_class_weights([80, 20]), [0.625, 2.5])
+
+
+def test_focal_loss_hand_computed() -> None:
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    target = torch.tensor([0, 0])
+    p0 = math.exp(2) / (math.exp(2) + 1)  # 0.8808
+    p1 = 1 / (1 + math.e)  # 0.2689
+    expected = (-(1 - p0) ** 2 * math.log(p0) - (1 - p1) ** 2 * math.log(p1)) / 2
+    assert FocalLoss(gamma=2.0)(logits, target).item() == pytest.approx(expected, rel=1e-5)
+    weighted = FocalLoss(gamma=0.0, weight=torch.tensor([3.0, 1.0]))(logits, target)
+    assert weighted.item() == pytest.approx(3 * (-math.log(p0) - math.log(p1)) / 2, rel=1e-5)
+
+
+def test_build_loss_balanced_cross_entropy() -> None:
+    loss, weights = build_loss(LossConfig(class_weights="balanced"), [30, 10])
+    assert weights == pytest.approx([40 / 60, 40 / 20])
+    assert torch.allclose(loss.weight, torch.tensor(weights, dtype=torch.float32))
+
+
+# --------------------------------------------------------------------------- groups
+def test_each_phase_unfreezes_what_the_recipe_says() -> None:
+    from edgetl.models import HeadConfig, build_classifier
+    from edgetl.train.groups import apply_freeze, block_layout, param_groups
+
+    model, _ = build_classifier("tf_efficientnet_lite0", 2, HeadConfig())
+    layout = block_layout(model)
+    n = layout.num_blocks
+    phase_a = PhaseConfig(name="A", epochs=1, unfreeze="head", lr=1e-2)
+    assert apply_freeze(model, layout, phase_a) == set(layout.head)
+    assert [g["lr"] for g in param_groups(model, layout, phase_a)] == [1e-2, 1e-2]
+
+    phase_b = PhaseConfig(name="B", epochs=1, unfreeze="last", blocks=2, lr=1e-3)
+    trained = apply_freeze(model, layout, phase_b)
+    assert trained == set(layout.head) | set(layout.blocks[n - 1]) | set(layout.blocks[n - 2])
+    assert all(p.requires_grad == (name in trained) for name, p in model.named_parameters())
+    lrs = {g["block"]: g["lr"] for g in param_groups(model, layout, phase_b)}
+    assert lrs == {"head": 1e-3, f"block{n - 1}": pytest.approx(1e-4),
+                   f"block{n - 2}": pytest.approx(1e-4)}
+
+    phase_c = PhaseConfig(name="C", epochs=1, unfreeze="all", lr=1e-3, late_blocks=2)
+    apply_freeze(model, layout, phase_c)
+    groups = param_groups(model, layout, phase_c)
+    lrs = {g["block"]: g["lr"] for g in groups}
+    assert lrs["head"] == 1e-3 and lrs[f"block{n - 1}"] == pytest.approx(1e-4)
+    assert lrs["block0"] == pytest.approx(1e-5)  # early blocks 0.01x
+    # norms and biases never decay
+    for g in groups:
+        if g["weight_decay"] > 0:
+            assert all(p.ndim > 1 for p in g["params"])
+    decayed = PhaseConfig(name="C", epochs=1, unfreeze="all", lr=1.0, layer_decay=0.5)
+    lrs = {g["block"]: g["lr"] for g in param_groups(model, layout, decayed)}
+    assert lrs[f"block{n - 1}"] == pytest.approx(0.5) and lrs[f"block{n - 3}"] == pytest.approx(
+        0.125)
+
+
+# --------------------------------------------------------------------------- recipes
+def test_unknown_recipe_key_exits_2_with_suggestion(tmp_path: Path, manifest: Path) -> None:
+    recipe = write_recipe(tmp_path / "r.yaml", manifest, [{"name": "A", "epochs": 1}])
+    text = recipe.read_text().replace("batch_size", "batch_sise")
+    recipe.write_text(text)
+    proc = run_cli("finetune", str(recipe), "--out", str(tmp_path / "run"))
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "train.batch_sise" in lines[0] and "train.batch_size" in lines[0]
+    assert not (tmp_path / "run").exists()
+
+
+def test_set_override_and_bad_value(tmp_path: Path) -> None:
+    recipe = load_recipe(None, ["phases=[{name: A, epochs: 2}]", "phases.A.lr=0.5"])
+    assert recipe.phases[0].lr == 0.5
+    with pytest.raises(Exception, match="greater than 0"):
+        load_recipe(None, ["phases=[{name: A, epochs: 2, lr: -1}]"])
+
+
+# --------------------------------------------------------------------------- real runs
+def test_phase_a_leaves_backbone_and_bn_statistics_unchanged(tmp_path: Path,
+                                                              manifest: Path) -> None:
+    """Augmented phase A (no feature cache): the backbone runs in train mode every step."""
+    recipe = write_recipe(tmp_path / "r.yaml", manifest,
+                          [{"name": "A", "epochs": 2, "lr": 0.01, "augment": True}])
+    proc = run_cli("finetune", str(recipe), "--out", str(tmp_path / "run"))
+    assert proc.returncode == 0, proc.stderr
+    after = state_of(tmp_path / "run", "last")
+    before = pretrained_state()
+    head = [k for k in after if k.startswith("classifier.")]
+    body = [k for k in after if not k.startswith("classifier.")]
+    assert any("running_mean" in k for k in body)
+    for key in body:
+        assert torch.equal(after[key], before[key]), f"{key} changed in phase A"
+    assert any(not torch.equal(after[k], before[k]) for k in head if before[k].shape == after[k].shape
+               ) or head  # the new head trained (shapes are the run's own)
+    lines = metrics_lines(tmp_path / "run")
+    assert [line["phase"] for line in lines] == ["A", "A"]
+    assert lines[0]["trainable_blocks"] == [] and lines[0]["cached_frozen"] is False
+    assert (tmp_path / "run" / "curves.png").stat().st_size > 1000
+
+
+def test_early_stopping_stops_and_keeps_best(tmp_path: Path, manifest: Path) -> None:
+    # min_delta so large that nothing after the first epoch counts as better: stops at patience.
+    recipe = write_recipe(tmp_path / "r.yaml", manifest, [
+        {"name": "A", "epochs": 6, "lr": 0.003, "augment": False,
+         "early_stopping": {"metric": "val_loss", "patience": 2, "min_delta": 1000.0}},
+    ])
+    proc = run_cli("finetune", str(recipe), "--out", str(tmp_path / "run"))
+    assert proc.returncode == 0, proc.stderr
+    lines = metrics_lines(tmp_path / "run")
+    assert len(lines) == 3 and lines[-1]["early_stopped"] is True
+    assert lines[0]["cached_frozen"] is True
+    best_epoch = max(lines, key=lambda r: r["val_accuracy"])["epoch"]
+    record = json.loads((tmp_path / "run" / "best" / "checkpoint.json").read_text())
+    assert record["epoch"] == best_epoch
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_in_phase_b(tmp_path: Path, manifest: Path) -> None:
+    recipe = write_recipe(tmp_path / "r.yaml", manifest, [
+        {"name": "A", "epochs": 1, "lr": 0.01, "augment": False},
+        {"name": "B", "epochs": 4, "unfreeze": "last", "blocks": 2, "lr": 0.003},
+    ])
+    run = tmp_path / "run"
+    proc = subprocess.Popen([*CLI, "finetune", str(recipe), "--out", str(run)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if (run / "metrics.jsonl").is_file() and any(
+                line["phase"] == "B" for line in metrics_lines(run)):
+            break
+        if proc.poll() is not None:
+            pytest.fail(f"finetune ended before phase B: {proc.stderr.read()}")
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = len(metrics_lines(run))
+    assert 2 <= killed_at < 5, "the kill should land inside phase B"
+
+    done = run_cli("finetune", str(recipe), "--out", str(run), "--resume")
+    assert done.returncode == 0, done.stderr
+    lines = metrics_lines(run)
+    assert [line["epoch"] for line in lines] == [1, 2, 3, 4, 5]
+    assert [line["phase"] for line in lines] == ["A", "B", "B", "B", "B"]
+    assert all(line["trainable_blocks"] == lines[1]["trainable_blocks"] for line in lines[1:])
+
+    from edgetl.models import HeadConfig, build_classifier
+    from edgetl.train.groups import block_layout
+
+    model, _ = build_classifier("tf_efficientnet_lite0", 3, HeadConfig())
+    layout = block_layout(model)
+    trainable = {n for i in lines[1]["trainable_blocks"] for n in layout.blocks[i]}
+    before, after = pretrained_state(), state_of(run, "last")
+    for key, value in after.items():
+        if key.startswith("classifier."):
+            continue
+        param_name = key
+        frozen = param_name not in trainable and not any(
+            key.startswith(n.rsplit(".", 1)[0] + ".") for n in trainable)
+        if frozen:
+            assert torch.equal(value, before[key]), f"{key} trained although frozen"
+    assert any(not torch.equal(after[n], before[n]) for n in trainable)
+
+
+def test_evaluate_matches_finetune(tmp_path: Path, manifest: Path) -> None:
+    recipe = write_recipe(tmp_path / "r.yaml", manifest,
+                          [{"name": "A", "epochs": 2, "lr": 0.01, "augment": False}])
+    run = tmp_path / "run"
+    assert run_cli("finetune", str(recipe), "--out", str(run)).returncode == 0
+    proc = run_cli("evaluate", str(run), "--json", str(tmp_path / "e.json"), "--out",
+                   str(tmp_path / "eval"))
+    assert proc.returncode == 0, proc.stderr
+    evaluated = json.loads((tmp_path / "e.json").read_text())
+    trained = json.loads((run / "test_metrics.json").read_text())
+    assert evaluated["accuracy"] == trained["accuracy"]
+    for key in ("accuracy", "balanced_accuracy", "macro_f1", "n", "per_class",
+                "confusion_matrix"):
+        assert key in evaluated
+    assert evaluated["n"] == 18
+    assert (tmp_path / "eval" / "confusion-test.png").stat().st_size > 1000
