@@ -103,6 +103,10 @@ class PhaseConfig(_Strict):
     freeze_bn: bool = False  # keep batch-norm statistics of trainable blocks fixed too
     augment: bool = True  # False: evaluation transform only (enables cached frozen features)
     cache_frozen: bool = True  # run the frozen part once per image when augment is False
+    # With a cached frozen part: the views of each image computed once; each step picks one at
+    # random (exact augmentation for flips/turns, where the domain allows them).
+    cached_views: list[Literal["identity", "hflip", "vflip", "rot180", "rot90", "rot270",
+                               "transpose", "antitranspose"]] = ["identity"]
     early_stopping: EarlyStopping | None = None
 
     @model_validator(mode="after")

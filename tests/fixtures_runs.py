@@ -88,7 +88,7 @@ def _features(model, spec, paths: list[str]):
     """Inputs of the head's last Linear for each image (eval transform, eval mode)."""
     import torch
 
-    from edgetl.data.transforms import eval_transform, load_uint8_tensor
+    from edgetl.data.transforms import eval_transform, load_image
 
     transform = eval_transform(spec)
     fc = model.get_classifier().fc
@@ -97,7 +97,7 @@ def _features(model, spec, paths: list[str]):
     try:
         with torch.inference_mode():
             for start in range(0, len(paths), 16):
-                batch = torch.stack([transform(load_uint8_tensor(p, spec))
+                batch = torch.stack([transform(load_image(p, spec))
                                      for p in paths[start:start + 16]])
                 model(batch)
     finally:

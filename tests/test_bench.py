@@ -27,13 +27,11 @@ from edgetl.bench.timing import HostClock, measure, parse_warmup, warm_up
 from edgetl.errors import UsageError
 from edgetl.io import sha256_file
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fixtures_runs import make_fixture_run  # noqa: E402
-
 REPO = Path(__file__).resolve().parents[1]
 ROW_FIELDS = ("backend", "precision", "batch", "mode", "min_ms", "mean_ms", "p50_ms", "p90_ms",
               "p95_ms", "p99_ms", "max_ms", "std_ms", "cv", "throughput", "iters",
-              "warmup_iters", "threads", "peak_rss_mb", "peak_device_mb", "model_size_bytes")
+              "warmup_iters", "threads", "peak_rss_mb", "peak_device_mb", "model_size_bytes",
+              "cpu_p50_ms", "ref_ms")
 FAST = ["--threads", "1", "--min-time", "0.6"]
 
 
@@ -102,13 +100,9 @@ def with_other_spec(src: Path, dst: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real run (tf_efficientnet_lite0, real images) exported to ONNX fp32 with its manifest."""
-    from edgetl.export import export_run
-
-    root = tmp_path_factory.mktemp("bench_run")
-    run = make_fixture_run(root, per_split={"train": 5, "val": 2, "test": 3})
-    return Path(export_run(run, "onnx").path)
+def artifact(artifacts: dict[str, Path]) -> Path:
+    """The session's real run (tf_efficientnet_lite0) exported to ONNX fp32 (conftest.py)."""
+    return Path(artifacts["onnx"])
 
 
 @pytest.fixture(scope="module")
@@ -233,6 +227,32 @@ def test_missing_rows_and_other_spec_are_reported(artifact: Path, baseline: Path
     assert compare_reports(old, old, 0.10).passed  # identical reports trivially pass
 
 
+def test_gate_allows_for_measured_machine_load(baseline: Path) -> None:
+    """A row slowed by g (well beyond its spread) fails on a machine as fast as before, passes
+    when the reference workload beside it was g times slower too, and --normalize compares
+    the ratios."""
+    old = load_report(baseline)
+    noise = max(r["spread_ms"] / r["p50_ms"] for r in old["rows"])
+    g = 1.3 + 2 * noise  # above o * 1.1 + sqrt(2) * spread for every row
+
+    def scaled(p50: float, ref: float) -> dict:
+        rows = [{**r, "p50_ms": r["p50_ms"] * p50, "p90_ms": r["p50_ms"] * p50 + r["spread_ms"],
+                 "ref_ms": r["ref_ms"] * ref, "ref_before_ms": r["ref_before_ms"] * ref,
+                 "ref_after_ms": r["ref_after_ms"] * ref} for r in old["rows"]]
+        return {**old, "rows": rows}
+
+    slower = compare_reports(old, scaled(g, 1.0), 0.10)
+    assert not slower.passed and all(r.status == "regressed" for r in slower.rows)
+    busy = compare_reports(old, scaled(g, g), 0.10)
+    assert busy.passed and all(r.load_factor == pytest.approx(g) for r in busy.rows)
+    assert not compare_reports(old, scaled(2 * g, g), 0.10).passed  # load cannot hide 2x more
+    norm = {"workload": "edgetl.refwork/1"}
+    ratio = compare_reports({**old, "normalization": norm},
+                            {**scaled(g, g), "normalization": norm}, 0.10)
+    assert ratio.metric == "p50_norm" and ratio.passed
+    assert all(r.ratio == pytest.approx(1.0) for r in ratio.rows)
+
+
 def test_torch_and_e2e_rows_with_normalization(artifact: Path, baseline: Path,
                                                tmp_path: Path) -> None:
     images = json.loads(baseline.read_text())["config"]["images"][:2]
@@ -242,18 +262,32 @@ def test_torch_and_e2e_rows_with_normalization(artifact: Path, baseline: Path,
                "--json", tmp_path / "n.json")
     assert done.returncode == 0, done.stderr
     report = json.loads((tmp_path / "n.json").read_text())
-    assert report["normalization"]["p50_ms"] > 0
+    assert report["normalization"]["workload"] == "edgetl.refwork/1"
     assert [(r["backend"], r["mode"]) for r in report["rows"]] == [
         ("ort-cpu", "compute"), ("ort-cpu", "e2e"), ("torch", "compute"), ("torch", "e2e")]
     for row in report["rows"]:
         assert row["warmup_iters"] == 2 and row["threads"] == 1
-        assert row["p50_norm"] == pytest.approx(
-            row["p50_ms"] / report["normalization"]["p50_ms"], rel=1e-3)
+        assert row["p50_norm"] == pytest.approx(row["p50_ms"] / row["ref_ms"], rel=1e-3)
     by = {(r["backend"], r["mode"]): r for r in report["rows"]}
     # e2e decodes and preprocesses real files on top of the same inference
     assert by[("ort-cpu", "e2e")]["min_ms"] > by[("ort-cpu", "compute")]["min_ms"]
     assert by[("torch", "compute")]["model_size_bytes"] != by[("ort-cpu", "compute")][
         "model_size_bytes"]
+
+
+def test_auto_backend_int8_artifact_with_fixed_counts(artifacts: dict[str, Path],
+                                                     tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    done = cli("bench", artifacts["onnx-int8"], "--iters", "20", "--warmup", "3",
+               "--json", tmp_path / "i.json")
+    assert done.returncode == 0, done.stderr
+    (row,) = json.loads((tmp_path / "i.json").read_text())["rows"]
+    expected = "ort-cuda" if "CUDAExecutionProvider" in ort.get_available_providers() else "ort-cpu"
+    assert (row["backend"], row["precision"]) == (expected, "int8")
+    assert row["iters"] == 20 and row["warmup_iters"] == 3
+    assert row["model_size_bytes"] == Path(artifacts["onnx-int8"]).stat().st_size
+    assert "ort-cpu int8 b1" in done.stdout or expected != "ort-cpu"
 
 
 @pytest.mark.parametrize("backend", ["ort-cuda", "ort-trt", "tensorrt"])

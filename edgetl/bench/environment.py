@@ -97,7 +97,7 @@ def gpu_info() -> list[dict[str, Any]]:
     return gpus
 
 
-def _torch_cuda() -> dict[str, Any] | None:
+def torch_cuda_info() -> dict[str, Any] | None:
     """torch's own view of CUDA, only when torch is already imported (never imports it)."""
     import sys
 
@@ -153,7 +153,7 @@ def capture_environment(threads: int | None = None) -> dict[str, Any]:
         "platform": platform.platform(),
         "cpu": cpu_info(),
         "gpus": gpu_info(),
-        "torch_cuda": _torch_cuda(),
+        "torch_cuda": torch_cuda_info(),
         "versions": package_versions(),
         "threads": {
             "requested": threads,

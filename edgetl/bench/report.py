@@ -65,8 +65,8 @@ def render_table(report: dict[str, Any], console: Any, title: str | None = None)
     console.print(table)
     if report.get("normalization"):
         ref = report["normalization"]
-        console.print(f"reference workload {ref['workload']}: p50 {ref['p50_ms']:.3f} ms "
-                      f"({ref['description']})", highlight=False)
+        console.print(f"p50/ref: p50 over the reference workload {ref['workload']} "
+                      f"({ref['description']}) timed beside each row", highlight=False)
     for warning in report.get("warnings") or []:
         console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
 

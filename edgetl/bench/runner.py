@@ -246,21 +246,12 @@ def run_bench(config: BenchConfig, progress: Callable[[dict[str, Any]], None] | 
     backends = resolve_backends(config.backends, subject)
     for backend in backends:
         preflight(backend, subject)
-    art = subject.artifact
-    paths = find_images(
-        config.images,
-        art.split_manifest if art is not None else _run_split_manifest(subject),
-        art.data_origin if art is not None else None,
-        count=max(config.batches),
-    )
+    paths = find_images(config.images, *_image_sources(subject), count=max(config.batches))
     env = capture_environment(config.threads)
     warnings = _machine_warnings(env)
-    reference = None
-    if config.normalize:
-        from edgetl.bench.reference_workload import ReferenceWorkload
+    from edgetl.bench import reference_workload
 
-        reference = ReferenceWorkload(config.threads)
-        reference.sample()
+    probe = reference_workload.LoadProbe()
     result = BenchResult(report={})
     rows: list[dict[str, Any]] = []
     for backend in backends:
@@ -274,22 +265,27 @@ def run_bench(config: BenchConfig, progress: Callable[[dict[str, Any]], None] | 
                     peak.start()
                     target = factory()
                     try:
+                        probe.before(config.threads)
                         row, samples = _time_target(target, mode, batch, config, peak, model_size)
+                        row.update(probe.after(config.threads))
                     finally:
                         target.close()
+                    if config.normalize:
+                        row["p50_norm"] = round(row["p50_ms"] / row["ref_ms"], 6)
+                        row["spread_norm"] = round(row["spread_ms"] / row["ref_ms"], 6)
                     rows.append(row)
                     result.samples_ms.append(samples)
                     warnings.extend(_row_warnings(row))
                     if progress is not None:
                         progress(row)
+    if env.get("torch_cuda") is None:  # torch may have been imported by a row since
+        from edgetl.bench.environment import torch_cuda_info
+
+        env["torch_cuda"] = torch_cuda_info()
     normalization = None
-    if reference is not None:
-        reference.sample()
-        normalization = reference.summary()
-        ref = normalization["p50_ms"]
-        for row in rows:
-            row["p50_norm"] = round(row["p50_ms"] / ref, 6)
-            row["spread_norm"] = round(row["spread_ms"] / ref, 6)
+    if config.normalize:
+        normalization = {**reference_workload.describe(),
+                         "metric": "p50_norm = p50_ms / ref_ms (the row's own reference)"}
     result.report = {
         "schema": REPORT_SCHEMA,
         "artifact": subject.record(),
@@ -303,20 +299,24 @@ def run_bench(config: BenchConfig, progress: Callable[[dict[str, Any]], None] | 
             "images": paths, "checkpoint": subject.checkpoint,
         },
         "normalization": normalization,
+        "load_probe": reference_workload.describe(),
         "rows": rows,
         "warnings": warnings,
     }
     return result
 
 
-def _run_split_manifest(subject: Subject) -> Path | None:
-    if subject.run is None:
-        return None
+def _image_sources(subject: Subject) -> tuple[Path | None, str | None]:
+    """(split manifest, data origin) of the run the images should come from."""
+    art = subject.artifact
+    if art is not None and (art.split_manifest is not None or art.data_origin):
+        return art.split_manifest, art.data_origin
+    if subject.run is None or not subject.run.is_dir():
+        return None, None
     from edgetl.train.checkpoint import read_checkpoint_info
 
-    record = read_checkpoint_info(subject.run, subject.checkpoint).record
-    name = (record.get("data") or {}).get("split_manifest") or "split.csv"
-    return subject.run / name
+    data = read_checkpoint_info(subject.run, subject.checkpoint).record.get("data") or {}
+    return subject.run / (data.get("split_manifest") or "split.csv"), data.get("origin")
 
 
 def _checkpoint_size(subject: Subject) -> int | None:

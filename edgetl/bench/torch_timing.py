@@ -54,6 +54,7 @@ def _eager(run: Path, which: str, batch: np.ndarray, threads: int | None, device
     data = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(runner.device)
     cuda = device == "cuda"
     if cuda:
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
         torch_device_peak_reset()
 
     def step() -> object:
@@ -75,6 +76,7 @@ def _graph(run: Path, which: str, batch: np.ndarray, precision: str) -> Target:
 
     from edgetl.train.checkpoint import load_model
 
+    torch.backends.cudnn.benchmark = True
     model, _ = load_model(run, which)
     dtype = torch.float16 if precision == "fp16" else torch.float32
     model = model.to("cuda", dtype).eval()

@@ -51,16 +51,16 @@ def register(app: typer.Typer) -> None:
         baseline: Path | None = typer.Option(None, "--baseline",
                                              help="Earlier JSON report to gate against."),
         max_regression: float = typer.Option(
-            0.10, "--max-regression", help="Allowed p50 slowdown (0.10 = 10%) on top of the "
-            "runs' measured spread."),
+            0.10, "--max-regression", help="Allowed p50 slowdown (0.10 = 10%), on top of the "
+            "runs' measured spread and the machine load measured beside each row."),
         allow_missing: bool = typer.Option(
             False, "--allow-missing", help="Baseline rows this run lacks do not fail the gate."),
         allow_different_spec: bool = typer.Option(
             False, "--allow-different-spec",
             help="Compare with a baseline whose preprocessing spec differs."),
         normalize: bool = typer.Option(
-            False, "--normalize", help="Also time a fixed reference workload; rows get "
-            "p50/reference so machines compare by ratio."),
+            False, "--normalize", help="Rows get p50 / a fixed reference workload timed beside "
+            "them, and the gate compares those ratios: for baselines from another machine."),
         checkpoint: str = typer.Option("best", "--checkpoint",
                                        help="torch: best or last checkpoint of the run."),
     ) -> None:

@@ -118,7 +118,7 @@ def build_engine(onnx_bytes: bytes, ctx: ExportContext, calibration: list[Any] |
     config.add_optimization_profile(profile)
     config.set_flag(trt.BuilderFlag.FP16)
     if calibration is not None:
-        if not builder.platform_has_fast_int8:
+        if not getattr(builder, "platform_has_fast_int8", True):  # deprecated in TRT 10
             raise BackendUnavailableError("this GPU has no fast int8 path for TensorRT",
                                           "use --format tensorrt-fp16")
         config.set_flag(trt.BuilderFlag.INT8)

@@ -295,7 +295,7 @@ def run_finetune(
                 adv = lambda n: bar.advance(task, n)  # noqa: E731
                 f_train = compute_features(split.prefix, make_loader(
                     CachedImages(train_imgs, y_train, eval_tf), False, recipe.train.eval_batch_size),
-                    rt, adv)
+                    rt, adv, tuple(phase.cached_views))
                 f_val = compute_features(split.prefix, make_loader(
                     CachedImages(val_imgs, y_val, eval_tf), False, recipe.train.eval_batch_size),
                     rt, adv) if val_imgs else None

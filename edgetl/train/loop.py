@@ -27,16 +27,31 @@ class CachedImages(Dataset):
 
 
 class FeatureSet(Dataset):
-    """Cached outputs of the frozen prefix."""
+    """Cached outputs of the frozen prefix: [views, N, ...]; each access picks a random view."""
 
     def __init__(self, features: torch.Tensor, labels: list[int]) -> None:
-        self.features, self.labels = features, torch.as_tensor(labels)
+        self.features = features
+        self.labels = torch.as_tensor(labels)
+        self.views = features.shape[0]
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.features[index], self.labels[index]
+        view = int(torch.randint(self.views, (1,))) if self.views > 1 else 0
+        return self.features[view, index], self.labels[index]
+
+
+VIEWS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "identity": lambda x: x,
+    "hflip": lambda x: x.flip(-1),
+    "vflip": lambda x: x.flip(-2),
+    "rot180": lambda x: x.flip(-1).flip(-2),
+    "rot90": lambda x: x.rot90(1, (-2, -1)),
+    "rot270": lambda x: x.rot90(3, (-2, -1)),
+    "transpose": lambda x: x.transpose(-2, -1),
+    "antitranspose": lambda x: x.rot90(1, (-2, -1)).flip(-1),
+}
 
 
 @dataclass
@@ -120,12 +135,15 @@ def compute_features(
     loader: DataLoader,
     rt: Runtime,
     progress: Callable[[int], None] | None = None,
+    views: tuple[str, ...] = ("identity",),
 ) -> torch.Tensor:
-    """Run the frozen prefix once over `loader` (kept on the training device)."""
-    out = []
+    """Run the frozen prefix once per view over `loader`: a [views, N, ...] tensor."""
+    out: list[list[torch.Tensor]] = [[] for _ in views]
     for inputs, _ in loader:
-        with rt.autocast():
-            out.append(prefix(rt.move(inputs)).float())
+        inputs = rt.move(inputs)
+        for slot, view in zip(out, views, strict=True):
+            with rt.autocast():
+                slot.append(prefix(VIEWS[view](inputs)).float())
         if progress:
             progress(len(inputs))
-    return torch.cat(out)
+    return torch.stack([torch.cat(slot) for slot in out])

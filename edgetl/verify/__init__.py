@@ -74,7 +74,7 @@ def verify_artifact(
     import torch
 
     from edgetl.data.reference import normalize, pixels_uint8
-    from edgetl.data.transforms import geometry_transform, load_uint8_tensor, normalize_transform
+    from edgetl.data.transforms import geometry_transform, load_image, normalize_transform
     from edgetl.errors import DataError
     from edgetl.export.manifest import read_artifact
     from edgetl.runtime import open_runner
@@ -118,7 +118,7 @@ def verify_artifact(
         for sample in chunk:
             # Training side: decode -> torchvision geometry -> normalisation; this is
             # eval_transform(spec) split in its two halves so the uint8 image can be compared.
-            tv_pixels = geometry(load_uint8_tensor(sample.path, info.spec))
+            tv_pixels = geometry(load_image(sample.path, info.spec))
             tv_norm = to_tensor_norm(tv_pixels)
             tv_inputs.append(tv_norm)
             # Deployment side: what predict does with the artifact's own spec.

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from edgetl.export.manifest import ArtifactInfo
+from edgetl.export.manifest import META_SPEC_FINGERPRINT, ArtifactInfo
 from edgetl.io import sha256_file
 from edgetl.spec import LabelSpec, PreprocessSpec
 from edgetl.train.checkpoint import CheckpointInfo
@@ -79,13 +79,20 @@ def check_spec(artifact: ArtifactInfo, run: CheckpointInfo) -> CheckResult:
         "differences": {f: {"artifact": mine.to_dict()[f], "run": run.spec.to_dict()[f]}
                         for f in fields},
     }
-    if compared.fingerprint() == run.spec.fingerprint():
+    recorded = artifact.metadata.get(META_SPEC_FINGERPRINT)
+    consistent = recorded is None or recorded == mine.fingerprint()
+    details["recorded_fingerprint_consistent"] = consistent
+    if compared.fingerprint() == run.spec.fingerprint() and consistent:
         note = " (graph_input uint8_raw: embedded preprocessing)" if ignore else ""
         return CheckResult("spec", True, f"fingerprint {run.spec.short_fingerprint()} "
                                          f"matches{note}", details)
-    listed = ", ".join(f"{f}: artifact {details['differences'][f]['artifact']} != run "
-                       f"{details['differences'][f]['run']}" for f in fields)
-    return CheckResult("spec", False, f"spec differs from the run's in {listed}", details)
+    problems = [f"{f}: artifact {details['differences'][f]['artifact']} != run "
+                f"{details['differences'][f]['run']}" for f in fields]
+    if not consistent:
+        problems.append(f"the recorded fingerprint {str(recorded)[:12]} does not match the "
+                        f"embedded spec {mine.short_fingerprint()} (edited after export)")
+    return CheckResult("spec", False, "spec differs from the run's: " + "; ".join(problems),
+                       details)
 
 
 def check_labels(artifact: ArtifactInfo, run: CheckpointInfo) -> CheckResult:

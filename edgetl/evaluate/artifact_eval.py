@@ -1,0 +1,48 @@
+"""`evaluate ARTIFACT`: the same report as for a run, computed through the artifact itself.
+
+The artifact runs on ONNX Runtime with its embedded spec's deployment preprocessing (what a
+device runs). The data defaults to the exact split of the run it was exported from, found
+through the artifact's manifest.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgetl.errors import ArtifactError, DataError
+
+
+def evaluate_artifact(path: str | Path, split: str = "test", data: str | None = None,
+                      backend: str = "ort-cpu") -> dict[str, Any]:
+    from edgetl.data.sources import load_data
+    from edgetl.evaluate.metrics import classification_report
+    from edgetl.export.manifest import read_artifact
+    from edgetl.predict import predict_artifact_on_samples
+
+    info = read_artifact(path)
+    origin = data
+    if origin is None:
+        split_csv = info.split_manifest
+        if split_csv is None or not split_csv.is_file():
+            raise ArtifactError(
+                f"{path} does not lead back to its run's split (manifest missing or run moved)",
+                "pass --data DATA",
+            )
+        origin = str(split_csv)
+    dataset = load_data(origin)
+    samples = dataset.by_split(split) if dataset.has_splits else dataset.samples
+    if not samples:
+        raise DataError(f"split '{split}' of {origin} holds no images")
+    unknown = sorted({s.label for s in samples} - set(info.labels.names))
+    if unknown:
+        raise DataError(f"the data has labels the artifact does not know: {unknown[:5]}",
+                        f"it was trained on {list(info.labels.names)}")
+    probs, _ = predict_artifact_on_samples(path, samples, backend=backend)
+    y = np.array([info.labels.index(s.label) for s in samples])
+    report = classification_report(y, probs, list(info.labels.names))
+    report.update({"target": str(path), "kind": f"artifact ({info.format}, {info.precision})",
+                   "split": split, "data": origin, "spec_fingerprint": info.spec.fingerprint()})
+    return report
