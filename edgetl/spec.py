@@ -113,7 +113,8 @@ class PreprocessSpec:
             final = self.resize_size
         if final is not None and tuple(final) != tuple(self.input_size):
             raise SpecError(
-                f"spec input_size {self.input_size} differs from the size the pipeline makes {final}"
+                f"spec input_size {self.input_size} differs from the size the pipeline "
+                f"makes {final}"
             )
 
     # ----------------------------------------------------------------- constructors
@@ -221,7 +222,8 @@ class PreprocessSpec:
         if self.resize_mode == "shorter":
             steps.append(f"resize the shorter side to {self.resize_size[0]} px ({interp})")
         elif self.resize_mode == "exact":
-            steps.append(f"resize to exactly {self.resize_size[0]}x{self.resize_size[1]} (HxW, {interp})")
+            height, width = self.resize_size
+            steps.append(f"resize to exactly {height}x{width} (HxW, {interp})")
         if self.crop_size is not None:
             steps.append(f"centre-crop {self.crop_size[0]}x{self.crop_size[1]} (HxW)")
         steps.append(f"multiply uint8 values by {self.scale:.6g}")

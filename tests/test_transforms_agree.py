@@ -81,7 +81,8 @@ def _compare(paths: list[str], spec: PreprocessSpec) -> tuple[float, float]:
 def test_reference_matches_torchvision_on_rgb_jpegs(rgb_jpegs: list[str], index: int) -> None:
     spec = specs()[index]
     mean, peak = _compare(rgb_jpegs, spec)
-    assert mean < 0.5 and peak <= 3, f"{spec.interpolation}/{spec.color_mode}: mean {mean:.3f} max {peak}"
+    assert mean < 0.5 and peak <= 3, (
+        f"{spec.interpolation}/{spec.color_mode}: mean {mean:.3f} max {peak}")
 
 
 @pytest.mark.parametrize("index", [0, 1, 2])

@@ -235,7 +235,7 @@ def compare_reports(baseline: dict[str, Any], new: dict[str, Any], max_regressio
                              threshold=threshold, detectable=threshold / o - 1 if o else None)
         comp.load_factor = factor
         if factor > 1.2:
-            comp.notes.append(f"machine x{factor:.2f} slower (reference workload)")
+            comp.notes.append(f"load x{factor:.2f}")
         if old.get("threads") != cur.get("threads"):
             comp.notes.append(f"threads {old.get('threads')} -> {cur.get('threads')}")
         rows.append(comp)

@@ -90,6 +90,10 @@ def render_comparison(comparison: dict[str, Any], console: Any) -> None:
                       _ms(row["new"]), "-" if row["ratio"] is None else f"x{row['ratio']:.2f}",
                       _ms(row["threshold"]), "; ".join(row["notes"]))
     console.print(table)
+    if any((row.get("load_factor") or 1.0) > 1.2 for row in comparison["rows"]):
+        console.print("load xF: the reference workload beside that row ran F times slower than "
+                      "in the baseline (a busier machine); its allowance was widened by F",
+                      highlight=False)
     for note in comparison["notes"]:
         console.print(f"[yellow]note:[/yellow] {note}")
     if comparison["passed"]:

@@ -15,9 +15,8 @@ from typing import Literal
 
 import numpy as np
 import torch
-from torchvision.transforms import InterpolationMode, v2
-
 from PIL import Image
+from torchvision.transforms import InterpolationMode, v2
 
 from edgetl.data.reference import decode_image, to_hwc3
 from edgetl.errors import RecipeError
@@ -73,7 +72,8 @@ PRESETS: dict[str, AugmentSettings] = {
 def augment_settings(preset: str, **overrides: object) -> AugmentSettings:
     """The preset's settings with the recipe's explicit overrides applied."""
     if preset not in PRESETS:
-        raise RecipeError(f"unknown augmentation preset {preset!r}", f"use one of {sorted(PRESETS)}")
+        raise RecipeError(f"unknown augmentation preset {preset!r}",
+                          f"use one of {sorted(PRESETS)}")
     clean = {k: v for k, v in overrides.items() if v is not None}
     for key in ("scale", "ratio"):
         if key in clean:
@@ -159,7 +159,8 @@ def train_transform(spec: PreprocessSpec, aug: AugmentSettings) -> v2.Compose:
     if aug.rot90:
         steps.append(v2.RandomChoice([v2.RandomRotation((a, a)) for a in (0, 90, 180, 270)]))
     if aug.rotate_degrees > 0:
-        steps.append(v2.RandomRotation(aug.rotate_degrees, interpolation=InterpolationMode.BILINEAR))
+        steps.append(v2.RandomRotation(aug.rotate_degrees,
+                                       interpolation=InterpolationMode.BILINEAR))
     if any((aug.brightness, aug.contrast, aug.saturation, aug.hue)):
         steps.append(
             v2.ColorJitter(

@@ -17,7 +17,8 @@ def quick_metrics(y_true: np.ndarray, probs: np.ndarray) -> dict[str, float]:
 
     pred = probs.argmax(axis=1)
     eps = 1e-12
-    loss = float(-np.log(probs[np.arange(len(y_true)), y_true] + eps).mean()) if len(y_true) else 0.0
+    picked = probs[np.arange(len(y_true)), y_true] if len(y_true) else np.ones(1)
+    loss = float(-np.log(picked + eps).mean())
     return {
         "accuracy": float((pred == y_true).mean()) if len(y_true) else 0.0,
         "balanced_accuracy": float(balanced_accuracy_score(y_true, pred)) if len(y_true) else 0.0,

@@ -31,7 +31,8 @@ RECORD_FILE = "checkpoint.json"
 def package_versions() -> dict[str, str]:
     """Versions that decide numerical results; recorded in every checkpoint and report."""
     out = {"python": platform.python_version()}
-    for name in ("edgetl", "torch", "torchvision", "timm", "onnx", "onnxruntime", "numpy", "pillow"):
+    for name in ("edgetl", "torch", "torchvision", "timm", "onnx", "onnxruntime", "numpy",
+                 "pillow"):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -126,7 +127,8 @@ def read_checkpoint_info(path: str | Path, which: str = "best") -> CheckpointInf
     except json.JSONDecodeError as exc:
         raise ArtifactError(f"{folder / RECORD_FILE} is not valid JSON: {exc}") from exc
     if record.get("schema") != CHECKPOINT_SCHEMA:
-        raise ArtifactError(f"{folder} is not an edgetl checkpoint (schema {record.get('schema')!r})")
+        raise ArtifactError(
+            f"{folder} is not an edgetl checkpoint (schema {record.get('schema')!r})")
     if not (folder / WEIGHTS_FILE).is_file():
         raise ArtifactError(f"{folder} has no {WEIGHTS_FILE}")
     spec = PreprocessSpec.from_dict(record["spec"])
@@ -147,8 +149,7 @@ def load_model(path: str | Path, which: str = "best") -> tuple[Any, CheckpointIn
     """Rebuild the classifier and load its fine-tuned weights strictly (eval mode, CPU)."""
     from safetensors.torch import load_file
 
-    from edgetl.models import HeadConfig
-    from edgetl.models import build_classifier_skeleton
+    from edgetl.models import HeadConfig, build_classifier_skeleton
 
     info = read_checkpoint_info(path, which)
     model = build_classifier_skeleton(info.architecture, info.num_classes, HeadConfig(**info.head))

@@ -20,7 +20,7 @@ from edgetl.train.groups import BlockLayout
 
 @dataclass
 class FrozenSplit:
-    """prefix: frozen, run once per image in eval mode; suffix: trains, maps prefix output to logits."""
+    """prefix: frozen, run once per image in eval mode; suffix: trains, maps it to logits."""
 
     prefix: Callable[[torch.Tensor], torch.Tensor]
     suffix: Callable[[torch.Tensor], torch.Tensor]

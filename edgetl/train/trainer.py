@@ -1,0 +1,370 @@
+"""The phased trainer: one object holding the run's context, one method per step.
+
+`run()` = set-up (data, model, spec, decode-once cache) -> for each phase: freeze, choose the data
+path (cached frozen features or augmented images), optimiser and schedule, epochs with
+validation, best/last checkpoints and early stopping -> test report of the best checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+
+from edgetl.data.transforms import (
+    augment_settings,
+    center_crop_transform,
+    normalize_transform,
+    train_transform,
+)
+from edgetl.errors import DataError
+from edgetl.evaluate.metrics import quick_metrics
+from edgetl.evaluate.plots import plot_curves
+from edgetl.io import append_line, atomic_write_json
+from edgetl.recipe import PhaseConfig, Recipe
+from edgetl.train.checkpoint import save_checkpoint
+from edgetl.train.finetune import (
+    METRICS_FILE,
+    SPLIT_FILE,
+    RunResult,
+    is_better,
+    label_indices,
+    prepare_run_folder,
+    resolve_device,
+    resolve_spec,
+    split_data,
+    truncate_metrics,
+)
+from edgetl.train.frozen import frozen_split
+from edgetl.train.groups import (
+    apply_freeze,
+    block_layout,
+    param_groups,
+    set_train_mode,
+    trainable_blocks,
+)
+from edgetl.train.imagecache import build_cache
+from edgetl.train.loop import (
+    CachedImages,
+    FeatureSet,
+    Runtime,
+    compute_features,
+    predict,
+    train_one_epoch,
+)
+from edgetl.train.losses import build_loss
+from edgetl.train.progress import progress_bar
+from edgetl.train.schedule import lr_factor, set_lr
+from edgetl.train.state import (
+    TrainState,
+    load_train_state,
+    recover_folder,
+    replace_folder,
+    save_train_state,
+)
+
+
+@dataclass
+class PhasePlan:
+    """What one phase trains and on which inputs."""
+
+    phase: PhaseConfig
+    trainable: list[int]
+    forward: Callable[[torch.Tensor], torch.Tensor]
+    train_loader: DataLoader
+    val_loader: DataLoader | None
+    cached: bool
+
+
+class PhasedTrainer:
+    def __init__(self, recipe: Recipe, out: Path, *, device: str, resume: bool,
+                 console: Any) -> None:
+        self.console = console
+        self.out = out
+        self.recipe = prepare_run_folder(out, recipe, resume)
+        for name in ("last", "best"):
+            recover_folder(out / name)
+        self.resume = resume
+        self.resuming = resume and (out / "last" / "train_state.json").is_file()
+        if self.recipe.train.num_threads:
+            torch.set_num_threads(self.recipe.train.num_threads)
+        self.dev = resolve_device(self.recipe.train.device if device == "auto" else device)
+        cuda = self.dev == "cuda"
+        self.rt = Runtime(torch.device(self.dev), torch.bfloat16 if cuda else None, cuda)
+        self.state = TrainState()
+        self.train_seconds = 0.0
+        self.start = time.perf_counter()
+        self.generator = torch.Generator().manual_seed(self.recipe.train.seed)
+
+    # ------------------------------------------------------------------ set-up
+    def setup(self) -> None:
+        from edgetl.models import HeadConfig, build_classifier
+
+        recipe = self.recipe
+        data, self.labels = split_data(recipe, self.out, self.resume)
+        self.data = data
+        self.train_s, self.val_s = data.by_split("train"), data.by_split("val")
+        if not self.train_s:
+            raise DataError("the training split is empty",
+                            "check the data source and split fractions")
+        self.counts = [sum(1 for s in self.train_s if s.label == c) for c in self.labels.names]
+        if min(self.counts) == 0:
+            empty = self.labels.names[self.counts.index(0)]
+            raise DataError(f"class '{empty}' has no training images after the split")
+
+        torch.manual_seed(recipe.train.seed)  # the new head's initial weights
+        self.head = HeadConfig(dropout=recipe.model.head.dropout, hidden=recipe.model.head.hidden)
+        self.model, weights_spec = build_classifier(
+            recipe.model.architecture, self.labels.num_classes, self.head,
+            weights=recipe.model.weights)
+        self.spec = resolve_spec(recipe, weights_spec)
+        self.optimizer_state: dict | None = None
+        if self.resuming:
+            self._load_last()
+        self.model.to(self.rt.device)
+        if self.rt.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.layout = block_layout(self.model)
+        self.criterion, self.class_weights = build_loss(recipe.loss, self.counts)
+        self.criterion.to(self.rt.device)
+        self.console.print(
+            f"[bold]edgetl finetune[/] {recipe.name}: {recipe.model.architecture} on "
+            f"{recipe.data.source} ({len(self.train_s)} train / {len(self.val_s)} val / "
+            f"{len(data.by_split('test'))} test), device {self.dev}")
+        self.console.print(f"spec {self.spec.short_fingerprint()}: "
+                           + "; ".join(self.spec.describe().splitlines()[:3]))
+        self._decode_once()
+
+    def _load_last(self) -> None:
+        from safetensors.torch import load_file
+
+        self.state, self.optimizer_state = load_train_state(self.out / "last")
+        self.model.load_state_dict(load_file(str(self.out / "last" / "model.safetensors")))
+        truncate_metrics(self.out / METRICS_FILE, self.state.global_epoch)
+        phases = self.recipe.phases
+        where = phases[min(self.state.phase_index, len(phases) - 1)].name
+        self.console.print(f"[bold]resuming[/] {self.out}: phase {where}, "
+                           f"{self.state.global_epoch} epoch(s) done")
+
+    def _decode_once(self) -> None:
+        cache_dir = os.environ.get("EDGETL_CACHE_DIR") or self.recipe.data.cache_dir
+        paths = [s.path for s in self.train_s + self.val_s]
+        t0 = time.perf_counter()
+        with progress_bar(self.console) as bar:
+            task = bar.add_task("decode + resize (once)", total=len(paths))
+            images, how = build_cache(paths, self.spec, cache_dir,
+                                      progress=lambda n: bar.advance(task, n))
+        self.console.print(f"image cache {how}: {len(images)} images in "
+                           f"{time.perf_counter() - t0:.1f} s")
+        self.train_imgs, self.val_imgs = images[: len(self.train_s)], images[len(self.train_s):]
+        self.y_train = label_indices(self.train_s, self.labels)
+        self.y_val = label_indices(self.val_s, self.labels)
+        crop, norm = center_crop_transform(self.spec), normalize_transform(self.spec)
+        self.eval_tf = lambda img: norm(crop(img))
+        aug = augment_settings(self.recipe.augment.preset, **self.recipe.augment.overrides())
+        self.aug_tf = train_transform(self.spec, aug)
+
+    # ------------------------------------------------------------------ data paths
+    def _loader(self, dataset: Dataset, shuffle: bool, batch: int) -> DataLoader:
+        sampler = None
+        if shuffle and self.recipe.loss.balanced_sampler:
+            weights = [1.0 / self.counts[int(y)] for y in dataset.labels]  # type: ignore[attr-defined]
+            sampler = WeightedRandomSampler(weights, len(weights), generator=self.generator)
+        return DataLoader(dataset, batch_size=batch, shuffle=shuffle and sampler is None,
+                          sampler=sampler, generator=self.generator if shuffle else None,
+                          num_workers=0, pin_memory=self.dev == "cuda")
+
+    def plan_phase(self, phase: PhaseConfig) -> PhasePlan:
+        """Freeze what the recipe says; cache the frozen part when the phase does not augment."""
+        trainable = trainable_blocks(self.layout, phase)
+        apply_freeze(self.model, self.layout, phase)
+        split = frozen_split(self.model, self.layout, trainable) if (
+            not phase.augment and phase.cache_frozen) else None
+        batch, eval_batch = self.recipe.train.batch_size, self.recipe.train.eval_batch_size
+        if split is None:
+            tf = self.aug_tf if phase.augment else self.eval_tf
+            return PhasePlan(
+                phase, trainable, self.model,
+                self._loader(CachedImages(self.train_imgs, self.y_train, tf), True, batch),
+                self._loader(CachedImages(self.val_imgs, self.y_val, self.eval_tf), False,
+                             eval_batch) if self.val_imgs else None,
+                cached=False)
+        self.model.eval()
+        t0 = time.perf_counter()
+        views = tuple(phase.cached_views)
+        with progress_bar(self.console) as bar:
+            task = bar.add_task(f"phase {phase.name}: frozen part once ({split.where})",
+                                total=len(self.train_imgs) + len(self.val_imgs))
+
+            def advance(n: int) -> None:
+                bar.advance(task, n)
+
+            f_train = compute_features(split.prefix, self._loader(
+                CachedImages(self.train_imgs, self.y_train, self.eval_tf), False, eval_batch),
+                self.rt, advance, views)
+            f_val = compute_features(split.prefix, self._loader(
+                CachedImages(self.val_imgs, self.y_val, self.eval_tf), False, eval_batch),
+                self.rt, advance) if self.val_imgs else None
+        seconds = time.perf_counter() - t0
+        self.train_seconds += seconds
+        self.console.print(f"phase {phase.name}: frozen part computed once for "
+                           f"{len(views)} view(s) in {seconds:.1f} s ({split.where})")
+        return PhasePlan(
+            phase, trainable, split.suffix,
+            self._loader(FeatureSet(f_train, self.y_train), True, batch),
+            self._loader(FeatureSet(f_val, self.y_val), False, eval_batch)
+            if f_val is not None else None,
+            cached=True)
+
+    # ------------------------------------------------------------------ checkpoints
+    def _save_model(self, folder: Path, line: dict[str, Any]) -> None:
+        save_checkpoint(
+            folder, self.model, architecture=self.recipe.model.architecture,
+            head={"dropout": self.head.dropout, "hidden": self.head.hidden}, spec=self.spec,
+            labels=self.labels, extra={
+                "recipe_sha256": self.recipe.sha256(),
+                "data": {"origin": self.recipe.data.source, "split_manifest": SPLIT_FILE},
+                "class_weights": self.class_weights,
+                "epoch": line["epoch"], "phase": line["phase"], "metrics": line,
+            })
+
+    def _save_last(self, line: dict[str, Any], optimizer: torch.optim.Optimizer) -> None:
+        def write(tmp: Path) -> None:
+            self._save_model(tmp, line)
+            save_train_state(tmp, self.state, optimizer.state_dict())
+
+        replace_folder(self.out / "last", write)
+
+    # ------------------------------------------------------------------ phases and epochs
+    def _next_phase(self, stopped_early: str | None = None) -> None:
+        state = self.state
+        state.phase_index += 1
+        state.epoch_in_phase = state.step_in_phase = state.bad_epochs = 0
+        state.phase_best_value = None
+        if stopped_early:
+            state.stopped_early.append(stopped_early)
+
+    def _optimizer(self, plan: PhasePlan, phase_index: int) -> torch.optim.Optimizer:
+        optimizer = torch.optim.AdamW(param_groups(self.model, self.layout, plan.phase),
+                                      lr=plan.phase.lr)
+        if self.optimizer_state and self.state.phase_index == phase_index and \
+                self.state.epoch_in_phase > 0:
+            optimizer.load_state_dict(self.optimizer_state)
+        self.optimizer_state = None
+        return optimizer
+
+    def run_phase(self, phase_index: int) -> None:
+        phase = self.recipe.phases[phase_index]
+        if phase.epochs == 0:
+            self._next_phase()
+            return
+        plan = self.plan_phase(phase)
+        optimizer = self._optimizer(plan, phase_index)
+        steps_per_epoch = max(1, math.ceil(len(self.train_imgs) / self.recipe.train.batch_size))
+        total_steps = steps_per_epoch * phase.epochs
+        warmup = int(round(phase.warmup_epochs * steps_per_epoch))
+        state = self.state
+
+        def on_step() -> None:
+            set_lr(optimizer, lr_factor(state.step_in_phase, total_steps, warmup,
+                                        phase.min_lr_ratio))
+            state.step_in_phase += 1
+
+        for epoch in range(state.epoch_in_phase, phase.epochs):
+            line, stop = self.run_epoch(plan, optimizer, on_step, epoch)
+            if stop or epoch + 1 == phase.epochs:
+                self._next_phase(phase.name if stop else None)
+            append_line(self.out / METRICS_FILE, json.dumps(line))
+            self._save_last(line, optimizer)
+            self._print_epoch(line)
+            if stop:
+                self.console.print(f"phase {phase.name}: early stop after {epoch + 1} epoch(s)")
+                break
+        plot_curves(self.out / METRICS_FILE, self.out / "curves.png")
+
+    def run_epoch(self, plan: PhasePlan, optimizer: torch.optim.Optimizer,
+                  on_step: Callable[[], None], epoch: int) -> tuple[dict[str, Any], bool]:
+        """Train one epoch, validate, update best/early-stopping bookkeeping."""
+        phase, state, seed = plan.phase, self.state, self.recipe.train.seed
+        torch.manual_seed(seed * 100003 + state.global_epoch)
+        self.generator.manual_seed(seed * 100003 + state.global_epoch)
+        set_train_mode(self.model, phase)
+        val: dict[str, float] = {}
+        with progress_bar(self.console) as bar:
+            task = bar.add_task(f"phase {phase.name} epoch {epoch + 1}/{phase.epochs}",
+                                total=len(self.train_imgs) + len(self.val_imgs))
+
+            def advance(n: int) -> None:
+                bar.advance(task, n)
+
+            stats = train_one_epoch(plan.forward, plan.train_loader, self.criterion, optimizer,
+                                    on_step, self.rt, advance)
+            self.model.eval()
+            if plan.val_loader is not None:
+                probs, y = predict(plan.forward, plan.val_loader, self.rt, advance)
+                val = {f"val_{k}": v for k, v in quick_metrics(y, probs).items()}
+        self.train_seconds += stats["train_seconds"]
+        state.epoch_in_phase = epoch + 1
+        state.global_epoch += 1
+        line: dict[str, Any] = {
+            "epoch": state.global_epoch, "phase": phase.name, "phase_epoch": epoch + 1,
+            **{k: round(v, 6) for k, v in stats.items()}, **val,
+            "lr": {g["block"]: g["lr"] for g in optimizer.param_groups},
+            "trainable_blocks": plan.trainable, "cached_frozen": plan.cached,
+            "wall_seconds": round(time.perf_counter() - self.start, 3),
+        }
+        select = self.recipe.train.select_metric
+        if not val or (select in val and is_better(select, val[select], state.best_value)):
+            state.best_value, state.best_epoch = val.get(select), state.global_epoch
+            replace_folder(self.out / "best", lambda tmp: self._save_model(tmp, line))
+        stop = False
+        es = phase.early_stopping
+        if es is not None and es.metric in val:
+            if is_better(es.metric, val[es.metric], state.phase_best_value, es.min_delta):
+                state.phase_best_value, state.bad_epochs = val[es.metric], 0
+            else:
+                state.bad_epochs += 1
+                stop = state.bad_epochs >= es.patience
+        line["early_stopped"] = stop
+        return line, stop
+
+    def _print_epoch(self, line: dict[str, Any]) -> None:
+        select = self.recipe.train.select_metric
+        val = f" {select} {line[select]:.4f}" if select in line else ""
+        self.console.print(f"  epoch {line['epoch']:>3} (phase {line['phase']}) train_loss "
+                           f"{line['train_loss']:.4f}{val}  {line['images_per_s']:.0f} img/s")
+
+    # ------------------------------------------------------------------ the whole run
+    def run(self) -> RunResult:
+        from edgetl.evaluate.run_eval import evaluate_checkpoint
+
+        self.setup()
+        for phase_index in range(self.state.phase_index, len(self.recipe.phases)):
+            self.run_phase(phase_index)
+        self.state.done = True
+        if (self.out / "last").is_dir():
+            save_train_state(self.out / "last", self.state, {})
+        plot_curves(self.out / METRICS_FILE, self.out / "curves.png")
+        report = evaluate_checkpoint(self.out, split="test", device=self.dev,
+                                     console=self.console)
+        atomic_write_json(self.out / "test_metrics.json", report)
+        select = self.recipe.train.select_metric
+        atomic_write_json(self.out / "summary.json", {
+            "best_epoch": self.state.best_epoch, select: self.state.best_value,
+            "train_seconds": round(self.train_seconds, 2),
+            "wall_seconds": round(time.perf_counter() - self.start, 2),
+            "test_accuracy": report["accuracy"], "test_accuracy_ci95": report["accuracy_ci95"],
+            "test_balanced_accuracy": report["balanced_accuracy"],
+            "test_macro_f1": report["macro_f1"], "stopped_early": self.state.stopped_early,
+            "spec_fingerprint": self.spec.fingerprint(),
+        })
+        return RunResult(self.out, report, self.state.best_epoch, self.state.best_value,
+                         self.train_seconds)
