@@ -25,6 +25,9 @@ class FrozenSplit:
     prefix: Callable[[torch.Tensor], torch.Tensor]
     suffix: Callable[[torch.Tensor], torch.Tensor]
     where: str
+    first_trainable: int = -1  # first body block the suffix holds (-1: head only)
+    # prefix output -> pooled features (eval mode): lets a head-only phase reuse this cache
+    to_pooled: Callable[[torch.Tensor], torch.Tensor] | None = None
 
 
 def _is_stage_model(model: nn.Module) -> bool:
@@ -41,7 +44,7 @@ def frozen_split(model: nn.Module, layout: BlockLayout, trainable: list[int]) ->
         def suffix(f: torch.Tensor) -> torch.Tensor:
             return model.get_classifier()(f)
 
-        return FrozenSplit(prefix, suffix, "pooled features")
+        return FrozenSplit(prefix, suffix, "pooled features", -1)
     first = min(trainable)
     # timm's coarse layout of these models: [stem, stage 0..S-1 (+ conv_head, alone or with the
     # last stage)], so stage i is block i + 1 either way.
@@ -61,4 +64,10 @@ def frozen_split(model: nn.Module, layout: BlockLayout, trainable: list[int]) ->
             f = stage(f)
         return model.forward_head(model.bn2(model.conv_head(f)))
 
-    return FrozenSplit(stage_prefix, stage_suffix, f"input of stage {stages_frozen}")
+    def stage_to_pooled(f: torch.Tensor) -> torch.Tensor:
+        for stage in model.blocks[stages_frozen:]:
+            f = stage(f)
+        return model.forward_head(model.bn2(model.conv_head(f)), pre_logits=True)
+
+    return FrozenSplit(stage_prefix, stage_suffix, f"input of stage {stages_frozen}", first,
+                       stage_to_pooled)

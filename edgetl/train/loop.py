@@ -130,6 +130,17 @@ def predict(
 
 
 @torch.no_grad()
+def map_features(fn: Callable[[torch.Tensor], torch.Tensor], features: torch.Tensor, rt: Runtime,
+                 batch: int = 64) -> torch.Tensor:
+    """Apply `fn` (eval mode) to cached features in batches, keeping the leading view axis."""
+    out = []
+    for view in features:
+        parts = [fn(rt.move(view[i:i + batch])).float() for i in range(0, len(view), batch)]
+        out.append(torch.cat(parts))
+    return torch.stack(out)
+
+
+@torch.no_grad()
 def compute_features(
     prefix: Callable[[torch.Tensor], torch.Tensor],
     loader: DataLoader,

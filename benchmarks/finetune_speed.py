@@ -1,0 +1,229 @@
+"""edgetl's fine-tuning against the same recipe fed by a plain PIL DataLoader, in one run.
+
+Both sides use the same data split, backbone, head, phases, freezing, learning rates, epochs and
+loss. The baseline is what a careful user writes with timm + PyTorch: a Dataset that opens each
+file with PIL every epoch, torchvision transforms, a DataLoader with workers, and the full model
+forward every step (frozen layers included). edgetl decodes once and runs frozen layers once.
+
+Writes benchmarks/results/finetune-speed-<machine>-<date>.json (+ .md) with images/s per phase,
+time to the target validation accuracy, final test accuracy and wall times.
+
+    python benchmarks/finetune_speed.py --recipe recipes/elpv-quickstart.yaml --subset 600
+    python benchmarks/finetune_speed.py --recipe recipes/elpv-lite0.yaml --device cuda --workers 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import socket
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from edgetl.data.sources import load_data
+from edgetl.data.split import make_splits, write_manifest
+from edgetl.data.transforms import augment_settings, eval_transform, load_image, train_transform
+from edgetl.evaluate.metrics import quick_metrics
+from edgetl.models import HeadConfig, build_classifier
+from edgetl.recipe import Recipe, load_recipe
+from edgetl.train.finetune import resolve_spec, run_finetune
+from edgetl.train.groups import apply_freeze, block_layout, param_groups, set_train_mode
+from edgetl.train.losses import build_loss
+from edgetl.train.schedule import lr_factor, set_lr
+
+
+class FileImages(Dataset):
+    """The baseline's data path: PIL decode + transform on every access."""
+
+    def __init__(self, samples: list, classes: list[str], transform) -> None:  # noqa: ANN001
+        self.samples, self.classes, self.transform = samples, classes, transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        sample = self.samples[i]
+        return self.transform(load_image(sample.path, self.spec)), self.classes.index(sample.label)
+
+
+def subset_manifest(recipe: Recipe, n_train: int | None, folder: Path) -> str:
+    """The recipe's split, optionally with a stratified subset of the training images."""
+    data = make_splits(load_data(recipe.data.source), recipe.data.val_fraction,
+                       recipe.data.test_fraction, recipe.train.seed,
+                       recipe.data.near_duplicate_threshold)
+    if n_train:
+        rng = np.random.default_rng(0)
+        train = [s for s in data.samples if s.split == "train"]
+        keep = set()
+        for label in data.classes:
+            members = [s.path for s in train if s.label == label]
+            share = max(1, round(n_train * len(members) / len(train)))
+            keep.update(rng.choice(members, size=min(share, len(members)), replace=False))
+        data = data.replace(samples=[s for s in data.samples
+                                     if s.split != "train" or s.path in keep])
+    path = folder / "split.csv"
+    write_manifest(data, path)
+    return str(path)
+
+
+def baseline_run(recipe: Recipe, manifest: str, device: str, workers: int) -> dict:
+    """The recipe's phases with a PIL DataLoader and full forwards (no caches)."""
+    torch.manual_seed(recipe.train.seed)
+    data = load_data(manifest)
+    classes = list(data.classes)
+    model, weights_spec = build_classifier(recipe.model.architecture, len(classes),
+                                           HeadConfig(**recipe.model.head.model_dump()),
+                                           recipe.model.weights)
+    spec = resolve_spec(recipe, weights_spec)
+    model.to(device)
+    layout = block_layout(model)
+    train_s, val_s, test_s = (data.by_split(s) for s in ("train", "val", "test"))
+    counts = [sum(s.label == c for s in train_s) for c in classes]
+    criterion = build_loss(recipe.loss, counts)[0].to(device)
+    aug = train_transform(spec, augment_settings(recipe.augment.preset,
+                                                 **recipe.augment.overrides()))
+    evaluate = eval_transform(spec)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else \
+        torch.autocast("cpu", enabled=False)
+
+    def loader(samples: list, tf, shuffle: bool) -> DataLoader:  # noqa: ANN001
+        ds = FileImages(samples, classes, tf)
+        ds.spec = spec
+        return DataLoader(ds, batch_size=recipe.train.batch_size, shuffle=shuffle,
+                          num_workers=workers, persistent_workers=workers > 0)
+
+    def accuracy(samples: list) -> float:
+        model.eval()
+        probs, ys = [], []
+        with torch.no_grad(), autocast:
+            for x, y in loader(samples, evaluate, False):
+                probs.append(torch.softmax(model(x.to(device)).float(), 1).cpu())
+                ys.append(y)
+        return quick_metrics(torch.cat(ys).numpy(), torch.cat(probs).numpy())["accuracy"]
+
+    rows, start = [], time.perf_counter()
+    for phase in recipe.phases:
+        apply_freeze(model, layout, phase)
+        optimizer = torch.optim.AdamW(param_groups(model, layout, phase), lr=phase.lr)
+        train_loader = loader(train_s, aug if phase.augment else evaluate, True)
+        steps = len(train_loader) * phase.epochs
+        step = 0
+        for epoch in range(phase.epochs):
+            set_train_mode(model, phase)
+            t0, seen = time.perf_counter(), 0
+            for x, y in train_loader:
+                set_lr(optimizer, lr_factor(step, steps, int(phase.warmup_epochs *
+                                                             len(train_loader)),
+                                            phase.min_lr_ratio))
+                step += 1
+                with autocast:
+                    loss = criterion(model(x.to(device)).float(), y.to(device))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                seen += len(y)
+            train_s_time = time.perf_counter() - t0
+            rows.append({"phase": phase.name, "epoch": epoch + 1,
+                         "images_per_s": seen / train_s_time, "train_seconds": train_s_time,
+                         "val_accuracy": accuracy(val_s),
+                         "wall_seconds": time.perf_counter() - start})
+    return {"epochs": rows, "test_accuracy": accuracy(test_s),
+            "wall_seconds": time.perf_counter() - start}
+
+
+def edgetl_run(recipe: Recipe, manifest: str, device: str, folder: Path) -> dict:
+    recipe = load_recipe(None, []).model_validate(
+        {**recipe.model_dump(mode="json"), "data": {**recipe.data.model_dump(mode="json"),
+                                                    "source": manifest}})
+    start = time.perf_counter()
+    result = run_finetune(recipe, folder / "run", device=device)
+    wall = time.perf_counter() - start
+    lines = [json.loads(x) for x in (folder / "run" / "metrics.jsonl").read_text().splitlines()]
+    return {"epochs": lines, "test_accuracy": result.test_report["accuracy"],
+            "train_seconds": result.train_seconds, "wall_seconds": wall}
+
+
+def per_phase(epochs: list[dict]) -> dict:
+    out: dict[str, dict] = {}
+    for row in epochs:
+        slot = out.setdefault(row["phase"], {"epochs": 0, "train_seconds": 0.0, "images": 0.0})
+        slot["epochs"] += 1
+        slot["train_seconds"] += row["train_seconds"]
+        slot["images"] += row["images_per_s"] * row["train_seconds"]
+    for slot in out.values():
+        slot["images_per_s"] = slot.pop("images") / max(slot["train_seconds"], 1e-9)
+    return out
+
+
+def time_to(epochs: list[dict], target: float) -> float | None:
+    for row in epochs:
+        if row.get("val_accuracy", 0) >= target:
+            return row["wall_seconds"]
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipe", default="recipes/elpv-quickstart.yaml")
+    parser.add_argument("--subset", type=int, default=None, help="training images to keep")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--workers", type=int, default=2, help="baseline DataLoader workers")
+    parser.add_argument("--target", type=float, default=0.85, help="validation accuracy target")
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--results", default="benchmarks/results")
+    args = parser.parse_args()
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        manifest = subset_manifest(recipe, args.subset, folder)
+        ours = edgetl_run(recipe, manifest, args.device, folder)
+        base = baseline_run(recipe, manifest, args.device, args.workers)
+    machine = socket.gethostname().split(".")[0] if args.device == "cpu" else \
+        torch.cuda.get_device_name(0).replace(" ", "-")
+    report = {
+        "schema": "edgetl.finetune-speed/1",
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                    "cpus": torch.get_num_threads(), "device": args.device,
+                    "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
+        "versions": {"torch": torch.__version__, "python": platform.python_version()},
+        "recipe": args.recipe, "overrides": args.overrides, "subset": args.subset,
+        "target_val_accuracy": args.target,
+        "edgetl": {"per_phase": per_phase(ours["epochs"]), "test_accuracy": ours["test_accuracy"],
+                   "wall_seconds": ours["wall_seconds"],
+                   "time_to_target_s": time_to(ours["epochs"], args.target)},
+        "pil_dataloader": {"per_phase": per_phase(base["epochs"]),
+                           "test_accuracy": base["test_accuracy"],
+                           "wall_seconds": base["wall_seconds"], "workers": args.workers,
+                           "time_to_target_s": time_to(base["epochs"], args.target)},
+    }
+    report["speedup_wall"] = base["wall_seconds"] / ours["wall_seconds"]
+    out = Path(args.results)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"finetune-speed-{args.device}-{machine}-{dt.date.today().isoformat()}"
+    (out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
+    lines = [f"# Fine-tuning speed, {report['date']} ({args.device}, {machine})", "",
+             f"recipe `{args.recipe}` {' '.join(args.overrides)}, subset {args.subset}", "",
+             "| pipeline | phase | images/s | train s | test acc | wall s |",
+             "|---|---|---|---|---|---|"]
+    for name in ("edgetl", "pil_dataloader"):
+        side = report[name]
+        for phase, slot in side["per_phase"].items():
+            lines.append(f"| {name} | {phase} | {slot['images_per_s']:.0f} | "
+                         f"{slot['train_seconds']:.1f} | {side['test_accuracy']:.4f} | "
+                         f"{side['wall_seconds']:.1f} |")
+    lines.append(f"\nwall-clock speed-up: {report['speedup_wall']:.2f}x")
+    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
