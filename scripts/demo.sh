@@ -21,16 +21,22 @@ resume=()
 step "evaluate the best checkpoint on the test split"
 "$BIN/edgetl" evaluate "$OUT/run" --json "$OUT/eval.json" --out "$OUT/eval"
 
+# Artifacts land in $OUT/run/export/ (model.onnx, model.fp16.onnx, model.int8-qdq.onnx),
+# each with its manifest beside it.
 for fmt in onnx onnx-fp16 onnx-int8; do
   step "export $fmt and verify it against the run"
-  "$BIN/edgetl" export "$OUT/run" --format "$fmt" --out "$OUT/model.$fmt.onnx"
-  "$BIN/edgetl" verify "$OUT/model.$fmt.onnx" --against "$OUT/run" --json "$OUT/verify.$fmt.json"
+  "$BIN/edgetl" export "$OUT/run" --format "$fmt"
+done
+ART="$OUT/run/export"
+for name in model model.fp16 model.int8-qdq; do
+  "$BIN/edgetl" verify "$ART/$name.onnx" --against "$OUT/run" --json "$OUT/verify.$name.json"
 done
 
 step "predict with the int8 artifact and its embedded spec only"
 first_test=$(awk -F, 'NR>1 && $4=="test" {print $1; exit}' "$OUT/run/split.csv")
-"$BIN/edgetl" predict "$OUT/model.onnx-int8.onnx" "$first_test" --top-k 2
+"$BIN/edgetl" predict "$ART/model.int8-qdq.onnx" "$first_test" --top-k 2
 
-step "latency on this machine (ONNX Runtime CPU)"
-"$BIN/edgetl" bench "$OUT/model.onnx.onnx" --backend ort-cpu --batch 1,8 --json "$OUT/bench.onnx.json"
-"$BIN/edgetl" bench "$OUT/model.onnx-int8.onnx" --backend ort-cpu --batch 1,8 --json "$OUT/bench.int8.json"
+step "latency on this machine (ONNX Runtime CPU), fp32 and int8"
+"$BIN/edgetl" bench "$ART/model.onnx" --backend ort-cpu --batch 1,8 --json "$OUT/bench.fp32.json"
+"$BIN/edgetl" bench "$ART/model.int8-qdq.onnx" --backend ort-cpu --batch 1,8 \
+  --json "$OUT/bench.int8.json"

@@ -48,6 +48,18 @@ def register(app: typer.Typer) -> None:
                 f"{quant['dequantize_linear_nodes']} DequantizeLinear, "
                 f"{quant['int8_initializers']} int8 initialisers; calibrated on "
                 f"{quant['calibration_images']} training images ({quant['calibration_method']})")
+            search = quant.get("accuracy_search") or {}
+            for row in search.get("rounds", []):
+                agree = row["val_agreement"]
+                console.print(
+                    f"  {row['float_compute_nodes']:>2} leading compute nodes kept float32 "
+                    f"({row['size_bytes'] / 1e6:.2f} MB): "
+                    + (f"top-1 agreement with float32 {agree:.2%} on "
+                       f"{search['validation_images']} validation images"
+                       if agree is not None else "no validation split to check on"))
+            if search and not search.get("met"):
+                console.print(f"[yellow]warning[/]: int8 agreement stayed below the target "
+                              f"{search['target_val_agreement']:.2%}; verify will judge it")
         io = result.details.get("io")
         if io:
             console.print(f"input {io['input']['name']} {io['input']['dtype']} "

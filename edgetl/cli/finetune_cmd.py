@@ -38,6 +38,8 @@ def register(app: typer.Typer) -> None:
         resolved = load_recipe(recipe, extra)
         run_dir = out or Path("runs") / resolved.name
         result = run_finetune(resolved, run_dir, device=device, resume=resume, console=console)
+        if not result.test_report:  # a non-zero rank under torchrun: rank 0 reports
+            return
         print_report_summary(result.test_report, title=f"test split, best checkpoint "
                              f"(epoch {result.best_epoch})")
         console.print(f"training wall time {result.train_seconds:.1f} s; run folder {run_dir}")

@@ -84,6 +84,9 @@ class ExportOptions:
     max_batch: int = DEFAULT_MAX_BATCH
     checkpoint: str = "best"
     seed: int = 0
+    # int8: minimum top-1 agreement with float32 on the run's validation split; early layers
+    # stay float32 until it holds (None: the format's verify budget).
+    int8_target_agreement: float | None = None
 
     def validate(self) -> None:
         if self.opset < 17:
