@@ -56,8 +56,11 @@ def test_torchrun_two_processes_match_one(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=600, env=env)
     assert two.returncode == 0, two.stderr[-3000:]
 
-    lines_one = [json.loads(x) for x in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
-    lines_two = [json.loads(x) for x in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()]
+    def lines(run: str) -> list[dict]:
+        text = (tmp_path / run / "metrics.jsonl").read_text()
+        return [json.loads(x) for x in text.splitlines()]
+
+    lines_one, lines_two = lines("one"), lines("two")
     # Each epoch exactly once: a second writer would have duplicated lines.
     assert [r["epoch"] for r in lines_two] == [1, 2, 3, 4, 5]
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(

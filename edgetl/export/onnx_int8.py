@@ -44,7 +44,8 @@ from edgetl.export.onnx_fp32 import finalize_onnx, prepare_module, trace_to_onnx
 from edgetl.export.preprocess_graph import EMBEDDED_PREFIX
 
 CALIBRATION_BATCH = 8  # images per calibration run
-FLOAT_PREFIX_STEPS = (0, 4, 8, 12, 16, 20, 24, 28, 32, 40, 48)  # leading compute nodes kept float32, per round
+# Leading compute nodes kept float32, per round of the accuracy search.
+FLOAT_PREFIX_STEPS = (0, 4, 8, 12, 16, 20, 24, 28, 32, 40, 48)
 AGREEMENT_IMAGES = 300  # validation images used to measure int8/float32 agreement
 
 
