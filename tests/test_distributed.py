@@ -16,10 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
-
-pytestmark = pytest.mark.slow
 
 
 def _manifest(root: Path) -> Path:

@@ -198,7 +198,6 @@ def test_early_stopping_stops_and_keeps_best(tmp_path: Path, manifest: Path) -> 
     assert record["epoch"] == best_epoch
 
 
-@pytest.mark.slow
 def test_resume_after_sigkill_in_phase_b(tmp_path: Path, manifest: Path) -> None:
     recipe = write_recipe(tmp_path / "r.yaml", manifest, [
         {"name": "A", "epochs": 1, "lr": 0.01, "augment": False},
