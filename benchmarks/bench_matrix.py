@@ -47,6 +47,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--modes", default="compute", help="compute and/or e2e (comma list)")
     parser.add_argument("--threads", default="", help="CPU thread counts to sweep (comma list; "
                         "default: the runtime's own)")
+    parser.add_argument("--torch-threads", default=None,
+                        help="thread counts for the torch backend (default: as --threads); "
+                        "torch's OpenMP pool can stall for seconds per call when another process "
+                        "holds a core, so a shared machine may want 1 here")
     parser.add_argument("--min-time", type=float, default=2.0, help="seconds per row")
     parser.add_argument("--repeat", type=int, default=1,
                         help="repeat the whole matrix N times (rows keep the lowest p50 run's "
@@ -187,7 +191,10 @@ def main(argv: list[str] | None = None) -> int:
         if any(b in CHECKPOINT_BACKENDS for b in backends):
             plan.append(("checkpoint", run, [b for b in backends if b in CHECKPOINT_BACKENDS]))
         for fmt, path, which in plan:
-            for threads in threads_list:
+            sweep = threads_list
+            if fmt == "checkpoint" and args.torch_threads is not None:
+                sweep = [int(t) for t in _csv(args.torch_threads)] or [None]
+            for threads in sweep:
                 print(f"{model} {fmt} {','.join(which)} threads {threads or 'default'}",
                       flush=True)
                 reports = [bench_one(path, which, args, threads) for _ in range(args.repeat)]

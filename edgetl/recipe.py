@@ -126,6 +126,9 @@ class TrainConfig(_Strict):
     select_metric: Literal[
         "val_accuracy", "val_balanced_accuracy", "val_macro_f1", "val_loss"
     ] = "val_accuracy"
+    # Augment whole batches on the training device (auto: on CUDA) instead of per image.
+    batch_augment: Literal["auto", "on", "off"] = "auto"
+    device_cache_mb: int = Field(8192, ge=0)  # decoded images kept on the GPU up to this size
 
 
 class Recipe(_Strict):

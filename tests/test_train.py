@@ -260,3 +260,20 @@ def test_evaluate_matches_finetune(tmp_path: Path, manifest: Path) -> None:
         assert key in evaluated
     assert evaluated["n"] == 18
     assert (tmp_path / "eval" / "confusion-test.png").stat().st_size > 1000
+
+
+def test_batched_augmentation_path_trains(tmp_path: Path, manifest: Path) -> None:
+    """The whole-batch augmentation (the GPU data path) forced on for a CPU run."""
+    recipe = write_recipe(tmp_path / "r.yaml", manifest, [
+        {"name": "A", "epochs": 1, "lr": 0.01, "augment": False},
+        {"name": "B", "epochs": 2, "unfreeze": "last", "blocks": 1, "lr": 0.003},
+    ], augment={"preset": "standard", "vflip": True, "rot90": True})
+    text = recipe.read_text().replace("num_threads: 1", "num_threads: 1\n  batch_augment: 'on'")
+    recipe.write_text(text)
+    proc = run_cli("finetune", str(recipe), "--out", str(tmp_path / "run"))
+    assert proc.returncode == 0, proc.stderr
+    lines = metrics_lines(tmp_path / "run")
+    assert [line["phase"] for line in lines] == ["A", "B", "B"]
+    assert lines[-1]["cached_frozen"] is False and lines[-1]["train_loss"] > 0
+    # 14 training images per class x 3 classes, each seen once per epoch
+    assert lines[-1]["images_per_s"] * lines[-1]["train_seconds"] == pytest.approx(42, rel=0.01)

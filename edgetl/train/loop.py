@@ -54,6 +54,33 @@ VIEWS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
+class AugmentedBatches:
+    """Shuffled batches augmented as whole tensors (`BatchAugment`) where the images live.
+
+    Stands in for a DataLoader: iterating yields (inputs, targets); `shard` = (rank, world)
+    gives each process its share of every epoch's permutation, as DistributedSampler does.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: list[int], batch: int, augment: Callable,
+                 device: torch.device, generator: torch.Generator,
+                 shard: tuple[int, int] = (0, 1)) -> None:
+        self.images, self.labels = images, torch.as_tensor(labels, device=images.device)
+        self.batch, self.augment, self.device = batch, augment, device
+        self.generator, self.shard = generator, shard
+
+    def __len__(self) -> int:
+        rank, world = self.shard
+        return max(1, -(-len(self.labels) // world // self.batch))
+
+    def __iter__(self):  # noqa: ANN204 - a generator of (inputs, targets)
+        rank, world = self.shard
+        order = torch.randperm(len(self.labels), generator=self.generator)[rank::world]
+        for start in range(0, len(order), self.batch):
+            index = order[start:start + self.batch].to(self.images.device)
+            batch = self.images[index].to(self.device, non_blocking=True)
+            yield self.augment(batch), self.labels[index].to(self.device)
+
+
 @dataclass
 class Runtime:
     """Where and how tensors run: device, autocast dtype, memory format."""

@@ -55,6 +55,7 @@ from edgetl.train.groups import (
 )
 from edgetl.train.imagecache import build_cache
 from edgetl.train.loop import (
+    AugmentedBatches,
     CachedImages,
     FeatureSet,
     Runtime,
@@ -187,8 +188,9 @@ class PhasedTrainer:
         self.y_val = label_indices(self.val_s, self.labels)
         crop, norm = center_crop_transform(self.spec), normalize_transform(self.spec)
         self.eval_tf = lambda img: norm(crop(img))
-        aug = augment_settings(self.recipe.augment.preset, **self.recipe.augment.overrides())
-        self.aug_tf = train_transform(self.spec, aug)
+        self.aug = augment_settings(self.recipe.augment.preset, **self.recipe.augment.overrides())
+        self.aug_tf = train_transform(self.spec, self.aug)
+        self._device_images: torch.Tensor | None = None
 
     # ------------------------------------------------------------------ data paths
     def _loader(self, dataset: Dataset, shuffle: bool, batch: int) -> DataLoader:
@@ -217,9 +219,10 @@ class PhasedTrainer:
         batch, eval_batch = self.recipe.train.batch_size, self.recipe.train.eval_batch_size
         if split is None:
             tf = self.aug_tf if phase.augment else self.eval_tf
+            train_loader = self._batched_loader(phase) or \
+                self._loader(CachedImages(self.train_imgs, self.y_train, tf), True, batch)
             return PhasePlan(
-                phase, trainable, self.model,
-                self._loader(CachedImages(self.train_imgs, self.y_train, tf), True, batch),
+                phase, trainable, self.model, train_loader,
                 self._loader(CachedImages(self.val_imgs, self.y_val, self.eval_tf), False,
                              eval_batch) if self.val_imgs else None,
                 cached=False)
@@ -242,6 +245,32 @@ class PhasedTrainer:
             self._loader(FeatureSet(f_val, self.y_val), False, eval_batch)
             if f_val is not None else None,
             cached=True)
+
+    def _batched_loader(self, phase: PhaseConfig) -> AugmentedBatches | None:
+        """Whole-batch augmentation on the device, when asked for (auto: on CUDA) and possible:
+        every cached image of one size, no hue jitter, no balanced sampler."""
+        from edgetl.train.batch_augment import BatchAugment
+
+        mode = self.recipe.train.batch_augment
+        if mode == "off" or (mode == "auto" and self.dev != "cuda") or \
+                self.recipe.loss.balanced_sampler:
+            return None
+        if len({tuple(img.shape) for img in self.train_imgs}) != 1 or self.aug.hue:
+            self.console.print("batched augmentation needs one image size and no hue jitter: "
+                               "augmenting per image instead")
+            return None
+        if self._device_images is None:
+            stacked = torch.stack(self.train_imgs)
+            if stacked.numel() / 2**20 <= self.recipe.train.device_cache_mb:
+                stacked = stacked.to(self.rt.device)
+            self._device_images = stacked
+        settings = self.aug if phase.augment else augment_settings("none")
+        augment = BatchAugment(self.spec, settings)
+        return AugmentedBatches(
+            self._device_images, self.y_train,
+            self.dist.per_rank_batch(self.recipe.train.batch_size),
+            lambda x: augment(x, None), self.rt.device, self.generator,
+            (self.dist.rank, self.dist.world))
 
     def _next_stage_cache(self, phase_index: int) -> tuple[FrozenSplit, tuple[str, ...]] | None:
         """The next phase's stage cache, when it exists and includes the identity view."""
@@ -360,7 +389,7 @@ class PhasedTrainer:
         phase, state, seed = plan.phase, self.state, self.recipe.train.seed
         torch.manual_seed(seed * 100003 + state.global_epoch)
         self.generator.manual_seed(seed * 100003 + state.global_epoch)
-        if isinstance(plan.train_loader.sampler, DistributedSampler):
+        if isinstance(getattr(plan.train_loader, "sampler", None), DistributedSampler):
             plan.train_loader.sampler.set_epoch(state.global_epoch)
         set_train_mode(self.model, phase)
         val: dict[str, float] = {}
