@@ -188,9 +188,11 @@ def test_report_has_every_field_and_same_artifact_passes_gate(artifact: Path, ba
     assert "gate passed" in again.stdout
 
 
-def test_gate_catches_a_4x_heavier_model(artifact: Path, baseline: Path, tmp_path: Path
+def test_gate_catches_a_10x_heavier_model(artifact: Path, baseline: Path, tmp_path: Path
                                          ) -> None:
-    heavy = heavier_twin(artifact, tmp_path / "heavy.onnx")
+    # 10 copies: clearly past the gate even when a busy machine widens its noise allowance
+    # (measured: a 4-copy twin, x3.0 slower, passed under load 3.2 with allowance x3.75).
+    heavy = heavier_twin(artifact, tmp_path / "heavy.onnx", copies=10)
     report = json.loads(baseline.read_text())
     images = [arg for path in report["config"]["images"][:3] for arg in ("--images", path)]
     done = cli("bench", heavy, "--backend", "ort-cpu", "--batch", "1", *FAST, *images,
@@ -199,7 +201,7 @@ def test_gate_catches_a_4x_heavier_model(artifact: Path, baseline: Path, tmp_pat
     assert "ort-cpu fp32 batch 1 compute regressed" in done.stderr
     written = json.loads((tmp_path / "heavy.json").read_text())  # the report is written first
     rows = {(r["key"]["batch"]): r for r in written["comparison"]["rows"]}
-    assert rows[1]["status"] == "regressed" and rows[1]["ratio"] > 2
+    assert rows[1]["status"] == "regressed" and rows[1]["ratio"] > 4
     assert rows[8]["status"] == "missing"  # listed, but allowed by --allow-missing
     assert any("different artifact" in n for n in written["comparison"]["notes"])
 
