@@ -76,6 +76,12 @@ def make_images(root: Path, per_split: dict[str, int], seed: int = 0) -> list[di
     return rows
 
 
+def make_split_manifest(root: Path, per_split: dict[str, int], seed: int = 0) -> Path:
+    """Generated images for every class and split plus ROOT/data.csv listing them (a manifest)."""
+    rows = make_images(root / "images", per_split, seed=seed)
+    return _write_csv(root / "data.csv", rows, ("path", "label", "group", "split"))
+
+
 def _write_csv(path: Path, rows: list[dict[str, str]], columns: tuple[str, ...]) -> Path:
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")

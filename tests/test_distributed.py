@@ -9,7 +9,6 @@ bit-for-bit: final validation loss within 0.15 and accuracy within 0.2 (3 of 18 
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
@@ -20,15 +19,9 @@ import yaml
 
 
 def _manifest(root: Path) -> Path:
-    from fixtures_runs import make_images
+    from fixtures_runs import make_split_manifest
 
-    rows = make_images(root / "images", {"train": 12, "val": 6, "test": 4}, seed=5)
-    path = root / "data.csv"
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["path", "label", "group", "split"])
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
+    return make_split_manifest(root, {"train": 12, "val": 6, "test": 4}, seed=5)
 
 
 def test_torchrun_two_processes_match_one(tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ real `finetune` takes seconds on 2 cores.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -29,16 +28,10 @@ CLI = [sys.executable, "-m", "edgetl.cli.main"]
 # --------------------------------------------------------------------------- helpers
 @pytest.fixture(scope="module")
 def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from fixtures_runs import make_images
+    from fixtures_runs import make_split_manifest
 
     root = tmp_path_factory.mktemp("train_data")
-    rows = make_images(root / "images", {"train": 14, "val": 6, "test": 6}, seed=3)
-    path = root / "data.csv"
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["path", "label", "group", "split"])
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
+    return make_split_manifest(root, {"train": 14, "val": 6, "test": 6}, seed=3)
 
 
 def write_recipe(path: Path, data: Path, phases: list[dict], **extra: object) -> Path:
