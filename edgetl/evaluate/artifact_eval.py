@@ -32,7 +32,7 @@ def evaluate_artifact(path: str | Path, split: str = "test", data: str | None = 
                 "pass --data DATA",
             )
         origin = str(split_csv)
-    dataset = load_data(origin)
+    dataset = load_data(origin, check_images=data is not None)  # the run's split: checked
     samples = dataset.by_split(split) if dataset.has_splits else dataset.samples
     if not samples:
         raise DataError(f"split '{split}' of {origin} holds no images")

@@ -19,7 +19,8 @@ def samples_for(run_dir: str | Path, split: str, data: str | None = None) -> tup
     from edgetl.data.sources import load_data
 
     origin = data or str(Path(run_dir) / "split.csv")
-    dataset = load_data(origin)
+    # A run's own split was checked when the run was made: do not decode every image again.
+    dataset = load_data(origin, check_images=data is not None)
     samples = dataset.by_split(split) if dataset.has_splits else dataset.samples
     if not samples:
         raise DataError(f"split '{split}' of {origin} holds no images",
@@ -50,7 +51,7 @@ def torch_probs(model: Any, spec: Any, paths: list[str], device: str = "cpu",
 
 
 def evaluate_checkpoint(run_dir: str | Path, split: str = "test", data: str | None = None,
-                        device: str = "cpu", console: Any = None) -> dict[str, Any]:
+                        device: str = "cpu") -> dict[str, Any]:
     """classification_report of the run's best checkpoint on `split`."""
     from edgetl.evaluate.metrics import classification_report
     from edgetl.train.checkpoint import load_model

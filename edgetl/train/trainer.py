@@ -455,8 +455,7 @@ class PhasedTrainer:
         if (self.out / "last").is_dir():
             save_train_state(self.out / "last", self.state, {})
         plot_curves(self.out / METRICS_FILE, self.out / "curves.png")
-        report = evaluate_checkpoint(self.out, split="test", device=self.dev,
-                                     console=self.console)
+        report = evaluate_checkpoint(self.out, split="test", device=self.dev)
         atomic_write_json(self.out / "test_metrics.json", report)
         select = self.recipe.train.select_metric
         atomic_write_json(self.out / "summary.json", {
