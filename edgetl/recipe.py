@@ -129,6 +129,19 @@ class TrainConfig(_Strict):
     # Augment whole batches on the training device (auto: on CUDA) instead of per image.
     batch_augment: Literal["auto", "on", "off"] = "auto"
     device_cache_mb: int = Field(8192, ge=0)  # decoded images kept on the GPU up to this size
+    # torch.compile the training forward ("reduce-overhead" adds CUDA graphs). Off by default:
+    # compiling takes longer than a short fine-tune on a small data set saves.
+    compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = "off"
+
+    @field_validator("batch_augment", "compile", mode="before")
+    @classmethod
+    def _yaml_switches(cls, value: Any, info: Any) -> Any:
+        """YAML reads an unquoted on/off/true/false as a boolean: take it as meant."""
+        if isinstance(value, bool):
+            if info.field_name == "compile":
+                return "default" if value else "off"
+            return "on" if value else "off"
+        return value
 
 
 class Recipe(_Strict):

@@ -97,3 +97,31 @@ def test_flips_happen_half_the_time(spec: PreprocessSpec) -> None:
     out = BatchAugment(spec, aug)(x, torch.Generator().manual_seed(3))
     flipped = (out[:, 0, 0, 0] > out[:, 0, 0, -1]).float().mean()
     assert 0.42 < flipped < 0.58
+
+
+def test_quarter_turns_are_exact_and_evenly_drawn(spec: PreprocessSpec) -> None:
+    aug = augment_settings("none", rot90=True)
+    x = torch.randint(0, 256, (400, 3, 64, 64), dtype=torch.uint8)
+    out = BatchAugment(spec, aug)(x, torch.Generator().manual_seed(5))
+    base = BatchAugment(spec, augment_settings("none"))(x)
+    counts = [0, 0, 0, 0]
+    for i in range(len(x)):
+        match = [k for k in range(4) if torch.equal(out[i], torch.rot90(base[i], k, (-2, -1)))]
+        assert len(match) == 1, f"image {i} is not one quarter turn of its input"
+        counts[match[0]] += 1
+    assert min(counts) > 70  # 100 expected each
+
+
+def test_random_erasing_zeroes_one_box_at_rate_p(spec: PreprocessSpec) -> None:
+    aug = augment_settings("none", random_erasing=0.5)
+    x = torch.full((400, 3, 64, 64), 200, dtype=torch.uint8)
+    out = BatchAugment(spec, aug)(x, torch.Generator().manual_seed(7))
+    erased = out == 0
+    rate = erased.flatten(1).any(1).float().mean()
+    assert 0.42 < rate < 0.58
+    for i in torch.nonzero(erased.flatten(1).any(1)).flatten()[:50]:
+        rows, cols = erased[i, 0].any(1), erased[i, 0].any(0)
+        box = erased[i, 0][rows][:, cols]
+        assert box.all(), "the erased pixels form one filled rectangle"
+        assert 0.015 <= box.numel() / 64**2 <= 0.34
+        assert torch.equal(erased[i, 0], erased[i, 1])

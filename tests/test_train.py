@@ -270,3 +270,68 @@ def test_batched_augmentation_path_trains(tmp_path: Path, manifest: Path) -> Non
     assert lines[-1]["cached_frozen"] is False and lines[-1]["train_loss"] > 0
     # 14 training images per class x 3 classes, each seen once per epoch
     assert lines[-1]["images_per_s"] * lines[-1]["train_seconds"] == pytest.approx(42, rel=0.01)
+
+
+def test_batched_evaluation_matches_per_image_path(tmp_path: Path, manifest: Path) -> None:
+    """Validation and cached features from whole device batches equal the per-image CPU path."""
+    phases = [{"name": "A", "epochs": 2, "lr": 0.01, "augment": False}]
+    results = {}
+    for mode in ("on", "off"):
+        recipe = write_recipe(tmp_path / f"{mode}.yaml", manifest, phases)
+        recipe.write_text(recipe.read_text().replace(
+            "num_threads: 1", f"num_threads: 1\n  batch_augment: '{mode}'"))
+        proc = run_cli("finetune", str(recipe), "--out", str(tmp_path / mode))
+        assert proc.returncode == 0, proc.stderr
+        results[mode] = metrics_lines(tmp_path / mode)
+    for on, off in zip(results["on"], results["off"], strict=True):
+        for key in ("train_loss", "val_loss", "val_accuracy"):
+            assert on[key] == pytest.approx(off[key], abs=1e-5), key
+
+
+@pytest.mark.slow
+def test_compiled_training_forward_keeps_checkpoint_keys(tmp_path: Path, manifest: Path) -> None:
+    recipe = write_recipe(tmp_path / "r.yaml", manifest, [
+        {"name": "A", "epochs": 1, "lr": 0.01, "augment": False},
+        {"name": "B", "epochs": 1, "unfreeze": "last", "blocks": 1, "lr": 0.003}])
+    recipe.write_text(recipe.read_text().replace(
+        "num_threads: 1", "num_threads: 1\n  compile: default"))
+    proc = run_cli("finetune", str(recipe), "--out", str(tmp_path / "run"))
+    assert proc.returncode == 0, proc.stderr
+    from safetensors.torch import load_file
+
+    keys = set(load_file(str(tmp_path / "run" / "best" / "model.safetensors")))
+    assert not any("_orig_mod" in key for key in keys)
+    assert [line["phase"] for line in metrics_lines(tmp_path / "run")] == ["A", "B"]
+
+
+def test_yaml_on_off_switches_read_as_meant() -> None:
+    """Unquoted YAML on/off are booleans; the switches take them as the words they look like."""
+    on = load_recipe(None, ["train.batch_augment=on", "train.compile=true"])
+    off = load_recipe(None, ["train.batch_augment=off", "train.compile=off"])
+    assert (on.train.batch_augment, on.train.compile) == ("on", "default")
+    assert (off.train.batch_augment, off.train.compile) == ("off", "off")
+
+
+def test_feature_batches_cover_every_image_once_per_epoch() -> None:
+    """The GPU twin of the FeatureSet DataLoader: a permutation per epoch, a view per image,
+    shards that split the epoch between processes without overlap."""
+    from edgetl.train.loop import FeatureBatches
+
+    views, n = 3, 50
+    features = torch.arange(views * n, dtype=torch.float32).view(views, n, 1)  # value = v*n + i
+    seen = []
+    for rank in (0, 1):
+        batches = FeatureBatches(features, list(range(n)), 8, torch.Generator().manual_seed(0),
+                                 True, (rank, 2))
+        assert len(batches) == 4
+        for x, y in batches:
+            index = x.flatten().long() % n
+            assert torch.equal(index, y)  # each row is its own image, in some view
+            seen.extend(y.tolist())
+    assert sorted(seen) == list(range(n))
+    one = FeatureBatches(features, list(range(n)), 64, torch.Generator().manual_seed(1), True)
+    x, _ = next(iter(one))
+    assert len(set((x.flatten().long() // n).tolist())) == views  # every view is drawn
+    ordered = FeatureBatches(features, list(range(n)), 16, None, False)
+    x, y = next(iter(ordered))
+    assert torch.equal(y, torch.arange(16)) and torch.equal(x.flatten(), torch.arange(16.0))

@@ -81,6 +81,53 @@ class AugmentedBatches:
             yield self.augment(batch), self.labels[index].to(self.device)
 
 
+class FeatureBatches:
+    """Batches of cached features where they live (the GPU): the device-side twin of a
+    DataLoader over FeatureSet. Per epoch: one permutation (sharded like DistributedSampler)
+    and one random view per image, all drawn on the host from `generator`."""
+
+    def __init__(self, features: torch.Tensor, labels: list[int], batch: int,
+                 generator: torch.Generator | None, shuffle: bool,
+                 shard: tuple[int, int] = (0, 1)) -> None:
+        self.features, self.labels = features, torch.as_tensor(labels)
+        self.batch, self.generator, self.shuffle, self.shard = batch, generator, shuffle, shard
+
+    def __len__(self) -> int:
+        rank, world = self.shard
+        return max(1, -(-len(self.labels) // world // self.batch))
+
+    def __iter__(self):  # noqa: ANN204 - a generator of (features, targets)
+        rank, world = self.shard
+        n, views = len(self.labels), self.features.shape[0]
+        order = torch.randperm(n, generator=self.generator)[rank::world] if self.shuffle \
+            else torch.arange(n)
+        view = torch.randint(views, (n,), generator=self.generator) if views > 1 and \
+            self.shuffle else torch.zeros(n, dtype=torch.long)
+        device = self.features.device
+        for start in range(0, len(order), self.batch):
+            index = order[start:start + self.batch]
+            yield (self.features[view[index].to(device), index.to(device)],
+                   self.labels[index])
+
+
+class TensorBatches:
+    """Batches of a stacked uint8 tensor in a fixed order, mapped by `transform` where the images
+    live: the evaluation twin of AugmentedBatches (no per-image work on the host)."""
+
+    def __init__(self, images: torch.Tensor, labels: list[int], batch: int, transform: Callable,
+                 device: torch.device) -> None:
+        self.images, self.labels = images, torch.as_tensor(labels)
+        self.batch, self.transform, self.device = batch, transform, device
+
+    def __len__(self) -> int:
+        return -(-len(self.labels) // self.batch)
+
+    def __iter__(self):  # noqa: ANN204 - a generator of (inputs, targets)
+        for start in range(0, len(self.labels), self.batch):
+            chunk = self.images[start:start + self.batch].to(self.device, non_blocking=True)
+            yield self.transform(chunk), self.labels[start:start + self.batch]
+
+
 @dataclass
 class Runtime:
     """Where and how tensors run: device, autocast dtype, memory format."""
@@ -127,9 +174,10 @@ def train_one_epoch(
         seen += len(targets)
         if progress:
             progress(len(targets))
+    total_loss = float(total.item())  # the epoch's one sync: queued device work ends here
     seconds = time.perf_counter() - start
     return {
-        "train_loss": float(total.item()) / max(1, seen),
+        "train_loss": total_loss / max(1, seen),
         "images_per_s": seen / seconds if seconds > 0 else 0.0,
         "train_seconds": seconds,
     }
@@ -148,7 +196,7 @@ def predict(
         with rt.autocast():
             logits = forward(rt.move(inputs))
         probs.append(torch.softmax(logits.float(), dim=1).cpu())
-        labels.append(torch.as_tensor(targets))
+        labels.append(torch.as_tensor(targets).cpu())
         if progress:
             progress(len(targets))
     if not probs:

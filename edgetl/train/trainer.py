@@ -57,8 +57,10 @@ from edgetl.train.imagecache import build_cache
 from edgetl.train.loop import (
     AugmentedBatches,
     CachedImages,
+    FeatureBatches,
     FeatureSet,
     Runtime,
+    TensorBatches,
     compute_features,
     map_features,
     predict,
@@ -86,7 +88,11 @@ class PhasePlan:
     train_loader: DataLoader
     val_loader: DataLoader | None
     cached: bool
-    train_forward: Callable[[torch.Tensor], torch.Tensor] | None = None  # DDP-wrapped, if any
+    train_forward: Callable[[torch.Tensor], torch.Tensor] | None = None  # DDP/compiled, if any
+
+    def training_forward(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        # `is None`, not `or`: truth-testing a module can call its __len__
+        return self.forward if self.train_forward is None else self.train_forward
 
 
 class PhasedTrainer:
@@ -180,7 +186,8 @@ class PhasedTrainer:
         with progress_bar(self.console) as bar:
             task = bar.add_task("decode + resize (once)", total=len(paths))
             images, how = build_cache(paths, self.spec, cache_dir,
-                                      progress=lambda n: bar.advance(task, n))
+                                      progress=lambda n: bar.advance(task, n),
+                                      workers=min(8, os.cpu_count() or 1))
         self.console.print(f"image cache {how}: {len(images)} images in "
                            f"{time.perf_counter() - t0:.1f} s")
         self.train_imgs, self.val_imgs = images[: len(self.train_s)], images[len(self.train_s):]
@@ -190,7 +197,8 @@ class PhasedTrainer:
         self.eval_tf = lambda img: norm(crop(img))
         self.aug = augment_settings(self.recipe.augment.preset, **self.recipe.augment.overrides())
         self.aug_tf = train_transform(self.spec, self.aug)
-        self._device_images: torch.Tensor | None = None
+        self._stacks: dict[str, torch.Tensor] = {}
+        self._batched_ok: bool | None = None
 
     # ------------------------------------------------------------------ data paths
     def _loader(self, dataset: Dataset, shuffle: bool, batch: int) -> DataLoader:
@@ -223,8 +231,7 @@ class PhasedTrainer:
                 self._loader(CachedImages(self.train_imgs, self.y_train, tf), True, batch)
             return PhasePlan(
                 phase, trainable, self.model, train_loader,
-                self._loader(CachedImages(self.val_imgs, self.y_val, self.eval_tf), False,
-                             eval_batch) if self.val_imgs else None,
+                self._eval_loader("val") if self.val_imgs else None,
                 cached=False)
         self.model.eval()
         reuse = self._next_stage_cache(phase_index) if not trainable else None
@@ -241,36 +248,76 @@ class PhasedTrainer:
             f_train, f_val = self._cached_features(phase, split, tuple(phase.cached_views))
         return PhasePlan(
             phase, trainable, split.suffix,
-            self._loader(FeatureSet(f_train, self.y_train), True, batch),
-            self._loader(FeatureSet(f_val, self.y_val), False, eval_batch)
+            self._feature_loader(f_train, self.y_train, True, batch),
+            self._feature_loader(f_val, self.y_val, False, eval_batch)
             if f_val is not None else None,
             cached=True)
+
+    def _feature_loader(self, features: torch.Tensor, labels: list[int], shuffle: bool,
+                        batch: int) -> DataLoader | FeatureBatches:
+        """Cached features in host memory go through a DataLoader; on the GPU they are sliced
+        in place (a DataLoader would collate device tensors one by one, and cannot pin them)."""
+        if features.device.type == "cpu" or (shuffle and self.recipe.loss.balanced_sampler):
+            return self._loader(FeatureSet(features.cpu(), labels), shuffle, batch)
+        if shuffle:
+            return FeatureBatches(features, labels, self.dist.per_rank_batch(batch),
+                                  self.generator, True, (self.dist.rank, self.dist.world))
+        return FeatureBatches(features, labels, batch, None, False)
 
     def _batched_loader(self, phase: PhaseConfig) -> AugmentedBatches | None:
         """Whole-batch augmentation on the device, when asked for (auto: on CUDA) and possible:
         every cached image of one size, no hue jitter, no balanced sampler."""
         from edgetl.train.batch_augment import BatchAugment
 
-        mode = self.recipe.train.batch_augment
-        if mode == "off" or (mode == "auto" and self.dev != "cuda") or \
-                self.recipe.loss.balanced_sampler:
+        if not self._batched() or self.recipe.loss.balanced_sampler:
             return None
-        if len({tuple(img.shape) for img in self.train_imgs}) != 1 or self.aug.hue:
-            self.console.print("batched augmentation needs one image size and no hue jitter: "
-                               "augmenting per image instead")
+        if self.aug.hue:
+            self.console.print("batched augmentation does not do hue jitter: augmenting per "
+                               "image instead")
             return None
-        if self._device_images is None:
-            stacked = torch.stack(self.train_imgs)
-            if stacked.numel() / 2**20 <= self.recipe.train.device_cache_mb:
-                stacked = stacked.to(self.rt.device)
-            self._device_images = stacked
         settings = self.aug if phase.augment else augment_settings("none")
         augment = BatchAugment(self.spec, settings)
         return AugmentedBatches(
-            self._device_images, self.y_train,
+            self._stacked("train"), self.y_train,
             self.dist.per_rank_batch(self.recipe.train.batch_size),
             lambda x: augment(x, None), self.rt.device, self.generator,
             (self.dist.rank, self.dist.world))
+
+    def _batched(self) -> bool:
+        """Whole batches on the device (auto: on CUDA), possible when all images share a size."""
+        if self._batched_ok is None:
+            mode = self.recipe.train.batch_augment
+            self._batched_ok = not (mode == "off" or (mode == "auto" and self.dev != "cuda"))
+            if self._batched_ok and \
+                    len({tuple(img.shape) for img in self.train_imgs + self.val_imgs}) != 1:
+                self.console.print("batched augmentation needs one image size: per image instead")
+                self._batched_ok = False
+        return self._batched_ok
+
+    def _stacked(self, which: str) -> torch.Tensor:
+        """The decoded train or val images as one uint8 tensor, on the training device while
+        train + val fit in `train.device_cache_mb`, else in host memory (copied per batch)."""
+        if which not in self._stacks:
+            images = self.train_imgs if which == "train" else self.val_imgs
+            stacked = torch.stack(images)
+            total_mb = sum(img.numel() for img in self.train_imgs + self.val_imgs) / 2**20
+            if total_mb <= self.recipe.train.device_cache_mb:
+                stacked = stacked.to(self.rt.device)
+            self._stacks[which] = stacked
+        return self._stacks[which]
+
+    def _eval_loader(self, which: str) -> DataLoader | TensorBatches:
+        """Evaluation inputs (centre crop + normalisation) of the train or val images, in order:
+        whole batches on the device when batched, else the per-image CPU transform."""
+        images, labels = (self.train_imgs, self.y_train) if which == "train" else \
+            (self.val_imgs, self.y_val)
+        batch = self.recipe.train.eval_batch_size
+        if self._batched():
+            from edgetl.train.batch_augment import BatchAugment
+
+            evaluate = BatchAugment(self.spec, augment_settings("none")).evaluate
+            return TensorBatches(self._stacked(which), labels, batch, evaluate, self.rt.device)
+        return self._loader(CachedImages(images, labels, self.eval_tf), False, batch)
 
     def _next_stage_cache(self, phase_index: int) -> tuple[FrozenSplit, tuple[str, ...]] | None:
         """The next phase's stage cache, when it exists and includes the identity view."""
@@ -291,7 +338,6 @@ class PhasedTrainer:
         key = (split.where, views)
         if key in self.feature_memo:
             return self.feature_memo.pop(key)
-        eval_batch = self.recipe.train.eval_batch_size
         t0 = time.perf_counter()
         with progress_bar(self.console) as bar:
             task = bar.add_task(f"phase {phase.name}: frozen part once ({split.where})",
@@ -300,12 +346,10 @@ class PhasedTrainer:
             def advance(n: int) -> None:
                 bar.advance(task, n)
 
-            f_train = compute_features(split.prefix, self._loader(
-                CachedImages(self.train_imgs, self.y_train, self.eval_tf), False, eval_batch),
-                self.rt, advance, views)
-            f_val = compute_features(split.prefix, self._loader(
-                CachedImages(self.val_imgs, self.y_val, self.eval_tf), False, eval_batch),
-                self.rt, advance) if self.val_imgs else None
+            f_train = compute_features(split.prefix, self._eval_loader("train"), self.rt, advance,
+                                       views)
+            f_val = compute_features(split.prefix, self._eval_loader("val"), self.rt,
+                                     advance) if self.val_imgs else None
         seconds = time.perf_counter() - t0
         self.train_seconds += seconds
         self.console.print(f"phase {phase.name}: frozen part computed once for {len(views)} "
@@ -358,6 +402,11 @@ class PhasedTrainer:
             return
         plan = self.plan_phase(phase_index)
         plan.train_forward = wrap(self.model, plan.forward, self.dist, self.rt.device)
+        if self.recipe.train.compile != "off":
+            # Only the training forward is compiled: the model object (and its state_dict keys,
+            # which checkpoints and export rely on) stays as it is; evaluation runs eagerly.
+            plan.train_forward = torch.compile(plan.training_forward(),
+                                               mode=self.recipe.train.compile)
         optimizer = self._optimizer(plan, phase_index)
         steps_per_epoch = max(1, math.ceil(len(self.train_imgs) / self.recipe.train.batch_size))
         total_steps = steps_per_epoch * phase.epochs
@@ -400,7 +449,7 @@ class PhasedTrainer:
             def advance(n: int) -> None:
                 bar.advance(task, n)
 
-            stats = train_one_epoch(plan.train_forward or plan.forward, plan.train_loader,
+            stats = train_one_epoch(plan.training_forward(), plan.train_loader,
                                     self.criterion, optimizer, on_step, self.rt, advance)
             stats["train_loss"] = self.dist.mean(stats["train_loss"], self.rt.device)
             stats["images_per_s"] = self.dist.sum(stats["images_per_s"], self.rt.device)
@@ -445,8 +494,10 @@ class PhasedTrainer:
         from edgetl.evaluate.run_eval import evaluate_checkpoint
 
         self.setup()
+        fit_start = time.perf_counter()
         for phase_index in range(self.state.phase_index, len(self.recipe.phases)):
             self.run_phase(phase_index)
+        fit_seconds = time.perf_counter() - fit_start
         self.state.done = True
         if not self.dist.is_main:
             shutdown(self.dist)
@@ -461,6 +512,8 @@ class PhasedTrainer:
         atomic_write_json(self.out / "summary.json", {
             "best_epoch": self.state.best_epoch, select: self.state.best_value,
             "train_seconds": round(self.train_seconds, 2),
+            # phases end to end: training, validation and checkpoints (no decode, no test)
+            "fit_seconds": round(fit_seconds, 2),
             "wall_seconds": round(time.perf_counter() - self.start, 2),
             "test_accuracy": report["accuracy"], "test_accuracy_ci95": report["accuracy_ci95"],
             "test_balanced_accuracy": report["balanced_accuracy"],
