@@ -20,6 +20,8 @@ import json
 import os
 import platform
 import socket
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -40,6 +42,7 @@ from edgetl.train.finetune import resolve_spec, run_finetune
 from edgetl.train.groups import apply_freeze, block_layout, param_groups, set_train_mode
 from edgetl.train.losses import build_loss
 from edgetl.train.schedule import lr_factor, set_lr
+from edgetl.train.trainer import use_channels_last
 
 
 class FileImages(Dataset):
@@ -178,15 +181,20 @@ def baseline_run(recipe: Recipe, manifest: str, device: str, workers: int) -> di
             "wall_seconds": time.perf_counter() - start}
 
 
-def synthetic_rates(recipe: Recipe, n_classes: int, device: str, steps: int = 20) -> dict:
+def synthetic_rates(recipe: Recipe, n_classes: int, n_train: int, device: str,
+                    steps: int = 20) -> dict:
     """Training images/s per phase on random inputs already on the device: the same model,
-    freezing, parameter groups, batch size, channels_last and autocast as edgetl, no data path.
+    freezing, parameter groups, batch size, memory format and autocast as edgetl, no data path.
     The ceiling a data pipeline can approach."""
     torch.manual_seed(0)
     model, _ = build_classifier(recipe.model.architecture, n_classes,
                                 HeadConfig(**recipe.model.head.model_dump()),
                                 recipe.model.weights)
-    model.to(device).to(memory_format=torch.channels_last)
+    model.to(device)
+    planned = n_train * sum(p.epochs for p in recipe.phases)
+    memory = torch.channels_last if use_channels_last(recipe.train.memory_format, device,
+                                                      planned) else torch.contiguous_format
+    model.to(memory_format=memory)
     layout = block_layout(model)
     criterion = torch.nn.CrossEntropyLoss()
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else \
@@ -195,8 +203,7 @@ def synthetic_rates(recipe: Recipe, n_classes: int, device: str, steps: int = 20
     size = model.pretrained_cfg.get("input_size", (3, 224, 224))[-1]
     if recipe.model.input_size:
         size = recipe.model.input_size
-    x = torch.randn(batch, 3, size, size, device=device).contiguous(
-        memory_format=torch.channels_last)
+    x = torch.randn(batch, 3, size, size, device=device).contiguous(memory_format=memory)
     y = torch.randint(0, n_classes, (batch,), device=device)
     rates = {}
     for phase in recipe.phases:
@@ -234,6 +241,16 @@ def edgetl_run(recipe: Recipe, manifest: str, device: str, folder: Path) -> dict
             "wall_seconds": wall}
 
 
+def run_side(side: str, recipe: Recipe, manifest: str, device: str, workers: int,
+             folder: Path) -> dict:
+    if side == "edgetl":
+        return edgetl_run(recipe, manifest, device, folder)
+    if side == "baseline":
+        return baseline_run(recipe, manifest, device, workers)
+    split = load_data(manifest, check_images=False)
+    return synthetic_rates(recipe, len(split.classes), len(split.by_split("train")), device)
+
+
 def per_phase(epochs: list[dict]) -> dict:
     out: dict[str, dict] = {}
     for row in epochs:
@@ -266,17 +283,33 @@ def main() -> None:
     parser.add_argument("--target", type=float, default=0.85, help="validation accuracy target")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--results", default="benchmarks/results")
+    parser.add_argument("--side", choices=["edgetl", "synthetic", "baseline"],
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--manifest", help=argparse.SUPPRESS)
+    parser.add_argument("--side-out", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     recipe = load_recipe(args.recipe, args.overrides)
+    if args.side:  # one side in this (fresh) process: results as JSON to --side-out
+        result = run_side(args.side, recipe, args.manifest, args.device, args.workers,
+                          Path(args.side_out).parent)
+        Path(args.side_out).write_text(json.dumps(result))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         manifest = subset_manifest(recipe, args.subset, args.eval_subset, folder)
-        ours = edgetl_run(recipe, manifest, args.device, folder)
-        n_classes = len(load_data(manifest, check_images=False).classes)
-        synthetic = synthetic_rates(recipe, n_classes, args.device)
-        base = None if args.skip_baseline else \
-            baseline_run(recipe, manifest, args.device, args.workers)
+        # Each side in its own process: GPU start-up costs (cuDNN plans, kernel loading) are
+        # paid by each, and neither inherits the other's warm caches.
+        sides = ["edgetl", "synthetic"] + ([] if args.skip_baseline else ["baseline"])
+        results = {}
+        for side in sides:
+            out = folder / f"{side}.json"
+            cmd = [sys.executable, __file__, "--recipe", args.recipe, "--device", args.device,
+                   "--workers", str(args.workers), "--side", side, "--manifest", manifest,
+                   "--side-out", str(out)] + [x for o in args.overrides for x in ("--set", o)]
+            subprocess.run(cmd, check=True)
+            results[side] = json.loads(out.read_text())
+        ours, synthetic, base = results["edgetl"], results["synthetic"], results.get("baseline")
     machine = socket.gethostname().split(".")[0] if args.device == "cpu" else \
         torch.cuda.get_device_name(0).replace(" ", "-")
     edgetl_phases = per_phase(ours["epochs"])

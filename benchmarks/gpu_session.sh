@@ -16,7 +16,10 @@
 #     synthetic-data training rate per phase, in one run;
 #  3. export onnx + onnx-fp16, verify both with the CUDA execution provider;
 #  4. bench ort-cuda at batch 1/8/32;
-#  5. the recipe with train.compile=reduce-overhead (torch.compile + CUDA graphs).
+#  5. variants: channels_last (the layout comparison), freeze_bn, crop_pct 1.0, input 288;
+#  6. the recipe with train.compile=reduce-overhead (torch.compile + CUDA graphs).
+# Timing note (H200, 2026-11-26): the whole script took about 9 minutes with steps 1-4 at
+# about 6; run the chunk uploads back to back and give the machine back right after.
 # Results: $OUT/gpu_session.log and $OUT/gpu-results.tgz (refreshed after every step).
 #
 # CPU smoke test of the plumbing (tiny subset, one epoch a phase):  SMOKE=1 bash benchmarks/gpu_session.sh
@@ -54,6 +57,11 @@ pack() {  # everything so far into one file that comes back (at most 8 files do)
   tar czf "$OUT/.gpu-results.tgz" -C "$RES" . && mv "$OUT/.gpu-results.tgz" "$OUT/gpu-results.tgz"
 }
 step() { echo; echo "== $* ($(date -u +%T))"; }
+# Steps to run (the session of 2026-11-26 measured 3 and 4 already): STEPS="1 2 3 4 5 6" for all.
+STEPS="${STEPS:-1 2 5 6}"
+[ "${SMOKE:-0}" = 1 ] && STEPS="1 2 3 4 5 6"
+RUN="$WORK/run"
+want() { [[ " $STEPS " == *" $1 "* ]]; }
 
 step "environment"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>/dev/null
@@ -67,21 +75,25 @@ print("torch", torch.__version__, "timm", timm.__version__,
       torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA")
 PY
 
+if want 1; then
 step "1. finetune $RECIPE on $DEVICE"
-RUN="$WORK/run"
 timeout 240 "${FT[@]}" finetune "$RECIPE" --device "$DEVICE" --out "$RUN" "${DATA[@]}" "${SET[@]}"
 echo "exit $?"
 mkdir -p "$RES/run"
 cp "$RUN"/{summary.json,metrics.jsonl,test_metrics.json,curves.png,recipe.yaml} "$RES/run/" 2>/dev/null
 cat "$RUN/summary.json" 2>/dev/null
 pack
+fi
 
+if want 2; then
 step "2. finetune speed: edgetl vs PIL DataLoader ($WORKERS workers), synthetic rate"
 timeout 300 "$PY" benchmarks/finetune_speed.py --recipe "$RECIPE" --device "$DEVICE" \
   --workers "$WORKERS" --results "$RES" "${SPEED[@]}" "${SET[@]}"
 echo "exit $?"
 pack
+fi
 
+if want 3; then
 step "3. export and verify with $ORT"
 for fmt in onnx onnx-fp16; do
   timeout 120 "${FT[@]}" export "$RUN" --format "$fmt"
@@ -92,7 +104,9 @@ for name in model model.fp16; do
   echo "exit $?"
 done
 pack
+fi
 
+if want 4; then
 step "4. bench $ORT"
 for name in model model.fp16; do
   timeout 120 "${FT[@]}" bench "$RUN/export/$name.onnx" --backend "$ORT" --batch 1,8,32 \
@@ -100,15 +114,39 @@ for name in model model.fp16; do
   echo "exit $?"
 done
 pack
+fi
 
-step "5. the recipe with torch.compile (reduce-overhead: CUDA graphs)"
+if want 5; then
+step "5. layout and accuracy variants of the recipe (chosen on validation accuracy)"
+# memory_format: auto trains NCHW on CUDA for short runs (cold start); channels_last is the
+# comparison. freeze_bn / crop_pct 1.0 / input 288: candidates for the 88.4% target on ELPV.
 if [ "$DEVICE" = cuda ]; then
-  timeout 200 "${FT[@]}" finetune "$RECIPE" --device "$DEVICE" --out "$WORK/run-compiled" \
-    "${DATA[@]}" "${SET[@]}" --set train.compile=reduce-overhead
-  echo "exit $?"
+  variants=("memory_format=channels_last:--set train.memory_format=channels_last"
+            "freeze_bn:--set phases.B.freeze_bn=true --set phases.C.freeze_bn=true"
+            "crop_pct_1:--set preprocess.crop_pct=1.0"
+            "input_288:--set model.input_size=288")
+  for item in "${variants[@]}"; do
+    name=${item%%:*}; read -r -a extra <<< "${item#*:}"
+    timeout 150 "${FT[@]}" finetune "$RECIPE" --device "$DEVICE" --out "$WORK/run-$name" \
+      "${DATA[@]}" "${SET[@]}" "${extra[@]}" > "$WORK/run-$name.log" 2>&1
+    echo "$name: exit $?"
+    mkdir -p "$RES/run-$name"
+    cp "$WORK/run-$name"/{summary.json,metrics.jsonl} "$RES/run-$name/" 2>/dev/null
+    pack
+  done
+fi
+fi
+
+if want 6; then
+step "6. torch.compile (reduce-overhead: CUDA graphs), if time is left"
+if [ "$DEVICE" = cuda ]; then
+  timeout 150 "${FT[@]}" finetune "$RECIPE" --device "$DEVICE" --out "$WORK/run-compiled" \
+    "${DATA[@]}" "${SET[@]}" --set train.compile=reduce-overhead > "$WORK/run-compiled.log" 2>&1
+  echo "compiled: exit $?"
   mkdir -p "$RES/run-compiled"
   cp "$WORK/run-compiled"/{summary.json,metrics.jsonl} "$RES/run-compiled/" 2>/dev/null
   pack
+fi
 fi
 
 step "summary"
@@ -116,12 +154,11 @@ step "summary"
 import json, sys
 from pathlib import Path
 res = Path(sys.argv[1])
-for name in ("run", "run-compiled"):
-    f = res / name / "summary.json"
-    if f.is_file():
-        s = json.loads(f.read_text())
-        print(f"{name}: test acc {s['test_accuracy']:.4f} train {s['train_seconds']} s "
-              f"fit {s.get('fit_seconds')} s wall {s['wall_seconds']} s best epoch {s['best_epoch']}")
+for f in sorted(res.glob("run*/summary.json")):
+    s = json.loads(f.read_text())
+    print(f"{f.parent.name}: val acc {s.get('val_accuracy', 0):.4f} test acc "
+          f"{s['test_accuracy']:.4f} train {s['train_seconds']} s fit {s.get('fit_seconds')} s "
+          f"wall {s['wall_seconds']} s best epoch {s['best_epoch']}")
 for f in sorted(res.glob("verify-*.json")):
     v = json.loads(f.read_text())
     print(f.name, {k: v.get(k) for k in ("passed", "top1_agreement", "accuracy_reference",

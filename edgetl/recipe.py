@@ -50,6 +50,7 @@ class PreprocessOverrides(_Strict):
     interpolation: Literal["nearest", "bilinear", "bicubic"] | None = None
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
+    crop_pct: float | None = Field(None, gt=0, le=1)  # centre-crop fraction (1.0: whole image)
 
 
 class AugmentConfig(_Strict):
@@ -132,8 +133,12 @@ class TrainConfig(_Strict):
     # torch.compile the training forward ("reduce-overhead" adds CUDA graphs). Off by default:
     # compiling takes longer than a short fine-tune on a small data set saves.
     compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = "off"
+    # Tensor layout for training. auto: channels_last on the CPU (oneDNN, 2x for Lite0); on CUDA
+    # contiguous (NCHW) for short runs, channels_last from 100,000 planned training images: cuDNN
+    # pays seconds per new shape in channels_last (measured on an H200, see ARCHITECTURE.md).
+    memory_format: Literal["auto", "channels_last", "contiguous"] = "auto"
 
-    @field_validator("batch_augment", "compile", mode="before")
+    @field_validator("batch_augment", "compile", mode="before")  # (memory_format: no on/off)
     @classmethod
     def _yaml_switches(cls, value: Any, info: Any) -> Any:
         """YAML reads an unquoted on/off/true/false as a boolean: take it as meant."""

@@ -152,6 +152,16 @@ class PreprocessSpec:
             raise SpecError(f"unknown spec field(s): {', '.join(sorted(unknown))}")
         return dataclasses.replace(self, **changes)
 
+    def with_crop_pct(self, crop_pct: float) -> PreprocessSpec:
+        """timm's rule at this input size with another crop fraction (1.0: no border dropped,
+        for images whose edges carry the label, such as whole solar cells)."""
+        if not 0 < crop_pct <= 1:
+            raise SpecError(f"crop_pct must be in (0, 1], got {crop_pct}")
+        size = self.input_size[0]
+        resize = int(math.floor(size / crop_pct))
+        return self.with_overrides(resize_mode="shorter", resize_size=(resize, resize),
+                                   crop_size=self.input_size)
+
     def at_size(self, size: int) -> PreprocessSpec:
         """The same rule at another input size, keeping the resize/crop ratio (for low-res runs)."""
         if self.crop_size is None or self.resize_mode != "shorter":

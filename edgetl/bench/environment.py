@@ -15,6 +15,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 from importlib import metadata
 from typing import Any
 
@@ -125,6 +126,11 @@ def package_versions() -> dict[str, str | None]:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             out[name] = None
+    # Two onnxruntime distributions can be installed side by side (CPU and GPU builds share the
+    # module name): the one imported is what ran.
+    module = sys.modules.get("onnxruntime")
+    if module is not None:
+        out["onnxruntime_imported"] = getattr(module, "__version__", None)
     return out
 
 

@@ -119,7 +119,8 @@ def markdown_table(report: dict[str, Any]) -> str:
         "",
         f"- machine: {cpu.get('model')} ({cpu.get('usable_cores')} usable cores), {gpus}; "
         f"load average at start {env.get('load_average')}",
-        f"- versions: python {versions.get('python')}, onnxruntime {versions.get('onnxruntime')}"
+        f"- versions: python {versions.get('python')}, onnxruntime "
+        f"{versions.get('onnxruntime_imported') or versions.get('onnxruntime')}"
         f", torch {versions.get('torch')}, numpy {versions.get('numpy')}; date {env.get('date')}",
         f"- artifact sha256 `{str(art.get('sha256'))[:16]}`, spec "
         f"`{str(art.get('spec_fingerprint'))[:12]}`, {int(art.get('size_bytes') or 0) / 1e6:.1f}"

@@ -89,6 +89,10 @@ def resolve_spec(recipe: Recipe, weights_spec: PreprocessSpec) -> PreprocessSpec
         spec = spec.at_size(recipe.model.input_size)
         changes.append(f"input_size={recipe.model.input_size}")
     overrides = {k: v for k, v in recipe.preprocess.model_dump().items() if v is not None}
+    crop_pct = overrides.pop("crop_pct", None)
+    if crop_pct is not None:
+        spec = spec.with_crop_pct(crop_pct)
+        changes.append(f"crop_pct={crop_pct}")
     if overrides:
         spec = spec.with_overrides(**overrides)
         changes.extend(f"{k}={v}" for k, v in overrides.items())
