@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from edgetl.errors import SpecError
+from edgetl.errors import RecipeError, SpecError
 from edgetl.spec import LabelSpec, PreprocessSpec
 
 
@@ -77,3 +77,32 @@ def test_label_spec() -> None:
         LabelSpec(("a",))
     with pytest.raises(SpecError):
         LabelSpec(("a", "a"))
+
+
+def test_recipe_crop_pct_changes_only_the_crop_rule() -> None:
+    """preprocess.crop_pct=1.0 keeps the whole (square) image: resize straight to the input."""
+    from edgetl.recipe import load_recipe
+    from edgetl.train.finetune import resolve_spec
+
+    weights = PreprocessSpec.from_crop_pct(224, 0.875, "bicubic", (0.5,) * 3, (0.5,) * 3)
+    spec = resolve_spec(load_recipe(None, ["preprocess.crop_pct=1.0"]), weights)
+    assert (spec.resize_size, spec.crop_size, spec.input_size) == ((224, 224), (224, 224),
+                                                                   (224, 224))
+    assert spec.mean == weights.mean and spec.interpolation == weights.interpolation
+    assert "crop_pct=1.0" in spec.source
+    assert resolve_spec(load_recipe(None, ["preprocess.crop_pct=0.9"]), weights).resize_size == \
+        (248, 248)  # floor(224 / 0.9), timm's rule
+    with pytest.raises(RecipeError, match="crop_pct"):
+        load_recipe(None, ["preprocess.crop_pct=1.5"])
+
+
+def test_memory_format_rule() -> None:
+    """channels_last on the CPU always; on CUDA only for long runs (cuDNN's per-shape start-up
+    cost); an explicit choice wins."""
+    from edgetl.train.trainer import CHANNELS_LAST_MIN_IMAGES, use_channels_last
+
+    assert use_channels_last("auto", "cpu", 10)
+    assert not use_channels_last("auto", "cuda", 1549 * 26)
+    assert use_channels_last("auto", "cuda", CHANNELS_LAST_MIN_IMAGES)
+    assert not use_channels_last("contiguous", "cpu", 10)
+    assert use_channels_last("channels_last", "cuda", 10)
