@@ -48,8 +48,8 @@ from edgetl.train.trainer import use_channels_last
 class FileImages(Dataset):
     """The baseline's data path: PIL decode + transform on every access."""
 
-    def __init__(self, samples: list, classes: list[str], transform) -> None:  # noqa: ANN001
-        self.samples, self.classes, self.transform = samples, classes, transform
+    def __init__(self, samples: list, classes: list[str], transform, spec) -> None:  # noqa: ANN001
+        self.samples, self.classes, self.transform, self.spec = samples, classes, transform, spec
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -57,6 +57,23 @@ class FileImages(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         sample = self.samples[i]
         return self.transform(load_image(sample.path, self.spec)), self.classes.index(sample.label)
+
+
+def recipe_model(recipe: Recipe, n_classes: int):  # noqa: ANN201 - (model, weights' spec)
+    """The recipe's backbone with a fresh head, as edgetl builds it."""
+    return build_classifier(recipe.model.architecture, n_classes,
+                            HeadConfig(**recipe.model.head.model_dump()), recipe.model.weights)
+
+
+def training_autocast(device: str) -> torch.autocast:
+    """bf16 on CUDA, as edgetl trains; nothing on the CPU."""
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else \
+        torch.autocast("cpu", enabled=False)
+
+
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
 
 
 def stratified_keep(samples: list, classes: list[str], n: int, rng: np.random.Generator) -> set:
@@ -98,9 +115,7 @@ def baseline_run(recipe: Recipe, manifest: str, device: str, workers: int) -> di
     torch.manual_seed(recipe.train.seed)
     data = load_data(manifest)
     classes = list(data.classes)
-    model, weights_spec = build_classifier(recipe.model.architecture, len(classes),
-                                           HeadConfig(**recipe.model.head.model_dump()),
-                                           recipe.model.weights)
+    model, weights_spec = recipe_model(recipe, len(classes))
     spec = resolve_spec(recipe, weights_spec)
     model.to(device)
     layout = block_layout(model)
@@ -112,14 +127,12 @@ def baseline_run(recipe: Recipe, manifest: str, device: str, workers: int) -> di
     aug = v2.Compose([v2.PILToTensor(), train_transform(
         spec, augment_settings(recipe.augment.preset, **recipe.augment.overrides()))])
     evaluate = eval_transform(spec)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else \
-        torch.autocast("cpu", enabled=False)
+    autocast = training_autocast(device)
 
     def loader(samples: list, tf, shuffle: bool, batch: int) -> DataLoader:  # noqa: ANN001
-        ds = FileImages(samples, classes, tf)
-        ds.spec = spec
-        return DataLoader(ds, batch_size=batch, shuffle=shuffle, num_workers=workers,
-                          persistent_workers=workers > 0, pin_memory=device == "cuda")
+        return DataLoader(FileImages(samples, classes, tf, spec), batch_size=batch,
+                          shuffle=shuffle, num_workers=workers, persistent_workers=workers > 0,
+                          pin_memory=device == "cuda")
 
     eval_batch = recipe.train.eval_batch_size
     val_loader, test_loader = loader(val_s, evaluate, False, eval_batch), \
@@ -157,8 +170,7 @@ def baseline_run(recipe: Recipe, manifest: str, device: str, workers: int) -> di
                 loss.backward()
                 optimizer.step()
                 seen += len(y)
-            if device == "cuda":
-                torch.cuda.synchronize()
+            sync(device)
             train_s_time = time.perf_counter() - t0
             val_accuracy = accuracy(val_loader)
             rows.append({"phase": phase.name, "epoch": epoch + 1,
@@ -187,9 +199,7 @@ def synthetic_rates(recipe: Recipe, n_classes: int, n_train: int, device: str,
     freezing, parameter groups, batch size, memory format and autocast as edgetl, no data path.
     The ceiling a data pipeline can approach."""
     torch.manual_seed(0)
-    model, _ = build_classifier(recipe.model.architecture, n_classes,
-                                HeadConfig(**recipe.model.head.model_dump()),
-                                recipe.model.weights)
+    model, _ = recipe_model(recipe, n_classes)
     model.to(device)
     planned = n_train * sum(p.epochs for p in recipe.phases)
     memory = torch.channels_last if use_channels_last(recipe.train.memory_format, device,
@@ -197,8 +207,7 @@ def synthetic_rates(recipe: Recipe, n_classes: int, n_train: int, device: str,
     model.to(memory_format=memory)
     layout = block_layout(model)
     criterion = torch.nn.CrossEntropyLoss()
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else \
-        torch.autocast("cpu", enabled=False)
+    autocast = training_autocast(device)
     batch = recipe.train.batch_size
     size = model.pretrained_cfg.get("input_size", (3, 224, 224))[-1]
     if recipe.model.input_size:
@@ -213,16 +222,14 @@ def synthetic_rates(recipe: Recipe, n_classes: int, n_train: int, device: str,
         warmup = 5
         for i in range(warmup + steps):
             if i == warmup:
-                if device == "cuda":
-                    torch.cuda.synchronize()
+                sync(device)
                 t0 = time.perf_counter()
             with autocast:
                 loss = criterion(model(x).float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-        if device == "cuda":
-            torch.cuda.synchronize()
+        sync(device)
         rates[phase.name] = steps * batch / (time.perf_counter() - t0)
     return rates
 

@@ -32,6 +32,13 @@ _COLOR_WORDS = {
 }
 
 
+def _resize_for_crop(size: int, crop_pct: float) -> int:
+    """timm's resize for a centre crop of `size` that keeps `crop_pct` of the shorter side."""
+    if not 0 < crop_pct <= 1:
+        raise SpecError(f"crop_pct must be in (0, 1], got {crop_pct}")
+    return int(math.floor(size / crop_pct))
+
+
 @dataclass(frozen=True)
 class PreprocessSpec:
     """Everything between an image file and the model's input tensor.
@@ -130,9 +137,7 @@ class PreprocessSpec:
         source: str = "unspecified",
     ) -> PreprocessSpec:
         """timm's rule: resize the shorter side to floor(size / crop_pct), centre-crop `size`."""
-        if not 0 < crop_pct <= 1:
-            raise SpecError(f"crop_pct must be in (0, 1], got {crop_pct}")
-        resize = int(math.floor(size / crop_pct))
+        resize = _resize_for_crop(size, crop_pct)
         return cls(
             input_size=(size, size),
             resize_mode="shorter",
@@ -155,10 +160,7 @@ class PreprocessSpec:
     def with_crop_pct(self, crop_pct: float) -> PreprocessSpec:
         """timm's rule at this input size with another crop fraction (1.0: no border dropped,
         for images whose edges carry the label, such as whole solar cells)."""
-        if not 0 < crop_pct <= 1:
-            raise SpecError(f"crop_pct must be in (0, 1], got {crop_pct}")
-        size = self.input_size[0]
-        resize = int(math.floor(size / crop_pct))
+        resize = _resize_for_crop(self.input_size[0], crop_pct)
         return self.with_overrides(resize_mode="shorter", resize_size=(resize, resize),
                                    crop_size=self.input_size)
 

@@ -54,6 +54,19 @@ VIEWS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
+def epoch_order(n: int, generator: torch.Generator | None, shard: tuple[int, int],
+                shuffle: bool = True) -> torch.Tensor:
+    """This process's indices for one epoch: a permutation (or 0..n-1), every world-th entry
+    from `rank`, as DistributedSampler shards."""
+    rank, world = shard
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    return order[rank::world]
+
+
+def sharded_batches(n: int, batch: int, shard: tuple[int, int]) -> int:
+    return max(1, -(-n // shard[1] // batch))
+
+
 class AugmentedBatches:
     """Shuffled batches augmented as whole tensors (`BatchAugment`) where the images live.
 
@@ -69,12 +82,10 @@ class AugmentedBatches:
         self.generator, self.shard = generator, shard
 
     def __len__(self) -> int:
-        rank, world = self.shard
-        return max(1, -(-len(self.labels) // world // self.batch))
+        return sharded_batches(len(self.labels), self.batch, self.shard)
 
     def __iter__(self):  # noqa: ANN204 - a generator of (inputs, targets)
-        rank, world = self.shard
-        order = torch.randperm(len(self.labels), generator=self.generator)[rank::world]
+        order = epoch_order(len(self.labels), self.generator, self.shard)
         for start in range(0, len(order), self.batch):
             index = order[start:start + self.batch].to(self.images.device)
             batch = self.images[index].to(self.device, non_blocking=True)
@@ -93,14 +104,11 @@ class FeatureBatches:
         self.batch, self.generator, self.shuffle, self.shard = batch, generator, shuffle, shard
 
     def __len__(self) -> int:
-        rank, world = self.shard
-        return max(1, -(-len(self.labels) // world // self.batch))
+        return sharded_batches(len(self.labels), self.batch, self.shard)
 
     def __iter__(self):  # noqa: ANN204 - a generator of (features, targets)
-        rank, world = self.shard
         n, views = len(self.labels), self.features.shape[0]
-        order = torch.randperm(n, generator=self.generator)[rank::world] if self.shuffle \
-            else torch.arange(n)
+        order = epoch_order(n, self.generator, self.shard, self.shuffle)
         view = torch.randint(views, (n,), generator=self.generator) if views > 1 and \
             self.shuffle else torch.zeros(n, dtype=torch.long)
         device = self.features.device

@@ -130,8 +130,8 @@ class PhasedTrainer:
         cuda = self.dev == "cuda"
         device_obj = torch.device(f"cuda:{self.dist.local_rank}") if cuda and self.dist.enabled \
             else torch.device(self.dev)
-        # channels_last decided in setup() (train.memory_format), once the data size is known.
-        self.rt = Runtime(device_obj, torch.bfloat16 if cuda else None, True)
+        # channels_last is decided in setup() (train.memory_format), once the data size is known.
+        self.rt = Runtime(device_obj, torch.bfloat16 if cuda else None)
         self.feature_memo: dict[tuple[str, tuple[str, ...]], tuple] = {}
         self.state = TrainState()
         self.train_seconds = 0.0
