@@ -47,6 +47,10 @@ CALIBRATION_BATCH = 8  # images per calibration run
 # Leading compute nodes kept float32, per round of the accuracy search.
 FLOAT_PREFIX_STEPS = (0, 4, 8, 12, 16, 20, 24, 28, 32, 40, 48)
 AGREEMENT_IMAGES = 300  # validation images used to measure int8/float32 agreement
+# The search aims this far above verify's budget: it measures on 300 validation images, verify on
+# the test split. ELPV quickstart (2026-11-26): 98.33% on validation with no float nodes, then
+# 97.26% on test (budget 98%); 4 float nodes gave 99.33% and 98.63%.
+SEARCH_MARGIN = 0.01
 
 
 def quantisation_evidence(model: Any) -> dict[str, int]:
@@ -181,7 +185,7 @@ def export(ctx: ExportContext) -> ExportResult:
     embedded = [n.name for n in fp32.graph.node if n.name.startswith(f"/{EMBEDDED_PREFIX}/")]
     target = options.int8_target_agreement
     if target is None:
-        target = ctx.fmt.top1_agreement_budget
+        target = min(1.0, ctx.fmt.top1_agreement_budget + SEARCH_MARGIN)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="edgetl-int8-") as tmp:
         fp32_path = Path(tmp) / "fp32.onnx"
