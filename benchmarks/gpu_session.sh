@@ -17,7 +17,7 @@
 #  3. export onnx + onnx-fp16, verify both with the CUDA execution provider;
 #  4. bench ort-cuda at batch 1/8/32;
 #  5. variants: channels_last (the layout comparison), the quickstart recipe on the GPU, batch
-#     norm in train mode in phase B (the recipe before 2026-11-26), 12 epochs of phase A,
+#     norm in train mode in B and C (the recipe before 2026-11-26), 12 epochs of phase A,
 #     batch 128, input 288, crop_pct 1.0 (in that order: what matters most first);
 #  6. the recipe with train.compile=reduce-overhead (torch.compile + CUDA graphs).
 # Timing (H200, 2026-11-26): steps 1-4 took about 6 minutes; default STEPS="1 2 5" should take
@@ -121,7 +121,7 @@ fi
 if want 5; then
 step "5. layout and accuracy variants of the recipe (chosen on validation accuracy)"
 # memory_format: auto trains NCHW on CUDA for short runs (cold start); channels_last is the
-# comparison. bn_train_B checks the recipe's frozen batch norm in phase B on the GPU;
+# comparison. bn_train checks the recipe's frozen batch norm (phases B and C) on the GPU;
 # crop_pct 1.0 / input 288: candidates for the 88.4% target on ELPV;
 # batch 128: fewer, fuller steps (synthetic Lite0 rate: 1,747 images/s at 64, ~5,850 at 256).
 # quickstart: the CPU recipe (cached stage inputs, last two stages, exact views) on the GPU,
@@ -130,7 +130,7 @@ step "5. layout and accuracy variants of the recipe (chosen on validation accura
 if [ "$DEVICE" = cuda ]; then
   variants=("channels_last:$RECIPE:--set train.memory_format=channels_last"
             "quickstart:recipes/elpv-quickstart.yaml:--set train.eval_batch_size=256"
-            "bn_train_B:$RECIPE:--set phases.B.freeze_bn=false"
+            "bn_train:$RECIPE:--set phases.B.freeze_bn=false --set phases.C.freeze_bn=false"
             "phase_A_12:$RECIPE:--set phases.A.epochs=12"
             "batch_128:$RECIPE:--set train.batch_size=128"
             "input_288:$RECIPE:--set model.input_size=288"
