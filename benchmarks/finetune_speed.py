@@ -40,9 +40,9 @@ from edgetl.models import HeadConfig, build_classifier
 from edgetl.recipe import Recipe, load_recipe
 from edgetl.train.finetune import resolve_spec, run_finetune
 from edgetl.train.groups import apply_freeze, block_layout, param_groups, set_train_mode
+from edgetl.train.loop import use_channels_last
 from edgetl.train.losses import build_loss
 from edgetl.train.schedule import lr_factor, set_lr
-from edgetl.train.trainer import use_channels_last
 
 
 class FileImages(Dataset):

@@ -99,7 +99,7 @@ def test_recipe_crop_pct_changes_only_the_crop_rule() -> None:
 def test_memory_format_rule() -> None:
     """channels_last on the CPU always; on CUDA only for long runs (cuDNN's per-shape start-up
     cost); an explicit choice wins."""
-    from edgetl.train.trainer import CHANNELS_LAST_MIN_IMAGES, use_channels_last
+    from edgetl.train.loop import CHANNELS_LAST_MIN_IMAGES, use_channels_last
 
     assert use_channels_last("auto", "cpu", 10)
     assert not use_channels_last("auto", "cuda", 1549 * 26)

@@ -37,11 +37,12 @@ def torch_probs(model: Any, spec: Any, paths: list[str], device: str = "cpu",
     import torch
 
     from edgetl.data.transforms import eval_transform, load_image
+    from edgetl.train.loop import use_channels_last
 
     batch = batch or (8 if device == "cpu" else 128)
     tf = eval_transform(spec)
-    # channels_last pays off on the CPU; on CUDA a new shape in it costs seconds (cuDNN 9).
-    layout = torch.channels_last if device == "cpu" else torch.contiguous_format
+    layout = torch.channels_last if use_channels_last("auto", device, 0) else \
+        torch.contiguous_format
     model = model.to(device, memory_format=layout).eval()
     out = []
     with torch.inference_mode():
