@@ -108,6 +108,9 @@ class PhaseConfig(_Strict):
     # random (exact augmentation for flips/turns, where the domain allows them).
     cached_views: list[Literal["identity", "hflip", "vflip", "rot180", "rot90", "rot270",
                                "transpose", "antitranspose"]] = ["identity"]
+    # Validate, checkpoint and end the phase with a moving average of its weights over about
+    # this many epochs of steps (None: the weights as trained).
+    ema_epochs: float | None = Field(None, gt=0)
     early_stopping: EarlyStopping | None = None
 
     @model_validator(mode="after")

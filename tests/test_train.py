@@ -335,3 +335,45 @@ def test_feature_batches_cover_every_image_once_per_epoch() -> None:
     ordered = FeatureBatches(features, list(range(n)), 16, None, False)
     x, y = next(iter(ordered))
     assert torch.equal(y, torch.arange(16)) and torch.equal(x.flatten(), torch.arange(16.0))
+
+
+# --------------------------------------------------------------------------- weight average
+def ema_recipe(path: Path, manifest: Path) -> Path:
+    return write_recipe(path, manifest, [
+        {"name": "A", "epochs": 1, "lr": 0.01, "augment": False},
+        {"name": "B", "epochs": 4, "unfreeze": "last", "blocks": 2, "lr": 0.003,
+         "augment": False, "ema_epochs": 1.0},
+    ])
+
+
+def test_averaged_weights_are_validated_and_survive_a_kill(tmp_path: Path,
+                                                           manifest: Path) -> None:
+    """A run killed inside an averaged phase and resumed ends with the same weights, to float
+    rounding, as the same run uninterrupted: the average is saved with the optimizer state."""
+    recipe = ema_recipe(tmp_path / "r.yaml", manifest)
+    whole = tmp_path / "whole"
+    proc = run_cli("finetune", str(recipe), "--out", str(whole))
+    assert proc.returncode == 0, proc.stderr
+    lines = metrics_lines(whole)
+    assert [line["phase"] for line in lines] == ["A", "B", "B", "B", "B"]
+
+    cut = tmp_path / "cut"
+    child = subprocess.Popen([*CLI, "finetune", str(recipe), "--out", str(cut)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if (cut / "last" / "ema.pt").is_file():
+            break
+        if child.poll() is not None:
+            pytest.fail(f"finetune ended before the averaged phase: {child.stderr.read()}")
+        time.sleep(0.02)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert len(metrics_lines(cut)) < 5, "the kill should land inside phase B"
+    done = run_cli("finetune", str(recipe), "--out", str(cut), "--resume")
+    assert done.returncode == 0, done.stderr
+    resumed, straight = state_of(cut, "last"), state_of(whole, "last")
+    for key, value in straight.items():
+        assert torch.allclose(resumed[key], value, atol=1e-5), key
+    assert [line["val_loss"] for line in metrics_lines(cut)] == pytest.approx(
+        [line["val_loss"] for line in lines], abs=1e-5)

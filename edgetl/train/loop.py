@@ -178,6 +178,7 @@ def train_one_epoch(
     on_step: Callable[[], None],
     rt: Runtime,
     progress: Callable[[int], None] | None = None,
+    after_step: Callable[[], None] | None = None,
 ) -> dict[str, float]:
     """Loss is accumulated on the device; one host sync at the end of the epoch."""
     total = torch.zeros((), device=rt.device)
@@ -192,6 +193,8 @@ def train_one_epoch(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if after_step:
+            after_step()
         total += loss.detach() * len(targets)
         seen += len(targets)
         if progress:

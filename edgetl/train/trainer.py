@@ -7,6 +7,7 @@ validation, best/last checkpoints and early stopping -> test report of the best 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -32,6 +33,7 @@ from edgetl.io import append_line, atomic_write_json
 from edgetl.recipe import PhaseConfig, Recipe, load_recipe
 from edgetl.train.checkpoint import save_checkpoint
 from edgetl.train.distributed import init_from_env, shutdown, wrap
+from edgetl.train.ema import WeightAverage
 from edgetl.train.finetune import (
     METRICS_FILE,
     RECIPE_FILE,
@@ -77,6 +79,8 @@ from edgetl.train.state import (
     replace_folder,
     save_train_state,
 )
+
+EMA_FILE = "ema.pt"  # the moving average of a phase cut short, next to the optimizer state
 
 
 @dataclass
@@ -154,6 +158,8 @@ class PhasedTrainer:
             weights=recipe.model.weights)
         self.spec = resolve_spec(recipe, weights_spec)
         self.optimizer_state: dict | None = None
+        self.ema_state: dict | None = None
+        self.ema: WeightAverage | None = None
         if self.resuming:
             self._load_last()
         self.rt.channels_last = self._channels_last()
@@ -179,6 +185,8 @@ class PhasedTrainer:
         from safetensors.torch import load_file
 
         self.state, self.optimizer_state = load_train_state(self.out / "last")
+        if (self.out / "last" / EMA_FILE).is_file():
+            self.ema_state = torch.load(self.out / "last" / EMA_FILE, weights_only=True)
         self.model.load_state_dict(load_file(str(self.out / "last" / "model.safetensors")))
         truncate_metrics(self.out / METRICS_FILE, self.state.global_epoch)
         phases = self.recipe.phases
@@ -381,6 +389,8 @@ class PhasedTrainer:
         def write(tmp: Path) -> None:
             self._save_model(tmp, line)
             save_train_state(tmp, self.state, optimizer.state_dict())
+            if self.ema is not None and self.state.epoch_in_phase > 0:
+                torch.save(self.ema.state_dict(), tmp / EMA_FILE)
 
         replace_folder(self.out / "last", write)
 
@@ -416,6 +426,7 @@ class PhasedTrainer:
                                                mode=self.recipe.train.compile)
         optimizer = self._optimizer(plan, phase_index)
         steps_per_epoch = max(1, math.ceil(len(self.train_imgs) / self.recipe.train.batch_size))
+        self.ema = self._weight_average(phase, phase_index, steps_per_epoch)
         total_steps = steps_per_epoch * phase.epochs
         warmup = int(round(phase.warmup_epochs * steps_per_epoch))
         state = self.state
@@ -428,6 +439,8 @@ class PhasedTrainer:
         for epoch in range(state.epoch_in_phase, phase.epochs):
             line, stop = self.run_epoch(plan, optimizer, on_step, epoch)
             if stop or epoch + 1 == phase.epochs:
+                if self.ema is not None:  # the next phase starts from the averaged weights
+                    self.ema.copy_to_model()
                 self._next_phase(phase.name if stop else None)
             if self.dist.is_main:
                 append_line(self.out / METRICS_FILE, json.dumps(line))
@@ -436,8 +449,21 @@ class PhasedTrainer:
             if stop:
                 self.console.print(f"phase {phase.name}: early stop after {epoch + 1} epoch(s)")
                 break
+        self.ema = None
         if self.dist.is_main:
             plot_curves(self.out / METRICS_FILE, self.out / "curves.png")
+
+    def _weight_average(self, phase: PhaseConfig, phase_index: int,
+                        steps_per_epoch: int) -> WeightAverage | None:
+        """The phase's moving average of its weights, if it asks for one (restored on resume)."""
+        saved, self.ema_state = self.ema_state, None
+        if phase.ema_epochs is None:
+            return None
+        ema = WeightAverage(self.model, phase.ema_epochs * steps_per_epoch)
+        if saved is not None and self.state.phase_index == phase_index and \
+                self.state.epoch_in_phase > 0:
+            ema.load_state_dict(saved)
+        return ema
 
     def run_epoch(self, plan: PhasePlan, optimizer: torch.optim.Optimizer,
                   on_step: Callable[[], None], epoch: int) -> tuple[dict[str, Any], bool]:
@@ -457,12 +483,14 @@ class PhasedTrainer:
                 bar.advance(task, n)
 
             stats = train_one_epoch(plan.training_forward(), plan.train_loader,
-                                    self.criterion, optimizer, on_step, self.rt, advance)
+                                    self.criterion, optimizer, on_step, self.rt, advance,
+                                    self.ema.update if self.ema is not None else None)
             stats["train_loss"] = self.dist.mean(stats["train_loss"], self.rt.device)
             stats["images_per_s"] = self.dist.sum(stats["images_per_s"], self.rt.device)
             self.model.eval()
             if plan.val_loader is not None:
-                probs, y = predict(plan.forward, plan.val_loader, self.rt, advance)
+                with self._averaged():
+                    probs, y = predict(plan.forward, plan.val_loader, self.rt, advance)
                 val = {f"val_{k}": v for k, v in quick_metrics(y, probs).items()}
         self.train_seconds += stats["train_seconds"]
         state.epoch_in_phase = epoch + 1
@@ -478,7 +506,8 @@ class PhasedTrainer:
         if not val or (select in val and is_better(select, val[select], state.best_value)):
             state.best_value, state.best_epoch = val.get(select), state.global_epoch
             if self.dist.is_main:
-                replace_folder(self.out / "best", lambda tmp: self._save_model(tmp, line))
+                with self._averaged():
+                    replace_folder(self.out / "best", lambda tmp: self._save_model(tmp, line))
         stop = False
         es = phase.early_stopping
         if es is not None and es.metric in val:
@@ -489,6 +518,10 @@ class PhasedTrainer:
                 stop = state.bad_epochs >= es.patience
         line["early_stopped"] = stop
         return line, stop
+
+    def _averaged(self) -> contextlib.AbstractContextManager:
+        """The averaged weights in the model, when this phase keeps an average."""
+        return self.ema.applied() if self.ema is not None else contextlib.nullcontext()
 
     def _print_epoch(self, line: dict[str, Any]) -> None:
         select = self.recipe.train.select_metric
