@@ -11,17 +11,21 @@
 #   cp .devcache/stage/cN/p /tmp/pN && source .devcache/stage/unpack.sh && bash benchmarks/gpu_session.sh
 #
 # Steps (each under its own time limit, so one hang cannot eat the session):
-#  1. finetune recipes/elpv-lite0.yaml on CUDA: test accuracy, training / fit wall time;
-#  2. benchmarks/finetune_speed.py: edgetl vs a PIL DataLoader loop (16 workers) and the
-#     synthetic-data training rate per phase, in one run;
+#  1. finetune recipes/elpv-lite0.yaml on CUDA (cached frozen layers, last two stages): test
+#     accuracy, training / fit wall time (issue 6: >= 88.4% in <= 15 s);
+#  2. benchmarks/finetune_speed.py on that recipe: edgetl vs a PIL DataLoader loop (16 workers)
+#     and the synthetic-data training rate per phase, in one run;
 #  3. export onnx + onnx-fp16, verify both with the CUDA execution provider;
 #  4. bench ort-cuda at batch 1/8/32;
-#  5. variants: channels_last (the layout comparison), the quickstart recipe on the GPU, batch
-#     norm in train mode in B and C (the recipe before 2026-11-26), 12 epochs of phase A,
-#     batch 128, input 288, crop_pct 1.0 (in that order: what matters most first);
-#  6. the recipe with train.compile=reduce-overhead (torch.compile + CUDA graphs).
-# Timing (H200, 2026-11-26): steps 1-4 took about 6 minutes; default STEPS="1 2 5" should take
-# about 8 (6 chunk uploads + start: about 1.5 min more). Give the machine back right after.
+#  5. variants, what matters most first: recipes/elpv-lite0-augment.yaml (whole network,
+#     batches augmented on the GPU), the same with channels_last and with a weight average in
+#     B and C, three stages in phase B, eight views, input 288;
+#  6. the augment recipe with train.compile=reduce-overhead (torch.compile + CUDA graphs);
+#  7. finetune_speed.py on the augment recipe: the GPU augmentation path against the PIL
+#     DataLoader and the synthetic rate.
+# Timing (H200, 2026-11-26): steps 1-4 of the augment recipe took about 6 minutes; the default
+# STEPS="1 2 5 7" should take about 9-11 (6 chunk uploads + start: about 1.5 min more). Give the
+# machine back right after.
 # Results: $OUT/gpu_session.log and $OUT/gpu-results.tgz (refreshed after every step).
 #
 # CPU smoke test of the plumbing (tiny subset, one epoch a phase):  SMOKE=1 bash benchmarks/gpu_session.sh
@@ -38,7 +42,9 @@ exec > >(tee "$LOG") 2>&1
 DEVICE=cuda ORT=ort-cuda WORKERS=16
 FT=("$PY" -m edgetl.cli.main)
 RECIPE=recipes/elpv-lite0.yaml
-DATA=() SET=() SPEED=()
+AUGMENT=recipes/elpv-lite0-augment.yaml
+DATA=() SPEED=()
+smoke_set() { :; }  # extra --set for a recipe: nothing, except in the CPU smoke test
 if [ "${SMOKE:-0}" = 1 ]; then
   DEVICE=cpu ORT=ort-cpu WORKERS=2
   "$PY" - "$WORK/split.csv" <<'PY'
@@ -50,8 +56,11 @@ from edgetl.recipe import load_recipe
 subset_manifest(load_recipe("recipes/elpv-lite0.yaml"), 48, 24, Path(sys.argv[1]).parent)
 PY
   DATA=(--data "$WORK/split.csv")
-  SET=(--set phases.A.epochs=1 --set phases.B.epochs=1 --set phases.C.epochs=1
-       --set train.batch_augment=on)
+  smoke_set() {  # one epoch per phase of recipe $1, and the GPU's batched augmentation
+    "$PY" -c 'import sys; from edgetl.recipe import load_recipe
+print(" ".join(f"--set phases.{p.name}.epochs=1" for p in load_recipe(sys.argv[1]).phases),
+      "--set train.batch_augment=on")' "$1"
+  }
   SPEED=(--subset 48 --eval-subset 24)
 fi
 
@@ -59,9 +68,9 @@ pack() {  # everything so far into one file that comes back (at most 8 files do)
   tar czf "$OUT/.gpu-results.tgz" -C "$RES" . && mv "$OUT/.gpu-results.tgz" "$OUT/gpu-results.tgz"
 }
 step() { echo; echo "== $* ($(date -u +%T))"; }
-# Steps to run (the session of 2026-11-26 measured 3 and 4 already): STEPS="1 2 3 4 5 6" for all.
-STEPS="${STEPS:-1 2 5}"
-[ "${SMOKE:-0}" = 1 ] && STEPS="1 2 3 4 5 6"
+# Steps to run (the session of 2026-11-26 measured 3 and 4 already): STEPS="1 2 3 4 5 6 7" for all.
+STEPS="${STEPS:-1 2 5 7}"
+[ "${SMOKE:-0}" = 1 ] && STEPS="1 2 3 4 5 6 7"
 RUN="$WORK/run"
 want() { [[ " $STEPS " == *" $1 "* ]]; }
 
@@ -79,6 +88,7 @@ PY
 
 if want 1; then
 step "1. finetune $RECIPE on $DEVICE"
+read -r -a SET <<< "$(smoke_set "$RECIPE")"
 timeout 240 "${FT[@]}" finetune "$RECIPE" --device "$DEVICE" --out "$RUN" "${DATA[@]}" "${SET[@]}"
 echo "exit $?"
 mkdir -p "$RES/run"
@@ -89,6 +99,7 @@ fi
 
 if want 2; then
 step "2. finetune speed: edgetl vs PIL DataLoader ($WORKERS workers), synthetic rate"
+read -r -a SET <<< "$(smoke_set "$RECIPE")"
 timeout 300 "$PY" benchmarks/finetune_speed.py --recipe "$RECIPE" --device "$DEVICE" \
   --workers "$WORKERS" --results "$RES" "${SPEED[@]}" "${SET[@]}"
 echo "exit $?"
@@ -119,24 +130,22 @@ pack
 fi
 
 if want 5; then
-step "5. layout and accuracy variants of the recipe (chosen on validation accuracy)"
-# memory_format: auto trains NCHW on CUDA for short runs (cold start); channels_last is the
-# comparison. bn_train checks the recipe's frozen batch norm (phases B and C) on the GPU;
-# crop_pct 1.0 / input 288: candidates for the 88.4% target on ELPV;
-# batch 128: fewer, fuller steps (synthetic Lite0 rate: 1,747 images/s at 64, ~5,850 at 256).
-# quickstart: the CPU recipe (cached stage inputs, last two stages, exact views) on the GPU,
-# with GPU-sized evaluation batches (on the CPU, seeds 0-2: test 87.7-88.3%); its phase B
-# works on 7x7 maps.
-if [ "$DEVICE" = cuda ]; then
-  variants=("channels_last:$RECIPE:--set train.memory_format=channels_last"
-            "quickstart:recipes/elpv-quickstart.yaml:--set train.eval_batch_size=256"
-            "bn_train:$RECIPE:--set phases.B.freeze_bn=false --set phases.C.freeze_bn=false"
-            "phase_A_12:$RECIPE:--set phases.A.epochs=12"
-            "batch_128:$RECIPE:--set train.batch_size=128"
-            "input_288:$RECIPE:--set model.input_size=288"
-            "crop_pct_1:$RECIPE:--set preprocess.crop_pct=1.0")
+step "5. variants (chosen on validation accuracy)"
+# augment: the whole network on batches augmented on the GPU (issue 6's GPU data path), then
+# its channels_last layout (cuDNN's first-call cost vs faster steps) and a weight average in
+# B and C; three stages in phase B and eight exact views (on the CPU both tied or lost on
+# validation); input 288 (ELPV's native size is 300).
+if [ "$DEVICE" = cuda ] || [ "${SMOKE:-0}" = 1 ]; then
+  variants=("augment:$AUGMENT:"
+            "augment_channels_last:$AUGMENT:--set train.memory_format=channels_last"
+            "augment_ema:$AUGMENT:--set phases.B.ema_epochs=1 --set phases.C.ema_epochs=1"
+            "blocks_3:$RECIPE:--set phases.B.blocks=3"
+            "views_8:$RECIPE:--set phases.B.cached_views=[identity,hflip,vflip,rot180,rot90,rot270,transpose,antitranspose]"
+            "input_288:$RECIPE:--set model.input_size=288")
+  [ "${SMOKE:-0}" = 1 ] && variants=("${variants[0]}" "${variants[3]}")
   for item in "${variants[@]}"; do
     IFS=: read -r name recipe rest <<< "$item"; read -r -a extra <<< "$rest"
+    read -r -a SET <<< "$(smoke_set "$recipe")"
     timeout 150 "${FT[@]}" finetune "$recipe" --device "$DEVICE" --out "$WORK/run-$name" \
       "${DATA[@]}" "${SET[@]}" "${extra[@]}" > "$WORK/run-$name.log" 2>&1
     echo "$name: exit $?"
@@ -148,15 +157,26 @@ fi
 fi
 
 if want 6; then
-step "6. torch.compile (reduce-overhead: CUDA graphs), if time is left"
+step "6. torch.compile (reduce-overhead: CUDA graphs) on the augment recipe"
 if [ "$DEVICE" = cuda ]; then
-  timeout 150 "${FT[@]}" finetune "$RECIPE" --device "$DEVICE" --out "$WORK/run-compiled" \
+  read -r -a SET <<< "$(smoke_set "$AUGMENT")"
+  timeout 150 "${FT[@]}" finetune "$AUGMENT" --device "$DEVICE" --out "$WORK/run-compiled" \
     "${DATA[@]}" "${SET[@]}" --set train.compile=reduce-overhead > "$WORK/run-compiled.log" 2>&1
   echo "compiled: exit $?"
   mkdir -p "$RES/run-compiled"
   cp "$WORK/run-compiled"/{summary.json,metrics.jsonl} "$RES/run-compiled/" 2>/dev/null
   pack
 fi
+fi
+
+if want 7; then
+step "7. finetune speed of the augment recipe: the GPU augmentation path"
+read -r -a SET <<< "$(smoke_set "$AUGMENT")"
+mkdir -p "$RES/augment-speed"
+timeout 300 "$PY" benchmarks/finetune_speed.py --recipe "$AUGMENT" --device "$DEVICE" \
+  --workers "$WORKERS" --results "$RES/augment-speed" "${SPEED[@]}" "${SET[@]}"
+echo "exit $?"
+pack
 fi
 
 step "summary"
@@ -173,7 +193,7 @@ for f in sorted(res.glob("verify-*.json")):
     v = json.loads(f.read_text())
     print(f.name, {k: v.get(k) for k in ("passed", "top1_agreement", "accuracy_reference",
                                          "accuracy_artifact", "backend")})
-for f in sorted(res.glob("finetune-speed-*.md")):
+for f in sorted(res.glob("**/finetune-speed-*.md")):
     print(f.read_text())
 PY
 echo "== done $(date -u +%T)"
