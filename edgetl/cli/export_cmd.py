@@ -55,11 +55,13 @@ def register(app: typer.Typer) -> None:
                     f"  {row['float_compute_nodes']:>2} leading compute nodes kept float32 "
                     f"({row['size_bytes'] / 1e6:.2f} MB): "
                     + (f"top-1 agreement with float32 {agree:.2%} on "
-                       f"{search['validation_images']} validation images"
+                       f"{search['validation_images']} validation images (lower bound "
+                       f"{row.get('val_agreement_lower_bound') or 0:.2%})"
                        if agree is not None else "no validation split to check on"))
             if search and not search.get("met"):
-                console.print(f"[yellow]warning[/]: int8 agreement stayed below the target "
-                              f"{search['target_val_agreement']:.2%}; verify will judge it")
+                console.print(f"[yellow]warning[/]: int8 agreement ({search.get('judged_on')}) "
+                              f"stayed below the target {search['target_val_agreement']:.2%}; "
+                              "verify will judge it")
         io = result.details.get("io")
         if io:
             console.print(f"input {io['input']['name']} {io['input']['dtype']} "

@@ -10,8 +10,9 @@ For embedded-preprocessing graphs the normalisation nodes stay in float32, so bo
 quantise the same tensors with the same scales.
 
 Accuracy-aware: after quantising, the int8 graph's top-1 agreement with the float32 graph is
-measured on the run's validation split (never its test split). Below the target, the earliest
-compute nodes stay float32, a few more each round, until it holds. Measured on the ELPV
+measured on the run's validation split (never its test split). Until the agreement's one-sided
+95% lower confidence bound clears verify's budget (or the measured agreement an explicit
+target), the earliest compute nodes stay float32, a few more each round. Measured on the ELPV
 quickstart run (binary, many images near the decision boundary): everything quantised agreed
 92.5% with float32 on the test split; keeping the stem and the first blocks (10 nodes, 0.1% of
 the weights) in float32 gave 97.4%, at the same file size. Which layers are sensitive depends
@@ -46,11 +47,12 @@ from edgetl.export.preprocess_graph import EMBEDDED_PREFIX
 CALIBRATION_BATCH = 8  # images per calibration run
 # Leading compute nodes kept float32, per round of the accuracy search.
 FLOAT_PREFIX_STEPS = (0, 4, 8, 12, 16, 20, 24, 28, 32, 40, 48)
-AGREEMENT_IMAGES = 300  # validation images used to measure int8/float32 agreement
-# The search aims this far above verify's budget: it measures on 300 validation images, verify on
-# the test split. ELPV quickstart (2026-11-26): 98.33% on validation with no float nodes, then
-# 97.26% on test (budget 98%); 4 float nodes gave 99.33% and 98.63%.
-SEARCH_MARGIN = 0.01
+AGREEMENT_IMAGES = 2000  # validation images (at most) used to measure int8/float32 agreement
+# The search stops when the agreement's one-sided 95% lower confidence bound (Wilson) on the
+# validation images clears verify's budget, so a lucky draw of a few hundred images cannot pass
+# a graph that verify's test split then fails. A fixed margin did not hold: on the ELPV
+# quickstart 99.0% on 300 validation images (budget 98% + 1 point) was 97.26% on test.
+CONFIDENCE = 0.95
 
 
 def quantisation_evidence(model: Any) -> dict[str, int]:
@@ -167,10 +169,21 @@ class _AgreementCheck:
         return np.concatenate([session.run(None, {INPUT_NAME: b})[0].argmax(1)
                                for b in self.batches])
 
-    def agreement(self, path: Path) -> float | None:
+    def agreement(self, path: Path) -> tuple[float, float] | None:
+        """(agreement, its one-sided lower confidence bound), or None without validation images."""
         if self.reference is None:
             return None
-        return float((self._top1(path) == self.reference).mean())
+        agreed = int((self._top1(path) == self.reference).sum())
+        return agreed / self.count, agreement_lower_bound(agreed, self.count)
+
+
+def agreement_lower_bound(agreed: int, n: int, confidence: float = CONFIDENCE) -> float:
+    """One-sided lower confidence bound of an agreement rate (Wilson score interval)."""
+    from scipy.stats import binomtest
+
+    two_sided = 1.0 - 2.0 * (1.0 - confidence)
+    return float(binomtest(agreed, n).proportion_ci(confidence_level=two_sided,
+                                                    method="wilson").low)
 
 
 def export(ctx: ExportContext) -> ExportResult:
@@ -184,8 +197,9 @@ def export(ctx: ExportContext) -> ExportResult:
     fp32 = trace_to_onnx(module, example, options.opset)
     embedded = [n.name for n in fp32.graph.node if n.name.startswith(f"/{EMBEDDED_PREFIX}/")]
     target = options.int8_target_agreement
+    by_bound = target is None  # explicit targets are met by the measured agreement
     if target is None:
-        target = min(1.0, ctx.fmt.top1_agreement_budget + SEARCH_MARGIN)
+        target = ctx.fmt.top1_agreement_budget
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="edgetl-int8-") as tmp:
         fp32_path = Path(tmp) / "fp32.onnx"
@@ -196,6 +210,10 @@ def export(ctx: ExportContext) -> ExportResult:
         compute = [n.name for n in onnx.load(str(pre_path)).graph.node
                    if n.op_type in ("Conv", "Gemm", "MatMul") and n.name not in embedded]
         checker = _AgreementCheck(fp32_path, _validation_inputs(ctx))
+        # Too few validation images for even full agreement to clear the bound (under ~130 for
+        # a 98% budget): the measured agreement is all there is to go on.
+        by_bound = by_bound and checker.count > 0 and \
+            agreement_lower_bound(checker.count, checker.count) >= target
         search, model, exclude = [], None, embedded
         for keep in FLOAT_PREFIX_STEPS:
             if keep > len(compute):
@@ -209,10 +227,12 @@ def export(ctx: ExportContext) -> ExportResult:
             except Exception as exc:  # the quantiser raises assorted untyped errors
                 raise ArtifactError(f"onnxruntime static quantisation failed: {exc}") from exc
             model = onnx.load(str(quant_path))
-            agreement = checker.agreement(quant_path)
-            search.append({"float_compute_nodes": keep, "val_agreement": agreement,
+            measured = checker.agreement(quant_path)
+            search.append({"float_compute_nodes": keep,
+                           "val_agreement": measured[0] if measured else None,
+                           "val_agreement_lower_bound": measured[1] if measured else None,
                            "size_bytes": quant_path.stat().st_size})
-            if agreement is None or agreement >= target:
+            if measured is None or measured[1 if by_bound else 0] >= target:
                 break
     evidence = quantisation_evidence(model)
     if not evidence["quantize_linear_nodes"] or not evidence["int8_initializers"]:
@@ -236,10 +256,12 @@ def export(ctx: ExportContext) -> ExportResult:
             "excluded_nodes": exclude,
             "accuracy_search": {
                 "target_val_agreement": target,
+                "judged_on": f"one-sided {CONFIDENCE:.0%} lower bound" if by_bound
+                else "measured agreement",
                 "validation_images": checker.count,
                 "rounds": search,
-                "met": search[-1]["val_agreement"] is None
-                or search[-1]["val_agreement"] >= target,
+                "met": search[-1]["val_agreement"] is None or search[-1][
+                    "val_agreement_lower_bound" if by_bound else "val_agreement"] >= target,
             },
             "seconds": round(time.perf_counter() - started, 2),
             **evidence,
