@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,19 @@ def write_recipe(path: Path, data: Path, phases: list[dict], **extra: object) ->
 def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=600,
                           env={**os.environ, **(env or {})})
+
+
+def finetune_killed_when(recipe: Path, run: Path, ready: Callable[[], bool], what: str) -> None:
+    """Start `finetune`, SIGKILL it as soon as `ready()` holds (polled), fail if it ends first."""
+    proc = subprocess.Popen([*CLI, "finetune", str(recipe), "--out", str(run)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not ready():
+        if proc.poll() is not None:
+            pytest.fail(f"finetune ended before {what}: {proc.stderr.read()}")
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
 
 
 def state_of(run: Path, which: str) -> dict[str, torch.Tensor]:
@@ -197,18 +211,8 @@ def test_resume_after_sigkill_in_phase_b(tmp_path: Path, manifest: Path) -> None
         {"name": "B", "epochs": 4, "unfreeze": "last", "blocks": 2, "lr": 0.003},
     ])
     run = tmp_path / "run"
-    proc = subprocess.Popen([*CLI, "finetune", str(recipe), "--out", str(run)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        if (run / "metrics.jsonl").is_file() and any(
-                line["phase"] == "B" for line in metrics_lines(run)):
-            break
-        if proc.poll() is not None:
-            pytest.fail(f"finetune ended before phase B: {proc.stderr.read()}")
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    finetune_killed_when(recipe, run, lambda: (run / "metrics.jsonl").is_file() and any(
+        line["phase"] == "B" for line in metrics_lines(run)), "phase B")
     killed_at = len(metrics_lines(run))
     assert 2 <= killed_at < 5, "the kill should land inside phase B"
 
@@ -358,17 +362,8 @@ def test_averaged_weights_are_validated_and_survive_a_kill(tmp_path: Path,
     assert [line["phase"] for line in lines] == ["A", "B", "B", "B", "B"]
 
     cut = tmp_path / "cut"
-    child = subprocess.Popen([*CLI, "finetune", str(recipe), "--out", str(cut)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        if (cut / "last" / "ema.pt").is_file():
-            break
-        if child.poll() is not None:
-            pytest.fail(f"finetune ended before the averaged phase: {child.stderr.read()}")
-        time.sleep(0.02)
-    child.send_signal(signal.SIGKILL)
-    child.wait()
+    finetune_killed_when(recipe, cut, lambda: (cut / "last" / "ema.pt").is_file(),
+                         "the averaged phase")
     assert len(metrics_lines(cut)) < 5, "the kill should land inside phase B"
     done = run_cli("finetune", str(recipe), "--out", str(cut), "--resume")
     assert done.returncode == 0, done.stderr
