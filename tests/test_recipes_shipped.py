@@ -8,7 +8,8 @@ import pytest
 
 from edgetl.recipe import load_recipe
 
-RECIPES = sorted((Path(__file__).parent.parent / "recipes").glob("*.yaml"))
+RECIPE_DIR = Path(__file__).parent.parent / "recipes"
+RECIPES = sorted(RECIPE_DIR.glob("*.yaml"))
 
 
 def test_there_are_recipes() -> None:
@@ -25,5 +26,5 @@ def test_recipe_validates_under_its_file_name(path: Path) -> None:
 def test_elpv_recipes_keep_batch_norm_frozen_after_phase_a() -> None:
     """Batch statistics after phase A undid phase A on ELPV (recipe study, 2026-11-26)."""
     for name in ("elpv-quickstart", "elpv-lite0", "elpv-lite0-augment"):
-        recipe = load_recipe(Path(__file__).parent.parent / "recipes" / f"{name}.yaml")
+        recipe = load_recipe(RECIPE_DIR / f"{name}.yaml")
         assert all(phase.freeze_bn for phase in recipe.phases[1:]), name

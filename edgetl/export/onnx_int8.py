@@ -196,10 +196,8 @@ def export(ctx: ExportContext) -> ExportResult:
     module, example, details = prepare_module(ctx)
     fp32 = trace_to_onnx(module, example, options.opset)
     embedded = [n.name for n in fp32.graph.node if n.name.startswith(f"/{EMBEDDED_PREFIX}/")]
-    target = options.int8_target_agreement
-    by_bound = target is None  # explicit targets are met by the measured agreement
-    if target is None:
-        target = ctx.fmt.top1_agreement_budget
+    explicit = options.int8_target_agreement
+    target = ctx.fmt.top1_agreement_budget if explicit is None else explicit
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="edgetl-int8-") as tmp:
         fp32_path = Path(tmp) / "fp32.onnx"
@@ -210,10 +208,12 @@ def export(ctx: ExportContext) -> ExportResult:
         compute = [n.name for n in onnx.load(str(pre_path)).graph.node
                    if n.op_type in ("Conv", "Gemm", "MatMul") and n.name not in embedded]
         checker = _AgreementCheck(fp32_path, _validation_inputs(ctx))
-        # Too few validation images for even full agreement to clear the bound (under ~130 for
-        # a 98% budget): the measured agreement is all there is to go on.
-        by_bound = by_bound and checker.count > 0 and \
+        # The default target is judged on the lower bound; an explicit one on the measured
+        # agreement, and so is the default when too few validation images leave even full
+        # agreement's bound short of it (under ~130 for a 98% budget).
+        by_bound = explicit is None and checker.count > 0 and \
             agreement_lower_bound(checker.count, checker.count) >= target
+        judged = "val_agreement_lower_bound" if by_bound else "val_agreement"
         search, model, exclude = [], None, embedded
         for keep in FLOAT_PREFIX_STEPS:
             if keep > len(compute):
@@ -232,7 +232,7 @@ def export(ctx: ExportContext) -> ExportResult:
                            "val_agreement": measured[0] if measured else None,
                            "val_agreement_lower_bound": measured[1] if measured else None,
                            "size_bytes": quant_path.stat().st_size})
-            if measured is None or measured[1 if by_bound else 0] >= target:
+            if measured is None or search[-1][judged] >= target:
                 break
     evidence = quantisation_evidence(model)
     if not evidence["quantize_linear_nodes"] or not evidence["int8_initializers"]:
@@ -260,8 +260,7 @@ def export(ctx: ExportContext) -> ExportResult:
                 else "measured agreement",
                 "validation_images": checker.count,
                 "rounds": search,
-                "met": search[-1]["val_agreement"] is None or search[-1][
-                    "val_agreement_lower_bound" if by_bound else "val_agreement"] >= target,
+                "met": search[-1][judged] is None or search[-1][judged] >= target,
             },
             "seconds": round(time.perf_counter() - started, 2),
             **evidence,

@@ -24,9 +24,10 @@ class WeightAverage:
 
     def __init__(self, model: nn.Module, horizon_steps: float) -> None:
         self.decay = max(0.0, 1.0 - 1.0 / max(1.0, horizon_steps))
-        self.live = [p for p in model.parameters() if p.requires_grad] + [
+        # Detached views share the tensors' storage: written in place, read without autograd.
+        self.live = [p.detach() for p in model.parameters() if p.requires_grad] + [
             b for b in model.buffers() if b.is_floating_point()]
-        self.shadow = [t.detach().clone() for t in self.live]
+        self.shadow = [t.clone() for t in self.live]
         self.steps = 0
 
     @torch.no_grad()
@@ -34,7 +35,7 @@ class WeightAverage:
         """Fold the current weights into the average (call after each optimizer step)."""
         self.steps += 1
         decay = min(self.decay, (1 + self.steps) / (10 + self.steps))
-        torch._foreach_lerp_(self.shadow, [t.detach() for t in self.live], 1.0 - decay)
+        torch._foreach_lerp_(self.shadow, self.live, 1.0 - decay)
 
     @torch.no_grad()
     def copy_to_model(self) -> None:
@@ -45,7 +46,7 @@ class WeightAverage:
     @torch.no_grad()
     def applied(self) -> Iterator[None]:
         """The model holds the averaged weights inside the block, its own ones again after."""
-        kept = [t.detach().clone() for t in self.live]
+        kept = [t.clone() for t in self.live]
         torch._foreach_copy_(self.live, self.shadow)
         try:
             yield

@@ -406,8 +406,7 @@ class PhasedTrainer:
     def _optimizer(self, plan: PhasePlan, phase_index: int) -> torch.optim.Optimizer:
         optimizer = torch.optim.AdamW(param_groups(self.model, self.layout, plan.phase),
                                       lr=plan.phase.lr)
-        if self.optimizer_state and self.state.phase_index == phase_index and \
-                self.state.epoch_in_phase > 0:
+        if self.optimizer_state and self._resuming_inside(phase_index):
             optimizer.load_state_dict(self.optimizer_state)
         self.optimizer_state = None
         return optimizer
@@ -460,10 +459,13 @@ class PhasedTrainer:
         if phase.ema_epochs is None:
             return None
         ema = WeightAverage(self.model, phase.ema_epochs * steps_per_epoch)
-        if saved is not None and self.state.phase_index == phase_index and \
-                self.state.epoch_in_phase > 0:
+        if saved is not None and self._resuming_inside(phase_index):
             ema.load_state_dict(saved)
         return ema
+
+    def _resuming_inside(self, phase_index: int) -> bool:
+        """Whether the run stopped in the middle of this phase (its saved state applies)."""
+        return self.state.phase_index == phase_index and self.state.epoch_in_phase > 0
 
     def run_epoch(self, plan: PhasePlan, optimizer: torch.optim.Optimizer,
                   on_step: Callable[[], None], epoch: int) -> tuple[dict[str, Any], bool]:
