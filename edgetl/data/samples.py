@@ -9,6 +9,10 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from edgetl.data.targets import Target
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
@@ -30,22 +34,43 @@ def is_image_name(name: str) -> bool:
     return not base.startswith(".") and os.path.splitext(base)[1].lower() in IMAGE_EXTENSIONS
 
 
+TASKS: tuple[str, ...] = ("classification", "detection", "semantic", "instance")
+NO_CLASS = "(none)"  # the stratum of a dense-task image that holds no annotated class
+
+
+def stratum_key(classes: tuple[str, ...]) -> str:
+    """One string for a set of classes ('car+person'; '(none)' when empty)."""
+    return "+".join(sorted(classes)) or NO_CLASS
+
+
 @dataclass(frozen=True)
 class Sample:
-    """One image: absolute path, class label, optional group and optional split.
+    """One image: absolute path, label, optional group, optional split, optional target.
 
     `group` ties samples that must stay in one split (same patient, module, scene); `split` is
     'train', 'val', 'test' or None (not assigned yet, or held out by the splitter).
+    Classification: `label` is the class and `target` is None. Dense tasks: `target` holds the
+    annotation (`edgetl.data.targets`) and `label` its stratum (`stratum_key` of the classes it
+    holds), which is what class-stratified helpers (calibration picks, bench images) balance.
     """
 
     path: str
     label: str
     group: str | None = None
     split: str | None = None
+    target: Target | None = None
 
     def __post_init__(self) -> None:
         if self.split is not None and self.split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS} or None, not {self.split!r}")
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The classes this image holds: its label, or its target's classes."""
+        return (self.label,) if self.target is None else self.target.classes()
+
+    def with_split(self, split: str | None) -> Sample:
+        return dataclasses.replace(self, split=split)
 
 
 @dataclass
@@ -54,7 +79,8 @@ class DataSet:
 
     `origin` re-opens the same source through `load_data` (it is what checkpoints record):
     'elpv', 'elpv:4class', an absolute folder path or an absolute CSV path. `classes` fixes the
-    label order (index i is class i): sorted unless the source defines its own order.
+    label order (index i is class i): sorted unless the source defines its own order. `task`
+    says what the samples are labelled for (one of `TASKS`).
     """
 
     name: str
@@ -64,6 +90,7 @@ class DataSet:
     description: str = ""
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     notes: list[str] = field(default_factory=list)  # what loading/splitting decided, for humans
+    task: str = "classification"
 
     @property
     def has_splits(self) -> bool:
@@ -77,10 +104,14 @@ class DataSet:
         return [s for s in self.samples if s.split == name]
 
     def counts(self, split: str | None = None) -> dict[str, int]:
-        """Images per class in class order (zeros included); one split when `split` is given."""
+        """Images per class in class order (zeros included); one split when `split` is given.
+
+        Dense tasks count the images that hold each class (an image may count for several).
+        """
         counts = dict.fromkeys(self.classes, 0)
         for sample in self.samples if split is None else self.by_split(split):
-            counts[sample.label] = counts.get(sample.label, 0) + 1
+            for name in sample.classes:
+                counts[name] = counts.get(name, 0) + 1
         return counts
 
     def split_counts(self) -> dict[str, dict[str, int]]:

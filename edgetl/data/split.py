@@ -182,7 +182,7 @@ def make_splits(
     result: list[Sample] = []
     for i, sample in enumerate(samples):
         split = sample.split if sample.split in fixed else placed.get(i)
-        result.append(Sample(sample.path, sample.label, sample.group, split))
+        result.append(sample.with_split(split))
     carved = [n for n in targets if n != "train"]
     notes.append(
         f"split seed {seed}: {', '.join(carved) or 'nothing'} carved "
