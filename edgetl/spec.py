@@ -24,6 +24,13 @@ ColorMode = Literal["rgb", "grayscale3", "bgr"]
 ResizeMode = Literal["shorter", "exact", "none"]
 Interpolation = Literal["nearest", "bilinear", "bicubic"]
 GraphInput = Literal["float32_normalized", "uint8_raw"]
+Geometry = Literal["crop", "letterbox", "stretch"]
+
+# Fields added after the first schema, with the value that reproduces the old behaviour. They
+# are written only when they differ from it, so every spec made before they existed keeps its
+# canonical JSON and fingerprint (checkpoints and artifacts record fingerprints).
+ADDED_FIELDS: dict[str, object] = {"geometry": "crop", "fill": (0, 0, 0)}
+DEFAULT_LETTERBOX_FILL = (114, 114, 114)
 
 _COLOR_WORDS = {
     "rgb": "decode with PIL and convert to RGB",
@@ -44,7 +51,13 @@ class PreprocessSpec:
     """Everything between an image file and the model's input tensor.
 
     Order of operations (the same in torchvision and in the numpy/PIL reference):
-    decode -> colour mode -> resize -> centre crop -> scale to [0, 1] -> normalise -> layout.
+    decode -> colour mode -> geometry -> scale to [0, 1] -> normalise -> layout, where the
+    geometry is one of
+    - `crop`: resize (shorter side or exact) then centre crop (classification);
+    - `letterbox`: resize to fit `input_size` keeping the aspect ratio, then pad to it with
+      `fill` (uint8 per channel), the image centred (dense tasks: nothing is cut off);
+    - `stretch`: resize to exactly `input_size` (aspect ratio not kept).
+    `edgetl.geometry` holds the per-image maps between original and input coordinates.
     """
 
     input_size: tuple[int, int]  # (H, W) of the tensor the model sees
@@ -63,10 +76,12 @@ class PreprocessSpec:
     decoder: Literal["pil"] = "pil"
     source: str = "unspecified"  # where the values came from (weights config, recipe override)
     schema: str = field(default=SPEC_SCHEMA)
+    geometry: Geometry = "crop"
+    fill: tuple[int, int, int] = (0, 0, 0)  # letterbox padding, uint8 per channel
 
     def __post_init__(self) -> None:
         # Normalise lists from JSON into tuples so equality and hashing are stable.
-        for name in ("input_size", "resize_size", "crop_size", "mean", "std"):
+        for name in ("input_size", "resize_size", "crop_size", "mean", "std", "fill"):
             value = getattr(self, name)
             if isinstance(value, list):
                 object.__setattr__(self, name, tuple(value))
@@ -76,6 +91,7 @@ class PreprocessSpec:
         object.__setattr__(self, "resize_size", tuple(int(v) for v in self.resize_size))
         if self.crop_size is not None:
             object.__setattr__(self, "crop_size", tuple(int(v) for v in self.crop_size))
+        object.__setattr__(self, "fill", tuple(int(v) for v in self.fill))
         self.validate()
 
     # ----------------------------------------------------------------- validation
@@ -101,6 +117,17 @@ class PreprocessSpec:
             raise SpecError("spec interpolation must be nearest, bilinear or bicubic")
         if self.resize_mode not in ("shorter", "exact", "none"):
             raise SpecError("spec resize_mode must be shorter, exact or none")
+        if self.geometry not in ("crop", "letterbox", "stretch"):
+            raise SpecError("spec geometry must be crop, letterbox or stretch")
+        if len(self.fill) != 3 or any(not 0 <= v <= 255 for v in self.fill):
+            raise SpecError(f"spec fill must be 3 values in 0..255, got {list(self.fill)}")
+        if self.geometry != "crop":
+            if self.resize_mode != "exact" or self.crop_size is not None or \
+                    tuple(self.resize_size) != tuple(self.input_size):
+                raise SpecError(f"spec geometry {self.geometry} resizes to the input size "
+                                "itself: it needs resize_mode exact, resize_size = input_size "
+                                "and no crop")
+            return
         final = self.crop_size if self.crop_size is not None else None
         if self.crop_size is not None:
             if min(self.crop_size) <= 0:
@@ -150,6 +177,17 @@ class PreprocessSpec:
             source=source,
         )
 
+    def for_dense(self, size: tuple[int, int], geometry: Geometry = "letterbox",
+                  fill: tuple[int, int, int] = DEFAULT_LETTERBOX_FILL) -> PreprocessSpec:
+        """The same colour, interpolation and normalisation, fitted to a fixed `size` (H, W)
+        by letterbox or stretch instead of a centre crop (nothing of the image is cut off)."""
+        if geometry == "crop":
+            raise SpecError("for_dense needs geometry letterbox or stretch")
+        return self.with_overrides(
+            input_size=tuple(size), resize_mode="exact", resize_size=tuple(size),
+            crop_size=None, geometry=geometry,
+            fill=tuple(fill) if geometry == "letterbox" else (0, 0, 0))
+
     def with_overrides(self, **changes: Any) -> PreprocessSpec:
         """A new spec with some fields replaced (validated); used for recipe overrides."""
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
@@ -179,7 +217,11 @@ class PreprocessSpec:
 
     # ----------------------------------------------------------------- serialisation
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields; fields added later are left out at their old default."""
         data = dataclasses.asdict(self)
+        for key, default in ADDED_FIELDS.items():
+            if data[key] == default:
+                del data[key]
         for key, value in data.items():
             if isinstance(value, tuple):
                 data[key] = list(value)
@@ -223,7 +265,7 @@ class PreprocessSpec:
     def diff(self, other: PreprocessSpec, ignore: set[str] | None = None) -> list[str]:
         """Names of the fields whose values differ (excluding `ignore`)."""
         ignore = ignore or set()
-        mine, theirs = self.to_dict(), other.to_dict()
+        mine, theirs = dataclasses.asdict(self), dataclasses.asdict(other)
         return sorted(k for k in mine if k not in ignore and mine[k] != theirs.get(k))
 
     # ----------------------------------------------------------------- words
@@ -231,7 +273,15 @@ class PreprocessSpec:
         """The pipeline in words, one step a line, so a person can check it against their code."""
         steps = [_COLOR_WORDS[self.color_mode]]
         interp = f"{self.interpolation}{' with antialias' if self.antialias else ''}"
-        if self.resize_mode == "shorter":
+        height, width = self.input_size
+        if self.geometry == "letterbox":
+            steps.append(f"resize to fit {height}x{width} (HxW) keeping the aspect ratio "
+                         f"({interp}), then pad to {height}x{width} with "
+                         f"{list(self.fill)}, the image centred")
+        elif self.geometry == "stretch":
+            steps.append(f"resize to exactly {height}x{width} (HxW, {interp}; aspect ratio "
+                         "not kept)")
+        elif self.resize_mode == "shorter":
             steps.append(f"resize the shorter side to {self.resize_size[0]} px ({interp})")
         elif self.resize_mode == "exact":
             height, width = self.resize_size

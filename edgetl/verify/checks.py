@@ -76,7 +76,7 @@ def check_spec(artifact: ArtifactInfo, run: CheckpointInfo) -> CheckResult:
         "run_fingerprint": run.spec.fingerprint(),
         "ignored_fields": sorted(ignore),
         "differing_fields": fields,
-        "differences": {f: {"artifact": mine.to_dict()[f], "run": run.spec.to_dict()[f]}
+        "differences": {f: {"artifact": getattr(mine, f), "run": getattr(run.spec, f)}
                         for f in fields},
     }
     recorded = artifact.metadata.get(META_SPEC_FINGERPRINT)
