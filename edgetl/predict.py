@@ -71,7 +71,7 @@ def run_files(runner: Runner, info: ArtifactInfo, paths: Sequence[str | Path],
     parts = [runner.run(preprocess_batch(list(paths[i:i + batch]), info.spec))
              for i in range(0, len(paths), batch)]
     if not parts:
-        return np.zeros((0, info.labels.num_classes), dtype=np.float32)
+        return np.zeros((0, info.task_record.num_classes), dtype=np.float32)
     return np.concatenate(parts, axis=0)
 
 
@@ -86,11 +86,11 @@ def predict_images(artifact: str | Path, images: Sequence[str | Path], top_k: in
         probs = softmax(run_files(runner, info, images, batch))
     finally:
         runner.close()
-    k = min(top_k, info.labels.num_classes)
+    k = min(top_k, info.task_record.num_classes)
     out = []
     for image, row in zip(images, probs, strict=True):
         order = np.argsort(-row, kind="stable")[:k]
-        out.append(Prediction(image=str(image), labels=[info.labels.names[i] for i in order],
+        out.append(Prediction(image=str(image), labels=[info.task_record.names[i] for i in order],
                               indices=[int(i) for i in order],
                               probabilities=[float(row[i]) for i in order]))
     return out

@@ -137,7 +137,7 @@ def make_fixture_run(root: str | Path, *, arch: str = "tf_efficientnet_lite0",
     import torch
 
     from edgetl.models import HeadConfig, build_classifier
-    from edgetl.spec import LabelSpec
+    from edgetl.spec import TaskRecord
     from edgetl.train.checkpoint import save_checkpoint
 
     root = Path(root)
@@ -167,8 +167,8 @@ def make_fixture_run(root: str | Path, *, arch: str = "tf_efficientnet_lite0",
         "epoch": 0,
         "metrics": {},
     }
-    labels = LabelSpec(names=CLASSES)
+    task_record = TaskRecord(names=CLASSES)
     for which in ("best", "last"):
         save_checkpoint(run / which, model, architecture=arch, head=asdict(head), spec=spec,
-                        labels=labels, extra=extra)
+                        task_record=task_record, extra=extra)
     return run

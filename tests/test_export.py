@@ -59,7 +59,7 @@ def test_cli_export_onnx(fixture_run: Path, tmp_path: Path) -> None:
     info = read_checkpoint_info(fixture_run)
     h, w = info.spec.input_size
     x = np.random.default_rng(0).standard_normal((3, 3, h, w)).astype(np.float32)
-    assert session(out).run(None, {"input": x})[0].shape == (3, info.labels.num_classes)
+    assert session(out).run(None, {"input": x})[0].shape == (3, info.task_record.num_classes)
 
 
 @pytest.mark.parametrize("key", ["onnx", "onnx-fp16", "onnx-int8", "onnx-embed"])
@@ -73,7 +73,7 @@ def test_metadata_and_manifest(artifacts: dict[str, Path], fixture_run: Path, ke
         assert meta.get(field), field
     run = read_checkpoint_info(fixture_run)
     art = read_artifact(path)
-    assert art.labels == run.labels
+    assert art.task_record == run.task_record
     assert meta[META_WEIGHTS_SHA256] == run.weights_sha256()
     assert meta[META_ARCHITECTURE] == run.architecture
     assert meta[META_SPEC_FINGERPRINT] == art.spec.fingerprint()

@@ -1,4 +1,4 @@
-"""PreprocessSpec / LabelSpec: round trip, fingerprint stability, validation, words."""
+"""PreprocessSpec / TaskRecord: round trip, fingerprint stability, validation, words."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 
 from edgetl.errors import RecipeError, SpecError
-from edgetl.spec import LabelSpec, PreprocessSpec
+from edgetl.spec import PreprocessSpec, TaskRecord
 
 
 def lite0_spec() -> PreprocessSpec:
@@ -70,13 +70,13 @@ def test_at_size_keeps_ratio() -> None:
 
 
 def test_label_spec() -> None:
-    labels = LabelSpec(("functional", "defective"))
+    labels = TaskRecord(("functional", "defective"))
     assert labels.index("defective") == 1
-    assert LabelSpec.from_dict(json.loads(json.dumps(labels.to_dict()))) == labels
+    assert TaskRecord.from_dict(json.loads(json.dumps(labels.to_dict()))) == labels
     with pytest.raises(SpecError):
-        LabelSpec(("a",))
+        TaskRecord(("a",))
     with pytest.raises(SpecError):
-        LabelSpec(("a", "a"))
+        TaskRecord(("a", "a"))
 
 
 def test_recipe_crop_pct_changes_only_the_crop_rule() -> None:

@@ -60,7 +60,7 @@ def e2e_target(backend: str, info: ArtifactInfo, paths: Sequence[str], batch: in
 
             used_threads = threads or default_cpu_threads()
     files = tile_paths(list(paths), batch)
-    k = min(TOP_K, info.labels.num_classes)
+    k = min(TOP_K, info.task_record.num_classes)
 
     def step() -> object:
         probs = softmax(run_files(runner, info, files, batch))

@@ -15,7 +15,7 @@ from typing import Any
 from edgetl.errors import ArtifactError, UsageError
 from edgetl.export.manifest import ArtifactInfo, read_artifact
 from edgetl.io import sha256_file
-from edgetl.spec import LabelSpec, PreprocessSpec
+from edgetl.spec import PreprocessSpec, TaskRecord
 
 DEFAULT_ONNX = Path("export") / "model.onnx"
 
@@ -46,11 +46,11 @@ class Subject:
             )
         return self.run
 
-    def run_spec_and_labels(self) -> tuple[PreprocessSpec, LabelSpec]:
+    def run_spec_and_labels(self) -> tuple[PreprocessSpec, TaskRecord]:
         from edgetl.train.checkpoint import read_checkpoint_info
 
         info = read_checkpoint_info(self.require_run(), self.checkpoint)
-        return info.spec, info.labels
+        return info.spec, info.task_record
 
     def record(self) -> dict[str, Any]:
         """The report's `artifact` section."""
@@ -62,7 +62,7 @@ class Subject:
                 "precision": art.precision, "spec_fingerprint": art.spec.fingerprint(),
                 "architecture": art.architecture,
                 "embedded_preprocessing": art.embedded_preprocessing,
-                "num_classes": art.labels.num_classes,
+                "num_classes": art.task_record.num_classes,
                 "source_run": str(self.run) if self.run else None,
             }
         from edgetl.train.checkpoint import read_checkpoint_info
@@ -73,7 +73,7 @@ class Subject:
             "sha256": info.weights_sha256(), "size_bytes": info.weights_path.stat().st_size,
             "format": "checkpoint", "precision": "fp32",
             "spec_fingerprint": info.spec.fingerprint(), "architecture": info.architecture,
-            "embedded_preprocessing": False, "num_classes": info.labels.num_classes,
+            "embedded_preprocessing": False, "num_classes": info.task_record.num_classes,
             "source_run": str(self.run),
         }
 

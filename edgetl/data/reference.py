@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from edgetl import geometry
 from edgetl.errors import DataError, SpecError
+from edgetl.geometry import Geometry
 from edgetl.spec import PreprocessSpec
 
 _PIL_RESAMPLE = {
@@ -51,15 +53,8 @@ def to_hwc3(img: Image.Image, color_mode: str) -> np.ndarray:
 
 
 def resized_size(height: int, width: int, spec: PreprocessSpec) -> tuple[int, int]:
-    """(H, W) after the resize step, with torchvision's rounding."""
-    if spec.resize_mode == "none":
-        return height, width
-    if spec.resize_mode == "exact":
-        return spec.resize_size[0], spec.resize_size[1]
-    requested = spec.resize_size[0]
-    short, long = (width, height) if width <= height else (height, width)
-    new_short, new_long = requested, int(requested * long / short)
-    return (new_long, new_short) if width <= height else (new_short, new_long)
+    """(H, W) after the resize step, with torchvision's rounding (see `edgetl.geometry`)."""
+    return geometry.resized_size(height, width, spec)
 
 
 def crop_box(height: int, width: int, crop: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -67,29 +62,44 @@ def crop_box(height: int, width: int, crop: tuple[int, int]) -> tuple[int, int, 
     crop_h, crop_w = crop
     if crop_h > height or crop_w > width:
         raise SpecError(f"centre crop {crop} is larger than the resized image {(height, width)}")
-    top = int(round((height - crop_h) / 2.0))
-    left = int(round((width - crop_w) / 2.0))
+    top, left = geometry.crop_offset(height, width, crop)
     return top, left, top + crop_h, left + crop_w
 
 
-def resize_and_crop(img: Image.Image, spec: PreprocessSpec) -> Image.Image:
-    """Resize and centre-crop a decoded PIL image as the spec says."""
+def apply_geometry(img: Image.Image, spec: PreprocessSpec) -> tuple[Image.Image, Geometry]:
+    """Resize and centre-crop, letterbox or stretch a decoded PIL image as the spec says; also
+    return the image's `Geometry` (how its coordinates map into the input)."""
     if not spec.antialias and spec.interpolation != "nearest":
         raise SpecError("the PIL reference always antialiases; set antialias: true in the spec")
-    height, width = img.height, img.width
-    new_h, new_w = resized_size(height, width, spec)
-    if (new_h, new_w) != (height, width):
+    geo = geometry.geometry_for(img.height, img.width, spec)
+    new_h, new_w = geo.resized
+    if (new_h, new_w) != (img.height, img.width):
         img = img.resize((new_w, new_h), resample=_PIL_RESAMPLE[spec.interpolation])
-    if spec.crop_size is not None:
+    if spec.geometry == "letterbox":
+        fill = spec.fill[0] if img.mode == "L" else tuple(spec.fill)
+        canvas = Image.new(img.mode, (spec.input_size[1], spec.input_size[0]), fill)
+        canvas.paste(img, (geo.offset[1], geo.offset[0]))
+        img = canvas
+    elif spec.geometry == "crop" and spec.crop_size is not None:
         top, left, bottom, right = crop_box(new_h, new_w, spec.crop_size)
         img = img.crop((left, top, right, bottom))
-    return img
+    return img, geo
+
+
+def resize_and_crop(img: Image.Image, spec: PreprocessSpec) -> Image.Image:
+    """The spec's geometry applied to a decoded PIL image (see `apply_geometry`)."""
+    return apply_geometry(img, spec)[0]
 
 
 def pixels_uint8(path: str | Path, spec: PreprocessSpec) -> np.ndarray:
-    """uint8 HxWx3 image after decode, resize and crop: the input of `uint8_raw` artifacts."""
-    img = decode_image(path, spec.color_mode)
-    return to_hwc3(resize_and_crop(img, spec), spec.color_mode)
+    """uint8 HxWx3 image after decode and geometry: the input of `uint8_raw` artifacts."""
+    return pixels_and_geometry(path, spec)[0]
+
+
+def pixels_and_geometry(path: str | Path, spec: PreprocessSpec) -> tuple[np.ndarray, Geometry]:
+    """`pixels_uint8` and the image's `Geometry` (to map outputs back to the file's pixels)."""
+    img, geo = apply_geometry(decode_image(path, spec.color_mode), spec)
+    return to_hwc3(img, spec.color_mode), geo
 
 
 def normalize(pixels: np.ndarray, spec: PreprocessSpec) -> np.ndarray:

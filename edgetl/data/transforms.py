@@ -16,10 +16,13 @@ from typing import Literal
 import numpy as np
 import torch
 from PIL import Image
+from torchvision import tv_tensors
 from torchvision.transforms import InterpolationMode, v2
+from torchvision.transforms.v2 import functional as F
 
 from edgetl.data.reference import decode_image, to_hwc3
 from edgetl.errors import RecipeError
+from edgetl.geometry import geometry_for
 from edgetl.spec import PreprocessSpec
 
 _INTERP = {
@@ -81,7 +84,43 @@ def augment_settings(preset: str, **overrides: object) -> AugmentSettings:
     return replace(PRESETS[preset], **clean)  # type: ignore[arg-type]
 
 
+class Letterbox(v2.Transform):
+    """Resize to fit the spec's input size keeping the aspect ratio, then pad to it.
+
+    Sizes and offsets come from `edgetl.geometry` (shared with the numpy reference); images
+    are padded with the spec's fill, masks with `mask_fill`, and boxes move with the pixels
+    (tv_tensors). PIL images are resized by PIL, as in the reference.
+    """
+
+    def __init__(self, spec: PreprocessSpec, mask_fill: int = 0) -> None:
+        super().__init__()
+        self.spec = spec
+        self.mask_fill = mask_fill
+        self.interpolation = _INTERP[spec.interpolation]
+
+    def make_params(self, flat_inputs: list) -> dict:
+        height, width = v2.query_size(flat_inputs)
+        return {"geometry": geometry_for(height, width, self.spec)}
+
+    def transform(self, inpt: object, params: dict) -> object:
+        geo = params["geometry"]
+        is_mask = isinstance(inpt, tv_tensors.Mask)
+        resized = F.resize(inpt, list(geo.resized),
+                           interpolation=InterpolationMode.NEAREST if is_mask
+                           else self.interpolation, antialias=self.spec.antialias)
+        top, left = geo.offset
+        height, width = geo.input
+        padding = [left, top, width - left - geo.resized[1], height - top - geo.resized[0]]
+        if isinstance(inpt, Image.Image) and inpt.mode == "L":
+            fill: object = self.spec.fill[0]
+        else:
+            fill = self.mask_fill if is_mask else list(self.spec.fill)
+        return F.pad(resized, padding, fill=fill)
+
+
 def _resize_step(spec: PreprocessSpec) -> list[v2.Transform]:
+    if spec.geometry == "letterbox":
+        return [Letterbox(spec)]
     if spec.resize_mode == "none":
         return []
     size = [spec.resize_size[0]] if spec.resize_mode == "shorter" else list(spec.resize_size)

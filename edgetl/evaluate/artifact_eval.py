@@ -36,13 +36,13 @@ def evaluate_artifact(path: str | Path, split: str = "test", data: str | None = 
     samples = dataset.by_split(split) if dataset.has_splits else dataset.samples
     if not samples:
         raise DataError(f"split '{split}' of {origin} holds no images")
-    unknown = sorted({s.label for s in samples} - set(info.labels.names))
+    unknown = sorted({s.label for s in samples} - set(info.task_record.names))
     if unknown:
         raise DataError(f"the data has labels the artifact does not know: {unknown[:5]}",
-                        f"it was trained on {list(info.labels.names)}")
+                        f"it was trained on {list(info.task_record.names)}")
     probs, _ = predict_artifact_on_samples(path, samples, backend=backend)
-    y = np.array([info.labels.index(s.label) for s in samples])
-    report = classification_report(y, probs, list(info.labels.names))
+    y = np.array([info.task_record.index(s.label) for s in samples])
+    report = classification_report(y, probs, list(info.task_record.names))
     report.update({"target": str(path), "kind": f"artifact ({info.format}, {info.precision})",
                    "split": split, "data": origin, "spec_fingerprint": info.spec.fingerprint()})
     return report

@@ -61,10 +61,10 @@ def evaluate_checkpoint(run_dir: str | Path, split: str = "test", data: str | No
 
     model, info = load_model(run_dir, "best")
     samples, origin = samples_for(run_dir, split, data)
-    _check_labels(samples, info.labels.names)
+    _check_labels(samples, info.task_record.names)
     probs = torch_probs(model, info.spec, [s.path for s in samples], device)
-    y = np.array([info.labels.index(s.label) for s in samples])
-    report = classification_report(y, probs, list(info.labels.names))
+    y = np.array([info.task_record.index(s.label) for s in samples])
+    report = classification_report(y, probs, list(info.task_record.names))
     report.update({"target": str(Path(run_dir)), "kind": "checkpoint", "split": split,
                    "data": origin, "spec_fingerprint": info.spec.fingerprint(),
                    "checkpoint_epoch": info.record.get("epoch")})

@@ -62,7 +62,7 @@ class ExportContext:
     def metadata(self, input_dtype: str, output_dtype: str = "float32") -> dict[str, str]:
         return build_metadata(
             spec=self.spec,
-            labels=self.info.labels,
+            task_record=self.info.task_record,
             architecture=self.info.architecture,
             weights_sha256=self.info.weights_sha256(),
             fmt=self.fmt.name,

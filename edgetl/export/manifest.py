@@ -25,7 +25,7 @@ from typing import Any
 
 from edgetl.errors import ArtifactError, SpecError
 from edgetl.io import atomic_write_json, sha256_file
-from edgetl.spec import LabelSpec, PreprocessSpec
+from edgetl.spec import PreprocessSpec, TaskRecord
 
 ARTIFACT_SCHEMA = "edgetl.artifact/1"
 MANIFEST_SUFFIX = ".manifest.json"
@@ -33,7 +33,7 @@ MANIFEST_SUFFIX = ".manifest.json"
 META_SCHEMA = "edgetl.schema"
 META_SPEC = "edgetl.spec"
 META_SPEC_FINGERPRINT = "edgetl.spec_fingerprint"
-META_LABELS = "edgetl.labels"
+META_LABELS = "edgetl.labels"  # the task record (key and schema kept from classification)
 META_ARCHITECTURE = "edgetl.architecture"
 META_VERSION = "edgetl.version"
 META_WEIGHTS_SHA256 = "edgetl.source_weights_sha256"
@@ -61,7 +61,7 @@ class ArtifactInfo:
     format: str
     precision: str
     spec: PreprocessSpec
-    labels: LabelSpec
+    task_record: TaskRecord
     architecture: str
     metadata: dict[str, str]
     manifest: dict[str, Any] | None = field(default=None)
@@ -100,7 +100,7 @@ class ArtifactInfo:
 def build_metadata(
     *,
     spec: PreprocessSpec,
-    labels: LabelSpec,
+    task_record: TaskRecord,
     architecture: str,
     weights_sha256: str,
     fmt: str,
@@ -116,7 +116,7 @@ def build_metadata(
         META_SCHEMA: ARTIFACT_SCHEMA,
         META_SPEC: spec.canonical_json(),
         META_SPEC_FINGERPRINT: spec.fingerprint(),
-        META_LABELS: json.dumps(labels.to_dict(), sort_keys=True, separators=(",", ":")),
+        META_LABELS: json.dumps(task_record.to_dict(), sort_keys=True, separators=(",", ":")),
         META_ARCHITECTURE: architecture,
         META_VERSION: __version__,
         META_WEIGHTS_SHA256: weights_sha256,
@@ -206,7 +206,7 @@ def metadata_from_mapping(
     if META_LABELS not in meta:
         raise ArtifactError(f"{path} has no embedded labels ({META_LABELS})", "re-export it")
     try:
-        labels = LabelSpec.from_dict(json.loads(meta[META_LABELS]))
+        task_record = TaskRecord.from_dict(json.loads(meta[META_LABELS]))
     except (json.JSONDecodeError, SpecError) as exc:
         raise ArtifactError(f"{path}: the embedded labels are invalid: {exc}") from exc
     return ArtifactInfo(
@@ -214,7 +214,7 @@ def metadata_from_mapping(
         format=meta.get(META_FORMAT, "unknown"),
         precision=meta.get(META_PRECISION, "unknown"),
         spec=spec,
-        labels=labels,
+        task_record=task_record,
         architecture=meta.get(META_ARCHITECTURE, "unknown"),
         metadata=meta,
         manifest=manifest,

@@ -126,7 +126,7 @@ def _smoke_test(data: bytes, ctx: ExportContext) -> None:
     except Exception as exc:  # onnxruntime's errors are untyped
         raise ArtifactError(f"onnxruntime cannot run the exported {ctx.fmt.name} graph: {exc}"
                             ) from exc
-    if out.shape != (2, ctx.info.labels.num_classes) or not np.isfinite(out).all():
+    if out.shape != (2, ctx.info.task_record.num_classes) or not np.isfinite(out).all():
         raise ArtifactError(f"the exported graph returned {out.shape} / non-finite logits")
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from edgetl.errors import ArtifactError
 from edgetl.io import atomic_write_json, atomic_write_with, sha256_file
-from edgetl.spec import LabelSpec, PreprocessSpec
+from edgetl.spec import PreprocessSpec, TaskRecord
 
 CHECKPOINT_SCHEMA = "edgetl.checkpoint/1"
 WEIGHTS_FILE = "model.safetensors"
@@ -53,7 +53,7 @@ class CheckpointInfo:
     num_classes: int
     head: dict[str, Any]
     spec: PreprocessSpec
-    labels: LabelSpec
+    task_record: TaskRecord
     record: dict[str, Any]
 
     @property
@@ -75,7 +75,7 @@ def save_checkpoint(
     architecture: str,
     head: dict[str, Any],
     spec: PreprocessSpec,
-    labels: LabelSpec,
+    task_record: TaskRecord,
     extra: dict[str, Any],
 ) -> Path:
     """Write weights then the JSON record (atomic each; JSON last marks completeness)."""
@@ -88,11 +88,11 @@ def save_checkpoint(
     record = {
         "schema": CHECKPOINT_SCHEMA,
         "architecture": architecture,
-        "num_classes": labels.num_classes,
+        "num_classes": task_record.num_classes,
         "head": head,
         "spec": spec.to_dict(),
         "spec_fingerprint": spec.fingerprint(),
-        "labels": labels.to_dict(),
+        "labels": task_record.to_dict(),  # the task record (key kept from classification)
         "weights_sha256": sha256_file(target / WEIGHTS_FILE),
         "versions": package_versions(),
         "created": now_iso(),
@@ -140,7 +140,7 @@ def read_checkpoint_info(path: str | Path, which: str = "best") -> CheckpointInf
         num_classes=int(record["num_classes"]),
         head=dict(record.get("head") or {}),
         spec=spec,
-        labels=LabelSpec.from_dict(record["labels"]),
+        task_record=TaskRecord.from_dict(record["labels"]),
         record=record,
     )
 

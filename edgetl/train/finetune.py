@@ -15,7 +15,7 @@ from typing import Any
 from edgetl.errors import RecipeError
 from edgetl.io import atomic_write_json, atomic_write_text
 from edgetl.recipe import Recipe
-from edgetl.spec import LabelSpec, PreprocessSpec
+from edgetl.spec import PreprocessSpec, TaskRecord
 
 RECIPE_FILE = "recipe.yaml"
 METRICS_FILE = "metrics.jsonl"
@@ -101,7 +101,7 @@ def resolve_spec(recipe: Recipe, weights_spec: PreprocessSpec) -> PreprocessSpec
     return spec
 
 
-def split_data(recipe: Recipe, out: Path, resume: bool):  # noqa: ANN201 - (DataSet, LabelSpec)
+def split_data(recipe: Recipe, out: Path, resume: bool):  # noqa: ANN201 - (DataSet, TaskRecord)
     """Load and split the data once. The split manifest and the class order are stored in the run
     folder; a resumed run reuses both verbatim (a CSV alone would sort the classes)."""
     from edgetl.data.sources import load_data
@@ -109,12 +109,12 @@ def split_data(recipe: Recipe, out: Path, resume: bool):  # noqa: ANN201 - (Data
 
     split_file, labels_file = out / SPLIT_FILE, out / LABELS_FILE
     if resume and split_file.is_file() and labels_file.is_file():
-        labels = LabelSpec.from_dict(json.loads(labels_file.read_text()))
+        labels = TaskRecord.from_dict(json.loads(labels_file.read_text()))
         return load_data(str(split_file), check_images=False), labels
     data = load_data(recipe.data.source)
     data = make_splits(data, recipe.data.val_fraction, recipe.data.test_fraction,
                        recipe.train.seed, recipe.data.near_duplicate_threshold)
-    labels = LabelSpec(tuple(data.classes))
+    labels = TaskRecord(tuple(data.classes))
     atomic_write_json(out / "leakage.json",
                       leakage_report(data, near_dup_threshold=recipe.data.near_duplicate_threshold))
     write_manifest(data, split_file)
@@ -122,7 +122,7 @@ def split_data(recipe: Recipe, out: Path, resume: bool):  # noqa: ANN201 - (Data
     return data, labels
 
 
-def label_indices(samples: list, labels: LabelSpec) -> list[int]:
+def label_indices(samples: list, labels: TaskRecord) -> list[int]:
     return [labels.index(s.label) for s in samples]
 
 

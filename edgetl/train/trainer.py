@@ -137,24 +137,24 @@ class PhasedTrainer:
 
         recipe = self.recipe
         if self.dist.is_main:
-            data, self.labels = split_data(recipe, self.out, self.resume)
+            data, self.task_record = split_data(recipe, self.out, self.resume)
         self.dist.barrier()
         if not self.dist.is_main:  # read rank 0's split back (the resume path)
-            data, self.labels = split_data(recipe, self.out, True)
+            data, self.task_record = split_data(recipe, self.out, True)
         self.data = data
         self.train_s, self.val_s = data.by_split("train"), data.by_split("val")
         if not self.train_s:
             raise DataError("the training split is empty",
                             "check the data source and split fractions")
-        self.counts = [sum(1 for s in self.train_s if s.label == c) for c in self.labels.names]
+        self.counts = [sum(1 for s in self.train_s if s.label == c) for c in self.task_record.names]
         if min(self.counts) == 0:
-            empty = self.labels.names[self.counts.index(0)]
+            empty = self.task_record.names[self.counts.index(0)]
             raise DataError(f"class '{empty}' has no training images after the split")
 
         torch.manual_seed(recipe.train.seed)  # the new head's initial weights
         self.head = HeadConfig(dropout=recipe.model.head.dropout, hidden=recipe.model.head.hidden)
         self.model, weights_spec = build_classifier(
-            recipe.model.architecture, self.labels.num_classes, self.head,
+            recipe.model.architecture, self.task_record.num_classes, self.head,
             weights=recipe.model.weights)
         self.spec = resolve_spec(recipe, weights_spec)
         self.optimizer_state: dict | None = None
@@ -206,8 +206,8 @@ class PhasedTrainer:
         self.console.print(f"image cache {how}: {len(images)} images in "
                            f"{time.perf_counter() - t0:.1f} s")
         self.train_imgs, self.val_imgs = images[: len(self.train_s)], images[len(self.train_s):]
-        self.y_train = label_indices(self.train_s, self.labels)
-        self.y_val = label_indices(self.val_s, self.labels)
+        self.y_train = label_indices(self.train_s, self.task_record)
+        self.y_val = label_indices(self.val_s, self.task_record)
         crop, norm = center_crop_transform(self.spec), normalize_transform(self.spec)
         self.eval_tf = lambda img: norm(crop(img))
         self.aug = augment_settings(self.recipe.augment.preset, **self.recipe.augment.overrides())
@@ -378,7 +378,7 @@ class PhasedTrainer:
         save_checkpoint(
             folder, self.model, architecture=self.recipe.model.architecture,
             head={"dropout": self.head.dropout, "hidden": self.head.hidden}, spec=self.spec,
-            labels=self.labels, extra={
+            task_record=self.task_record, extra={
                 "recipe_sha256": self.recipe.sha256(),
                 "data": {"origin": self.recipe.data.source, "split_manifest": SPLIT_FILE},
                 "class_weights": self.class_weights,

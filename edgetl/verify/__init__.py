@@ -101,10 +101,10 @@ def verify_artifact(
     report.checks += [check_spec(art, info), check_labels(art, info), check_source(art, info)]
 
     samples = _split_samples(run, info.record, split, max_images)
-    unknown = sorted({s.label for s in samples} - set(info.labels.names))
+    unknown = sorted({s.label for s in samples} - set(info.task_record.names))
     if unknown:
         raise DataError(f"split {split!r} holds labels the run does not know: {unknown}")
-    targets = np.array([info.labels.index(s.label) for s in samples])
+    targets = np.array([info.task_record.index(s.label) for s in samples])
 
     model, _ = load_model(run, art.source_checkpoint)
     reference = TorchRunner(model)
@@ -145,12 +145,12 @@ def verify_artifact(
         report.checks += [failed("parity", run_error), failed("accuracy", run_error)]
     else:
         art_all = np.concatenate(art_logits)
-        report.checks.append(check_parity(ref_all, art_all, info.labels, budgets,
+        report.checks.append(check_parity(ref_all, art_all, info.task_record, budgets,
                                           conversion_only=np.concatenate(conv_logits)))
-        report.checks.append(check_accuracy(targets, ref_all, art_all, info.labels, budgets))
+        report.checks.append(check_accuracy(targets, ref_all, art_all, info.task_record, budgets))
     report.context = {
         "images": len(samples),
-        "classes": list(info.labels.names),
+        "classes": list(info.task_record.names),
         "runner": runner_info,
         "artifact_manifest": {k: (art.manifest or {}).get(k)
                               for k in ("sha256", "size_bytes", "opset", "io", "created")},

@@ -22,7 +22,7 @@ import numpy as np
 
 from edgetl.export.manifest import META_SPEC_FINGERPRINT, ArtifactInfo
 from edgetl.io import sha256_file
-from edgetl.spec import LabelSpec, PreprocessSpec
+from edgetl.spec import PreprocessSpec, TaskRecord
 from edgetl.train.checkpoint import CheckpointInfo
 
 GOLDEN_MEAN_BUDGET = 0.5  # mean absolute error per image, 0-255 units
@@ -96,7 +96,7 @@ def check_spec(artifact: ArtifactInfo, run: CheckpointInfo) -> CheckResult:
 
 
 def check_labels(artifact: ArtifactInfo, run: CheckpointInfo) -> CheckResult:
-    mine, theirs = list(artifact.labels.names), list(run.labels.names)
+    mine, theirs = list(artifact.task_record.names), list(run.task_record.names)
     details = {"artifact": mine, "run": theirs}
     if mine == theirs:
         return CheckResult("labels", True, f"{len(mine)} classes in the same order", details)
@@ -204,7 +204,7 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
-def check_parity(reference: np.ndarray, candidate: np.ndarray, labels: LabelSpec,
+def check_parity(reference: np.ndarray, candidate: np.ndarray, labels: TaskRecord,
                  budgets: Budgets, conversion_only: np.ndarray | None = None) -> CheckResult:
     """Logit differences, cosine similarity, top-1 agreement and flips (reference = PyTorch).
 
@@ -270,7 +270,7 @@ def mcnemar_exact_p(reference_correct: np.ndarray, candidate_correct: np.ndarray
 
 
 def check_accuracy(targets: np.ndarray, reference: np.ndarray, candidate: np.ndarray,
-                   labels: LabelSpec, budgets: Budgets) -> CheckResult:
+                   labels: TaskRecord, budgets: Budgets) -> CheckResult:
     """Artifact accuracy may not fall more than the budget (points) below PyTorch's."""
     if reference.shape != candidate.shape or len(targets) != len(reference):
         return failed("accuracy", "outputs and targets do not line up")
