@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     load_start = env["load_average"]
     entries: list[dict[str, Any]] = []
     for run in runs:
-        from edgetl.train.checkpoint import read_checkpoint_info
+        from edgetl.checkpoint import read_checkpoint_info
 
         model = read_checkpoint_info(run).architecture
         artifacts = {fmt: ensure_artifact(run, fmt) for fmt in formats}

@@ -35,12 +35,13 @@ from torchvision.transforms import v2
 from edgetl.data.sources import load_data
 from edgetl.data.split import make_splits, write_manifest
 from edgetl.data.transforms import augment_settings, eval_transform, load_image, train_transform
+from edgetl.devices import use_channels_last
 from edgetl.evaluate.metrics import quick_metrics
 from edgetl.models import HeadConfig, build_classifier
+from edgetl.models.specs import resolve_spec
 from edgetl.recipe import Recipe, load_recipe
-from edgetl.train.finetune import resolve_spec, run_finetune
+from edgetl.train.finetune import run_finetune
 from edgetl.train.groups import apply_freeze, block_layout, param_groups, set_train_mode
-from edgetl.train.loop import use_channels_last
 from edgetl.train.losses import build_loss
 from edgetl.train.schedule import lr_factor, set_lr
 

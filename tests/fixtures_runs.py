@@ -11,6 +11,7 @@ matter), saved as PNG and JPEG.
 from __future__ import annotations
 
 import csv
+import json
 import math
 import random
 from dataclasses import asdict
@@ -136,9 +137,9 @@ def make_fixture_run(root: str | Path, *, arch: str = "tf_efficientnet_lite0",
     """Create ROOT/images, ROOT/data.csv and the run folder ROOT/run; return the run folder."""
     import torch
 
+    from edgetl.checkpoint import save_checkpoint
     from edgetl.models import HeadConfig, build_classifier
     from edgetl.spec import TaskRecord
-    from edgetl.train.checkpoint import save_checkpoint
 
     root = Path(root)
     per_split = per_split or {"train": 8, "val": 3, "test": 10}
@@ -168,6 +169,7 @@ def make_fixture_run(root: str | Path, *, arch: str = "tf_efficientnet_lite0",
         "metrics": {},
     }
     task_record = TaskRecord(names=CLASSES)
+    (run / "labels.json").write_text(json.dumps(task_record.to_dict()))
     for which in ("best", "last"):
         save_checkpoint(run / which, model, architecture=arch, head=asdict(head), spec=spec,
                         task_record=task_record, extra=extra)

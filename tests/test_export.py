@@ -17,6 +17,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
+from edgetl.checkpoint import read_checkpoint_info
 from edgetl.export.calibration import select_calibration_samples
 from edgetl.export.manifest import (
     META_ARCHITECTURE,
@@ -29,7 +30,6 @@ from edgetl.export.manifest import (
     read_artifact,
 )
 from edgetl.io import sha256_file
-from edgetl.train.checkpoint import read_checkpoint_info
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -93,7 +93,7 @@ def test_fp32_graph_matches_pytorch(artifacts: dict[str, Path], fixture_run: Pat
     """The export surgery (static SAME padding folded into Conv pads) keeps the function."""
     import torch
 
-    from edgetl.train.checkpoint import load_model
+    from edgetl.models.loading import load_model
 
     model, info = load_model(fixture_run)
     h, w = info.spec.input_size

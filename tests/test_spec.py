@@ -81,8 +81,8 @@ def test_label_spec() -> None:
 
 def test_recipe_crop_pct_changes_only_the_crop_rule() -> None:
     """preprocess.crop_pct=1.0 keeps the whole (square) image: resize straight to the input."""
+    from edgetl.models.specs import resolve_spec
     from edgetl.recipe import load_recipe
-    from edgetl.train.finetune import resolve_spec
 
     weights = PreprocessSpec.from_crop_pct(224, 0.875, "bicubic", (0.5,) * 3, (0.5,) * 3)
     spec = resolve_spec(load_recipe(None, ["preprocess.crop_pct=1.0"]), weights)
@@ -99,7 +99,7 @@ def test_recipe_crop_pct_changes_only_the_crop_rule() -> None:
 def test_memory_format_rule() -> None:
     """channels_last on the CPU always; on CUDA only for long runs (cuDNN's per-shape start-up
     cost); an explicit choice wins."""
-    from edgetl.train.loop import CHANNELS_LAST_MIN_IMAGES, use_channels_last
+    from edgetl.devices import CHANNELS_LAST_MIN_IMAGES, use_channels_last
 
     assert use_channels_last("auto", "cpu", 10)
     assert not use_channels_last("auto", "cuda", 1549 * 26)

@@ -16,17 +16,17 @@ from pathlib import Path
 import numpy as np
 
 from edgetl.data.reference import preprocess_batch
-from edgetl.errors import DataError
+from edgetl.data.samples import DataSet
+from edgetl.errors import ArtifactError, DataError
 from edgetl.spec import PreprocessSpec
 
 DEFAULT_IMAGE_COUNT = 8  # distinct images per batch before tiling
 _SPLIT_ORDER = ("test", "val", "train")
 
 
-def _from_dataset(origin: str, count: int) -> list[str]:
-    from edgetl.data.sources import load_data
-
-    data = load_data(origin, check_images=False)
+def _pick(data: DataSet, count: int) -> list[str]:
+    """Up to `count` images of the first split that has any (test, val, train), round-robin
+    over labels so a batch looks like real traffic."""
     for split in _SPLIT_ORDER:
         samples = data.by_split(split)
         if samples:
@@ -36,7 +36,7 @@ def _from_dataset(origin: str, count: int) -> list[str]:
     by_label: dict[str, list[str]] = {}
     for sample in sorted(samples, key=lambda s: s.path):
         by_label.setdefault(sample.label, []).append(sample.path)
-    picked: list[str] = []  # round-robin over classes: a batch looks like real traffic
+    picked: list[str] = []
     while len(picked) < count and any(by_label.values()):
         for paths in by_label.values():
             if paths and len(picked) < count:
@@ -44,29 +44,37 @@ def _from_dataset(origin: str, count: int) -> list[str]:
     return picked
 
 
-def find_images(images: Sequence[str | Path] | None, split_manifest: Path | None,
+def _open(source: Path | str) -> DataSet:
+    """A run folder's stored split, or a data origin."""
+    if isinstance(source, Path):
+        from edgetl.runfolder import RunFolder
+
+        return RunFolder(source).dataset()
+    from edgetl.data.sources import load_data
+
+    return load_data(source, check_images=False)
+
+
+def find_images(images: Sequence[str | Path] | None, run: Path | None,
                 data_origin: str | None, count: int = DEFAULT_IMAGE_COUNT) -> list[str]:
-    """Up to `count` image paths: the given files, else the run's split manifest, else its data."""
+    """Up to `count` image paths: the given files, else the run's split, else its data."""
     if images:
         missing = [str(p) for p in images if not Path(p).is_file()]
         if missing:
             raise DataError(f"--images: no such file(s): {', '.join(missing[:3])}")
         return [str(p) for p in images][:max(count, 1)]
     tried: list[str] = []
-    for origin in (str(split_manifest) if split_manifest else None, data_origin):
-        if not origin:
-            continue
-        if Path(origin).suffix == ".csv" and not Path(origin).is_file():
-            tried.append(f"{origin} (missing)")
+    for source in (run, data_origin):
+        if not source:
             continue
         try:
-            found = _from_dataset(origin, count)
-        except DataError as exc:
-            tried.append(f"{origin} ({exc.message})")
+            found = _pick(_open(source), count)
+        except (DataError, ArtifactError) as exc:
+            tried.append(f"{source} ({exc.message})")
             continue
         if found:
             return found
-        tried.append(f"{origin} (no images)")
+        tried.append(f"{source} (no images)")
     raise DataError(
         "bench needs real images and found none"
         + (f": tried {'; '.join(tried)}" if tried else " (the artifact records no source run)"),

@@ -168,7 +168,7 @@ def _factories(backend: str, mode: str, batch: int, subject: Subject, paths: lis
 
             spec, labels = subject.run_spec_and_labels()
             info = ArtifactInfo(path=subject.require_run(), format="checkpoint", precision="fp32",
-                                spec=spec, labels=labels, architecture="", metadata={})
+                                spec=spec, task_record=labels, architecture="", metadata={})
         assert info is not None
         return [lambda: e2e_target(backend, info, paths, batch, config.threads,
                                    run=subject.run, which=subject.checkpoint, device=device)]
@@ -307,22 +307,22 @@ def run_bench(config: BenchConfig, progress: Callable[[dict[str, Any]], None] | 
 
 
 def _image_sources(subject: Subject) -> tuple[Path | None, str | None]:
-    """(split manifest, data origin) of the run the images should come from."""
+    """(run folder, data origin) the images should come from."""
     art = subject.artifact
-    if art is not None and (art.split_manifest is not None or art.data_origin):
-        return art.split_manifest, art.data_origin
+    if art is not None and (art.source_run is not None or art.data_origin):
+        return art.source_run, art.data_origin
     if subject.run is None or not subject.run.is_dir():
         return None, None
-    from edgetl.train.checkpoint import read_checkpoint_info
+    from edgetl.checkpoint import read_checkpoint_info
 
     data = read_checkpoint_info(subject.run, subject.checkpoint).record.get("data") or {}
-    return subject.run / (data.get("split_manifest") or "split.csv"), data.get("origin")
+    return subject.run, data.get("origin")
 
 
 def _checkpoint_size(subject: Subject) -> int | None:
     if subject.run is None:
         return None
-    from edgetl.train.checkpoint import read_checkpoint_info
+    from edgetl.checkpoint import read_checkpoint_info
 
     try:
         return read_checkpoint_info(subject.run, subject.checkpoint).weights_path.stat().st_size

@@ -47,7 +47,7 @@ class Subject:
         return self.run
 
     def run_spec_and_labels(self) -> tuple[PreprocessSpec, TaskRecord]:
-        from edgetl.train.checkpoint import read_checkpoint_info
+        from edgetl.checkpoint import read_checkpoint_info
 
         info = read_checkpoint_info(self.require_run(), self.checkpoint)
         return info.spec, info.task_record
@@ -65,7 +65,7 @@ class Subject:
                 "num_classes": art.task_record.num_classes,
                 "source_run": str(self.run) if self.run else None,
             }
-        from edgetl.train.checkpoint import read_checkpoint_info
+        from edgetl.checkpoint import read_checkpoint_info
 
         info = read_checkpoint_info(self.require_run(), self.checkpoint)
         return {
@@ -82,7 +82,7 @@ def open_subject(path: str | Path, checkpoint: str = "best") -> Subject:
     """Resolve ARTIFACT (file or run folder) without loading any model."""
     given = Path(path)
     if given.is_dir():
-        from edgetl.train.checkpoint import read_checkpoint_info
+        from edgetl.checkpoint import read_checkpoint_info
 
         read_checkpoint_info(given, checkpoint)  # a clear error when it is not a run folder
         onnx = given / DEFAULT_ONNX

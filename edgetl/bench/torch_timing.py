@@ -74,7 +74,7 @@ def _eager(run: Path, which: str, batch: np.ndarray, threads: int | None, device
 def _graph(run: Path, which: str, batch: np.ndarray, precision: str) -> Target:
     import torch
 
-    from edgetl.train.checkpoint import load_model
+    from edgetl.models.loading import load_model
 
     torch.backends.cudnn.benchmark = True
     model, _ = load_model(run, which)

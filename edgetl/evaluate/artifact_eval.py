@@ -12,30 +12,18 @@ from typing import Any
 
 import numpy as np
 
-from edgetl.errors import ArtifactError, DataError
+from edgetl.errors import DataError
 
 
 def evaluate_artifact(path: str | Path, split: str = "test", data: str | None = None,
                       backend: str = "ort-cpu") -> dict[str, Any]:
-    from edgetl.data.sources import load_data
     from edgetl.evaluate.metrics import classification_report
+    from edgetl.evaluate.samples import evaluation_samples
     from edgetl.export.manifest import read_artifact
     from edgetl.predict import predict_artifact_on_samples
 
     info = read_artifact(path)
-    origin = data
-    if origin is None:
-        split_csv = info.split_manifest
-        if split_csv is None or not split_csv.is_file():
-            raise ArtifactError(
-                f"{path} does not lead back to its run's split (manifest missing or run moved)",
-                "pass --data DATA",
-            )
-        origin = str(split_csv)
-    dataset = load_data(origin, check_images=data is not None)  # the run's split: checked
-    samples = dataset.by_split(split) if dataset.has_splits else dataset.samples
-    if not samples:
-        raise DataError(f"split '{split}' of {origin} holds no images")
+    samples, origin = evaluation_samples(info.source_run, split, data, info.task_record.task)
     unknown = sorted({s.label for s in samples} - set(info.task_record.names))
     if unknown:
         raise DataError(f"the data has labels the artifact does not know: {unknown[:5]}",

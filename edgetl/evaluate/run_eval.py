@@ -14,20 +14,6 @@ import numpy as np
 from edgetl.errors import DataError
 
 
-def samples_for(run_dir: str | Path, split: str, data: str | None = None) -> tuple[list, str]:
-    """The samples of `split` from `data` or else the run's split manifest."""
-    from edgetl.data.sources import load_data
-
-    origin = data or str(Path(run_dir) / "split.csv")
-    # A run's own split was checked when the run was made: do not decode every image again.
-    dataset = load_data(origin, check_images=data is not None)
-    samples = dataset.by_split(split) if dataset.has_splits else dataset.samples
-    if not samples:
-        raise DataError(f"split '{split}' of {origin} holds no images",
-                        "use --split train, val or test")
-    return samples, origin
-
-
 def torch_probs(model: Any, spec: Any, paths: list[str], device: str = "cpu",
                 batch: int | None = None) -> np.ndarray:
     """Softmax outputs of a torch model through the spec's torchvision evaluation transform.
@@ -37,7 +23,7 @@ def torch_probs(model: Any, spec: Any, paths: list[str], device: str = "cpu",
     import torch
 
     from edgetl.data.transforms import eval_transform, load_image
-    from edgetl.train.loop import use_channels_last
+    from edgetl.devices import use_channels_last
 
     batch = batch or (8 if device == "cpu" else 128)
     tf = eval_transform(spec)
@@ -57,10 +43,11 @@ def evaluate_checkpoint(run_dir: str | Path, split: str = "test", data: str | No
                         device: str = "cpu") -> dict[str, Any]:
     """classification_report of the run's best checkpoint on `split`."""
     from edgetl.evaluate.metrics import classification_report
-    from edgetl.train.checkpoint import load_model
+    from edgetl.evaluate.samples import evaluation_samples
+    from edgetl.models.loading import load_model
 
     model, info = load_model(run_dir, "best")
-    samples, origin = samples_for(run_dir, split, data)
+    samples, origin = evaluation_samples(Path(run_dir), split, data, info.task_record.task)
     _check_labels(samples, info.task_record.names)
     probs = torch_probs(model, info.spec, [s.path for s in samples], device)
     y = np.array([info.task_record.index(s.label) for s in samples])

@@ -53,8 +53,8 @@ def export_run(run: str | Path, fmt: str, out: str | Path | None = None,
 
     Returns `edgetl.export.context.ExportResult`.
     """
+    from edgetl.checkpoint import read_checkpoint_info
     from edgetl.export.context import ExportContext
-    from edgetl.train.checkpoint import read_checkpoint_info
 
     options = options or ExportOptions()
     options.validate()

@@ -18,23 +18,14 @@ import numpy as np
 
 from edgetl.data.reference import preprocess_batch
 from edgetl.data.samples import Sample
-from edgetl.errors import DataError
 from edgetl.spec import PreprocessSpec
 
 
-def training_samples(split_manifest: Path) -> list[Sample]:
-    """The training split the run used (its `split.csv`)."""
-    from edgetl.data.sources import load_data
+def training_samples(run: Path) -> list[Sample]:
+    """The training split the run used (int8 calibrates on the run's own training images)."""
+    from edgetl.runfolder import RunFolder
 
-    if not split_manifest.is_file():
-        raise DataError(
-            f"the run's split manifest {split_manifest} is missing",
-            "int8 calibration uses the run's training images; re-run finetune or restore it",
-        )
-    samples = load_data(str(split_manifest), check_images=False).by_split("train")
-    if not samples:
-        raise DataError(f"{split_manifest} has no training images to calibrate on")
-    return samples
+    return RunFolder(run).samples("train")
 
 
 def select_calibration_samples(samples: list[Sample], n: int, seed: int = 0) -> list[Sample]:

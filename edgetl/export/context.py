@@ -11,13 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgetl.checkpoint import CheckpointInfo, now_iso, package_versions
 from edgetl.export.formats import ExportFormat, ExportOptions
 from edgetl.export.manifest import build_metadata
 from edgetl.export.preprocess_graph import embedded_spec
+from edgetl.runfolder import RunFolder
 from edgetl.spec import PreprocessSpec
-from edgetl.train.checkpoint import CheckpointInfo, now_iso, package_versions
-
-DEFAULT_SPLIT_MANIFEST = "split.csv"
 
 
 @dataclass(frozen=True)
@@ -48,13 +47,18 @@ class ExportContext:
         return self.info.spec
 
     @property
+    def run_folder(self) -> RunFolder:
+        return RunFolder(self.run)
+
+    @property
     def split_manifest(self) -> Path:
-        name = (self.info.record.get("data") or {}).get("split_manifest") or DEFAULT_SPLIT_MANIFEST
-        return self.run / name
+        """The run's split file (recorded in the checkpoint; named by the task otherwise)."""
+        name = (self.info.record.get("data") or {}).get("split_manifest")
+        return self.run / name if name else self.run_folder.split_path()
 
     def load_model(self) -> Any:
         """The fine-tuned classifier (eval, CPU, float32) exactly as training saved it."""
-        from edgetl.train.checkpoint import load_model
+        from edgetl.models.loading import load_model
 
         model, _ = load_model(self.info.folder)
         return model

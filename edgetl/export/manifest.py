@@ -89,12 +89,6 @@ class ArtifactInfo:
         """The data string the source run was trained on (manifest only)."""
         return ((self.manifest or {}).get("source") or {}).get("data_origin")
 
-    @property
-    def split_manifest(self) -> Path | None:
-        """The exact split CSV of the source run, when the manifest recorded the run."""
-        run = self.source_run
-        name = ((self.manifest or {}).get("source") or {}).get("split_manifest")
-        return run / name if run and name else None
 
 
 def build_metadata(

@@ -144,9 +144,7 @@ def _leading_nodes(model: Any, compute_nodes: list[str]) -> list[str]:
 
 def _validation_inputs(ctx: ExportContext) -> Any:
     """Model inputs for up to AGREEMENT_IMAGES validation images (None: the run has none)."""
-    from edgetl.data.sources import load_data
-
-    samples = load_data(str(ctx.split_manifest), check_images=False).by_split("val")
+    samples = ctx.run_folder.dataset().by_split("val")
     if not samples:
         return None
     picked = select_calibration_samples(samples, AGREEMENT_IMAGES, ctx.options.seed)
@@ -190,7 +188,7 @@ def export(ctx: ExportContext) -> ExportResult:
     import onnx
 
     options = ctx.options
-    samples = select_calibration_samples(training_samples(ctx.split_manifest),
+    samples = select_calibration_samples(training_samples(ctx.run),
                                          options.calibration_images, options.seed)
     batches = list(calibration_batches(samples, ctx.spec, CALIBRATION_BATCH))
     module, example, details = prepare_module(ctx)

@@ -139,7 +139,7 @@ def export(ctx: ExportContext) -> ExportResult:
     io_info = describe_io(model)
     calibration, cache = None, None
     if ctx.fmt.precision == "int8":
-        samples = select_calibration_samples(training_samples(ctx.split_manifest),
+        samples = select_calibration_samples(training_samples(ctx.run),
                                              ctx.options.calibration_images, ctx.options.seed)
         size = min(CALIBRATION_BATCH, len(samples))
         calibration = _equal_batches(list(calibration_batches(samples, ctx.spec, size)), size)

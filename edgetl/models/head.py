@@ -80,6 +80,11 @@ def build_classifier(arch: str, num_classes: int, head: HeadConfig, weights: str
     return attach_head(model, num_classes, head), spec
 
 
+def skeleton_for(info: Any) -> Any:
+    """The classifier module tree of a checkpoint (`edgetl.checkpoint.CheckpointInfo`)."""
+    return build_classifier_skeleton(info.architecture, info.num_classes, HeadConfig(**info.head))
+
+
 def build_classifier_skeleton(arch: str, num_classes: int, head: HeadConfig) -> Any:
     """The same module tree as `build_classifier`, randomly initialised, no weights read.
 

@@ -31,7 +31,7 @@ class TorchRunner(Runner):
 
     @classmethod
     def from_run(cls, run: str | Path, which: str = "best", device: str = "cpu") -> TorchRunner:
-        from edgetl.train.checkpoint import load_model
+        from edgetl.models.loading import load_model
 
         model, _ = load_model(run, which)
         return cls(model, device)

@@ -136,20 +136,6 @@ class TensorBatches:
             yield self.transform(chunk), self.labels[start:start + self.batch]
 
 
-# On CUDA, channels_last trains Lite0 1.6x faster per step (bf16, batch 64, H200: 20.7 vs
-# 32.9 ms) but each new shape first costs seconds (first step 13.1 s vs 0.7 s; cuDNN 9.19 builds
-# channels_last plans at run time). Break-even: about 100,000 training images.
-CHANNELS_LAST_MIN_IMAGES = 100_000
-
-
-def use_channels_last(choice: str, device: str, planned_images: int) -> bool:
-    """The recipe's memory format; auto decides by device and planned run length (0 for
-    inference: channels_last on the CPU, where oneDNN runs it 2x faster, NCHW on CUDA)."""
-    if choice != "auto":
-        return choice == "channels_last"
-    return device != "cuda" or planned_images >= CHANNELS_LAST_MIN_IMAGES
-
-
 @dataclass
 class Runtime:
     """Where and how tensors run: device, autocast dtype, memory format."""

@@ -20,33 +20,24 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, WeightedRandomSampler
 
+from edgetl.checkpoint import save_checkpoint
 from edgetl.data.transforms import (
     augment_settings,
     center_crop_transform,
     normalize_transform,
     train_transform,
 )
+from edgetl.devices import resolve_device, use_channels_last
 from edgetl.errors import DataError, RecipeError
 from edgetl.evaluate.metrics import quick_metrics
 from edgetl.evaluate.plots import plot_curves
 from edgetl.io import append_line, atomic_write_json
-from edgetl.recipe import PhaseConfig, Recipe, load_recipe
-from edgetl.train.checkpoint import save_checkpoint
+from edgetl.models.specs import resolve_spec
+from edgetl.recipe import PhaseConfig, Recipe
+from edgetl.runfolder import RunFolder
 from edgetl.train.distributed import init_from_env, shutdown, wrap
 from edgetl.train.ema import WeightAverage
-from edgetl.train.finetune import (
-    METRICS_FILE,
-    RECIPE_FILE,
-    SPLIT_FILE,
-    RunResult,
-    is_better,
-    label_indices,
-    prepare_run_folder,
-    resolve_device,
-    resolve_spec,
-    split_data,
-    truncate_metrics,
-)
+from edgetl.train.finetune import RunResult
 from edgetl.train.frozen import FrozenSplit, frozen_split
 from edgetl.train.groups import (
     apply_freeze,
@@ -67,11 +58,12 @@ from edgetl.train.loop import (
     map_features,
     predict,
     train_one_epoch,
-    use_channels_last,
 )
 from edgetl.train.losses import build_loss
 from edgetl.train.progress import progress_bar
+from edgetl.train.rundata import split_once
 from edgetl.train.schedule import lr_factor, set_lr
+from edgetl.train.selection import is_better
 from edgetl.train.state import (
     TrainState,
     load_train_state,
@@ -104,16 +96,17 @@ class PhasedTrainer:
     def __init__(self, recipe: Recipe, out: Path, *, device: str, resume: bool,
                  console: Any) -> None:
         self.out = out
+        self.run_folder = RunFolder(out)
         self.dev = resolve_device(recipe.train.device if device == "auto" else device)
         self.dist = init_from_env(self.dev)
         # Only rank 0 writes; the others read what it wrote once it is there.
         if self.dist.is_main:
-            self.recipe = prepare_run_folder(out, recipe, resume)
+            self.recipe = self.run_folder.start(recipe, resume)
             for name in ("last", "best"):
                 recover_folder(out / name)
         self.dist.barrier()
         if not self.dist.is_main:
-            self.recipe = load_recipe(out / RECIPE_FILE)
+            self.recipe = self.run_folder.recipe()
             console = type(console)(quiet=True)
         self.console = console
         self.resume = resume
@@ -137,10 +130,10 @@ class PhasedTrainer:
 
         recipe = self.recipe
         if self.dist.is_main:
-            data, self.task_record = split_data(recipe, self.out, self.resume)
+            data, self.task_record = split_once(recipe, self.run_folder, self.resume)
         self.dist.barrier()
         if not self.dist.is_main:  # read rank 0's split back (the resume path)
-            data, self.task_record = split_data(recipe, self.out, True)
+            data, self.task_record = split_once(recipe, self.run_folder, True)
         self.data = data
         self.train_s, self.val_s = data.by_split("train"), data.by_split("val")
         if not self.train_s:
@@ -188,7 +181,7 @@ class PhasedTrainer:
         if (self.out / "last" / EMA_FILE).is_file():
             self.ema_state = torch.load(self.out / "last" / EMA_FILE, weights_only=True)
         self.model.load_state_dict(load_file(str(self.out / "last" / "model.safetensors")))
-        truncate_metrics(self.out / METRICS_FILE, self.state.global_epoch)
+        self.run_folder.truncate_metrics(self.state.global_epoch)
         phases = self.recipe.phases
         where = phases[min(self.state.phase_index, len(phases) - 1)].name
         self.console.print(f"[bold]resuming[/] {self.out}: phase {where}, "
@@ -206,8 +199,8 @@ class PhasedTrainer:
         self.console.print(f"image cache {how}: {len(images)} images in "
                            f"{time.perf_counter() - t0:.1f} s")
         self.train_imgs, self.val_imgs = images[: len(self.train_s)], images[len(self.train_s):]
-        self.y_train = label_indices(self.train_s, self.task_record)
-        self.y_val = label_indices(self.val_s, self.task_record)
+        self.y_train = [self.task_record.index(s.label) for s in self.train_s]
+        self.y_val = [self.task_record.index(s.label) for s in self.val_s]
         crop, norm = center_crop_transform(self.spec), normalize_transform(self.spec)
         self.eval_tf = lambda img: norm(crop(img))
         self.aug = augment_settings(self.recipe.augment.preset, **self.recipe.augment.overrides())
@@ -380,7 +373,8 @@ class PhasedTrainer:
             head={"dropout": self.head.dropout, "hidden": self.head.hidden}, spec=self.spec,
             task_record=self.task_record, extra={
                 "recipe_sha256": self.recipe.sha256(),
-                "data": {"origin": self.recipe.data.source, "split_manifest": SPLIT_FILE},
+                "data": {"origin": self.recipe.data.source,
+                         "split_manifest": self.run_folder.split_path(self.task_record.task).name},
                 "class_weights": self.class_weights,
                 "epoch": line["epoch"], "phase": line["phase"], "metrics": line,
             })
@@ -442,7 +436,7 @@ class PhasedTrainer:
                     self.ema.copy_to_model()
                 self._next_phase(phase.name if stop else None)
             if self.dist.is_main:
-                append_line(self.out / METRICS_FILE, json.dumps(line))
+                append_line(self.run_folder.metrics_path, json.dumps(line))
                 self._save_last(line, optimizer)
             self._print_epoch(line)
             if stop:
@@ -450,7 +444,7 @@ class PhasedTrainer:
                 break
         self.ema = None
         if self.dist.is_main:
-            plot_curves(self.out / METRICS_FILE, self.out / "curves.png")
+            plot_curves(self.run_folder.metrics_path, self.run_folder.curves_path)
 
     def _weight_average(self, phase: PhaseConfig, phase_index: int,
                         steps_per_epoch: int) -> WeightAverage | None:
@@ -547,7 +541,7 @@ class PhasedTrainer:
                              self.train_seconds)
         if (self.out / "last").is_dir():
             save_train_state(self.out / "last", self.state, {})
-        plot_curves(self.out / METRICS_FILE, self.out / "curves.png")
+        plot_curves(self.run_folder.metrics_path, self.run_folder.curves_path)
         report = evaluate_checkpoint(self.out, split="test", device=self.dev)
         atomic_write_json(self.out / "test_metrics.json", report)
         select = self.recipe.train.select_metric

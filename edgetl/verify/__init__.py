@@ -34,24 +34,12 @@ def default_budgets(fmt: str, precision: str, top1: float | None = None,
     )
 
 
-def _split_samples(run: Path, record: dict[str, Any], split: str, max_images: int | None
-                   ) -> list[Any]:
-    from edgetl.data.sources import load_data
-    from edgetl.errors import DataError, UsageError
+def _split_samples(run: Path, split: str, max_images: int | None) -> list[Any]:
+    """The run's own split (a stratified subset of it with `max_images`)."""
     from edgetl.export.calibration import stratified_subset
+    from edgetl.runfolder import RunFolder
 
-    name = (record.get("data") or {}).get("split_manifest") or "split.csv"
-    manifest = run / name
-    if not manifest.is_file():
-        raise DataError(f"the run's split manifest {manifest} is missing",
-                        "verify uses the exact split the run trained with; restore it")
-    try:
-        samples = load_data(str(manifest), check_images=False).by_split(split)
-    except ValueError as exc:
-        raise UsageError(f"unknown split {split!r}", "use train, val or test") from exc
-    if not samples:
-        raise DataError(f"{manifest} has no images in split {split!r}",
-                        "pick another split with --split")
+    samples = RunFolder(run).samples(split)
     if max_images is not None and max_images < len(samples):
         samples = stratified_subset(samples, max_images, seed=0)
     return samples
@@ -73,13 +61,14 @@ def verify_artifact(
     import numpy as np
     import torch
 
+    from edgetl.checkpoint import package_versions, read_checkpoint_info
     from edgetl.data.reference import normalize, pixels_uint8
     from edgetl.data.transforms import geometry_transform, load_image, normalize_transform
     from edgetl.errors import DataError
     from edgetl.export.manifest import read_artifact
+    from edgetl.models.loading import load_model
     from edgetl.runtime import open_runner
     from edgetl.runtime.torch_runner import TorchRunner
-    from edgetl.train.checkpoint import load_model, package_versions, read_checkpoint_info
     from edgetl.verify.checks import (
         GoldenAccumulator,
         check_accuracy,
@@ -100,7 +89,7 @@ def verify_artifact(
                           format=art.format, precision=art.precision, budgets=budgets.to_dict())
     report.checks += [check_spec(art, info), check_labels(art, info), check_source(art, info)]
 
-    samples = _split_samples(run, info.record, split, max_images)
+    samples = _split_samples(run, split, max_images)
     unknown = sorted({s.label for s in samples} - set(info.task_record.names))
     if unknown:
         raise DataError(f"split {split!r} holds labels the run does not know: {unknown}")

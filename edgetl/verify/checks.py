@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from edgetl.checkpoint import CheckpointInfo
 from edgetl.export.manifest import META_SPEC_FINGERPRINT, ArtifactInfo
 from edgetl.io import sha256_file
 from edgetl.spec import PreprocessSpec, TaskRecord
-from edgetl.train.checkpoint import CheckpointInfo
 
 GOLDEN_MEAN_BUDGET = 0.5  # mean absolute error per image, 0-255 units
 GOLDEN_MAX_BUDGET = 3.0  # max absolute error per image, 0-255 units

@@ -143,22 +143,3 @@ def read_checkpoint_info(path: str | Path, which: str = "best") -> CheckpointInf
         task_record=TaskRecord.from_dict(record["labels"]),
         record=record,
     )
-
-
-def load_model(path: str | Path, which: str = "best") -> tuple[Any, CheckpointInfo]:
-    """Rebuild the classifier and load its fine-tuned weights strictly (eval mode, CPU)."""
-    from safetensors.torch import load_file
-
-    from edgetl.models import HeadConfig, build_classifier_skeleton
-
-    info = read_checkpoint_info(path, which)
-    model = build_classifier_skeleton(info.architecture, info.num_classes, HeadConfig(**info.head))
-    state = load_file(str(info.weights_path))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ArtifactError(
-            f"{info.weights_path} does not fit {info.architecture} with {info.num_classes} classes "
-            f"(missing {len(missing)}, unexpected {len(unexpected)} keys)"
-        )
-    model.eval()
-    return model, info

@@ -1,0 +1,53 @@
+"""Rebuild a fine-tuned model from its checkpoint: the task's module tree, then its own weights.
+
+Which module tree a checkpoint needs is the task's business (`SKELETONS`, keyed by the task
+record's task name; each entry builds the randomly initialised model from the checkpoint's
+`architecture` and `head` settings without reading any pretrained file). Loading is strict:
+a checkpoint that does not fit is an error, never a partial load.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from edgetl.checkpoint import CheckpointInfo, read_checkpoint_info
+from edgetl.errors import ArtifactError
+
+# task -> "module:function(info) -> nn.Module" (imported only when a checkpoint of it is read)
+SKELETONS: dict[str, str] = {
+    "classification": "edgetl.models.head:skeleton_for",
+    "detection": "edgetl.models.detector:skeleton_for",
+}
+
+
+def build_skeleton(info: CheckpointInfo) -> Any:
+    """The randomly initialised model a checkpoint's weights belong to."""
+    task = info.task_record.task
+    if task not in SKELETONS:
+        raise ArtifactError(f"{info.folder}: this edgetl cannot load {task} models",
+                            "upgrade edgetl or export the run with the version that trained it")
+    module, _, function = SKELETONS[task].partition(":")
+    return getattr(importlib.import_module(module), function)(info)
+
+
+def load_model(path: str | Path, which: str = "best") -> tuple[Any, CheckpointInfo]:
+    """Rebuild the model of a run's (or checkpoint folder's) weights, strictly, eval mode, CPU."""
+    from safetensors.torch import load_file
+
+    info = read_checkpoint_info(path, which)
+    model = build_skeleton(info)
+    try:
+        state = load_file(str(info.weights_path))
+    except Exception as exc:  # safetensors raises its own untyped errors on damaged files
+        raise ArtifactError(f"{info.weights_path} cannot be read: {exc}",
+                            "the checkpoint is damaged; re-run or resume the training") from exc
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ArtifactError(
+            f"{info.weights_path} does not fit {info.architecture} ({info.task_record.task}, "
+            f"{info.num_classes} classes): missing {len(missing)}, unexpected {len(unexpected)} "
+            "keys")
+    model.eval()
+    return model, info

@@ -1,0 +1,35 @@
+"""The run's data, split once: loaded, split leakage-safe, stored in the run folder, reused.
+
+A resumed run reads the stored split and task record back verbatim (a CSV alone would sort the
+classes), so it trains on exactly the images it started with.
+"""
+
+from __future__ import annotations
+
+from edgetl.data.samples import DataSet
+from edgetl.recipe import Recipe
+from edgetl.runfolder import RunFolder
+from edgetl.spec import TaskRecord
+
+
+def task_record_of(data: DataSet) -> TaskRecord:
+    """The task record a data set implies: its task and class order."""
+    return TaskRecord(tuple(data.classes), task=data.task)  # type: ignore[arg-type]
+
+
+def split_once(recipe: Recipe, run: RunFolder, resume: bool) -> tuple[DataSet, TaskRecord]:
+    """Load and split the recipe's data, or read back the split a resumed run stored."""
+    from edgetl.data.sources import load_data
+    from edgetl.data.split import leakage_report, make_splits
+
+    if resume and run.labels_path.is_file():
+        record = run.task_record()
+        if run.split_path(record.task).is_file():
+            return run.dataset(), record
+    data = load_data(recipe.data.source)
+    data = make_splits(data, recipe.data.val_fraction, recipe.data.test_fraction,
+                       recipe.train.seed, recipe.data.near_duplicate_threshold)
+    record = task_record_of(data)
+    run.write_split(data, record,
+                    leakage_report(data, near_dup_threshold=recipe.data.near_duplicate_threshold))
+    return data, record
