@@ -15,10 +15,18 @@ from typing import Any
 
 import numpy as np
 
-from edgetl.data.reference import preprocess_batch
+from edgetl.data.reference import preprocess_with_geometry
 from edgetl.errors import UsageError
-from edgetl.export.manifest import ArtifactInfo, metadata_from_mapping, read_artifact, read_manifest
+from edgetl.export.manifest import (
+    OUTPUT_NAME,
+    ArtifactInfo,
+    metadata_from_mapping,
+    read_artifact,
+    read_manifest,
+)
+from edgetl.geometry import Geometry
 from edgetl.runtime import Runner, open_runner
+from edgetl.runtime.base import concat_outputs
 
 DEFAULT_BATCH = 16
 
@@ -64,15 +72,23 @@ def open_artifact(artifact: str | Path, backend: str = "ort-cpu", threads: int |
 
 
 def run_files(runner: Runner, info: ArtifactInfo, paths: Sequence[str | Path],
-              batch: int = DEFAULT_BATCH) -> np.ndarray:
-    """float32 logits [N, C] for image files, through the deployment reference transform."""
+              batch: int = DEFAULT_BATCH) -> tuple[dict[str, np.ndarray], list[Geometry]]:
+    """The artifact's named outputs for image files (through the deployment reference
+    transform), and each image's geometry (to map outputs back to the file's pixels)."""
     if batch < 1:
         raise UsageError("batch size must be at least 1")
-    parts = [runner.run(preprocess_batch(list(paths[i:i + batch]), info.spec))
-             for i in range(0, len(paths), batch)]
-    if not parts:
-        return np.zeros((0, info.task_record.num_classes), dtype=np.float32)
-    return np.concatenate(parts, axis=0)
+    parts, geometries = [], []
+    for start in range(0, len(paths), batch):
+        inputs, geos = preprocess_with_geometry(list(paths[start:start + batch]), info.spec)
+        parts.append(runner.run(inputs))
+        geometries += geos
+    return concat_outputs(parts), geometries
+
+
+def class_logits(outputs: dict[str, np.ndarray], num_classes: int) -> np.ndarray:
+    """A classifier's logits [N, C] (an empty [0, C] array for no images)."""
+    return outputs.get(OUTPUT_NAME, np.zeros((0, num_classes), dtype=np.float32)
+                       ).astype(np.float32, copy=False)
 
 
 def predict_images(artifact: str | Path, images: Sequence[str | Path], top_k: int = 3,
@@ -83,7 +99,8 @@ def predict_images(artifact: str | Path, images: Sequence[str | Path], top_k: in
         raise UsageError(f"--top-k must be at least 1, got {top_k}")
     runner, info = open_artifact(artifact, backend, threads)
     try:
-        probs = softmax(run_files(runner, info, images, batch))
+        outputs, _ = run_files(runner, info, images, batch)
+        probs = softmax(class_logits(outputs, info.task_record.num_classes))
     finally:
         runner.close()
     k = min(top_k, info.task_record.num_classes)
@@ -106,7 +123,8 @@ def predict_artifact_on_samples(artifact_path: str | Path, samples: Sequence[Any
     """
     runner, info = open_artifact(artifact_path, backend, threads)
     try:
-        logits = run_files(runner, info, [s.path for s in samples], batch)
+        outputs, _ = run_files(runner, info, [s.path for s in samples], batch)
+        logits = class_logits(outputs, info.task_record.num_classes)
     finally:
         runner.close()
     return softmax(logits), logits

@@ -27,7 +27,7 @@ def e2e_target(backend: str, info: ArtifactInfo, paths: Sequence[str], batch: in
                threads: int | None, run: Path | None = None, which: str = "best",
                device: str = "cpu") -> Target:
     """A target whose step is predict's whole path for `batch` image files."""
-    from edgetl.predict import run_files, softmax
+    from edgetl.predict import class_logits, run_files, softmax
 
     if backend not in E2E_BACKENDS:
         raise UsageError(f"--mode e2e is not available for --backend {backend}",
@@ -63,7 +63,8 @@ def e2e_target(backend: str, info: ArtifactInfo, paths: Sequence[str], batch: in
     k = min(TOP_K, info.task_record.num_classes)
 
     def step() -> object:
-        probs = softmax(run_files(runner, info, files, batch))
+        outputs, _ = run_files(runner, info, files, batch)
+        probs = softmax(class_logits(outputs, info.task_record.num_classes))
         return np.argsort(-probs, axis=1, kind="stable")[:, :k]
 
     return Target(

@@ -122,4 +122,15 @@ def preprocess_file(path: str | Path, spec: PreprocessSpec) -> np.ndarray:
 
 def preprocess_batch(paths: list[str | Path], spec: PreprocessSpec) -> np.ndarray:
     """Several files stacked into one batch (N first)."""
-    return np.stack([preprocess_file(p, spec) for p in paths], axis=0)
+    return preprocess_with_geometry(paths, spec)[0]
+
+
+def preprocess_with_geometry(paths: list[str | Path], spec: PreprocessSpec
+                             ) -> tuple[np.ndarray, list[Geometry]]:
+    """A batch of model inputs and each image's geometry."""
+    inputs, geometries = [], []
+    for path in paths:
+        pixels, geo = pixels_and_geometry(path, spec)
+        inputs.append(pixels if spec.graph_input == "uint8_raw" else normalize(pixels, spec))
+        geometries.append(geo)
+    return np.stack(inputs, axis=0), geometries

@@ -1,7 +1,9 @@
 """One small interface every backend implements, so verify, bench and predict do not care which.
 
 A runner takes a batch that is already preprocessed as the artifact's spec says (float32 NCHW
-for plain artifacts, uint8 NHWC for embedded-preprocessing ones) and returns float32 logits.
+for plain artifacts, uint8 NHWC for embedded-preprocessing ones) and returns the model's named
+outputs as numpy arrays (a classifier: `logits`; a detector: `boxes`, `scores`, `labels`,
+`num_detections`; ...), each with the batch on axis 0, in the dtype the model gives.
 Casting to the artifact's own input dtype is the runner's job.
 """
 
@@ -22,24 +24,24 @@ class Runner(ABC):
     input_name: str = "input"
     input_dtype: np.dtype = np.dtype(np.float32)
     max_batch: int | None = None  # None: any batch size
+    output_names: tuple[str, ...] = ("logits",)
 
     @abstractmethod
-    def _run(self, batch: np.ndarray) -> np.ndarray:
-        """Run one batch that fits `max_batch`; returns float32 logits [N, C]."""
+    def _run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Run one batch that fits `max_batch`; returns every named output."""
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        """float32 logits [N, C] for a batch of any size (split into `max_batch` chunks)."""
+    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Every named output for a batch of any size (split into `max_batch` chunks)."""
         batch = np.ascontiguousarray(batch, dtype=self.input_dtype)
         if self.max_batch is None or len(batch) <= self.max_batch:
             return self._run(batch)
-        parts = [self._run(batch[i:i + self.max_batch])
-                 for i in range(0, len(batch), self.max_batch)]
-        return np.concatenate(parts, axis=0)
+        return concat_outputs([self._run(batch[i:i + self.max_batch])
+                               for i in range(0, len(batch), self.max_batch)])
 
     def describe(self) -> dict[str, Any]:
         """What ran: for reports."""
         return {"backend": self.backend, "input_name": self.input_name,
-                "input_dtype": str(self.input_dtype)}
+                "input_dtype": str(self.input_dtype), "outputs": list(self.output_names)}
 
     def close(self) -> None:  # noqa: B027 (optional hook: most runners hold nothing to free)
         """Free backend resources (sessions, device memory)."""
@@ -49,3 +51,10 @@ class Runner(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def concat_outputs(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Batches of named outputs joined along the batch axis (names from the first part)."""
+    if not parts:
+        return {}
+    return {name: np.concatenate([part[name] for part in parts], axis=0) for name in parts[0]}

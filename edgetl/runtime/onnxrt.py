@@ -100,13 +100,12 @@ class OrtRunner(Runner):
                 "check `nvidia-smi` and the CUDA/cuDNN versions onnxruntime-gpu needs",
             )
         first_in = self.session.get_inputs()[0]
-        first_out = self.session.get_outputs()[0]
         if first_in.type not in _ORT_DTYPES:
             raise ArtifactError(f"{self.path}: unsupported input type {first_in.type}")
         self.input_name = first_in.name
         self.input_dtype = np.dtype(_ORT_DTYPES[first_in.type])
         self.input_shape = list(first_in.shape)
-        self.output_name = first_out.name
+        self.output_names = tuple(o.name for o in self.session.get_outputs())
         self.device_id = device_id
 
     @property
@@ -114,16 +113,18 @@ class OrtRunner(Runner):
         """The artifact's embedded metadata_props (spec, labels, ...)."""
         return dict(self.session.get_modelmeta().custom_metadata_map)
 
-    def _run(self, batch: np.ndarray) -> np.ndarray:
+    def _run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         if self.io_binding:
             binding = self.session.io_binding()
             binding.bind_cpu_input(self.input_name, batch)
-            binding.bind_output(self.output_name, "cuda", self.device_id)
+            for name in self.output_names:
+                binding.bind_output(name, "cuda", self.device_id)
             self.session.run_with_iobinding(binding)
-            out = binding.copy_outputs_to_cpu()[0]
+            arrays = binding.copy_outputs_to_cpu()
         else:
-            out = self.session.run([self.output_name], {self.input_name: batch})[0]
-        return np.asarray(out, dtype=np.float32)
+            arrays = self.session.run(list(self.output_names), {self.input_name: batch})
+        return {name: np.asarray(array) for name, array in zip(self.output_names, arrays,
+                                                                  strict=True)}
 
     def describe(self) -> dict[str, Any]:
         info = super().describe()

@@ -51,30 +51,37 @@ class TensorRTRunner(Runner):
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         outputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise ArtifactError(f"{self.path}: expected one input and one output, got "
+        if len(inputs) != 1 or not outputs:
+            raise ArtifactError(f"{self.path}: expected one input and at least one output, got "
                                 f"{inputs} and {outputs}")
-        self.input_name, self.output_name = inputs[0], outputs[0]
+        self.input_name = inputs[0]
+        self.output_names = tuple(outputs)
         self.input_dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(self.input_name)))
-        self._output_dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(self.output_name)))
+        self._output_dtypes = {n: np.dtype(trt.nptype(self.engine.get_tensor_dtype(n)))
+                               for n in outputs}
         _, _, max_shape = self.engine.get_tensor_profile_shape(self.input_name, 0)
         self.max_batch = int(max_shape[0])
         self._stream = torch.cuda.Stream()
 
-    def _run(self, batch: np.ndarray) -> np.ndarray:
+    def _run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         torch = self._torch
         x = torch.from_numpy(batch).to("cuda")
         self.context.set_input_shape(self.input_name, tuple(x.shape))
-        out_shape = tuple(self.context.get_tensor_shape(self.output_name))
-        out_dtype = torch.from_numpy(np.zeros(1, dtype=self._output_dtype)).dtype
-        y = torch.empty(out_shape, dtype=out_dtype, device="cuda")
         self.context.set_tensor_address(self.input_name, x.data_ptr())
-        self.context.set_tensor_address(self.output_name, y.data_ptr())
+        outputs = {}
+        for name in self.output_names:
+            # Every edgetl output has a static shape once the input shape is set (detection
+            # pads its detections to a fixed top-K), so no output allocator is needed.
+            shape = tuple(self.context.get_tensor_shape(name))
+            dtype = torch.from_numpy(np.zeros(1, dtype=self._output_dtypes[name])).dtype
+            outputs[name] = torch.empty(shape, dtype=dtype, device="cuda")
+            self.context.set_tensor_address(name, outputs[name].data_ptr())
         self._stream.wait_stream(torch.cuda.current_stream())
         if not self.context.execute_async_v3(self._stream.cuda_stream):
             raise ArtifactError(f"TensorRT failed to run {self.path}")
         self._stream.synchronize()
-        return y.float().cpu().numpy()
+        return {name: (y.float() if y.is_floating_point() else y).cpu().numpy()
+                for name, y in outputs.items()}
 
     def close(self) -> None:
         self.context = None

@@ -65,7 +65,7 @@ def verify_artifact(
     from edgetl.data.reference import normalize, pixels_uint8
     from edgetl.data.transforms import geometry_transform, load_image, normalize_transform
     from edgetl.errors import DataError
-    from edgetl.export.manifest import read_artifact
+    from edgetl.export.manifest import OUTPUT_NAME, read_artifact
     from edgetl.models.loading import load_model
     from edgetl.runtime import open_runner
     from edgetl.runtime.torch_runner import TorchRunner
@@ -117,12 +117,12 @@ def verify_artifact(
             tv_hwc = tv_pixels.permute(1, 2, 0).numpy()
             tv_feed.append(tv_hwc if raw_input else tv_norm.numpy())
             golden.add(sample.path, ref_pixels, ref_norm, tv_hwc, tv_norm.numpy())
-        ref_logits.append(reference.run(torch.stack(tv_inputs)))
+        ref_logits.append(reference.run(torch.stack(tv_inputs))[OUTPUT_NAME])
         if run_error is None:
             try:
-                art_logits.append(runner.run(np.stack(art_inputs)))
+                art_logits.append(runner.run(np.stack(art_inputs))[OUTPUT_NAME])
                 # The same artifact on torchvision's tensors: conversion error alone.
-                conv_logits.append(runner.run(np.stack(tv_feed)))
+                conv_logits.append(runner.run(np.stack(tv_feed))[OUTPUT_NAME])
             except Exception as exc:  # onnxruntime/TensorRT errors are untyped
                 run_error = f"the artifact failed to run on its spec's inputs: {exc}"
     runner_info = runner.describe()
