@@ -21,7 +21,9 @@ from edgetl.data.grouping import group_from_name
 from edgetl.data.samples import DataWarning, Sample
 from edgetl.data.semantic import (
     MaskError,
+    inspect_semantic,
     load_semantic,
+    print_semantic_report,
     read_mask,
     write_split_file,
 )
@@ -345,6 +347,8 @@ def test_palette_colours_not_in_the_map_are_listed_per_file(tmp_path: Path) -> N
     assert [Path(s.path).stem for s in ds.samples] == ["ok"]
     (problem,) = ds.problems
     assert problem.kind == "palette_unknown" and problem.found == ((1, 2, 3), (250, 0, 0))
+    report = inspect_semantic(ds)
+    assert report["palette_unknown"][0]["found"] == [[1, 2, 3], [250, 0, 0]]
 
 
 def test_nothing_usable_is_one_line_exit_2(tmp_path: Path) -> None:
@@ -360,6 +364,82 @@ def test_nothing_usable_is_one_line_exit_2(tmp_path: Path) -> None:
     assert info.value.exit_code == 2 and "\n" not in line
     assert line.startswith(f"no usable image/mask pair in {tmp_path} (1 images without a mask, "
                            "1 masks with values outside the class list); first: ")
+
+
+# ---------------------------------------------------------------- inspection
+
+
+def test_inspect_counts_pixels_and_images_by_hand(tmp_path: Path) -> None:
+    (tmp_path / "classes.txt").write_text("0 bg\n1 road\n2 car\n3 void\n")
+    h, w = 48, 64
+    n = h * w  # pixels per image
+    # train: a (top half bg, bottom road), b (half road, a quarter car, a quarter void);
+    # test: c (all bg) and a re-encoded copy of a under another name and video
+    masks = {("train", "a"): stripes(h, w, [0, 1]), ("train", "b"): stripes(h, w, [1, 1, 2, 3]),
+             ("test", "c"): np.zeros((h, w), dtype=np.uint8)}
+    for seed, ((split, stem), m) in enumerate(masks.items()):
+        write_image(tmp_path / split / "images" / f"v1_{stem}.jpg", w, h, seed=10 + seed)
+        write_mask(tmp_path / split / "masks" / f"v1_{stem}.png", m)
+    copy = imagegen.resized_copy(tmp_path / "train" / "images" / "v1_a.jpg",
+                                 tmp_path / "test" / "images" / "v2_a.jpg", 1.0, quality=90)
+    write_mask(tmp_path / "test" / "masks" / "v2_a.png", masks[("train", "a")])
+    ds = group_from_name(load_quiet(str(tmp_path)), r"^([^_]+)_")
+    report = inspect_semantic(ds)
+    train = report["pixels"]["train"]
+    labelled = n // 2 + n // 2 + n // 2 + n // 4  # a: bg + road; b: road + car
+    assert (train["images"], train["labelled_pixels"], train["ignored_pixels"]) == \
+        (2, labelled, n // 4)
+    assert train["classes"] == {
+        "bg": {"pixels": n // 2, "share": (n // 2) / labelled, "images": 1},
+        "road": {"pixels": n, "share": n / labelled, "images": 2},
+        "car": {"pixels": n // 4, "share": (n // 4) / labelled, "images": 1}}
+    everything = report["pixels"]["all"]
+    assert everything["labelled_pixels"] == labelled + 2 * n
+    assert everything["classes"]["bg"] == {"pixels": n // 2 + n + n // 2,
+                                           "share": (2 * n) / (labelled + 2 * n), "images": 3}
+    assert everything["ignored_pixels"] == n // 4 and everything["ignored_share"] == 1 / 16
+    assert report["pixels"]["test"]["classes"]["car"]["pixels"] == 0
+    assert "the test split has no pixels of car" in " ".join(report["warnings"])
+    assert [set(c["paths"]) for c in report["cross_split_duplicates"]] == [
+        {str(tmp_path / "train" / "images" / "v1_a.jpg"), str(copy)}]
+    assert report["groups"]["across_splits"] == [{"group": "v1",
+                                                  "splits": {"train": 2, "test": 1}}]
+    assert json.loads(json.dumps(report)) == report  # JSON-ready
+
+
+def test_inspect_lists_every_problem_kind(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    files = bad_set(tmp_path)
+    with pytest.warns(DataWarning):
+        ds = load_semantic(str(tmp_path))
+    report = inspect_semantic(ds)
+    assert [e["path"] for e in report["missing_masks"]] == [str(files["missing_mask"])]
+    assert [e["path"] for e in report["orphan_masks"]] == [str(files["orphan_mask"])]
+    assert [e["path"] for e in report["size_mismatch"]] == [str(files["size_mismatch"])]
+    assert [(e["path"], e["found"]) for e in report["values_outside"]] == [
+        (str(files["values_outside"]), [7, 40])]
+    assert {e["path"] for e in report["unreadable"]} == {str(files["unreadable_image"]),
+                                                         str(files["unreadable_mask"])}
+    assert [e["kind"] for e in report["other_problems"]] == ["lossy_mask"]
+    assert report["n_images"] == 2 and report["n_files"] == 9
+    print_semantic_report(report)
+    out = capsys.readouterr()
+    assert "Masks with values outside the class list (1)" in out.out
+    assert "odd.jpg" in out.out and "7 file(s) not usable" in out.err
+
+
+def test_read_mask_agrees_with_the_inspected_counts(tmp_path: Path) -> None:
+    (tmp_path / "classes.txt").write_text("a\nb\nc\nvoid\n")
+    rng = np.random.default_rng(1)
+    for i in range(3):
+        write_image(tmp_path / "images" / f"{i}.png", 7, 5, seed=i)
+        write_mask(tmp_path / "masks" / f"{i}.png",
+                   rng.integers(0, 4, size=(5, 7)).astype(np.uint8))
+    ds = load_quiet(str(tmp_path))
+    totals = sum(np.bincount(read_mask(s.target, ds.record).ravel(), minlength=256)
+                 for s in ds.samples)
+    table = inspect_semantic(ds)["pixels"]["all"]
+    assert [table["classes"][c]["pixels"] for c in ds.classes] == totals[:3].tolist()
+    assert table["ignored_pixels"] == totals[255]
 
 
 # ---------------------------------------------------------------- split file
@@ -481,3 +561,30 @@ def test_coco_polygons_rasterised_once_into_the_cache(tmp_path: Path) -> None:
     back = load_quiet(str(out))
     assert back.samples == ds.samples and back.rasterised_from == str(folder / "ann.json")
     assert np.array_equal(read_mask(back.samples[0].target, back.record), expected)
+
+
+# ---------------------------------------------------------------- CamVid (shared data)
+
+
+def shared_datasets() -> Path:
+    return Path(os.environ.get("EDGETL_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))
+
+
+@pytest.mark.slow
+def test_camvid_standard_split_leaks_sequences() -> None:
+    root = shared_datasets() / "camvid"
+    if not (root / "classes.txt").is_file():
+        pytest.skip(f"CamVid not found at {root} (set EDGETL_SHARED_DATASETS)")
+    ds = group_from_name(load_quiet(str(root)), r"^([^_]+)_")
+    assert len(ds.classes) == 11 and ds.record.void == ("void",)
+    assert {n: len(ds.by_split(n)) for n in ("train", "val", "test")} == {
+        "train": 367, "val": 101, "test": 233}
+    report = inspect_semantic(ds)
+    assert report["groups"]["groups"] == {"0001TP": {"train": 62, "test": 62},
+                                          "0006R0": {"train": 101},
+                                          "0016E5": {"train": 204, "val": 101},
+                                          "Seq05VD": {"test": 171}}
+    assert [g["group"] for g in report["groups"]["across_splits"]] == ["0001TP", "0016E5"]
+    assert report["n_images"] == 701 and not report["unreadable"]
+    assert report["pixels"]["all"]["ignored_pixels"] == 4344649
+    assert report["pixels"]["all"]["classes"]["road"]["pixels"] == 35520717

@@ -6,9 +6,11 @@ same code for training, evaluation and predict), `inspect_semantic` reports on a
 """
 
 from edgetl.data.semantic.decode import MaskError, read_mask
+from edgetl.data.semantic.inspect import inspect_semantic
 from edgetl.data.semantic.load import SemanticDataSet, load_semantic
 from edgetl.data.semantic.record import MaskRecord
+from edgetl.data.semantic.render import print_semantic_report
 from edgetl.data.semantic.splitfile import read_split_file, write_split_file
 
-__all__ = ["MaskError", "MaskRecord", "SemanticDataSet", "load_semantic",
-           "read_mask", "read_split_file", "write_split_file"]
+__all__ = ["MaskError", "MaskRecord", "SemanticDataSet", "inspect_semantic", "load_semantic",
+           "print_semantic_report", "read_mask", "read_split_file", "write_split_file"]
