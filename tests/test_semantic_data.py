@@ -232,6 +232,19 @@ def test_read_mask_lists_values_outside_the_record(tmp_path: Path) -> None:
                   MaskRecord(classes=("a", "b"), encoding="palette"))
 
 
+def test_thirty_two_bit_values_are_listed_not_tabled(tmp_path: Path) -> None:
+    """An 'I' mode mask with a huge value: no 2**31-entry table, the value is named."""
+    path = tmp_path / "m.tif"  # PNG has no 32-bit grey mode; TIFF does
+    arr = stripes(4, 3, [0, 1], dtype=np.int32)
+    arr[0, 0] = 2_000_000_000
+    Image.fromarray(arr, mode="I").save(path)
+    record = MaskRecord(classes=("a", "b"), encoding="index", values=((0, 0), (1, 1)))
+    with pytest.raises(MaskError, match="values outside the class list: 2000000000"):
+        read_mask(MaskTarget(str(path), "index"), record)
+    Image.fromarray(stripes(4, 3, [1, 0], dtype=np.int32), mode="I").save(path)
+    assert np.array_equal(read_mask(MaskTarget(str(path), "index"), record), stripes(4, 3, [1, 0]))
+
+
 def test_mask_record_round_trips_and_rejects_a_clashing_ignore_index() -> None:
     record = MaskRecord(classes=("a", "b"), encoding="palette",
                         colours=((1, 2, 3, 0), (4, 5, 6, 1), (0, 0, 0, 255)), void=("void",))

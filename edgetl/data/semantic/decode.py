@@ -32,6 +32,7 @@ from edgetl.errors import DataError
 ScanKind = Literal["values", "colours"]
 SINGLE_CHANNEL_MODES = frozenset({"L", "P", "1", "I", "I;16", "I;16L", "I;16B", "I;16N"})
 _SHOWN = 8  # values or colours named in one problem line
+_TABLE_MAX = 1 << 16  # values above this (32-bit masks) are mapped through np.unique, not a table
 
 
 class MaskError(DataError):
@@ -155,11 +156,11 @@ def scan_mask(path: str, kind: ScanKind | Literal["auto"] = "auto") -> RawMask:
                 resolved = "colours"
             width, height, mode = img.width, img.height, img.mode
             pixels = mask_pixels(img, resolved, path).ravel()
-        if resolved == "values":
+        if resolved == "values" and (not pixels.size or int(pixels.max()) <= _TABLE_MAX):
             hist = np.bincount(pixels)
             keys = np.nonzero(hist)[0]
             counts = hist[keys]
-        else:
+        else:  # colours, and 32-bit values too large for a histogram table
             keys, counts = np.unique(pixels, return_counts=True)
         raw = RawMask(path, resolved, width, height, mode, tuple(int(k) for k in keys),
                       tuple(int(c) for c in counts))
@@ -235,13 +236,17 @@ def read_mask(target: MaskTarget, record: MaskRecord) -> np.ndarray:
     with quiet_pil(), _open(path) as img:
         pixels = mask_pixels(img, kind, path)
     dtype = np.dtype(record.output_dtype())
-    if kind == "colours":
+    top = int(pixels.max()) if pixels.size else 0
+    if kind == "colours" or top > _TABLE_MAX:
         keys, inverse = np.unique(pixels.ravel(), return_inverse=True)
-        cmap = record.colour_map()
-        table = np.array([cmap.get(unpack(int(k)), -1) for k in keys], dtype=np.int64)
+        if kind == "colours":
+            cmap = record.colour_map()
+            table = np.array([cmap.get(unpack(int(k)), -1) for k in keys], dtype=np.int64)
+        else:
+            vmap = record.value_map()
+            table = np.array([vmap.get(int(k), -1) for k in keys], dtype=np.int64)
         mapped = table[inverse].reshape(pixels.shape)
     else:
-        top = int(pixels.max()) if pixels.size else 0
         table = np.full(top + 1, -1, dtype=np.int64)
         for raw_value, out in record.values:
             if raw_value <= top:
