@@ -24,6 +24,9 @@ _DATA_HELP = ("Folder tree (one subfolder per class), CSV manifest, or built-in 
               "(elpv, elpv:4class).")
 _THRESHOLD_HELP = ("Near-duplicate perceptual-hash distance (0-64; negative: exact duplicates "
                    "only).")
+_GROUP_HELP = ("Group images by their file name: a regular expression searched in the base "
+               "name; its first capture group (or the whole match) is the group, e.g. "
+               "'^([^_]+)_'. Groups stay in one split; groups crossing given splits are listed.")
 _SHOW = 10  # rows of each list shown on screen; --json has them all
 
 
@@ -106,6 +109,24 @@ def _class_table(classes: dict[str, int], splits: dict[str, dict[str, int]] | No
     return table
 
 
+def _print_groups(groups: dict | None) -> None:
+    """Group count and the groups that cross the given splits (nothing when there are none)."""
+    if not groups or not groups["n_groups"]:
+        return
+    across = groups["across_splits"]
+    console.print(f"groups: {groups['n_groups']} ({groups['ungrouped']} image(s) ungrouped); "
+                  f"across the given splits: {len(across)}")
+    if across:
+        table = Table(title="Groups across splits", title_justify="left")
+        table.add_column("group")
+        table.add_column("images per split")
+        for entry in across[:_SHOW]:
+            table.add_row(entry["group"], ", ".join(f"{k} {v}" for k, v in entry["splits"].items()))
+        if len(across) > _SHOW:
+            table.caption = f"... and {len(across) - _SHOW} more (all in --json)"
+        console.print(table)
+
+
 def _print_inspect(report: dict) -> None:
     paths = [e["path"] for e in report["unreadable"]]
     for key in ("exact_duplicates", "near_duplicates"):
@@ -147,6 +168,7 @@ def _print_inspect(report: dict) -> None:
         console.print(f"duplicate clusters across the given splits: {len(across)}")
         if across:
             console.print(_cluster_table("Across splits", across, root, True))
+    _print_groups(report.get("groups"))
     ratio = report["imbalance_ratio"]
     console.print("imbalance (largest/smallest class): "
                   + (f"{ratio:.2f}:1" if ratio is not None else "a class is empty"))
@@ -159,14 +181,18 @@ def inspect(
     data: str = typer.Argument(..., help=_DATA_HELP),
     json_out: Path | None = typer.Option(None, "--json", help="Write the report as JSON."),
     near_dup_threshold: int = typer.Option(6, "--near-dup-threshold", help=_THRESHOLD_HELP),
+    group_from_name: str | None = typer.Option(None, "--group-from-name", help=_GROUP_HELP),
 ) -> None:
     """Counts per class, image sizes/modes, unreadable files, duplicates and near-duplicates."""
+    from edgetl.data.grouping import group_from_name as apply_group_rule
     from edgetl.data.inspect import inspect_data
     from edgetl.data.sources import load_data
     from edgetl.io import atomic_write_json
 
     with _warnings_to_stderr():
         ds = load_data(data, check_images=False)  # the scan below decodes every file once
+        if group_from_name is not None:
+            ds = apply_group_rule(ds, group_from_name)
         with _progress(len(ds.samples), "hashing images") as advance:
             report = inspect_data(ds, near_dup_threshold=near_dup_threshold, progress=advance)
     _print_inspect(report)
@@ -217,8 +243,10 @@ def split(
                                      help="Manifest column whose equal values stay together."),
     near_dup_threshold: int = typer.Option(6, "--near-dup-threshold", help=_THRESHOLD_HELP),
     json_out: Path | None = typer.Option(None, "--json", help="Write the leakage report as JSON."),
+    group_from_name: str | None = typer.Option(None, "--group-from-name", help=_GROUP_HELP),
 ) -> None:
     """Seeded stratified/grouped split keeping near-duplicates together, with a leakage report."""
+    from edgetl.data.grouping import group_from_name as apply_group_rule
     from edgetl.data.manifest import write_manifest
     from edgetl.data.sources import load_data
     from edgetl.data.split import leakage_report, make_splits
@@ -226,6 +254,8 @@ def split(
 
     with _warnings_to_stderr():
         ds = load_data(data, group_column=group_column)
+        if group_from_name is not None:
+            ds = apply_group_rule(ds, group_from_name)
         with _progress(len(ds.samples), "hashing images") as advance:
             result = make_splits(ds, val, test, seed, near_dup_threshold, progress=advance)
         report = leakage_report(result, near_dup_threshold=near_dup_threshold)

@@ -19,6 +19,7 @@ from edgetl.data.dedup import (
     clusters_for_paths,
     exact_duplicate_groups,
 )
+from edgetl.data.grouping import group_report
 from edgetl.data.samples import SPLITS, DataSet
 from edgetl.data.split import cluster_entry, crosses
 
@@ -94,6 +95,10 @@ def inspect_data(
                      "`edgetl data split` holds the train side out")
     if conflicts:
         notes.append(f"{len(conflicts)} duplicate cluster(s) carry different labels")
+    groups = group_report(ds)
+    if groups["across_splits"]:
+        notes.append(f"{len(groups['across_splits'])} group(s) cross the given splits: "
+                     "`edgetl data split` holds the train side out")
     return {
         "name": ds.name,
         "origin": ds.origin,
@@ -113,6 +118,7 @@ def inspect_data(
         "near_duplicates": near,
         "cross_split_duplicates": across,
         "label_conflicts": conflicts,
+        "groups": groups,
         "imbalance_ratio": ratio,
         "imbalance_warning": ratio is None or ratio > IMBALANCE_WARN_RATIO,
         "warnings": notes,

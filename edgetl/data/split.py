@@ -30,6 +30,7 @@ from edgetl.data.dedup import (
     UnionFind,
     clusters_for_paths,
 )
+from edgetl.data.grouping import groups_across_splits
 from edgetl.data.manifest import write_manifest
 from edgetl.data.samples import SPLITS, DataSet, Sample
 from edgetl.errors import UsageError
@@ -229,13 +230,7 @@ def leakage_report(
     samples = ds.samples
     _, clusters = scanned or clusters_for_paths([s.path for s in samples], near_dup_threshold,
                                                 progress=progress)
-    group_splits: dict[str, dict[str, int]] = {}
-    for s in samples:
-        if s.group is not None and s.split is not None:
-            per = group_splits.setdefault(s.group, {})
-            per[s.split] = per.get(s.split, 0) + 1
-    groups_across = [{"group": g, "splits": per} for g, per in sorted(group_splits.items())
-                     if len(per) > 1]
+    groups_across = groups_across_splits(samples)
     entries = [cluster_entry(c, samples) for c in clusters]
     across = [e for e in entries if crosses(e["splits"])]
     sizes = {name: len(ds.by_split(name)) for name in SPLITS}
