@@ -36,11 +36,31 @@ class HeadSettings(_Strict):
     hidden: int = Field(0, ge=0)
 
 
+class DetectorConfig(_Strict):
+    """The detector's neck, head and post-processing (task: detection)."""
+
+    kind: Literal["fcos"] = "fcos"
+    fpn_channels: int = Field(64, ge=8, le=512)
+    head_convs: int = Field(2, ge=0, le=6)
+    head_norm: Literal["batch", "group"] = "batch"
+    extra_levels: int = Field(2, ge=0, le=2)  # P6, P7 above the backbone's P3-P5
+    center_sampling_radius: float = Field(1.5, gt=0)
+    score_threshold: float = Field(0.05, ge=0, lt=1)  # kept by NMS (predict shows >= 0.3)
+    nms_iou: float = Field(0.6, gt=0, le=1)
+    max_detections: int = Field(100, ge=1, le=10000)  # K: rows of the artifact's outputs
+    anchor_scale: float = Field(1.0, gt=0)  # point size relative to its level's stride
+
+
 class ModelConfig(_Strict):
     architecture: str = "tf_efficientnet_lite0"
-    weights: str | None = None  # None: the packaged/offline default; a path; 'timm-cache'; 'random'
-    input_size: int | None = Field(None, ge=32, le=1024)  # keep the weights' resize/crop ratio
+    # None: the packaged/offline default; a path (ImageNet weights, or for detection a
+    # torchvision-format detector checkpoint); 'timm-cache'; 'random'
+    weights: str | None = None
+    # classification: keep the weights' resize/crop ratio at this size; dense tasks: the fixed
+    # square input the image is letterboxed to (default 320)
+    input_size: int | None = Field(None, ge=32, le=2048)
     head: HeadSettings = HeadSettings()
+    detector: DetectorConfig = DetectorConfig()
 
 
 class PreprocessOverrides(_Strict):
@@ -51,6 +71,9 @@ class PreprocessOverrides(_Strict):
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
     crop_pct: float | None = Field(None, gt=0, le=1)  # centre-crop fraction (1.0: whole image)
+    # dense tasks: how the image reaches the fixed input (default letterbox) and the padding
+    geometry: Literal["letterbox", "stretch"] | None = None
+    fill: tuple[int, int, int] | None = None
 
 
 class AugmentConfig(_Strict):
@@ -67,6 +90,9 @@ class AugmentConfig(_Strict):
     saturation: float | None = Field(None, ge=0)
     hue: float | None = Field(None, ge=0, le=0.5)
     random_erasing: float | None = Field(None, ge=0, le=1)
+    # dense tasks: a box (instance) stays a target only if this share of it is still visible
+    # after a scale-jitter crop
+    min_visible: float | None = Field(None, ge=0, le=1)
 
     def overrides(self) -> dict[str, Any]:
         return {k: v for k, v in self.model_dump().items() if k != "preset" and v is not None}
@@ -80,10 +106,19 @@ class LossConfig(_Strict):
     balanced_sampler: bool = False
 
 
+SelectMetric = Literal["val_accuracy", "val_balanced_accuracy", "val_macro_f1", "val_loss",
+                       "val_map", "val_map50", "val_miou", "val_mask_map"]
+# What each task can select on; the first is its default.
+TASK_METRICS: dict[str, tuple[str, ...]] = {
+    "classification": ("val_accuracy", "val_balanced_accuracy", "val_macro_f1", "val_loss"),
+    "detection": ("val_map", "val_map50", "val_loss"),
+    "semantic": ("val_miou", "val_loss"),
+    "instance": ("val_mask_map", "val_map", "val_loss"),
+}
+
+
 class EarlyStopping(_Strict):
-    metric: Literal["val_accuracy", "val_balanced_accuracy", "val_macro_f1", "val_loss"] = (
-        "val_accuracy"
-    )
+    metric: SelectMetric | None = None  # None: the run's selection metric
     patience: int = Field(3, ge=1)
     min_delta: float = Field(0.0, ge=0.0)
 
@@ -127,9 +162,7 @@ class TrainConfig(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_threads: int | None = Field(None, ge=1)
     keep: Literal["best", "last"] = "best"  # which checkpoint `best/` reflects at the end
-    select_metric: Literal[
-        "val_accuracy", "val_balanced_accuracy", "val_macro_f1", "val_loss"
-    ] = "val_accuracy"
+    select_metric: SelectMetric | None = None  # None: the task's default (TASK_METRICS)
     # Augment whole batches on the training device (auto: on CUDA) instead of per image.
     batch_augment: Literal["auto", "on", "off"] = "auto"
     device_cache_mb: int = Field(8192, ge=0)  # decoded images kept on the GPU up to this size
@@ -155,6 +188,7 @@ class TrainConfig(_Strict):
 class Recipe(_Strict):
     name: str = "run"
     description: str = ""
+    task: Literal["classification", "detection", "semantic", "instance"] = "classification"
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     preprocess: PreprocessOverrides = PreprocessOverrides()
@@ -172,6 +206,36 @@ class Recipe(_Strict):
         if names != sorted(names) or len(set(names)) != len(names):
             raise ValueError(f"phases must be distinct and in order A, B, C; got {names}")
         return phases
+
+    @model_validator(mode="after")
+    def _task_settings(self) -> Recipe:
+        allowed = TASK_METRICS[self.task]
+        chosen = [("train.select_metric", self.train.select_metric)] + [
+            (f"phases.{p.name}.early_stopping.metric", p.early_stopping.metric)
+            for p in self.phases if p.early_stopping is not None]
+        for where, metric in chosen:
+            if metric is not None and metric not in allowed:
+                raise ValueError(f"{where} {metric} does not apply to {self.task}; use one of "
+                                 f"{', '.join(allowed)}")
+        if self.task != "classification":
+            defaults = LossConfig()
+            if self.loss != defaults:
+                raise ValueError(f"loss settings apply to classification; {self.task} trains "
+                                 "with its head's own losses (remove the loss section)")
+            if any(p.cached_views != ["identity"] for p in self.phases):
+                raise ValueError("cached_views apply to classification only")
+        return self
+
+    @property
+    def selection_metric(self) -> str:
+        """The metric that picks the best checkpoint (the task's default unless set)."""
+        return self.train.select_metric or TASK_METRICS[self.task][0]
+
+    def stopping_metric(self, phase: PhaseConfig) -> str | None:
+        """The metric a phase's early stopping watches (None: no early stopping)."""
+        if phase.early_stopping is None:
+            return None
+        return phase.early_stopping.metric or self.selection_metric
 
     def sha256(self) -> str:
         text = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))

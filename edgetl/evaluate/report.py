@@ -8,18 +8,47 @@ from typing import Any
 from edgetl.errors import ArtifactError
 from edgetl.io import atomic_write_json
 
+# task -> "module:function" evaluating a run's checkpoint / an exported artifact
+CHECKPOINT_EVALUATORS: dict[str, str] = {
+    "classification": "edgetl.evaluate.run_eval:evaluate_checkpoint",
+    "detection": "edgetl.evaluate.detection_run:evaluate_detector_checkpoint",
+}
+ARTIFACT_EVALUATORS: dict[str, str] = {
+    "classification": "edgetl.evaluate.artifact_eval:evaluate_artifact",
+    "detection": "edgetl.evaluate.detection_run:evaluate_detector_artifact",
+}
+
+
+def _evaluator(table: dict[str, str], task: str) -> Any:
+    import importlib
+
+    from edgetl.errors import UsageError
+
+    if task not in table:
+        raise UsageError(f"evaluating {task} models is not available in this version")
+    module, _, name = table[task].partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def evaluate_checkpoint(run: Path, split: str = "test", data: str | None = None,
+                        device: str = "cpu") -> dict[str, Any]:
+    """The task's report for a run's best checkpoint."""
+    from edgetl.checkpoint import read_checkpoint_info
+
+    task = read_checkpoint_info(run).task_record.task
+    return _evaluator(CHECKPOINT_EVALUATORS, task)(run, split=split, data=data, device=device)
+
 
 def evaluate_target(target: Path, split: str = "test", data: str | None = None,
                     device: str = "cpu") -> dict[str, Any]:
     """Dispatch on what `target` is: a run/checkpoint folder, or an exported artifact file."""
     if target.is_dir():
-        from edgetl.evaluate.run_eval import evaluate_checkpoint
-
         return evaluate_checkpoint(target, split=split, data=data, device=device)
     if target.is_file():
-        from edgetl.evaluate.artifact_eval import evaluate_artifact
+        from edgetl.export.manifest import read_artifact
 
-        return evaluate_artifact(target, split=split, data=data)
+        task = read_artifact(target).task_record.task
+        return _evaluator(ARTIFACT_EVALUATORS, task)(target, split=split, data=data)
     raise ArtifactError(f"nothing to evaluate at {target}",
                         "pass a run folder from 'edgetl finetune' or an exported .onnx file")
 

@@ -34,8 +34,8 @@ def run_finetune(
     """Train the recipe's phases into `out`; returns the test report of the best checkpoint."""
     from rich.console import Console
 
-    from edgetl.train.trainer import PhasedTrainer
+    from edgetl.train.trainer import trainer_for
 
-    trainer = PhasedTrainer(recipe, Path(out), device=device, resume=resume,
-                            console=console or Console())
+    trainer = trainer_for(recipe)(recipe, Path(out), device=device, resume=resume,
+                                  console=console or Console())
     return trainer.run()

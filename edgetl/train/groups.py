@@ -7,24 +7,11 @@ is found by identity (`get_classifier()`), never by position.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
+from edgetl.models.layout import BlockLayout
 from edgetl.recipe import PhaseConfig
-
-
-@dataclass
-class BlockLayout:
-    """Parameter names of the head and of each body block, stem first."""
-
-    head: list[str]
-    blocks: list[list[str]]
-
-    @property
-    def num_blocks(self) -> int:
-        return len(self.blocks)
 
 
 def classifier_prefix(model: nn.Module) -> str:
@@ -36,8 +23,14 @@ def classifier_prefix(model: nn.Module) -> str:
 
 
 def block_layout(model: nn.Module) -> BlockLayout:
-    """Split parameters into head and ordered body blocks using timm's coarse grouping."""
+    """Split parameters into head and ordered body blocks using timm's coarse grouping.
+
+    Models of the dense tasks say it themselves (`model.block_layout()`): their head is a new
+    neck and head over a pretrained body."""
     from timm.models._manipulate import group_parameters
+
+    if hasattr(model, "block_layout"):
+        return model.block_layout()
 
     prefix = classifier_prefix(model) + "."
     names = [n for n, _ in model.named_parameters()]

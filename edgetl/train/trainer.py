@@ -1,65 +1,43 @@
-"""The phased trainer: one object holding the run's context, one method per step.
+"""The phased trainer: the spine every task shares, with one hook per task-specific step.
 
-`run()` = set-up (data, model, spec, decode-once cache) -> for each phase: freeze, choose the data
-path (cached frozen features or augmented images), optimiser and schedule, epochs with
-validation, best/last checkpoints and early stopping -> test report of the best checkpoint.
+`run()` = set-up (data split once, model, spec, the task's data preparation) -> for each phase:
+freeze what the recipe freezes, the task's plan for the phase (which inputs, which forward),
+optimiser with discriminative learning rates, warm-up + cosine schedule, optional weight
+average, epochs with validation, best/last checkpoints and early stopping -> test report of the
+best checkpoint. A task subclass (`edgetl/train/<task>.py`, chosen by `trainer_for`) supplies
+the hooks marked below; everything else is the same for every task, so resume, checkpoints and
+the selection rule cannot differ between them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import math
-import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, WeightedRandomSampler
+from torch.utils.data import DistributedSampler
 
 from edgetl.checkpoint import save_checkpoint
-from edgetl.data.transforms import (
-    augment_settings,
-    center_crop_transform,
-    normalize_transform,
-    train_transform,
-)
+from edgetl.data.samples import DataSet
 from edgetl.devices import resolve_device, use_channels_last
-from edgetl.errors import DataError, RecipeError
-from edgetl.evaluate.metrics import quick_metrics
+from edgetl.errors import DataError
 from edgetl.evaluate.plots import plot_curves
 from edgetl.io import append_line, atomic_write_json
-from edgetl.models.specs import resolve_spec
 from edgetl.recipe import PhaseConfig, Recipe
 from edgetl.runfolder import RunFolder
+from edgetl.spec import PreprocessSpec
 from edgetl.train.distributed import init_from_env, shutdown, wrap
 from edgetl.train.ema import WeightAverage
 from edgetl.train.finetune import RunResult
-from edgetl.train.frozen import FrozenSplit, frozen_split
-from edgetl.train.groups import (
-    apply_freeze,
-    block_layout,
-    param_groups,
-    set_train_mode,
-    trainable_blocks,
-)
-from edgetl.train.imagecache import build_cache
-from edgetl.train.loop import (
-    AugmentedBatches,
-    CachedImages,
-    FeatureBatches,
-    FeatureSet,
-    Runtime,
-    TensorBatches,
-    compute_features,
-    map_features,
-    predict,
-    train_one_epoch,
-)
-from edgetl.train.losses import build_loss
+from edgetl.train.groups import apply_freeze, block_layout, param_groups, set_train_mode
+from edgetl.train.loop import Runtime
 from edgetl.train.progress import progress_bar
 from edgetl.train.rundata import split_once
 from edgetl.train.schedule import lr_factor, set_lr
@@ -74,25 +52,39 @@ from edgetl.train.state import (
 
 EMA_FILE = "ema.pt"  # the moving average of a phase cut short, next to the optimizer state
 
+# task -> "module:class" of its trainer (imported only when a run of that task starts)
+TRAINERS: dict[str, str] = {
+    "classification": "edgetl.train.classification:ClassificationTrainer",
+    "detection": "edgetl.train.detection:DetectionTrainer",
+}
+
 
 @dataclass
 class PhasePlan:
-    """What one phase trains and on which inputs."""
+    """What one phase trains and on which inputs (built by the task's `plan_phase`)."""
 
     phase: PhaseConfig
     trainable: list[int]
-    forward: Callable[[torch.Tensor], torch.Tensor]
-    train_loader: DataLoader
-    val_loader: DataLoader | None
+    forward: Callable[..., Any]
+    train_loader: Iterable
+    val_loader: Iterable | None
     cached: bool
-    train_forward: Callable[[torch.Tensor], torch.Tensor] | None = None  # DDP/compiled, if any
+    train_forward: Callable[..., Any] | None = None  # DDP/compiled, if any
 
-    def training_forward(self) -> Callable[[torch.Tensor], torch.Tensor]:
+    def training_forward(self) -> Callable[..., Any]:
         # `is None`, not `or`: truth-testing a module can call its __len__
         return self.forward if self.train_forward is None else self.train_forward
 
 
+def trainer_for(recipe: Recipe) -> type[PhasedTrainer]:
+    """The trainer class of the recipe's task."""
+    module, _, name = TRAINERS[recipe.task].partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
 class PhasedTrainer:
+    """The shared spine. Subclasses implement the hooks in the "task hooks" section."""
+
     def __init__(self, recipe: Recipe, out: Path, *, device: str, resume: bool,
                  console: Any) -> None:
         self.out = out
@@ -118,16 +110,65 @@ class PhasedTrainer:
             else torch.device(self.dev)
         # channels_last is decided in setup() (train.memory_format), once the data size is known.
         self.rt = Runtime(device_obj, torch.bfloat16 if cuda else None)
-        self.feature_memo: dict[tuple[str, tuple[str, ...]], tuple] = {}
         self.state = TrainState()
         self.train_seconds = 0.0
         self.start = time.perf_counter()
         self.generator = torch.Generator().manual_seed(self.recipe.train.seed)
 
-    # ------------------------------------------------------------------ set-up
-    def setup(self) -> None:
-        from edgetl.models import HeadConfig, build_classifier
+    # ================================================================== task hooks
+    def check_data(self, data: DataSet) -> None:
+        """Refuse data this task cannot train on (before any model is built)."""
 
+    def build_model(self) -> tuple[torch.nn.Module, PreprocessSpec]:
+        """The model with its pretrained weights, and the weights' own spec."""
+        raise NotImplementedError
+
+    def resolve_spec(self, weights_spec: PreprocessSpec) -> PreprocessSpec:
+        """The run's spec: the weights' spec with the recipe's overrides."""
+        raise NotImplementedError
+
+    def after_model(self) -> None:
+        """Anything that needs the model on its device (a loss with class weights...)."""
+
+    def prepare_data(self) -> None:
+        """Decode or cache what every epoch reuses."""
+
+    def plan_phase(self, phase_index: int) -> PhasePlan:
+        raise NotImplementedError
+
+    def train_epoch(self, plan: PhasePlan, optimizer: torch.optim.Optimizer,
+                    on_step: Callable[[], None], advance: Callable[[int], None]
+                    ) -> dict[str, float]:
+        """One pass over the training inputs: train_loss, images_per_s, train_seconds."""
+        raise NotImplementedError
+
+    def validate(self, plan: PhasePlan, advance: Callable[[int], None]) -> dict[str, float]:
+        """Validation metrics, keys without the `val_` prefix (loss, accuracy, map, ...)."""
+        raise NotImplementedError
+
+    def head_record(self) -> dict[str, Any]:
+        """The settings that rebuild the model's head (checkpoint `head`)."""
+        raise NotImplementedError
+
+    def checkpoint_extra(self) -> dict[str, Any]:
+        return {}
+
+    def summary_of(self, report: dict[str, Any]) -> dict[str, Any]:
+        """The test figures summary.json repeats from the test report."""
+        return {}
+
+    @property
+    def train_size(self) -> int:
+        """Training images per epoch (steps per epoch, planned work)."""
+        return len(self.train_s)
+
+    @property
+    def epoch_items(self) -> int:
+        """Progress units of one epoch (training and validation images)."""
+        return len(self.train_s) + len(self.val_s)
+
+    # ================================================================== set-up
+    def setup(self) -> None:
         recipe = self.recipe
         if self.dist.is_main:
             data, self.task_record = split_once(recipe, self.run_folder, self.resume)
@@ -139,17 +180,10 @@ class PhasedTrainer:
         if not self.train_s:
             raise DataError("the training split is empty",
                             "check the data source and split fractions")
-        self.counts = [sum(1 for s in self.train_s if s.label == c) for c in self.task_record.names]
-        if min(self.counts) == 0:
-            empty = self.task_record.names[self.counts.index(0)]
-            raise DataError(f"class '{empty}' has no training images after the split")
-
+        self.check_data(data)
         torch.manual_seed(recipe.train.seed)  # the new head's initial weights
-        self.head = HeadConfig(dropout=recipe.model.head.dropout, hidden=recipe.model.head.hidden)
-        self.model, weights_spec = build_classifier(
-            recipe.model.architecture, self.task_record.num_classes, self.head,
-            weights=recipe.model.weights)
-        self.spec = resolve_spec(recipe, weights_spec)
+        self.model, weights_spec = self.build_model()
+        self.spec = self.resolve_spec(weights_spec)
         self.optimizer_state: dict | None = None
         self.ema_state: dict | None = None
         self.ema: WeightAverage | None = None
@@ -160,18 +194,17 @@ class PhasedTrainer:
         if self.rt.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.layout = block_layout(self.model)
-        self.criterion, self.class_weights = build_loss(recipe.loss, self.counts)
-        self.criterion.to(self.rt.device)
+        self.after_model()
         self.console.print(
-            f"[bold]edgetl finetune[/] {recipe.name}: {recipe.model.architecture} on "
-            f"{recipe.data.source} ({len(self.train_s)} train / {len(self.val_s)} val / "
-            f"{len(data.by_split('test'))} test), device {self.dev}")
+            f"[bold]edgetl finetune[/] {recipe.name}: {recipe.task} with "
+            f"{recipe.model.architecture} on {recipe.data.source} ({len(self.train_s)} train / "
+            f"{len(self.val_s)} val / {len(data.by_split('test'))} test), device {self.dev}")
         self.console.print(f"spec {self.spec.short_fingerprint()}: "
                            + "; ".join(self.spec.describe().splitlines()[:3]))
-        self._decode_once()
+        self.prepare_data()
 
     def _channels_last(self) -> bool:
-        planned = len(self.train_s) * sum(p.epochs for p in self.recipe.phases)
+        planned = self.train_size * sum(p.epochs for p in self.recipe.phases)
         return use_channels_last(self.recipe.train.memory_format, self.dev, planned)
 
     def _load_last(self) -> None:
@@ -187,195 +220,15 @@ class PhasedTrainer:
         self.console.print(f"[bold]resuming[/] {self.out}: phase {where}, "
                            f"{self.state.global_epoch} epoch(s) done")
 
-    def _decode_once(self) -> None:
-        cache_dir = os.environ.get("EDGETL_CACHE_DIR") or self.recipe.data.cache_dir
-        paths = [s.path for s in self.train_s + self.val_s]
-        t0 = time.perf_counter()
-        with progress_bar(self.console) as bar:
-            task = bar.add_task("decode + resize (once)", total=len(paths))
-            images, how = build_cache(paths, self.spec, cache_dir,
-                                      progress=lambda n: bar.advance(task, n),
-                                      workers=min(8, os.cpu_count() or 1))
-        self.console.print(f"image cache {how}: {len(images)} images in "
-                           f"{time.perf_counter() - t0:.1f} s")
-        self.train_imgs, self.val_imgs = images[: len(self.train_s)], images[len(self.train_s):]
-        self.y_train = [self.task_record.index(s.label) for s in self.train_s]
-        self.y_val = [self.task_record.index(s.label) for s in self.val_s]
-        crop, norm = center_crop_transform(self.spec), normalize_transform(self.spec)
-        self.eval_tf = lambda img: norm(crop(img))
-        self.aug = augment_settings(self.recipe.augment.preset, **self.recipe.augment.overrides())
-        self.aug_tf = train_transform(self.spec, self.aug)
-        self._stacks: dict[str, torch.Tensor] = {}
-        self._batched_ok: bool | None = None
-
-    # ------------------------------------------------------------------ data paths
-    def _loader(self, dataset: Dataset, shuffle: bool, batch: int) -> DataLoader:
-        sampler = None
-        if shuffle and self.dist.enabled:
-            if self.recipe.loss.balanced_sampler:
-                raise RecipeError("loss.balanced_sampler is not supported with several processes")
-            sampler = DistributedSampler(dataset, self.dist.world, self.dist.rank, shuffle=True,
-                                         seed=self.recipe.train.seed)
-            return DataLoader(dataset, batch_size=self.dist.per_rank_batch(batch),
-                              sampler=sampler, num_workers=0, pin_memory=self.dev == "cuda")
-        if shuffle and self.recipe.loss.balanced_sampler:
-            weights = [1.0 / self.counts[int(y)] for y in dataset.labels]  # type: ignore[attr-defined]
-            sampler = WeightedRandomSampler(weights, len(weights), generator=self.generator)
-        return DataLoader(dataset, batch_size=batch, shuffle=shuffle and sampler is None,
-                          sampler=sampler, generator=self.generator if shuffle else None,
-                          num_workers=0, pin_memory=self.dev == "cuda")
-
-    def plan_phase(self, phase_index: int) -> PhasePlan:
-        """Freeze what the recipe says; cache the frozen part when the phase does not augment."""
-        phase = self.recipe.phases[phase_index]
-        trainable = trainable_blocks(self.layout, phase)
-        apply_freeze(self.model, self.layout, phase)
-        split = frozen_split(self.model, self.layout, trainable) if (
-            not phase.augment and phase.cache_frozen) else None
-        batch, eval_batch = self.recipe.train.batch_size, self.recipe.train.eval_batch_size
-        if split is None:
-            tf = self.aug_tf if phase.augment else self.eval_tf
-            train_loader = self._batched_loader(phase) or \
-                self._loader(CachedImages(self.train_imgs, self.y_train, tf), True, batch)
-            return PhasePlan(
-                phase, trainable, self.model, train_loader,
-                self._eval_loader("val") if self.val_imgs else None,
-                cached=False)
-        self.model.eval()
-        reuse = self._next_stage_cache(phase_index) if not trainable else None
-        if reuse is not None:
-            # Head-only phase before a stage-cached phase: one frozen pass serves both; the
-            # pooled features come from the stage inputs through the (frozen) rest of the body.
-            stage_split, views = reuse
-            f_train_all, f_val = self._cached_features(phase, stage_split, views, remember=True)
-            keep = views.index("identity")
-            f_train = map_features(stage_split.to_pooled, f_train_all[keep:keep + 1], self.rt)
-            f_val = map_features(stage_split.to_pooled, f_val, self.rt) \
-                if f_val is not None else None
-        else:
-            f_train, f_val = self._cached_features(phase, split, tuple(phase.cached_views))
-        return PhasePlan(
-            phase, trainable, split.suffix,
-            self._feature_loader(f_train, self.y_train, True, batch),
-            self._feature_loader(f_val, self.y_val, False, eval_batch)
-            if f_val is not None else None,
-            cached=True)
-
-    def _feature_loader(self, features: torch.Tensor, labels: list[int], shuffle: bool,
-                        batch: int) -> DataLoader | FeatureBatches:
-        """Cached features in host memory go through a DataLoader; on the GPU they are sliced
-        in place (a DataLoader would collate device tensors one by one, and cannot pin them)."""
-        if features.device.type == "cpu" or (shuffle and self.recipe.loss.balanced_sampler):
-            return self._loader(FeatureSet(features.cpu(), labels), shuffle, batch)
-        if shuffle:
-            return FeatureBatches(features, labels, self.dist.per_rank_batch(batch),
-                                  self.generator, True, (self.dist.rank, self.dist.world))
-        return FeatureBatches(features, labels, batch, None, False)
-
-    def _batched_loader(self, phase: PhaseConfig) -> AugmentedBatches | None:
-        """Whole-batch augmentation on the device, when asked for (auto: on CUDA) and possible:
-        every cached image of one size, no hue jitter, no balanced sampler."""
-        from edgetl.train.batch_augment import BatchAugment
-
-        if not self._batched() or self.recipe.loss.balanced_sampler:
-            return None
-        if self.aug.hue:
-            self.console.print("batched augmentation does not do hue jitter: augmenting per "
-                               "image instead")
-            return None
-        settings = self.aug if phase.augment else augment_settings("none")
-        augment = BatchAugment(self.spec, settings)
-        return AugmentedBatches(
-            self._stacked("train"), self.y_train,
-            self.dist.per_rank_batch(self.recipe.train.batch_size),
-            lambda x: augment(x, None), self.rt.device, self.generator,
-            (self.dist.rank, self.dist.world))
-
-    def _batched(self) -> bool:
-        """Whole batches on the device (auto: on CUDA), possible when all images share a size."""
-        if self._batched_ok is None:
-            mode = self.recipe.train.batch_augment
-            self._batched_ok = not (mode == "off" or (mode == "auto" and self.dev != "cuda"))
-            if self._batched_ok and \
-                    len({tuple(img.shape) for img in self.train_imgs + self.val_imgs}) != 1:
-                self.console.print("batched augmentation needs one image size: per image instead")
-                self._batched_ok = False
-        return self._batched_ok
-
-    def _stacked(self, which: str) -> torch.Tensor:
-        """The decoded train or val images as one uint8 tensor, on the training device while
-        train + val fit in `train.device_cache_mb`, else in host memory (copied per batch)."""
-        if which not in self._stacks:
-            images = self.train_imgs if which == "train" else self.val_imgs
-            stacked = torch.stack(images)
-            total_mb = sum(img.numel() for img in self.train_imgs + self.val_imgs) / 2**20
-            if total_mb <= self.recipe.train.device_cache_mb:
-                stacked = stacked.to(self.rt.device)
-            self._stacks[which] = stacked
-        return self._stacks[which]
-
-    def _eval_loader(self, which: str) -> DataLoader | TensorBatches:
-        """Evaluation inputs (centre crop + normalisation) of the train or val images, in order:
-        whole batches on the device when batched, else the per-image CPU transform."""
-        images, labels = (self.train_imgs, self.y_train) if which == "train" else \
-            (self.val_imgs, self.y_val)
-        batch = self.recipe.train.eval_batch_size
-        if self._batched():
-            from edgetl.train.batch_augment import BatchAugment
-
-            evaluate = BatchAugment(self.spec, augment_settings("none")).evaluate
-            return TensorBatches(self._stacked(which), labels, batch, evaluate, self.rt.device)
-        return self._loader(CachedImages(images, labels, self.eval_tf), False, batch)
-
-    def _next_stage_cache(self, phase_index: int) -> tuple[FrozenSplit, tuple[str, ...]] | None:
-        """The next phase's stage cache, when it exists and includes the identity view."""
-        if phase_index + 1 >= len(self.recipe.phases):
-            return None
-        later = self.recipe.phases[phase_index + 1]
-        if later.augment or not later.cache_frozen or "identity" not in later.cached_views:
-            return None
-        split = frozen_split(self.model, self.layout, trainable_blocks(self.layout, later))
-        if split is None or split.to_pooled is None:
-            return None
-        return split, tuple(later.cached_views)
-
-    def _cached_features(self, phase: PhaseConfig, split: FrozenSplit, views: tuple[str, ...],
-                         remember: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The frozen part's outputs for train (per view) and val; `remember` keeps them for
-        the next phase (its frozen part is this one's, unchanged by a head-only phase)."""
-        key = (split.where, views)
-        if key in self.feature_memo:
-            return self.feature_memo.pop(key)
-        t0 = time.perf_counter()
-        with progress_bar(self.console) as bar:
-            task = bar.add_task(f"phase {phase.name}: frozen part once ({split.where})",
-                                total=len(self.train_imgs) + len(self.val_imgs))
-
-            def advance(n: int) -> None:
-                bar.advance(task, n)
-
-            f_train = compute_features(split.prefix, self._eval_loader("train"), self.rt, advance,
-                                       views)
-            f_val = compute_features(split.prefix, self._eval_loader("val"), self.rt,
-                                     advance) if self.val_imgs else None
-        seconds = time.perf_counter() - t0
-        self.train_seconds += seconds
-        self.console.print(f"phase {phase.name}: frozen part computed once for {len(views)} "
-                           f"view(s) in {seconds:.1f} s ({split.where})")
-        if remember:
-            self.feature_memo[key] = (f_train, f_val)
-        return f_train, f_val
-
-    # ------------------------------------------------------------------ checkpoints
+    # ================================================================== checkpoints
     def _save_model(self, folder: Path, line: dict[str, Any]) -> None:
         save_checkpoint(
             folder, self.model, architecture=self.recipe.model.architecture,
-            head={"dropout": self.head.dropout, "hidden": self.head.hidden}, spec=self.spec,
-            task_record=self.task_record, extra={
+            head=self.head_record(), spec=self.spec, task_record=self.task_record, extra={
                 "recipe_sha256": self.recipe.sha256(),
                 "data": {"origin": self.recipe.data.source,
                          "split_manifest": self.run_folder.split_path(self.task_record.task).name},
-                "class_weights": self.class_weights,
+                **self.checkpoint_extra(),
                 "epoch": line["epoch"], "phase": line["phase"], "metrics": line,
             })
 
@@ -388,7 +241,7 @@ class PhasedTrainer:
 
         replace_folder(self.out / "last", write)
 
-    # ------------------------------------------------------------------ phases and epochs
+    # ================================================================== phases and epochs
     def _next_phase(self, stopped_early: str | None = None) -> None:
         state = self.state
         state.phase_index += 1
@@ -405,6 +258,13 @@ class PhasedTrainer:
         self.optimizer_state = None
         return optimizer
 
+    def freeze(self, phase: PhaseConfig) -> list[int]:
+        """Apply the phase's freezing; the trainable body blocks."""
+        from edgetl.train.groups import trainable_blocks
+
+        apply_freeze(self.model, self.layout, phase)
+        return trainable_blocks(self.layout, phase)
+
     def run_phase(self, phase_index: int) -> None:
         phase = self.recipe.phases[phase_index]
         if phase.epochs == 0:
@@ -418,7 +278,7 @@ class PhasedTrainer:
             plan.train_forward = torch.compile(plan.training_forward(),
                                                mode=self.recipe.train.compile)
         optimizer = self._optimizer(plan, phase_index)
-        steps_per_epoch = max(1, math.ceil(len(self.train_imgs) / self.recipe.train.batch_size))
+        steps_per_epoch = max(1, math.ceil(self.train_size / self.recipe.train.batch_size))
         self.ema = self._weight_average(phase, phase_index, steps_per_epoch)
         total_steps = steps_per_epoch * phase.epochs
         warmup = int(round(phase.warmup_epochs * steps_per_epoch))
@@ -473,21 +333,18 @@ class PhasedTrainer:
         val: dict[str, float] = {}
         with progress_bar(self.console) as bar:
             task = bar.add_task(f"phase {phase.name} epoch {epoch + 1}/{phase.epochs}",
-                                total=len(self.train_imgs) + len(self.val_imgs))
+                                total=self.epoch_items)
 
             def advance(n: int) -> None:
                 bar.advance(task, n)
 
-            stats = train_one_epoch(plan.training_forward(), plan.train_loader,
-                                    self.criterion, optimizer, on_step, self.rt, advance,
-                                    self.ema.update if self.ema is not None else None)
+            stats = self.train_epoch(plan, optimizer, on_step, advance)
             stats["train_loss"] = self.dist.mean(stats["train_loss"], self.rt.device)
             stats["images_per_s"] = self.dist.sum(stats["images_per_s"], self.rt.device)
             self.model.eval()
             if plan.val_loader is not None:
                 with self._averaged():
-                    probs, y = predict(plan.forward, plan.val_loader, self.rt, advance)
-                val = {f"val_{k}": v for k, v in quick_metrics(y, probs).items()}
+                    val = {f"val_{k}": v for k, v in self.validate(plan, advance).items()}
         self.train_seconds += stats["train_seconds"]
         state.epoch_in_phase = epoch + 1
         state.global_epoch += 1
@@ -498,17 +355,18 @@ class PhasedTrainer:
             "trainable_blocks": plan.trainable, "cached_frozen": plan.cached,
             "wall_seconds": round(time.perf_counter() - self.start, 3),
         }
-        select = self.recipe.train.select_metric
+        select = self.recipe.selection_metric
         if not val or (select in val and is_better(select, val[select], state.best_value)):
             state.best_value, state.best_epoch = val.get(select), state.global_epoch
             if self.dist.is_main:
                 with self._averaged():
                     replace_folder(self.out / "best", lambda tmp: self._save_model(tmp, line))
         stop = False
-        es = phase.early_stopping
-        if es is not None and es.metric in val:
-            if is_better(es.metric, val[es.metric], state.phase_best_value, es.min_delta):
-                state.phase_best_value, state.bad_epochs = val[es.metric], 0
+        watched = self.recipe.stopping_metric(phase)
+        if watched is not None and watched in val:
+            es = phase.early_stopping
+            if is_better(watched, val[watched], state.phase_best_value, es.min_delta):
+                state.phase_best_value, state.bad_epochs = val[watched], 0
             else:
                 state.bad_epochs += 1
                 stop = state.bad_epochs >= es.patience
@@ -520,14 +378,14 @@ class PhasedTrainer:
         return self.ema.applied() if self.ema is not None else contextlib.nullcontext()
 
     def _print_epoch(self, line: dict[str, Any]) -> None:
-        select = self.recipe.train.select_metric
+        select = self.recipe.selection_metric
         val = f" {select} {line[select]:.4f}" if select in line else ""
         self.console.print(f"  epoch {line['epoch']:>3} (phase {line['phase']}) train_loss "
                            f"{line['train_loss']:.4f}{val}  {line['images_per_s']:.0f} img/s")
 
-    # ------------------------------------------------------------------ the whole run
+    # ================================================================== the whole run
     def run(self) -> RunResult:
-        from edgetl.evaluate.run_eval import evaluate_checkpoint
+        from edgetl.evaluate.report import evaluate_checkpoint
 
         self.setup()
         fit_start = time.perf_counter()
@@ -544,16 +402,14 @@ class PhasedTrainer:
         plot_curves(self.run_folder.metrics_path, self.run_folder.curves_path)
         report = evaluate_checkpoint(self.out, split="test", device=self.dev)
         atomic_write_json(self.out / "test_metrics.json", report)
-        select = self.recipe.train.select_metric
+        select = self.recipe.selection_metric
         atomic_write_json(self.out / "summary.json", {
             "best_epoch": self.state.best_epoch, select: self.state.best_value,
             "train_seconds": round(self.train_seconds, 2),
             # phases end to end: training, validation and checkpoints (no decode, no test)
             "fit_seconds": round(fit_seconds, 2),
             "wall_seconds": round(time.perf_counter() - self.start, 2),
-            "test_accuracy": report["accuracy"], "test_accuracy_ci95": report["accuracy_ci95"],
-            "test_balanced_accuracy": report["balanced_accuracy"],
-            "test_macro_f1": report["macro_f1"], "stopped_early": self.state.stopped_early,
+            **self.summary_of(report), "stopped_early": self.state.stopped_early,
             "spec_fingerprint": self.spec.fingerprint(),
         })
         shutdown(self.dist)

@@ -1,0 +1,277 @@
+"""Detection metrics with pycocotools: COCO mAP, per-class AP, and bootstrap intervals.
+
+`DetectionEvaluator` collects ground truth (each sample's `BoxTarget`, in original pixels;
+crowd boxes are COCO crowd regions) and detections (original pixels) image by image, then
+`compute()` runs pycocotools' `COCOeval` (evaluate, accumulate, summarize) for the report.
+
+Intervals: the per-image matching that `COCOeval.evaluate` produces is computed once; a
+bootstrap resample of images is then a re-indexing of those per-image records, handed back to
+pycocotools' own `accumulate` (images drawn twice appear twice). So every AP in the report,
+point estimate or resample, is pycocotools' arithmetic. `paired_map_delta` resamples the same
+images for two sets of detections (verify: artifact against the torch model).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from edgetl.data.samples import Sample
+from edgetl.spec import TaskRecord
+
+STAT_NAMES = ("map", "map50", "map75", "map_small", "map_medium", "map_large",
+              "ar1", "ar10", "ar100", "ar_small", "ar_medium", "ar_large")
+DEFAULT_BOOTSTRAP = 1000
+
+
+@dataclass
+class Detections:
+    """One image's detections in its original pixels."""
+
+    boxes: np.ndarray  # [K, 4] x1, y1, x2, y2
+    scores: np.ndarray  # [K]
+    labels: np.ndarray  # [K] class indices
+
+    @classmethod
+    def empty(cls) -> Detections:
+        return cls(np.zeros((0, 4)), np.zeros(0), np.zeros(0, dtype=np.int64))
+
+
+@dataclass
+class DetectionReport:
+    """What `compute` found; `to_dict()` is the JSON `evaluate --json` writes."""
+
+    stats: dict[str, float]
+    per_class: list[dict[str, Any]]
+    n_images: int
+    n_boxes: int
+    intervals: dict[str, list[float]] = field(default_factory=dict)
+    pr_curves: dict[str, Any] = field(default_factory=dict)
+    confusion: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"task": "detection", **self.stats}
+        for name, interval in self.intervals.items():
+            out[f"{name}_ci95"] = interval
+        out.update(per_class=self.per_class, n_images=self.n_images, n_boxes=self.n_boxes,
+                   confusion=self.confusion)
+        return out
+
+
+def _quiet() -> contextlib.AbstractContextManager:
+    return contextlib.redirect_stdout(io.StringIO())
+
+
+class DetectionEvaluator:
+    """Accumulate images, then score them with pycocotools."""
+
+    def __init__(self, record: TaskRecord) -> None:
+        self.record = record
+        self.images: list[dict[str, Any]] = []
+        self.gt: list[dict[str, Any]] = []
+        self.dt: list[dict[str, Any]] = []
+
+    def update(self, samples: list[Sample], detections: list[Detections],
+               sizes: list[tuple[int, int]] | None = None) -> None:
+        """Add images: their ground truth (from `sample.target`) and detections."""
+        for i, (sample, found) in enumerate(zip(samples, detections, strict=True)):
+            image_id = len(self.images) + 1
+            target = sample.target
+            height, width = (sizes[i] if sizes else None) or target.image_size or (0, 0)
+            self.images.append({"id": image_id, "height": int(height), "width": int(width),
+                                "file_name": sample.path})
+            for box, label, crowd in zip(target.boxes, target.labels, target.crowd,
+                                         strict=True):
+                x1, y1, x2, y2 = box
+                self.gt.append({"id": len(self.gt) + 1, "image_id": image_id,
+                                "category_id": self.record.index(label) + 1,
+                                "bbox": [x1, y1, x2 - x1, y2 - y1],
+                                "area": float((x2 - x1) * (y2 - y1)), "iscrowd": int(crowd)})
+            for box, score, label in zip(found.boxes, found.scores, found.labels, strict=True):
+                x1, y1, x2, y2 = (float(v) for v in box)
+                self.dt.append({"image_id": image_id, "category_id": int(label) + 1,
+                                "bbox": [x1, y1, x2 - x1, y2 - y1], "score": float(score)})
+
+    @property
+    def n_boxes(self) -> int:
+        return sum(1 for g in self.gt if not g["iscrowd"])
+
+    def coco_eval(self) -> Any:
+        """pycocotools' COCOeval after `evaluate()` (per-image matching done)."""
+        from pycocotools.coco import COCO
+        from pycocotools.cocoeval import COCOeval
+
+        gt = COCO()
+        gt.dataset = {"images": self.images, "annotations": self.gt,
+                      "categories": [{"id": i + 1, "name": n}
+                                     for i, n in enumerate(self.record.names)]}
+        with _quiet():
+            gt.createIndex()
+            dt = gt.loadRes(self.dt) if self.dt else _empty_results(gt)
+            evaluation = COCOeval(gt, dt, iouType="bbox")
+            evaluation.evaluate()
+        return evaluation
+
+    def compute(self, bootstrap: int = 0, seed: int = 0) -> DetectionReport:
+        """The report; with `bootstrap` > 0, 95% intervals of map and map50 over images."""
+        evaluation = self.coco_eval()
+        stats = summarize(evaluation)
+        per_class = _per_class(evaluation, self.record, self.gt)
+        report = DetectionReport(stats=stats, per_class=per_class, n_images=len(self.images),
+                                 n_boxes=self.n_boxes, pr_curves=_pr_curves(evaluation,
+                                                                            self.record))
+        if bootstrap > 0 and self.images:
+            samples = bootstrap_stats(evaluation, bootstrap, seed)
+            report.intervals = {name: percentile_interval(samples[name])
+                                for name in ("map", "map50")}
+        report.confusion = detection_confusion(self.images, self.gt, self.dt, self.record)
+        return report
+
+
+def _empty_results(gt: Any) -> Any:
+    from pycocotools.coco import COCO
+
+    empty = COCO()
+    empty.dataset = {"images": gt.dataset["images"], "annotations": [],
+                     "categories": gt.dataset["categories"]}
+    empty.createIndex()
+    return empty
+
+
+def summarize(evaluation: Any) -> dict[str, float]:
+    """pycocotools' 12 summary numbers (after accumulate), by name; -1 (absent) becomes 0."""
+    with _quiet():
+        evaluation.accumulate()
+        evaluation.summarize()
+    return {name: max(0.0, float(v)) for name, v in zip(STAT_NAMES, evaluation.stats,
+                                                        strict=True)}
+
+
+def _per_class(evaluation: Any, record: TaskRecord, gt: list[dict[str, Any]]
+               ) -> list[dict[str, Any]]:
+    """AP@[.5:.95] and AP50 per class from the accumulated precision (all areas, 100 dets)."""
+    precision = evaluation.eval["precision"]  # [T, R, K, A, M]
+    rows = []
+    for k, name in enumerate(record.names):
+        every = precision[:, :, k, 0, -1]
+        at50 = precision[0, :, k, 0, -1]
+        count = sum(1 for g in gt if g["category_id"] == k + 1 and not g["iscrowd"])
+        rows.append({"name": name,
+                     "ap": float(every[every > -1].mean()) if (every > -1).any() else 0.0,
+                     "ap50": float(at50[at50 > -1].mean()) if (at50 > -1).any() else 0.0,
+                     "n_boxes": count})
+    return rows
+
+
+def _pr_curves(evaluation: Any, record: TaskRecord) -> dict[str, Any]:
+    """Precision at COCO's 101 recall points, IoU 0.5, per class (for the PR-curve PNG)."""
+    precision = evaluation.eval["precision"]
+    recall = evaluation.params.recThrs
+    return {"recall": [float(r) for r in recall],
+            "iou": 0.5,
+            "precision": {name: [float(max(p, 0.0)) for p in precision[0, :, k, 0, -1]]
+                          for k, name in enumerate(record.names)}}
+
+
+def _resampled(evaluation: Any, order: np.ndarray) -> Any:
+    """A shallow copy of `evaluation` whose images are `order` (indices, repeats allowed)."""
+    params = evaluation._paramsEval
+    n_images = len(params.imgIds)
+    n_areas = len(params.areaRng)
+    n_classes = len(params.catIds) if params.useCats else 1
+    clone = copy.copy(evaluation)
+    clone.params = copy.copy(evaluation.params)
+    clone._paramsEval = copy.copy(params)
+    clone.params.imgIds = list(range(len(order)))
+    clone._paramsEval.imgIds = list(range(len(order)))
+    records = evaluation.evalImgs
+    clone.evalImgs = [records[k * n_areas * n_images + a * n_images + int(i)]
+                      for k in range(n_classes) for a in range(n_areas) for i in order]
+    return clone
+
+
+def bootstrap_stats(evaluation: Any, rounds: int, seed: int = 0,
+                    orders: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """map and map50 over `rounds` resamples of the images (pycocotools' accumulate)."""
+    n_images = len(evaluation._paramsEval.imgIds)
+    if orders is None:
+        orders = np.random.default_rng(seed).integers(0, n_images, size=(rounds, n_images))
+    values: dict[str, list[float]] = {"map": [], "map50": []}
+    for order in orders:
+        stats = summarize(_resampled(evaluation, order))
+        values["map"].append(stats["map"])
+        values["map50"].append(stats["map50"])
+    return {name: np.asarray(v) for name, v in values.items()}
+
+
+def percentile_interval(values: np.ndarray, level: float = 0.95) -> list[float]:
+    low, high = np.quantile(values, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return [float(low), float(high)]
+
+
+def paired_map_delta(first: Any, second: Any, rounds: int = DEFAULT_BOOTSTRAP, seed: int = 0
+                     ) -> dict[str, Any]:
+    """second - first for map and map50, with a paired bootstrap interval (same images drawn
+    for both). Both evaluations must cover the same images in the same order."""
+    n_images = len(first._paramsEval.imgIds)
+    orders = np.random.default_rng(seed).integers(0, n_images, size=(rounds, n_images))
+    a = bootstrap_stats(first, rounds, orders=orders)
+    b = bootstrap_stats(second, rounds, orders=orders)
+    point_a, point_b = summarize(first), summarize(second)
+    return {name: {"first": point_a[name], "second": point_b[name],
+                   "delta": point_b[name] - point_a[name],
+                   "delta_ci95": percentile_interval(b[name] - a[name])}
+            for name in ("map", "map50")}
+
+
+def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """IoU of one x1y1x2y2 box with many."""
+    if len(boxes) == 0:
+        return np.zeros(0)
+    x1 = np.maximum(box[0], boxes[:, 0])
+    y1 = np.maximum(box[1], boxes[:, 1])
+    x2 = np.minimum(box[2], boxes[:, 2])
+    y2 = np.minimum(box[3], boxes[:, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return inter / np.maximum(area + areas - inter, 1e-12)
+
+
+def detection_confusion(images: list[dict[str, Any]], gt: list[dict[str, Any]],
+                        dt: list[dict[str, Any]], record: TaskRecord, iou: float = 0.5,
+                        min_score: float = 0.3) -> dict[str, Any]:
+    """A confusion matrix of detections (score >= `min_score`) against ground truth, matched
+    greedily by score at IoU >= `iou` regardless of class; the last row and column are
+    background (a missed box; a detection that matched no box). Crowd boxes are left out."""
+    n = record.num_classes
+    matrix = np.zeros((n + 1, n + 1), dtype=np.int64)
+    for image in images:
+        truth = [g for g in gt if g["image_id"] == image["id"] and not g["iscrowd"]]
+        found = sorted((d for d in dt if d["image_id"] == image["id"]
+                        and d["score"] >= min_score), key=lambda d: -d["score"])
+        boxes = np.array([[g["bbox"][0], g["bbox"][1], g["bbox"][0] + g["bbox"][2],
+                           g["bbox"][1] + g["bbox"][3]] for g in truth]).reshape(-1, 4)
+        free = np.ones(len(truth), dtype=bool)
+        for d in found:
+            x, y, w, h = d["bbox"]
+            overlaps = _iou(np.array([x, y, x + w, y + h]), boxes)
+            overlaps[~free] = -1
+            best = int(np.argmax(overlaps)) if len(overlaps) else -1
+            if best >= 0 and overlaps[best] >= iou:
+                free[best] = False
+                matrix[truth[best]["category_id"] - 1, d["category_id"] - 1] += 1
+            else:
+                matrix[n, d["category_id"] - 1] += 1
+        for g, missed in zip(truth, free, strict=True):
+            if missed:
+                matrix[g["category_id"] - 1, n] += 1
+    return {"matrix": matrix.tolist(), "labels": [*record.names, "background"], "iou": iou,
+            "min_score": min_score,
+            "rows": "ground truth (last: background = a detection that matched no box)",
+            "columns": "detected class (last: background = a box nothing detected)"}
