@@ -8,9 +8,9 @@ holds (`Sample.classes`: one class for classification, the class set of a dense-
 the '(none)' stratum for an image without any), so one rule serves every task, and a
 classification split is what the single-label version of this code produced. (sklearn's
 StratifiedGroupKFold only makes 1/k folds and GroupShuffleSplit ignores classes, hence this
-small greedy assignment.) The order
-among equal-sized units comes from sha256(seed, unit's first relative path), so a split does not
-depend on row order, numpy's generator or where the data set lives on disk.
+small greedy assignment.) The order among equal-sized units comes from sha256(seed, unit's first
+relative path), so a split does not depend on row order, numpy's generator or where the data set
+lives on disk.
 
 Given splits are respected: 'val' and 'test' samples a source provides are never moved (ELPV's
 protocol test set, a folder's test/ or val/, a manifest's split column); a split the source does
