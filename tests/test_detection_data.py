@@ -345,6 +345,9 @@ def test_sniffing_prefixes_and_the_classification_hint(tmp_path: Path, rng) -> N
     with pytest.raises(DataError, match="pass --task detection"):
         load_data(str(voc))  # classification cannot read it, and says what to pass
     assert load_data(str(voc), task="detection").origin == f"voc:{voc}"
+    for name in (f"voc:{voc}", "neon-trees:512"):  # recorded origins need their task
+        with pytest.raises(DataError, match="pass --task detection"):
+            load_data(name)
     with pytest.raises(DataError, match="cannot tell the annotation format"):
         load_detection(str(classes), "detection")
     with pytest.raises(DataError, match="boxes only"):

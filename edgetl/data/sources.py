@@ -49,6 +49,7 @@ def load_data(data: str, *, task: str | None = None, check_images: bool = True,
     if task not in (None, "classification"):
         known = ", ".join(TASKS)
         raise DataError(f"task {task!r} has no data reader in this version (tasks: {known})")
+    _refuse_dense_name(str(data).strip())
     try:
         ds = _load_classification(data, check_images, group_column)
     except DataError as exc:
@@ -63,10 +64,23 @@ def load_data(data: str, *, task: str | None = None, check_images: bool = True,
     return ds
 
 
+def _refuse_dense_name(text: str) -> None:
+    """A format prefix (voc:, coco:, ...) or neon-trees names dense data: say which --task."""
+    from edgetl.data.detection.load import split_prefix
+    from edgetl.data.detection.neon import NEON_NAME
+
+    if split_prefix(text)[0] is not None or text.lower().split(":", 1)[0] == NEON_NAME:
+        task = "detection" if text.lower().startswith((NEON_NAME, "voc:", "csv:")) else \
+            "detection or instance"
+        raise DataError(f"{text} is a detection/instance source, not classification data: "
+                        f"pass --task {task}")
+
+
 def _dense_hint(data: str) -> str | None:
     """'it looks like a Pascal VOC XML detection set: pass --task detection', or None."""
-    path = Path(os.path.expanduser(str(data).strip()))
-    if not path.is_dir() or str(data).strip().lower() in BUILTIN_NAMES:
+    text = str(data).strip()
+    path = Path(os.path.expanduser(text))
+    if not path.is_dir() or text.lower() in BUILTIN_NAMES:
         return None
     from edgetl.data.detection import sniff_task
 

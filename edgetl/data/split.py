@@ -158,7 +158,7 @@ def _missing_class_notes(placed: dict[int, str], strata: np.ndarray,
         members = [i for i, split in placed.items() if split == name]
         got = strata[members].sum(axis=0)
         empty = [c for c, want, n in zip(classes, targets[name], got, strict=True)
-                 if want > 0 and n == 0]
+                 if want > 0 and n == 0 and c != NO_CLASS]  # images without objects: no class
         if empty:
             notes.append(f"{name} split has no images of class(es) {', '.join(empty)}: "
                          "too few images (or too large groups) to stratify")

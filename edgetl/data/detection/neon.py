@@ -227,5 +227,5 @@ def load_neon(name: str, task: str) -> DataSet:
              f"{info['boxes_in_no_tile']} box(es) in no tile at all",
              "SOAP_061's Alive/Dead labels are read as 'tree' (one class)"]
     return replace(ds, name=NEON_NAME, origin=origin, notes=notes,
-                   description=f"{NEON_NAME}: NEON aerial RGB tiles with tree-crown boxes from "
-                               "the deepforest 2.1.0 wheel (MIT)")
+                   description="NEON aerial RGB tiles with tree-crown boxes from the deepforest "
+                               "2.1.0 wheel (MIT)")
