@@ -228,6 +228,25 @@ def test_coco_empty_or_broken_file_is_a_data_error(tmp_path: Path) -> None:
         load_detection(f"coco:{empty}", "detection")
 
 
+def test_coco_malformed_fields_are_listed_or_one_error(tmp_path: Path, rng) -> None:
+    ag.image(tmp_path / "a.png", rng, (64, 48))
+    cats = [{"id": 1, "name": "cat"}]
+    coco = ag.coco_json(tmp_path / "odd.json", [{"id": [1], "file_name": "a.png"},
+                                                {"id": 2, "file_name": "a.png"}], [
+        {"id": 1, "image_id": [1], "category_id": 1, "bbox": [1, 1, 2, 2]},
+        {"id": 2, "image_id": 2, "category_id": 1, "bbox": "1,2,3,4",
+         "segmentation": {"size": "ab", "counts": "x"}},
+        {"id": 3, "image_id": 2, "category_id": 1, "segmentation": [[1, 1, 30, 1, 30, 30]]}],
+        cats)
+    ds, _ = load_warned(str(coco))
+    assert ds.samples[0].target.boxes == ((1, 1, 30, 30),)  # from the polygon: no bbox
+    assert [P.kind_of(r) for _, r in ds.skipped] == [P.BAD_ANNOTATION, P.UNKNOWN_IMAGE,
+                                                     P.MASK_DROPPED]
+    ag.coco_json(coco, [{"id": 1, "file_name": "a.png"}], [], [{"id": "one", "name": "cat"}])
+    with pytest.raises(DataError, match="category id 'one' is not a whole number"):
+        load_detection(str(coco), "detection")
+
+
 def test_coco_split_in_file_names_under_annotations(tmp_path: Path, rng) -> None:
     for split in ("train", "val"):
         ag.image(tmp_path / f"{split}2017" / f"{split}.png", rng, (64, 48))

@@ -105,7 +105,11 @@ class Categories:
         for entry in raw:
             if not isinstance(entry, dict) or "id" not in entry or "name" not in entry:
                 raise DataError(f"{where}: a category lacks 'id' or 'name': {entry!r}")
-            ident, name = int(entry["id"]), str(entry["name"]).strip()
+            try:
+                ident, name = int(entry["id"]), str(entry["name"]).strip()
+            except (TypeError, ValueError) as exc:
+                raise DataError(f"{where}: category id {entry['id']!r} is not a whole number") \
+                    from exc
             if self.names.get(ident, name) != name:
                 raise DataError(f"{where}: category id {ident} is {name!r} here and "
                                 f"{self.names[ident]!r} in another file",
@@ -174,7 +178,12 @@ def _instance(ann: dict, size: Size, where: str, problems: P.Problems
             return None
         return polygons_box(polygons), InstanceMask(polygons=polygons)
     if isinstance(seg, dict) and "counts" in seg and "size" in seg:
-        stated = tuple(int(v) for v in seg["size"])
+        try:
+            stated = tuple(int(v) for v in seg["size"])
+        except (TypeError, ValueError):
+            problems.add(where, P.MASK_DROPPED, f"RLE size {seg['size']!r} is not [height, "
+                                                "width]")
+            return None
         if stated != size:
             problems.add(where, P.MASK_SIZE, f"RLE size {stated[1]}x{stated[0]}, image "
                                              f"{size[1]}x{size[0]}")
@@ -206,7 +215,8 @@ def _images(data: dict, json_path: Path, split: str | None, seen: set[Path],
     resolver = _Resolver(json_path)
     images: dict[Any, _Image] = {}
     for entry in data.get("images") or []:
-        if not isinstance(entry, dict) or "id" not in entry or not entry.get("file_name"):
+        if not isinstance(entry, dict) or not isinstance(entry.get("id"), int | str) \
+                or not entry.get("file_name"):
             problems.add(str(json_path), P.BAD_ANNOTATION, f"image entry without id or "
                                                            f"file_name: {entry!r}"[:200])
             continue
@@ -259,13 +269,11 @@ def _target(image: _Image, task: str, classes: dict[int, str], json_path: Path,
             raw, mask = found
         else:
             raw = _xyxy(ann.get("bbox"))
-            if raw is None:
-                seg = ann.get("segmentation")
-                raw = polygons_box(seg) if isinstance(seg, list) and seg else \
-                    rle_box(seg) if isinstance(seg, dict) else None
-            if raw is None:
-                problems.add(where, P.BAD_ANNOTATION, "no bbox and no segmentation")
-                continue
+            if raw is None:  # a box from the mask's extents, checked like an instance's
+                found = _instance(ann, image.size, where, problems)
+                if found is None:
+                    continue
+                raw = found[0]
         box, issue = check_box(raw, image.size)
         if issue:
             problems.add(where, P.BOX_CLIPPED if box else P.BOX_DROPPED, f"{name} {issue}")
@@ -326,7 +334,8 @@ def read_coco(source: Path, task: str, problems: P.Problems) -> DataSet:
             if not isinstance(ann, dict):
                 problems.add(str(f), P.BAD_ANNOTATION, f"annotation is not an object: {ann!r}")
                 continue
-            image = images.get(ann.get("image_id"))
+            key = ann.get("image_id")
+            image = images.get(key) if isinstance(key, int | str) else None
             if image is None:
                 problems.add(f"{f} annotation {ann.get('id', '?')}", P.UNKNOWN_IMAGE,
                              f"image_id {ann.get('image_id')!r} is not a usable image of "

@@ -52,7 +52,11 @@ def class_names(root: Path) -> list[str]:
             except (yaml.YAMLError, AttributeError) as exc:
                 raise DataError(f"cannot read class names from {path}: {exc}") from exc
             if isinstance(names, dict):
-                keys = sorted(int(k) for k in names)
+                try:
+                    keys = sorted(int(k) for k in names)
+                except (TypeError, ValueError) as exc:
+                    raise DataError(f"{path}: names keys must be class indices 0, 1, ...") \
+                        from exc
                 if keys != list(range(len(keys))):
                     raise DataError(f"{path}: names indices {keys} are not 0..{len(keys) - 1}")
                 return [str(names[k] if k in names else names[str(k)]).strip() for k in keys]
