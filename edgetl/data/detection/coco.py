@@ -22,8 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from edgetl.data.detection import problems as P
 from edgetl.data.detection.build import Record, assemble
 from edgetl.data.detection.geometry import Box, Size, box_area, check_box, size_error
@@ -35,7 +33,7 @@ from edgetl.data.detection.layout import (
 )
 from edgetl.data.detection.masks import (
     check_polygons,
-    encode,
+    id_image_rles,
     mask_area,
     polygons_box,
     read_id_png,
@@ -360,7 +358,7 @@ def coco_document(ds: DataSet) -> dict:
     """The COCO dict of an instance (or detection) data set; see `write_coco`."""
     class_id = {name: i + 1 for i, name in enumerate(ds.classes)}
     images, annotations = [], []
-    id_pngs: dict[str, np.ndarray] = {}  # each id PNG decoded once, not once per instance
+    id_pngs: dict[str, dict[int, dict]] = {}  # RLEs of each id PNG, made in one pass
     for image_id, sample in enumerate(ds.samples, start=1):
         target = sample.target
         size = target.image_size if target is not None and target.image_size else \
@@ -384,7 +382,7 @@ def coco_document(ds: DataSet) -> dict:
             "categories": [{"id": i, "name": n} for n, i in class_id.items()]}
 
 
-def _segmentation(mask: InstanceMask, size: Size, id_pngs: dict[str, np.ndarray]
+def _segmentation(mask: InstanceMask, size: Size, id_pngs: dict[str, dict[int, dict]]
                   ) -> tuple[Any, float]:
     if mask.polygons is not None:
         return [list(p) for p in mask.polygons], float(mask_area(mask, size))
@@ -392,9 +390,9 @@ def _segmentation(mask: InstanceMask, size: Size, id_pngs: dict[str, np.ndarray]
         return mask.rle, float(mask_area(mask, size))
     key = str(mask.id_png)
     if key not in id_pngs:
-        id_pngs[key] = read_id_png(key)
-    pixels = id_pngs[key] == mask.id_value
-    return encode(pixels), float(pixels.sum())
+        id_pngs[key] = id_image_rles(read_id_png(key))
+    rle = id_pngs[key][int(mask.id_value)]
+    return rle, float(mask_area(InstanceMask(rle=rle), size))
 
 
 def write_coco(ds: DataSet, path: str | Path) -> Path:

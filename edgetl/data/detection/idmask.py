@@ -27,7 +27,7 @@ from edgetl.data.detection import problems as P
 from edgetl.data.detection.build import ClassNames, Record, assemble
 from edgetl.data.detection.geometry import Box, Size, size_error
 from edgetl.data.detection.layout import read_names, split_folders, walk_files
-from edgetl.data.detection.masks import encode, read_id_png
+from edgetl.data.detection.masks import id_image_rles, read_id_png
 from edgetl.data.samples import DataSet
 from edgetl.data.targets import InstanceMask, InstanceTarget
 from edgetl.errors import DataError
@@ -104,12 +104,12 @@ def _binary_folder(folder: Path, size: Size, problems: P.Problems
         names.append(path.stem)
         canvas[pixels] = len(names)
     found = []
-    boxes = _extents(canvas)
+    boxes, rles = _extents(canvas), id_image_rles(canvas)
     for k, name in enumerate(names, start=1):
         if k not in boxes:
             problems.add(str(folder / name), P.MASK_DROPPED, "no pixels left after overlaps")
             continue
-        found.append((name, boxes[k], InstanceMask(rle=encode(canvas == k))))
+        found.append((name, boxes[k], InstanceMask(rle=rles[k])))
     return found
 
 

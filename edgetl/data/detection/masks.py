@@ -144,6 +144,37 @@ def encode(mask: np.ndarray) -> dict:
     return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
 
+def id_image_rles(ids: np.ndarray) -> dict[int, dict]:
+    """JSON-ready compressed RLE of every non-zero value of an id image, in one pass.
+
+    The column-major runs of the whole image are found once, so the cost does not grow with
+    the number of instances (encoding each instance's full-size mask separately did: minutes
+    for the nuclei set's 29k instances).
+    """
+    height, width = ids.shape
+    flat = np.ascontiguousarray(ids.T).ravel()
+    starts = np.concatenate(([0], np.flatnonzero(flat[1:] != flat[:-1]) + 1))
+    lengths = np.diff(np.concatenate((starts, [flat.size])))
+    values = flat[starts]
+    keep = values != 0
+    runs: dict[int, list[tuple[int, int]]] = {}
+    for value, start, length in zip(values[keep].tolist(), starts[keep].tolist(),
+                                    lengths[keep].tolist(), strict=True):
+        runs.setdefault(value, []).append((start, length))
+    utils = _mask_utils()
+    out: dict[int, dict] = {}
+    for value, pieces in runs.items():
+        counts, end = [], 0
+        for start, length in pieces:
+            counts += [start - end, length]
+            end = start + length
+        if end < flat.size:
+            counts.append(flat.size - end)
+        rle = utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)
+        out[value] = {"size": [height, width], "counts": rle["counts"].decode("ascii")}
+    return out
+
+
 def polygons_rle(polygons: Sequence[Sequence[float]], size: Size) -> dict:
     utils = _mask_utils()
     return utils.merge(utils.frPyObjects([list(p) for p in polygons], size[0], size[1]))
