@@ -447,7 +447,7 @@ def test_cli_inspect_and_split_detection(tmp_path: Path, rng) -> None:
     report = json.loads(out.read_text())
     assert report["n_images"] == 3 and report["n_objects"] == 3
     assert report["classes"] == {"cat": {"images": 1, "objects": 2, "crowd": 0},
-                                 "dog": {"images": 1, "objects": 0, "crowd": 1}}
+                                 "dog": {"images": 0, "objects": 0, "crowd": 1}}
     # boxes: 40x40 (1600: medium), 14x8 clipped (112: small), crowd 4x3 (12: small)
     assert report["box_sizes"]["original"] == {"small": 2, "medium": 1, "large": 0}
     # at input 32 the 64x48 images scale by 0.5: 20x20 (400), 7x4 (28), 2x1.5 (3)

@@ -125,7 +125,7 @@ def _per_class(ds: DataSet, samples: list[Sample]) -> dict[str, dict[str, int]]:
         for label, crowd in zip(s.target.labels, s.target.crowd, strict=True):
             row = table.setdefault(label, {"images": 0, "objects": 0, "crowd": 0})
             row["crowd" if crowd else "objects"] += 1
-        for label in set(s.target.labels):
+        for label in s.target.classes():  # non-crowd, as splits count images per class
             table[label]["images"] += 1
     return table
 
