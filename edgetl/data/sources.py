@@ -8,32 +8,91 @@ DATA is, in this order of precedence:
 Anything else is a `DataError` (exit 2) naming it. Problems that do not make the data unusable
 (undecodable files, stray files) are skipped, listed in `DataSet.skipped` and reported once
 through `warnings.warn(..., DataWarning)`.
+
+That is classification (`task` None or 'classification'). `task='detection'` or `'instance'`
+hands DATA to `edgetl.data.detection.load_detection` (Pascal VOC, COCO, YOLO, box CSV, VIA,
+instance masks, `neon-trees`). The task is never guessed: a folder that fails as a class tree
+but looks like a detection or instance set gets an error that names the `--task` to pass, and
+one that reads as a class tree while looking like one gets a warning.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 from edgetl.data.checks import drop_unreadable
 from edgetl.data.elpv import ELPV_NAMES, load_elpv
 from edgetl.data.folder import load_folder
 from edgetl.data.manifest import read_manifest
-from edgetl.data.samples import DataSet
+from edgetl.data.samples import TASKS, DataSet, DataWarning
 from edgetl.errors import DataError
 
 BUILTIN_NAMES = ELPV_NAMES
 _WHAT = "give a class-per-folder tree, a CSV manifest (path,label[,group][,split]) or one of: "
 
 
-def load_data(data: str, *, check_images: bool = True, group_column: str = "group") -> DataSet:
+def load_data(data: str, *, task: str | None = None, check_images: bool = True,
+              group_column: str = "group") -> DataSet:
     """Open DATA (folder, CSV manifest or built-in name) and validate it.
 
     With `check_images`, every user image is fully decoded once (threaded, cached per process)
     and files that fail are moved to `skipped`. Built-in data sets are not decoded: their files
     come from a pinned wheel and their presence is checked. `group_column` picks the manifest
-    column used as group (CSV manifests only).
+    column used as group (CSV manifests only). `task` picks the reader (see the module doc).
     """
+    if task in ("detection", "instance"):
+        from edgetl.data.detection import load_detection
+
+        return load_detection(data, task, check_images=check_images, group_column=group_column)
+    if task == "semantic":
+        from edgetl.data.semantic import load_semantic
+
+        return load_semantic(data, check_images=check_images)
+    if task not in (None, "classification"):
+        known = ", ".join(TASKS)
+        raise DataError(f"task {task!r} has no data reader in this version (tasks: {known})")
+    _refuse_dense_name(str(data).strip())
+    try:
+        ds = _load_classification(data, check_images, group_column)
+    except DataError as exc:
+        hint = _dense_hint(data)
+        if hint:
+            raise DataError(f"{exc.message}; {hint}") from exc
+        raise
+    hint = _dense_hint(data)
+    if hint:
+        warnings.warn(f"{data} was read as a class-per-folder tree (classes "
+                      f"{', '.join(ds.classes)}); {hint}", DataWarning, stacklevel=2)
+    return ds
+
+
+def _refuse_dense_name(text: str) -> None:
+    """A format prefix (voc:, coco:, ...) or neon-trees names dense data: say which --task."""
+    from edgetl.data.detection.load import split_prefix
+    from edgetl.data.detection.neon import NEON_NAME
+
+    if split_prefix(text)[0] is not None or text.lower().split(":", 1)[0] == NEON_NAME:
+        task = "detection" if text.lower().startswith((NEON_NAME, "voc:", "csv:")) else \
+            "detection or instance"
+        raise DataError(f"{text} is a detection/instance source, not classification data: "
+                        f"pass --task {task}")
+
+
+def _dense_hint(data: str) -> str | None:
+    """'it looks like a Pascal VOC XML detection set: pass --task detection', or None."""
+    text = str(data).strip()
+    path = Path(os.path.expanduser(text))
+    if not path.is_dir() or text.lower() in BUILTIN_NAMES:
+        return None
+    from edgetl.data.detection import sniff_task
+
+    found = sniff_task(path)
+    return f"it looks like {found.describe()}: pass --task {found.task}" if found else None
+
+
+def _load_classification(data: str, check_images: bool, group_column: str) -> DataSet:
     text = str(data).strip()
     if not text:
         raise DataError("DATA is empty; " + _WHAT + ", ".join(BUILTIN_NAMES))

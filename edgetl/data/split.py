@@ -3,10 +3,14 @@
 A *unit* is a set of samples that must land in one split: samples sharing a `group`, and
 clusters of exact or near-duplicate images (`dedup.py`), merged with union-find. Units are then
 assigned greedily, biggest first, each to the split whose per-class shortfall it reduces most,
-which stratifies by class while never cutting a unit. (sklearn's StratifiedGroupKFold only makes
-1/k folds and GroupShuffleSplit ignores classes, hence this small greedy assignment.) The order
-among equal-sized units comes from sha256(seed, unit's first relative path), so a split does not
-depend on row order, numpy's generator or where the data set lives on disk.
+which stratifies by class while never cutting a unit. Each sample counts once for every class it
+holds (`Sample.classes`: one class for classification, the class set of a dense-task image, or
+the '(none)' stratum for an image without any), so one rule serves every task, and a
+classification split is what the single-label version of this code produced. (sklearn's
+StratifiedGroupKFold only makes 1/k folds and GroupShuffleSplit ignores classes, hence this
+small greedy assignment.) The order among equal-sized units comes from sha256(seed, unit's first
+relative path), so a split does not depend on row order, numpy's generator or where the data set
+lives on disk.
 
 Given splits are respected: 'val' and 'test' samples a source provides are never moved (ELPV's
 protocol test set, a folder's test/ or val/, a manifest's split column); a split the source does
@@ -32,11 +36,12 @@ from edgetl.data.dedup import (
 )
 from edgetl.data.grouping import groups_across_splits
 from edgetl.data.manifest import write_manifest
-from edgetl.data.samples import SPLITS, DataSet, Sample
-from edgetl.errors import UsageError
+from edgetl.data.samples import NO_CLASS, SPLITS, DataSet, Sample
+from edgetl.errors import DataError, UsageError
 
+# write_manifest re-exported: callers save the split they used
 __all__ = ["cluster_entry", "crosses", "leakage_report", "make_splits", "split_units",
-           "write_manifest"]  # write_manifest re-exported: callers save the split they used
+           "strata_matrix", "write_manifest"]
 
 Progress = Callable[[int], None]
 
@@ -78,19 +83,39 @@ def _unit_order(units: list[list[int]], samples: Sequence[Sample], seed: int) ->
     return sorted(units, key=key)
 
 
+def strata_matrix(ds: DataSet) -> tuple[np.ndarray, list[str]]:
+    """Multi-hot (samples x strata) of the classes each sample holds, and the strata names.
+
+    The strata are `ds.classes` plus, when some sample holds no class, '(none)' last, so
+    images without annotations are spread over the splits like any class.
+    """
+    index = ds.class_index()
+    names = list(ds.classes)
+    if any(not s.classes for s in ds.samples):
+        names.append(NO_CLASS)
+    matrix = np.zeros((len(ds.samples), len(names)), dtype=np.int64)
+    for row, sample in enumerate(ds.samples):
+        for name in sample.classes or (NO_CLASS,):
+            column = index.get(name, len(ds.classes) if name == NO_CLASS else None)
+            if column is None:
+                raise DataError(f"{sample.path} holds class {name!r}, which is not among the "
+                                f"data set's classes ({', '.join(ds.classes)})")
+            matrix[row, column] = 1
+    return matrix, names
+
+
 def _assign(
     units: list[list[int]],
-    labels: np.ndarray,
-    n_classes: int,
+    strata: np.ndarray,
     targets: dict[str, np.ndarray],
     weights: np.ndarray,
 ) -> dict[int, str]:
     """Greedy: each unit goes to the split where it lowers the weighted squared shortfall most."""
     names = list(targets)
-    current = {name: np.zeros(n_classes) for name in names}
+    current = {name: np.zeros(strata.shape[1]) for name in names}
     placed: dict[int, str] = {}
     for unit in units:
-        vector = np.bincount(labels[unit], minlength=n_classes).astype(float)
+        vector = strata[unit].sum(axis=0).astype(float)
         costs = [
             float(np.sum(weights * vector * (2.0 * (current[n] - targets[n]) + vector)))
             for n in names
@@ -127,14 +152,14 @@ def _targets(pool_counts: np.ndarray, totals: np.ndarray, fractions: dict[str, f
     return targets
 
 
-def _missing_class_notes(placed: dict[int, str], labels: np.ndarray,
+def _missing_class_notes(placed: dict[int, str], strata: np.ndarray,
                          targets: dict[str, np.ndarray], classes: list[str]) -> list[str]:
     notes = []
     for name in (n for n in targets if n != "train"):
         members = [i for i, split in placed.items() if split == name]
-        got = np.bincount(labels[members], minlength=len(classes))
+        got = strata[members].sum(axis=0)
         empty = [c for c, want, n in zip(classes, targets[name], got, strict=True)
-                 if want > 0 and n == 0]
+                 if want > 0 and n == 0 and c != NO_CLASS]  # images without objects: no class
         if empty:
             notes.append(f"{name} split has no images of class(es) {', '.join(empty)}: "
                          "too few images (or too large groups) to stratify")
@@ -168,16 +193,14 @@ def make_splits(
         asked = val if name == "val" else test
         notes.append(f"{name} split given by the source ({sum(s.split == name for s in samples)} "
                      f"images); --{name} {asked} not applied")
-    class_of = ds.class_index()
-    labels = np.array([class_of[s.label] for s in samples], dtype=np.int64)
-    n_classes = len(ds.classes)
-    totals = np.bincount(labels, minlength=n_classes).astype(float)
+    strata, strata_names = strata_matrix(ds)
+    totals = strata.sum(axis=0).astype(float)
 
     held_out, pool_units = _hold_out(units, samples, fixed)
     pool = [i for unit in pool_units for i in unit]
-    targets = _targets(np.bincount(labels[pool], minlength=n_classes).astype(float), totals,
+    targets = _targets(strata[pool].sum(axis=0).astype(float), totals,
                        {"val": val, "test": test}, fixed)
-    placed = _assign(_unit_order(pool_units, samples, seed), labels, n_classes, targets,
+    placed = _assign(_unit_order(pool_units, samples, seed), strata, targets,
                      1.0 / np.maximum(totals, 1.0))
 
     result: list[Sample] = []
@@ -191,7 +214,7 @@ def make_splits(
         f"whole set), stratified by class, groups and duplicate clusters kept whole "
         f"(near-duplicate phash threshold {near_dup_threshold})"
     )
-    notes += _missing_class_notes(placed, labels, targets, ds.classes)
+    notes += _missing_class_notes(placed, strata, targets, strata_names)
     if held_out:
         notes.append(f"{len(held_out)} image(s) held out of every split: same group or "
                      "near-duplicate of an image in a given val/test split")

@@ -1,0 +1,71 @@
+"""What a reader could not use or had to fix, collected for `DataSet.skipped` and one warning.
+
+Every entry is `(path, "<kind>: <detail>")` with `kind` one of the constants below, so the
+inspector can count problems by kind without parsing free text, and users read one sentence.
+Undecodable images keep the classification readers' wording (`cannot decode (...)`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+
+from edgetl.data.samples import DataWarning
+
+BOX_CLIPPED = "box clipped to the image"
+BOX_DROPPED = "box dropped"
+UNKNOWN_CLASS = "unknown class"
+IMAGE_MISSING = "image not found"
+IMAGE_SIZE = "image size differs from the annotation"
+NO_ANNOTATION = "no annotation"
+BAD_ANNOTATION = "bad annotation"
+UNKNOWN_IMAGE = "annotation of an unknown image"
+POLYGON_CLIPPED = "polygon clipped to the image"
+POLYGON_DROPPED = "polygon dropped"
+MASK_DROPPED = "mask dropped"
+MASK_SIZE = "mask size differs from the image"
+MASK_OVERLAP = "overlapping instance masks"
+UNREADABLE_PREFIXES = ("cannot decode", "cannot read")
+
+BOX_KINDS = (BOX_CLIPPED, BOX_DROPPED)
+POLYGON_KINDS = (POLYGON_CLIPPED, POLYGON_DROPPED)
+
+
+def kind_of(reason: str) -> str:
+    """The kind a reason starts with ('cannot decode' for undecodable files)."""
+    for prefix in UNREADABLE_PREFIXES:
+        if reason.startswith(prefix):
+            return prefix
+    return reason.split(":", 1)[0]
+
+
+class Problems:
+    """An ordered list of (path, reason); `warn` summarises it in one DataWarning."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str]] = []
+
+    def add(self, path: str, kind: str, detail: str = "") -> None:
+        self.items.append((str(path), f"{kind}: {detail}" if detail else kind))
+
+    def extend(self, items: list[tuple[str, str]]) -> None:
+        self.items.extend(items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def summary(self) -> str:
+        """'3 box clipped to the image, 1 unknown class' (most frequent first)."""
+        counts = Counter(kind_of(reason) for _, reason in self.items)
+        return ", ".join(f"{n} {kind}" for kind, n in counts.most_common())
+
+    def warn(self, where: str) -> None:
+        """One DataWarning for everything collected (nothing when empty)."""
+        if not self.items:
+            return
+        path, reason = self.items[0]
+        more = f" (and {len(self.items) - 1} more; all in DataSet.skipped and `data inspect`)" \
+            if len(self.items) > 1 else ""
+        warnings.warn(f"{where}: {len(self.items)} annotation or image problem(s): "
+                      f"{self.summary()}; e.g. {path}: {reason}{more}", DataWarning,
+                      stacklevel=3)

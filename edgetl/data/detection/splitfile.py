@@ -1,0 +1,36 @@
+"""The split a run trains on, saved once in its folder and re-read by every later command.
+
+Each task keeps its split in a format its own reader opens, so the file is also a plain data set
+a person can inspect: classification a CSV manifest (`split.csv`), detection a box CSV with
+group/split/width/height columns and `split.classes.txt` for the class order (`split.csv`),
+instance segmentation a COCO file whose images carry `split` and `group` (`split.json`).
+`load_detection(path, task)` (or `load_data(path, task=...)`) reads them back.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgetl.data.samples import DataSet
+from edgetl.data.splitfile import split_file_name
+from edgetl.errors import UsageError
+
+
+def write_split_file(ds: DataSet, path: str | Path) -> Path:
+    """Write `ds` (with its splits) where its task's reader reads it back (atomic writes)."""
+    path = Path(path)
+    want = Path(split_file_name(ds.task)).suffix
+    if ds.task != "classification" and path.suffix.lower() != want:
+        raise UsageError(f"a {ds.task} split is written as {want[1:].upper()}, not to {path}",
+                         hint=f"use a {want} file name")
+    if ds.task == "detection":
+        from edgetl.data.detection.boxcsv import write_box_csv
+
+        return write_box_csv(ds, path)
+    if ds.task == "instance":
+        from edgetl.data.detection.coco import write_coco
+
+        return write_coco(ds, path)
+    from edgetl.data.manifest import write_manifest
+
+    return write_manifest(ds, path)
