@@ -309,9 +309,9 @@ def split(
 ) -> None:
     """Seeded stratified/grouped split keeping near-duplicates together, with a leakage report."""
     from edgetl.data.grouping import group_from_name as apply_group_rule
-    from edgetl.data.splitfile import split_file_name, write_split
     from edgetl.data.sources import load_data
     from edgetl.data.split import leakage_report, make_splits
+    from edgetl.data.splitfile import split_file_name, write_split
     from edgetl.errors import UsageError
     from edgetl.io import atomic_write_json
 
