@@ -10,7 +10,10 @@ from edgetl.cli.common import console
 
 
 def print_report_summary(report: dict[str, Any], title: str = "evaluation") -> None:
-    """Headline metrics, per-class table and the confusion matrix as text."""
+    """The task's headline metrics, per-class table and confusion matrix as text."""
+    if report.get("task") == "detection":
+        _print_detection(report, title)
+        return
     lo, hi = report["accuracy_ci95"]
     auc = (report.get("roc_auc") or {}).get("value")
     console.print(
@@ -32,3 +35,31 @@ def print_report_summary(report: dict[str, Any], title: str = "evaluation") -> N
     for name, row in zip(names, report["confusion_matrix"], strict=True):
         cm.add_row(name, *[str(v) for v in row])
     console.print(cm)
+
+
+def _interval(report: dict[str, Any], key: str) -> str:
+    interval = report.get(f"{key}_ci95")
+    return f" (95% CI {interval[0]:.3f}-{interval[1]:.3f})" if interval else ""
+
+
+def _print_detection(report: dict[str, Any], title: str) -> None:
+    console.print(
+        f"[bold]{title}[/]: mAP@[.5:.95] [bold]{report['map']:.3f}[/]{_interval(report, 'map')}, "
+        f"AP50 {report['map50']:.3f}{_interval(report, 'map50')}, AP75 {report['map75']:.3f}, "
+        f"AP small/medium/large {report['map_small']:.3f}/{report['map_medium']:.3f}/"
+        f"{report['map_large']:.3f}, AR@100 {report['ar100']:.3f}; "
+        f"{report['n_images']} images, {report['n_boxes']} boxes")
+    table = Table("class", "AP", "AP50", "boxes")
+    for row in report["per_class"]:
+        table.add_row(row["name"], f"{row['ap']:.3f}", f"{row['ap50']:.3f}", str(row["n_boxes"]))
+    console.print(table)
+    confusion = report.get("confusion")
+    if confusion:
+        cm = Table(title=f"detections (score >= {confusion['min_score']}) matched at IoU "
+                         f"{confusion['iou']}: rows true, columns detected")
+        cm.add_column("")
+        for name in confusion["labels"]:
+            cm.add_column(name, justify="right")
+        for name, row in zip(confusion["labels"], confusion["matrix"], strict=True):
+            cm.add_row(name, *[str(v) for v in row])
+        console.print(cm)

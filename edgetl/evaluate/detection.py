@@ -22,24 +22,12 @@ from typing import Any
 import numpy as np
 
 from edgetl.data.samples import Sample
+from edgetl.postprocess import Detections
 from edgetl.spec import TaskRecord
 
 STAT_NAMES = ("map", "map50", "map75", "map_small", "map_medium", "map_large",
               "ar1", "ar10", "ar100", "ar_small", "ar_medium", "ar_large")
 DEFAULT_BOOTSTRAP = 1000
-
-
-@dataclass
-class Detections:
-    """One image's detections in its original pixels."""
-
-    boxes: np.ndarray  # [K, 4] x1, y1, x2, y2
-    scores: np.ndarray  # [K]
-    labels: np.ndarray  # [K] class indices
-
-    @classmethod
-    def empty(cls) -> Detections:
-        return cls(np.zeros((0, 4)), np.zeros(0), np.zeros(0, dtype=np.int64))
 
 
 @dataclass
@@ -59,7 +47,7 @@ class DetectionReport:
         for name, interval in self.intervals.items():
             out[f"{name}_ci95"] = interval
         out.update(per_class=self.per_class, n_images=self.n_images, n_boxes=self.n_boxes,
-                   confusion=self.confusion)
+                   confusion=self.confusion, pr_curve=self.pr_curves)
         return out
 
 

@@ -31,9 +31,8 @@ def plot_curves(metrics_jsonl: str | Path, out_png: str | Path) -> Path | None:
     ax_loss.plot(epochs, [r["train_loss"] for r in rows], marker="o", label="train loss")
     if "val_loss" in rows[0]:
         ax_loss.plot(epochs, [r.get("val_loss") for r in rows], marker="o", label="val loss")
-    for key in ("val_accuracy", "val_balanced_accuracy", "val_macro_f1"):
-        if key in rows[0]:
-            ax_metric.plot(epochs, [r.get(key) for r in rows], marker="o", label=key)
+    for key in [k for k in rows[0] if k.startswith("val_") and k != "val_loss"]:
+        ax_metric.plot(epochs, [r.get(key) for r in rows], marker="o", label=key)
     for ax in (ax_loss, ax_metric):
         for prev, cur in zip(rows, rows[1:], strict=False):
             if cur["phase"] != prev["phase"]:
@@ -70,6 +69,25 @@ def plot_confusion(matrix: list[list[int]], class_names: list[str], out_png: str
                     color="white" if norm[i, j] > 0.5 else "black", fontsize=9)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.tight_layout()
+    atomic_write_with(out_png, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+    return Path(out_png)
+
+
+def plot_pr_curves(curves: dict, out_png: str | Path, title: str = "precision-recall") -> Path:
+    """Precision against recall per class (COCO's 101 recall points at one IoU)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 5))
+    for name, precision in curves["precision"].items():
+        ax.plot(curves["recall"], precision, label=name)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     ax.set_title(title)
     fig.tight_layout()
     atomic_write_with(out_png, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))

@@ -54,13 +54,26 @@ def evaluate_target(target: Path, split: str = "test", data: str | None = None,
 
 
 def write_report(report: dict[str, Any], json_out: Path | None, out_dir: Path | None) -> None:
-    from edgetl.evaluate.plots import plot_confusion
+    """The JSON report, and in `out_dir` the report plus its pictures (confusion matrix; for
+    detection also the precision-recall curves)."""
+    from edgetl.evaluate.plots import plot_confusion, plot_pr_curves
 
     if json_out is not None:
         atomic_write_json(json_out, report)
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out_dir / f"metrics-{report['split']}.json", report)
-        plot_confusion(report["confusion_matrix"], report["class_names"],
-                       out_dir / f"confusion-{report['split']}.png",
-                       title=f"{report['kind']} on {report['split']} (n={report['n']})")
+    if out_dir is None:
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    split = report["split"]
+    atomic_write_json(out_dir / f"metrics-{split}.json", report)
+    if report.get("task") == "detection":
+        confusion = report["confusion"]
+        plot_confusion(confusion["matrix"], confusion["labels"],
+                       out_dir / f"confusion-{split}.png",
+                       title=f"{report['kind']} on {split}: detections matched at IoU "
+                             f"{confusion['iou']} (n={report['n_images']})")
+        plot_pr_curves(report["pr_curve"], out_dir / f"pr-curve-{split}.png",
+                       title=f"{report['kind']} on {split}: precision-recall at IoU 0.5")
+        return
+    plot_confusion(report["confusion_matrix"], report["class_names"],
+                   out_dir / f"confusion-{split}.png",
+                   title=f"{report['kind']} on {split} (n={report['n']})")

@@ -26,7 +26,8 @@ def split_once(recipe: Recipe, run: RunFolder, resume: bool) -> tuple[DataSet, T
         record = run.task_record()
         if run.split_path(record.task).is_file():
             return run.dataset(), record
-    data = load_data(recipe.data.source)
+    data = load_data(recipe.data.source,
+                     task=None if recipe.task == "classification" else recipe.task)
     data = make_splits(data, recipe.data.val_fraction, recipe.data.test_fraction,
                        recipe.train.seed, recipe.data.near_duplicate_threshold)
     record = task_record_of(data)
