@@ -28,6 +28,8 @@ def register(app: typer.Typer) -> None:
         max_batch: int = typer.Option(32, "--max-batch",
                                       help="TensorRT: largest batch of the optimisation profile."),
         checkpoint: str = typer.Option("best", "--checkpoint", help="best or last."),
+        raw: bool = typer.Option(False, "--raw", help="Detection: the head's raw outputs "
+                                 "(no box decoding or NMS in the graph)."),
     ) -> None:
         """Export the best checkpoint with its preprocessing spec embedded."""
         from edgetl.export import ExportOptions, export_run
@@ -35,7 +37,7 @@ def register(app: typer.Typer) -> None:
         options = ExportOptions(
             opset=opset, embed_preprocessing=embed_preprocessing,
             calibration_images=calibration_images, calibration_method=calibration_method,  # type: ignore[arg-type]
-            max_batch=max_batch, checkpoint=checkpoint,
+            max_batch=max_batch, checkpoint=checkpoint, raw=raw,
         )
         result = export_run(run, fmt, out, options)
         console.print(f"[green]exported[/green] {result.format} ({result.precision}) -> "
@@ -50,20 +52,15 @@ def register(app: typer.Typer) -> None:
                 f"{quant['calibration_images']} training images ({quant['calibration_method']})")
             search = quant.get("accuracy_search") or {}
             for row in search.get("rounds", []):
-                agree = row["val_agreement"]
                 console.print(
                     f"  {row['float_compute_nodes']:>2} leading compute nodes kept float32 "
-                    f"({row['size_bytes'] / 1e6:.2f} MB): "
-                    + (f"top-1 agreement with float32 {agree:.2%} on "
-                       f"{search['validation_images']} validation images (lower bound "
-                       f"{row.get('val_agreement_lower_bound') or 0:.2%})"
-                       if agree is not None else "no validation split to check on"))
+                    f"({row['size_bytes'] / 1e6:.2f} MB): {row['text']}")
             if search and not search.get("met"):
-                console.print(f"[yellow]warning[/]: int8 agreement ({search.get('judged_on')}) "
-                              f"stayed below the target {search['target_val_agreement']:.2%}; "
-                              "verify will judge it")
+                console.print(f"[yellow]warning[/]: the int8 graph missed its search target "
+                              f"({search.get('judged_on')}); verify will judge it")
         io = result.details.get("io")
         if io:
+            outputs = ", ".join(f"{o['name']} {o['dtype']} {o['shape']}" for o in io["outputs"])
             console.print(f"input {io['input']['name']} {io['input']['dtype']} "
-                          f"{io['input']['shape']}, output {io['output']['name']} "
-                          f"{io['output']['dtype']}; compute {result.details.get('compute_dtype')}")
+                          f"{io['input']['shape']}; outputs {outputs}; compute "
+                          f"{result.details.get('compute_dtype')}")

@@ -63,7 +63,9 @@ class ExportContext:
         model, _ = load_model(self.info.folder)
         return model
 
-    def metadata(self, input_dtype: str, output_dtype: str = "float32") -> dict[str, str]:
+    def metadata(self, input_dtype: str, output_dtype: str = "float32",
+                 outputs: list[dict[str, Any]] | None = None,
+                 postprocess: dict[str, Any] | None = None) -> dict[str, str]:
         return build_metadata(
             spec=self.spec,
             task_record=self.info.task_record,
@@ -74,6 +76,8 @@ class ExportContext:
             checkpoint=self.options.checkpoint,
             input_dtype=input_dtype,
             output_dtype=output_dtype,
+            outputs=outputs,
+            postprocess=postprocess,
         )
 
     def manifest_extra(self, details: dict[str, Any]) -> dict[str, Any]:

@@ -74,6 +74,25 @@ FORMATS: dict[str, ExportFormat] = {
 
 
 @dataclass(frozen=True)
+class DetectionBudgets:
+    """verify's gates for a detector of one precision: share of the torch model's detections
+    (score >= `min_score`) the artifact matches (same label, IoU >= 0.5), the median IoU of the
+    matched boxes, and the largest test mAP / AP50 drop in points."""
+
+    match_rate: float
+    median_iou: float
+    map_points: float
+    min_score: float = 0.3
+
+
+DETECTION_BUDGETS: dict[str, DetectionBudgets] = {
+    "fp32": DetectionBudgets(match_rate=0.99, median_iou=0.98, map_points=0.5),
+    "fp16": DetectionBudgets(match_rate=0.98, median_iou=0.95, map_points=0.5),
+    "int8": DetectionBudgets(match_rate=0.95, median_iou=0.90, map_points=1.5),
+}
+
+
+@dataclass(frozen=True)
 class ExportOptions:
     """What the user may choose for any format; formats ignore what does not apply to them."""
 
@@ -87,6 +106,7 @@ class ExportOptions:
     # int8: minimum top-1 agreement with float32 on the run's validation split; early layers
     # stay float32 until it holds (None: the format's verify budget).
     int8_target_agreement: float | None = None
+    raw: bool = False  # detection: the head's outputs, no decoding or NMS in the graph
 
     def validate(self) -> None:
         if self.opset < 17:

@@ -42,6 +42,8 @@ META_PRECISION = "edgetl.precision"
 META_CHECKPOINT = "edgetl.source_checkpoint"
 META_INPUT_DTYPE = "edgetl.input_dtype"
 META_OUTPUT_DTYPE = "edgetl.output_dtype"
+META_OUTPUTS = "edgetl.outputs"  # JSON list of the graph's outputs: name, dtype, shape
+META_POSTPROCESS = "edgetl.postprocess"  # JSON of the task's post-processing settings
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -69,6 +71,12 @@ class ArtifactInfo:
     @property
     def embedded_preprocessing(self) -> bool:
         return self.spec.graph_input == "uint8_raw"
+
+    @property
+    def postprocess(self) -> dict[str, Any]:
+        """The task's post-processing settings recorded at export ({} when none)."""
+        text = self.metadata.get(META_POSTPROCESS)
+        return json.loads(text) if text else {}
 
     @property
     def source_weights_sha256(self) -> str | None:
@@ -102,11 +110,18 @@ def build_metadata(
     checkpoint: str,
     input_dtype: str,
     output_dtype: str,
+    outputs: list[dict[str, Any]] | None = None,
+    postprocess: dict[str, Any] | None = None,
 ) -> dict[str, str]:
     """The string key/value pairs embedded in the artifact (ONNX `metadata_props`)."""
     from edgetl import __version__
 
-    return {
+    extra = {}
+    if outputs is not None:
+        extra[META_OUTPUTS] = json.dumps(outputs, sort_keys=True, separators=(",", ":"))
+    if postprocess:
+        extra[META_POSTPROCESS] = json.dumps(postprocess, sort_keys=True, separators=(",", ":"))
+    return {**extra,
         META_SCHEMA: ARTIFACT_SCHEMA,
         META_SPEC: spec.canonical_json(),
         META_SPEC_FINGERPRINT: spec.fingerprint(),

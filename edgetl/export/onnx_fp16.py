@@ -16,5 +16,5 @@ from edgetl.export.onnx_fp32 import finalize_onnx, prepare_module, trace_to_onnx
 
 def export(ctx: ExportContext) -> ExportResult:
     module, example, details = prepare_module(ctx, half=True)
-    model = trace_to_onnx(module, example, ctx.options.opset)
+    model = trace_to_onnx(module, example, ctx.options.opset, details["outputs"])
     return finalize_onnx(ctx, model, details, compute_dtype="float16")

@@ -26,45 +26,57 @@ _ELEM_NAMES = {1: "float32", 2: "uint8", 3: "int8", 10: "float16", 7: "int64"}
 
 
 def prepare_module(ctx: ExportContext, half: bool = False) -> tuple[Any, Any, dict[str, Any]]:
-    """The torch module to trace, an example input, and what was changed on the way."""
+    """The torch module to trace (the task's deployable outputs), an example input, and what
+    was changed on the way. `details['outputs']` names the graph's outputs in order."""
     import torch
     from torch import nn
+
+    from edgetl.models.deployable import deployable
 
     model = ctx.load_model()
     spec = ctx.info.spec
     static = make_same_padding_static(model, example_input(spec))
+    module, names, postprocess = deployable(model, ctx.info.task_record.task, ctx.options.raw)
     if half:
-        inner = model.half()
+        inner = module.half()
 
         class HalfCompute(nn.Module):
-            """float32 in, float16 weights and compute, float32 out."""
+            """float32 in, float16 weights and compute, floating outputs back in float32."""
 
             def __init__(self) -> None:
                 super().__init__()
                 self.model = inner
 
-            def forward(self, x: torch.Tensor) -> torch.Tensor:
-                return self.model(x.to(torch.float16)).to(torch.float32)
+            def forward(self, x: torch.Tensor) -> Any:
+                out = self.model(x.to(torch.float16))
+                if isinstance(out, torch.Tensor):
+                    return out.to(torch.float32)
+                return {k: v.to(torch.float32) if v.is_floating_point() else v
+                        for k, v in out.items()}
 
-        model = HalfCompute().eval()
+        module = HalfCompute().eval()
     embedded = ctx.options.embed_preprocessing
     if embedded:
-        model = wrap_with_preprocessing(model, spec)
-    return model, example_input(spec, embedded=embedded), {"static_same_padding_layers": static}
+        module = wrap_with_preprocessing(module, spec)
+    return module, example_input(spec, embedded=embedded), {
+        "static_same_padding_layers": static, "outputs": list(names),
+        "postprocess": postprocess}
 
 
-def trace_to_onnx(module: Any, example: Any, opset: int) -> Any:
+def trace_to_onnx(module: Any, example: Any, opset: int,
+                  output_names: tuple[str, ...] | list[str] = (OUTPUT_NAME,)) -> Any:
     """Trace `module` to an `onnx.ModelProto` with a dynamic batch and folded constant pads."""
     import onnx
     import torch
 
+    names = list(output_names)
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
         torch.onnx.export(
             module, (example,), buffer, dynamo=False, opset_version=opset,
-            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            input_names=[INPUT_NAME], output_names=names,
+            dynamic_axes={INPUT_NAME: {0: "batch"}, **{n: {0: "batch"} for n in names}},
             do_constant_folding=True,
         )
     model = onnx.load_from_string(buffer.getvalue())
@@ -73,7 +85,8 @@ def trace_to_onnx(module: Any, example: Any, opset: int) -> Any:
 
 
 def describe_io(model: Any) -> dict[str, Any]:
-    """Names, dtypes and shapes ('batch' for the dynamic axis) of the first input and output."""
+    """Names, dtypes and shapes ('batch' for the dynamic axis) of the input and every output
+    (`output`: the first one, kept for reports that show one)."""
 
     def one(value: Any) -> dict[str, Any]:
         tensor = value.type.tensor_type
@@ -81,7 +94,8 @@ def describe_io(model: Any) -> dict[str, Any]:
         return {"name": value.name, "dtype": _ELEM_NAMES.get(tensor.elem_type, "other"),
                 "shape": dims}
 
-    return {"input": one(model.graph.input[0]), "output": one(model.graph.output[0])}
+    outputs = [one(o) for o in model.graph.output]
+    return {"input": one(model.graph.input[0]), "output": outputs[0], "outputs": outputs}
 
 
 def opset_of(model: Any) -> int:
@@ -94,7 +108,8 @@ def finalize_onnx(ctx: ExportContext, model: Any, details: dict[str, Any],
     import onnx
 
     io_info = describe_io(model)
-    metadata = ctx.metadata(io_info["input"]["dtype"], io_info["output"]["dtype"])
+    metadata = ctx.metadata(io_info["input"]["dtype"], io_info["output"]["dtype"],
+                            outputs=io_info["outputs"], postprocess=details.get("postprocess"))
     set_onnx_metadata(model, metadata)
     try:
         onnx.checker.check_model(model, full_check=True)
@@ -113,7 +128,8 @@ def finalize_onnx(ctx: ExportContext, model: Any, details: dict[str, Any],
 
 
 def _smoke_test(data: bytes, ctx: ExportContext) -> None:
-    """onnxruntime must load and run the bytes on a batch of 2 before they count as exported."""
+    """onnxruntime must load and run the bytes on a batch of 2 before they count as exported:
+    every output batched, floating outputs finite, a classifier's logits [2, classes]."""
     import numpy as np
     import onnxruntime as ort
 
@@ -122,15 +138,23 @@ def _smoke_test(data: bytes, ctx: ExportContext) -> None:
     try:
         session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         example = example_input(ctx.info.spec, embedded=ctx.options.embed_preprocessing).numpy()
-        out = session.run([OUTPUT_NAME], {INPUT_NAME: example})[0]
+        names = [o.name for o in session.get_outputs()]
+        outputs = dict(zip(names, session.run(None, {INPUT_NAME: example}), strict=True))
     except Exception as exc:  # onnxruntime's errors are untyped
         raise ArtifactError(f"onnxruntime cannot run the exported {ctx.fmt.name} graph: {exc}"
                             ) from exc
-    if out.shape != (2, ctx.info.task_record.num_classes) or not np.isfinite(out).all():
-        raise ArtifactError(f"the exported graph returned {out.shape} / non-finite logits")
+    for name, out in outputs.items():
+        if out.shape[:1] != (2,) or (out.dtype.kind == "f" and not np.isfinite(out).all()):
+            raise ArtifactError(f"the exported graph's output {name} is {out.shape} or not "
+                                "finite on a batch of 2")
+    logits = outputs.get(OUTPUT_NAME)
+    if ctx.info.task_record.task == "classification" and (
+            logits is None or logits.shape != (2, ctx.info.task_record.num_classes)):
+        raise ArtifactError(f"the exported classifier returned {getattr(logits, 'shape', None)}"
+                            f" instead of logits [2, {ctx.info.task_record.num_classes}]")
 
 
 def export(ctx: ExportContext) -> ExportResult:
     module, example, details = prepare_module(ctx)
-    model = trace_to_onnx(module, example, ctx.options.opset)
+    model = trace_to_onnx(module, example, ctx.options.opset, details["outputs"])
     return finalize_onnx(ctx, model, details, compute_dtype="float32")

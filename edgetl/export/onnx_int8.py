@@ -40,6 +40,7 @@ from edgetl.export.calibration import (
     training_samples,
 )
 from edgetl.export.context import ExportContext, ExportResult
+from edgetl.export.formats import DETECTION_BUDGETS
 from edgetl.export.manifest import INPUT_NAME
 from edgetl.export.onnx_fp32 import finalize_onnx, prepare_module, trace_to_onnx
 from edgetl.export.preprocess_graph import EMBEDDED_PREFIX
@@ -53,6 +54,8 @@ AGREEMENT_IMAGES = 2000  # validation images (at most) used to measure int8/floa
 # a graph that verify's test split then fails. A fixed margin did not hold: on the ELPV
 # quickstart 99.0% on 300 validation images (budget 98% + 1 point) was 97.26% on test.
 CONFIDENCE = 0.95
+# Detection: the search aims at this share of verify's test-mAP budget on validation.
+DETECTION_SEARCH_SHARE = 0.5
 
 
 def quantisation_evidence(model: Any) -> dict[str, int]:
@@ -175,6 +178,101 @@ class _AgreementCheck:
         return agreed / self.count, agreement_lower_bound(agreed, self.count)
 
 
+class TopOneJudge:
+    """Classification: the int8 graph's top-1 agreement with float32 on validation images.
+
+    The default target is judged on the agreement's lower bound; an explicit one on the
+    measured agreement, and so is the default when too few validation images leave even full
+    agreement's bound short of it (under ~130 for a 98% budget)."""
+
+    def __init__(self, ctx: ExportContext, fp32_path: Path) -> None:
+        explicit = ctx.options.int8_target_agreement
+        self.target = ctx.fmt.top1_agreement_budget if explicit is None else explicit
+        self.checker = _AgreementCheck(fp32_path, _validation_inputs(ctx))
+        self.by_bound = explicit is None and self.checker.count > 0 and \
+            agreement_lower_bound(self.checker.count, self.checker.count) >= self.target
+        self.judged = "val_agreement_lower_bound" if self.by_bound else "val_agreement"
+
+    def row(self, path: Path) -> dict[str, Any]:
+        measured = self.checker.agreement(path)
+        row = {"val_agreement": measured[0] if measured else None,
+               "val_agreement_lower_bound": measured[1] if measured else None}
+        row["text"] = ("no validation split to check on" if measured is None else
+                       f"top-1 agreement with float32 {measured[0]:.2%} on {self.checker.count}"
+                       f" validation images (lower bound {measured[1]:.2%})")
+        return row
+
+    def met(self, row: dict[str, Any]) -> bool:
+        return row[self.judged] is None or row[self.judged] >= self.target
+
+    def describe(self) -> dict[str, Any]:
+        return {"target_val_agreement": self.target,
+                "judged_on": f"one-sided {CONFIDENCE:.0%} lower bound" if self.by_bound
+                else "measured agreement",
+                "validation_images": self.checker.count}
+
+
+class MapJudge:
+    """Detection: the int8 graph's validation mAP against the float32 graph's (both scored with
+    pycocotools against the ground truth). Met when the drop is at most `DETECTION_SEARCH_SHARE`
+    of verify's mAP budget, since a validation split is small and the test split decides."""
+
+    def __init__(self, ctx: ExportContext, fp32_path: Path) -> None:
+        from edgetl.data.reference import preprocess_with_geometry
+
+        self.record = ctx.info.task_record
+        samples = ctx.run_folder.dataset().by_split("val")[:AGREEMENT_IMAGES]
+        self.samples = samples
+        self.batches = []
+        for start in range(0, len(samples), CALIBRATION_BATCH):
+            paths = [s.path for s in samples[start:start + CALIBRATION_BATCH]]
+            self.batches.append(preprocess_with_geometry(paths, ctx.spec))
+        budget = DETECTION_BUDGETS[ctx.fmt.precision].map_points
+        self.allowed_points = DETECTION_SEARCH_SHARE * budget
+        self.reference = self._map(fp32_path) if samples else None
+
+    def _map(self, path: Path) -> float:
+        import onnxruntime as ort
+
+        from edgetl.evaluate.detection import DetectionEvaluator
+        from edgetl.postprocess import detections_from_outputs
+        from edgetl.runtime.base import concat_outputs
+
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        names = [o.name for o in session.get_outputs()]
+        parts, geometries = [], []
+        for inputs, geos in self.batches:
+            parts.append(dict(zip(names, session.run(None, {INPUT_NAME: inputs}), strict=True)))
+            geometries += geos
+        evaluator = DetectionEvaluator(self.record)
+        evaluator.update(self.samples, detections_from_outputs(concat_outputs(parts),
+                                                               geometries))
+        return evaluator.compute().stats["map"]
+
+    def row(self, path: Path) -> dict[str, Any]:
+        if self.reference is None:
+            return {"val_map": None, "val_map_drop_points": None,
+                    "text": "no validation split to check on"}
+        found = self._map(path)
+        drop = (self.reference - found) * 100.0
+        return {"val_map": found, "val_map_drop_points": drop,
+                "text": f"validation mAP {found:.4f} against float32 {self.reference:.4f} "
+                        f"({drop:+.2f} points drop) on {len(self.samples)} images"}
+
+    def met(self, row: dict[str, Any]) -> bool:
+        drop = row["val_map_drop_points"]
+        return drop is None or drop <= self.allowed_points
+
+    def describe(self) -> dict[str, Any]:
+        return {"reference_val_map": self.reference,
+                "allowed_drop_points": self.allowed_points,
+                "judged_on": "validation mAP drop against float32 (pycocotools)",
+                "validation_images": len(self.samples)}
+
+
+JUDGES = {"classification": TopOneJudge, "detection": MapJudge}
+
+
 def agreement_lower_bound(agreed: int, n: int, confidence: float = CONFIDENCE) -> float:
     """One-sided lower confidence bound of an agreement rate (Wilson score interval)."""
     from scipy.stats import binomtest
@@ -192,10 +290,8 @@ def export(ctx: ExportContext) -> ExportResult:
                                          options.calibration_images, options.seed)
     batches = list(calibration_batches(samples, ctx.spec, CALIBRATION_BATCH))
     module, example, details = prepare_module(ctx)
-    fp32 = trace_to_onnx(module, example, options.opset)
+    fp32 = trace_to_onnx(module, example, options.opset, details["outputs"])
     embedded = [n.name for n in fp32.graph.node if n.name.startswith(f"/{EMBEDDED_PREFIX}/")]
-    explicit = options.int8_target_agreement
-    target = ctx.fmt.top1_agreement_budget if explicit is None else explicit
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="edgetl-int8-") as tmp:
         fp32_path = Path(tmp) / "fp32.onnx"
@@ -205,13 +301,7 @@ def export(ctx: ExportContext) -> ExportResult:
             _pre_process(fp32_path, pre_path)
         compute = [n.name for n in onnx.load(str(pre_path)).graph.node
                    if n.op_type in ("Conv", "Gemm", "MatMul") and n.name not in embedded]
-        checker = _AgreementCheck(fp32_path, _validation_inputs(ctx))
-        # The default target is judged on the lower bound; an explicit one on the measured
-        # agreement, and so is the default when too few validation images leave even full
-        # agreement's bound short of it (under ~130 for a 98% budget).
-        by_bound = explicit is None and checker.count > 0 and \
-            agreement_lower_bound(checker.count, checker.count) >= target
-        judged = "val_agreement_lower_bound" if by_bound else "val_agreement"
+        judge = JUDGES[ctx.info.task_record.task](ctx, fp32_path)
         search, model, exclude = [], None, embedded
         for keep in FLOAT_PREFIX_STEPS:
             if keep > len(compute):
@@ -225,12 +315,9 @@ def export(ctx: ExportContext) -> ExportResult:
             except Exception as exc:  # the quantiser raises assorted untyped errors
                 raise ArtifactError(f"onnxruntime static quantisation failed: {exc}") from exc
             model = onnx.load(str(quant_path))
-            measured = checker.agreement(quant_path)
-            search.append({"float_compute_nodes": keep,
-                           "val_agreement": measured[0] if measured else None,
-                           "val_agreement_lower_bound": measured[1] if measured else None,
+            search.append({"float_compute_nodes": keep, **judge.row(quant_path),
                            "size_bytes": quant_path.stat().st_size})
-            if measured is None or search[-1][judged] >= target:
+            if judge.met(search[-1]):
                 break
     evidence = quantisation_evidence(model)
     if not evidence["quantize_linear_nodes"] or not evidence["int8_initializers"]:
@@ -252,14 +339,8 @@ def export(ctx: ExportContext) -> ExportResult:
             "calibration_fingerprint": calibration_fingerprint(samples, ctx.spec),
             "calibration_transform": "edgetl.data.reference (deployment reference path)",
             "excluded_nodes": exclude,
-            "accuracy_search": {
-                "target_val_agreement": target,
-                "judged_on": f"one-sided {CONFIDENCE:.0%} lower bound" if by_bound
-                else "measured agreement",
-                "validation_images": checker.count,
-                "rounds": search,
-                "met": search[-1][judged] is None or search[-1][judged] >= target,
-            },
+            "accuracy_search": {**judge.describe(), "rounds": search,
+                                "met": judge.met(search[-1])},
             "seconds": round(time.perf_counter() - started, 2),
             **evidence,
         }

@@ -135,7 +135,7 @@ def export(ctx: ExportContext) -> ExportResult:
     trt = require_tensorrt()
     _require_cuda()
     module, example, details = prepare_module(ctx)
-    model = trace_to_onnx(module, example, ctx.options.opset)
+    model = trace_to_onnx(module, example, ctx.options.opset, details["outputs"])
     io_info = describe_io(model)
     calibration, cache = None, None
     if ctx.fmt.precision == "int8":
@@ -155,7 +155,8 @@ def export(ctx: ExportContext) -> ExportResult:
         }
     engine = build_engine(model.SerializeToString(), ctx, calibration, cache)
     atomic_write_bytes(ctx.target, engine)
-    metadata = ctx.metadata(io_info["input"]["dtype"], io_info["output"]["dtype"])
+    metadata = ctx.metadata(io_info["input"]["dtype"], io_info["output"]["dtype"],
+                            outputs=io_info["outputs"], postprocess=details.get("postprocess"))
     details.update(tensorrt_version=trt.__version__, input=INPUT_NAME,
                    batch_profile={"min": 1, "opt": max(1, ctx.options.max_batch // 2),
                                   "max": ctx.options.max_batch},

@@ -1,0 +1,44 @@
+"""The module an artifact is made of, per task: its named outputs and post-processing settings.
+
+Export traces it, verify and bench run it as the torch reference, evaluate scores it: one
+definition, so the exported graph and the run's own figures come from the same computation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from edgetl.errors import UsageError
+
+
+def deployable(model: nn.Module, task: str, raw: bool = False
+               ) -> tuple[nn.Module, tuple[str, ...], dict[str, Any]]:
+    """(module, output names, post-processing record) of a task's artifact.
+
+    `raw` (detection): the head's outputs without decoding and NMS, for users who post-process
+    themselves."""
+    if task == "classification":
+        if raw:
+            raise UsageError("--raw applies to detection artifacts (a classifier's logits are "
+                             "already raw)")
+        return model, ("logits",), {}
+    if task == "detection":
+        from edgetl.models.detection_outputs import (
+            OUTPUT_NAMES,
+            RAW_OUTPUT_NAMES,
+            DetectionOutputs,
+            RawDetectionOutputs,
+        )
+
+        settings = model.settings
+        record = {"kind": "fcos", "raw": raw, "box_format": "xyxy",
+                  "box_units": "input pixels (map back with the image's letterbox geometry)",
+                  "score_threshold": settings.score_threshold, "nms_iou": settings.nms_iou,
+                  "max_detections": settings.max_detections, "strides": list(model.strides),
+                  "score": "sqrt(sigmoid(cls_logits) * sigmoid(bbox_ctrness))"}
+        if raw:
+            return RawDetectionOutputs(model).eval(), RAW_OUTPUT_NAMES, record
+        return DetectionOutputs(model).eval(), OUTPUT_NAMES, record
+    raise UsageError(f"this version cannot export {task} models")
