@@ -57,86 +57,39 @@ def verify_artifact(
     threads: int | None = None,
     batch: int = DEFAULT_BATCH,
 ) -> VerifyReport:
-    """Run every check and return the report (it never raises for a failed gate)."""
-    import numpy as np
-    import torch
+    """Run every check and return the report (it never raises for a failed gate).
 
+    `top1_budget` / `accuracy_budget` override the parity and dataset gates: top-1 agreement
+    and accuracy points for a classifier, matched-detection share and mAP points for a
+    detector."""
     from edgetl.checkpoint import package_versions, read_checkpoint_info
-    from edgetl.data.reference import normalize, pixels_uint8
-    from edgetl.data.transforms import geometry_transform, load_image, normalize_transform
-    from edgetl.errors import DataError
-    from edgetl.export.manifest import OUTPUT_NAME, read_artifact
-    from edgetl.models.loading import load_model
+    from edgetl.export.manifest import read_artifact
     from edgetl.runtime import open_runner
-    from edgetl.runtime.torch_runner import TorchRunner
-    from edgetl.verify.checks import (
-        GoldenAccumulator,
-        check_accuracy,
-        check_labels,
-        check_parity,
-        check_source,
-        check_spec,
-        failed,
-    )
+    from edgetl.verify.checks import check_labels, check_source, check_spec
 
     started = time.perf_counter()
     art = read_artifact(artifact)  # no spec -> ArtifactError (exit 2)
     runner = open_runner(art.path, backend, threads=threads)  # missing backend -> exit 3, early
     run = Path(run)
     info = read_checkpoint_info(run, art.source_checkpoint)
-    budgets = default_budgets(art.format, art.precision, top1_budget, accuracy_budget)
+    task = info.task_record.task
+    if task == "detection":
+        from edgetl.verify.detection import detection_budgets
+
+        budgets: Any = detection_budgets(art.precision, top1_budget, accuracy_budget)
+        budget_record = {**budgets.__dict__}
+    else:
+        budgets = default_budgets(art.format, art.precision, top1_budget, accuracy_budget)
+        budget_record = budgets.to_dict()
     report = VerifyReport(artifact=str(art.path), run=str(run), split=split, backend=backend,
-                          format=art.format, precision=art.precision, budgets=budgets.to_dict())
+                          format=art.format, precision=art.precision, budgets=budget_record)
     report.checks += [check_spec(art, info), check_labels(art, info), check_source(art, info)]
-
     samples = _split_samples(run, split, max_images)
-    unknown = sorted({s.label for s in samples} - set(info.task_record.names))
-    if unknown:
-        raise DataError(f"split {split!r} holds labels the run does not know: {unknown}")
-    targets = np.array([info.task_record.index(s.label) for s in samples])
-
-    model, _ = load_model(run, art.source_checkpoint)
-    reference = TorchRunner(model)
-    geometry, to_tensor_norm = geometry_transform(info.spec), normalize_transform(info.spec)
-    golden = GoldenAccumulator(art.spec, info.spec)
-    raw_input = art.spec.graph_input == "uint8_raw"
-    ref_logits, art_logits, conv_logits, run_error = [], [], [], None
-    for start in range(0, len(samples), batch):
-        chunk = samples[start:start + batch]
-        tv_inputs, art_inputs, tv_feed = [], [], []
-        for sample in chunk:
-            # Training side: decode -> torchvision geometry -> normalisation; this is
-            # eval_transform(spec) split in its two halves so the uint8 image can be compared.
-            tv_pixels = geometry(load_image(sample.path, info.spec))
-            tv_norm = to_tensor_norm(tv_pixels)
-            tv_inputs.append(tv_norm)
-            # Deployment side: what predict does with the artifact's own spec.
-            ref_pixels = pixels_uint8(sample.path, art.spec)
-            ref_norm = normalize(ref_pixels, art.spec)
-            art_inputs.append(ref_pixels if raw_input else ref_norm)
-            tv_hwc = tv_pixels.permute(1, 2, 0).numpy()
-            tv_feed.append(tv_hwc if raw_input else tv_norm.numpy())
-            golden.add(sample.path, ref_pixels, ref_norm, tv_hwc, tv_norm.numpy())
-        ref_logits.append(reference.run(torch.stack(tv_inputs))[OUTPUT_NAME])
-        if run_error is None:
-            try:
-                art_logits.append(runner.run(np.stack(art_inputs))[OUTPUT_NAME])
-                # The same artifact on torchvision's tensors: conversion error alone.
-                conv_logits.append(runner.run(np.stack(tv_feed))[OUTPUT_NAME])
-            except Exception as exc:  # onnxruntime/TensorRT errors are untyped
-                run_error = f"the artifact failed to run on its spec's inputs: {exc}"
+    side = _run_both(art, info, runner, samples, batch, run)
     runner_info = runner.describe()
     runner.close()
-
-    report.checks.append(golden.result(budgets))
-    ref_all = np.concatenate(ref_logits)
-    if run_error is not None:
-        report.checks += [failed("parity", run_error), failed("accuracy", run_error)]
-    else:
-        art_all = np.concatenate(art_logits)
-        report.checks.append(check_parity(ref_all, art_all, info.task_record, budgets,
-                                          conversion_only=np.concatenate(conv_logits)))
-        report.checks.append(check_accuracy(targets, ref_all, art_all, info.task_record, budgets))
+    report.checks.append(side.golden.result())
+    report.checks += _task_checks(task, side, info, samples, budgets)
     report.context = {
         "images": len(samples),
         "classes": list(info.task_record.names),
@@ -147,3 +100,115 @@ def verify_artifact(
         "seconds": round(time.perf_counter() - started, 2),
     }
     return report
+
+
+class _BothSides:
+    """Outputs of the torch model and of the artifact on the same images, and what the
+    preprocessing comparison found."""
+
+    def __init__(self, golden: Any) -> None:
+        self.golden = golden
+        self.reference: list[dict[str, Any]] = []
+        self.artifact: list[dict[str, Any]] = []
+        self.conversion: list[dict[str, Any]] = []
+        self.geometries: list[Any] = []
+        self.run_error: str | None = None
+
+    def joined(self, which: str) -> dict[str, Any]:
+        from edgetl.runtime.base import concat_outputs
+
+        return concat_outputs(getattr(self, which))
+
+
+def _run_both(art: Any, info: Any, runner: Any, samples: list[Any], batch: int,
+              run: Path) -> _BothSides:
+    """The torch model through the training evaluation transform (torchvision), the artifact
+    through the deployment reference with its own spec (what predict runs), and the artifact
+    again on torchvision's tensors (conversion error alone)."""
+    import numpy as np
+    import torch
+
+    from edgetl.data.reference import normalize, pixels_and_geometry
+    from edgetl.data.transforms import geometry_transform, load_image, normalize_transform
+    from edgetl.models.deployable import deployable
+    from edgetl.models.loading import load_model
+    from edgetl.runtime.torch_runner import TorchRunner
+    from edgetl.verify.checks import GoldenAccumulator
+
+    model, _ = load_model(run, art.source_checkpoint)
+    module, names, _ = deployable(model, info.task_record.task)
+    reference = TorchRunner(module, output_names=names)
+    geometry, to_tensor_norm = geometry_transform(info.spec), normalize_transform(info.spec)
+    side = _BothSides(GoldenAccumulator(art.spec, info.spec))
+    raw_input = art.spec.graph_input == "uint8_raw"
+    for start in range(0, len(samples), batch):
+        tv_inputs, art_inputs, tv_feed = [], [], []
+        for sample in samples[start:start + batch]:
+            # Training side: decode -> torchvision geometry -> normalisation; this is
+            # eval_transform(spec) split in its two halves so the uint8 image can be compared.
+            tv_pixels = geometry(load_image(sample.path, info.spec))
+            tv_norm = to_tensor_norm(tv_pixels)
+            tv_inputs.append(tv_norm)
+            # Deployment side: what predict does with the artifact's own spec.
+            ref_pixels, geo = pixels_and_geometry(sample.path, art.spec)
+            side.geometries.append(geo)
+            ref_norm = normalize(ref_pixels, art.spec)
+            art_inputs.append(ref_pixels if raw_input else ref_norm)
+            tv_hwc = tv_pixels.permute(1, 2, 0).numpy()
+            tv_feed.append(tv_hwc if raw_input else tv_norm.numpy())
+            side.golden.add(sample.path, ref_pixels, ref_norm, tv_hwc, tv_norm.numpy())
+        side.reference.append(reference.run(torch.stack(tv_inputs)))
+        if side.run_error is None:
+            try:
+                side.artifact.append(runner.run(np.stack(art_inputs)))
+                side.conversion.append(runner.run(np.stack(tv_feed)))
+            except Exception as exc:  # onnxruntime/TensorRT errors are untyped
+                side.run_error = f"the artifact failed to run on its spec's inputs: {exc}"
+    return side
+
+
+def _task_checks(task: str, side: _BothSides, info: Any, samples: list[Any],
+                 budgets: Any) -> list[CheckResult]:
+    """Outputs, then the task's parity and dataset gates (failed, with the reason, when the
+    artifact could not run)."""
+    from edgetl.verify.checks import check_outputs, failed
+
+    gates = ("parity", "map") if task == "detection" else ("parity", "accuracy")
+    if side.run_error is not None:
+        return [failed(name, side.run_error) for name in gates]
+    reference, artifact = side.joined("reference"), side.joined("artifact")
+    checks = [check_outputs(reference, artifact)]
+    if task == "detection":
+        from edgetl.postprocess import detections_from_outputs
+        from edgetl.verify.detection import (
+            check_coordinates,
+            check_detection_map,
+            check_detection_parity,
+        )
+
+        ref = detections_from_outputs(reference, side.geometries)
+        art = detections_from_outputs(artifact, side.geometries)
+        sizes = [g.source for g in side.geometries]
+        return [check_coordinates(samples, info.spec, side.geometries), *checks,
+                check_detection_parity(ref, art, budgets),
+                check_detection_map(samples, info.task_record, ref, art, sizes, budgets)]
+    return checks + _classification_checks(side, info, samples, budgets, reference, artifact)
+
+
+def _classification_checks(side: _BothSides, info: Any, samples: list[Any], budgets: Budgets,
+                           reference: dict[str, Any], artifact: dict[str, Any]
+                           ) -> list[CheckResult]:
+    import numpy as np
+
+    from edgetl.errors import DataError
+    from edgetl.export.manifest import OUTPUT_NAME
+    from edgetl.verify.checks import check_accuracy, check_parity
+
+    unknown = sorted({s.label for s in samples} - set(info.task_record.names))
+    if unknown:
+        raise DataError(f"the split holds labels the run does not know: {unknown}")
+    targets = np.array([info.task_record.index(s.label) for s in samples])
+    ref, art = reference[OUTPUT_NAME], artifact[OUTPUT_NAME]
+    conversion = side.joined("conversion")[OUTPUT_NAME]
+    return [check_parity(ref, art, info.task_record, budgets, conversion_only=conversion),
+            check_accuracy(targets, ref, art, info.task_record, budgets)]

@@ -160,7 +160,9 @@ class GoldenAccumulator:
             "mean_255_normalised": float(norm255.mean()),
         })
 
-    def result(self, budgets: Budgets) -> CheckResult:
+    def result(self, mean_budget: float = GOLDEN_MEAN_BUDGET,
+               max_budget: float = GOLDEN_MAX_BUDGET) -> CheckResult:
+        budgets = Budgets(0.0, 0.0, golden_mean=mean_budget, golden_max=max_budget)
         if not self.rows:
             return failed("preprocessing", "no image could be compared", problems=self.problems)
         stats = {}
@@ -198,6 +200,40 @@ class GoldenAccumulator:
 
 
 # --------------------------------------------------------------------------- outputs
+def check_outputs(reference: dict[str, np.ndarray], candidate: dict[str, np.ndarray]
+                  ) -> CheckResult:
+    """Every named output of the torch model is in the artifact, with its shape and kind
+    (floating or integer) and finite values; per-output differences are reported (the task's
+    parity check judges them, since rows of a detector may legitimately reorder)."""
+    problems, per_output = [], {}
+    for name, ref in reference.items():
+        art = candidate.get(name)
+        if art is None:
+            problems.append(f"{name} missing")
+            continue
+        row: dict[str, Any] = {"shape": list(art.shape), "dtype": str(art.dtype)}
+        if art.shape != ref.shape:
+            problems.append(f"{name} shape {list(art.shape)} != torch {list(ref.shape)}")
+        elif (art.dtype.kind == "f") != (ref.dtype.kind == "f"):
+            problems.append(f"{name} dtype {art.dtype} vs torch {ref.dtype}")
+        elif art.dtype.kind == "f" and not np.isfinite(art).all():
+            problems.append(f"{name} has non-finite values")
+        else:
+            diff = np.abs(ref.astype(np.float64) - art.astype(np.float64))
+            row.update(max_abs_diff=float(diff.max(initial=0.0)),
+                       mean_abs_diff=float(diff.mean()) if diff.size else 0.0,
+                       equal_share=float((diff == 0).mean()) if diff.size else 1.0)
+        per_output[name] = row
+    extra = sorted(set(candidate) - set(reference))
+    if extra:
+        problems.append(f"unexpected outputs {extra}")
+    summary = "; ".join(problems) if problems else (
+        f"{len(per_output)} named output(s) match in shape and kind: "
+        + ", ".join(f"{n} {r['shape']}" for n, r in per_output.items()))
+    return CheckResult("outputs", not problems, summary, {"outputs": per_output,
+                                                          "problems": problems})
+
+
 def _softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=1, keepdims=True)
     exp = np.exp(shifted)

@@ -1,0 +1,161 @@
+"""verify's detection checks: coordinates, matched detections, and the test-mAP gate.
+
+- coordinates: every ground-truth box mapped into the input and back by the torch training
+  path (tv_tensors through `Letterbox`) and by the numpy reference (`Geometry`): both must
+  agree within 0.5 px, in the input and back in the file's pixels;
+- parity: per image, the torch model's detections with score >= `min_score` are matched to the
+  artifact's (same label, IoU >= 0.5, greedily by score); the share matched and the median IoU
+  of matched pairs are gated;
+- map: the artifact's test mAP and AP50 against the torch model's on the same images, with a
+  paired bootstrap interval of the difference; the point difference is gated.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from edgetl.data.samples import Sample
+from edgetl.export.formats import DetectionBudgets
+from edgetl.geometry import Geometry
+from edgetl.postprocess import Detections
+from edgetl.spec import PreprocessSpec, TaskRecord
+from edgetl.verify.checks import CheckResult
+
+COORDINATE_BUDGET_PX = 0.5
+MATCH_IOU = 0.5
+PAIRED_BOOTSTRAP = 500
+
+
+def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box in `a` [n, 4] with every box in `b` [m, 4] (x1y1x2y2)."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-12)
+
+
+def match_detections(reference: Detections, candidate: Detections, min_score: float,
+                     iou: float = MATCH_IOU) -> tuple[int, list[float]]:
+    """(reference detections considered, IoUs of the matched ones): greedy by reference score,
+    each candidate used once, same label required."""
+    ref = reference.above(min_score)
+    order = np.argsort(-ref.scores, kind="stable")
+    overlaps = _iou_matrix(ref.boxes, candidate.boxes)
+    free = np.ones(len(candidate.boxes), dtype=bool)
+    matched: list[float] = []
+    for i in order:
+        same = (candidate.labels == ref.labels[i]) & free
+        if not same.any():
+            continue
+        row = np.where(same, overlaps[i], -1.0)
+        best = int(np.argmax(row))
+        if row[best] >= iou:
+            free[best] = False
+            matched.append(float(row[best]))
+    return len(ref.scores), matched
+
+
+def check_detection_parity(reference: list[Detections], candidate: list[Detections],
+                           budgets: DetectionBudgets) -> CheckResult:
+    """Matched share and median IoU of the torch model's confident detections."""
+    considered, ious, per_image = 0, [], []
+    for ref, cand in zip(reference, candidate, strict=True):
+        n, matched = match_detections(ref, cand, budgets.min_score)
+        considered += n
+        ious += matched
+        per_image.append((n, len(matched)))
+    rate = len(ious) / considered if considered else 1.0
+    median = float(np.median(ious)) if ious else (1.0 if not considered else 0.0)
+    worst = sorted(((n - m, i) for i, (n, m) in enumerate(per_image) if n > m), reverse=True)
+    details = {"images": len(reference), "reference_detections": considered,
+               "matched": len(ious), "match_rate": rate, "match_rate_budget": budgets.match_rate,
+               "median_iou": median, "median_iou_budget": budgets.median_iou,
+               "min_iou_matched": float(min(ious)) if ious else None,
+               "min_score": budgets.min_score, "match_iou": MATCH_IOU,
+               "images_with_unmatched": [{"image": i, "unmatched": d} for d, i in worst[:10]]}
+    passed = rate >= budgets.match_rate and median >= budgets.median_iou
+    summary = (f"{len(ious)}/{considered} torch detections (score >= {budgets.min_score}) "
+               f"matched, {rate:.2%} (budget >= {budgets.match_rate:.0%}); median IoU "
+               f"{median:.4f} (budget >= {budgets.median_iou})")
+    return CheckResult("parity", passed, summary, details)
+
+
+def check_detection_map(samples: list[Sample], record: TaskRecord, reference: list[Detections],
+                        candidate: list[Detections], sizes: list[tuple[int, int]],
+                        budgets: DetectionBudgets) -> CheckResult:
+    """Test mAP/AP50 of the artifact against the torch model's, paired bootstrap interval."""
+    from edgetl.evaluate.detection import DetectionEvaluator, paired_map_delta
+
+    evaluations = []
+    for found in (reference, candidate):
+        evaluator = DetectionEvaluator(record)
+        evaluator.update(samples, found, sizes)
+        evaluations.append(evaluator.coco_eval())
+    delta = paired_map_delta(*evaluations, rounds=PAIRED_BOOTSTRAP)
+    drops = {name: -row["delta"] * 100.0 for name, row in delta.items()}
+    passed = all(drop <= budgets.map_points + 1e-9 for drop in drops.values())
+    m, m50 = delta["map"], delta["map50"]
+    summary = (f"mAP torch {m['first']:.4f}, artifact {m['second']:.4f} ({-drops['map']:+.2f} "
+               f"points, 95% CI {m['delta_ci95'][0] * 100:+.2f} to "
+               f"{m['delta_ci95'][1] * 100:+.2f}); AP50 {m50['first']:.4f} -> "
+               f"{m50['second']:.4f} ({-drops['map50']:+.2f}); budget -{budgets.map_points} "
+               "points")
+    return CheckResult("map", passed, summary, {
+        "images": len(samples), "budget_points": budgets.map_points, **delta,
+        "drop_points": drops, "paired_bootstrap_rounds": PAIRED_BOOTSTRAP})
+
+
+def check_coordinates(samples: list[Sample], spec: PreprocessSpec,
+                      geometries: list[Geometry]) -> CheckResult:
+    """Ground-truth boxes into the input and back: torch path against the numpy reference."""
+    import torch
+    from torchvision import tv_tensors
+
+    from edgetl.data.transforms import Letterbox, geometry_transform
+
+    letterbox = Letterbox(spec) if spec.geometry == "letterbox" else geometry_transform(spec)
+    worst_in, worst_back, compared = 0.0, 0.0, 0
+    for sample, geo in zip(samples, geometries, strict=True):
+        boxes = np.asarray(sample.target.boxes, dtype=np.float64).reshape(-1, 4)
+        if not len(boxes):
+            continue
+        moved = letterbox(tv_tensors.BoundingBoxes(
+            torch.as_tensor(boxes, dtype=torch.float64), format="XYXY",
+            canvas_size=geo.source)).as_subclass(torch.Tensor).numpy()
+        reference = geo.forward_boxes(boxes)
+        inside = (reference[:, 0] >= 0) & (reference[:, 2] <= geo.input[1])
+        worst_in = max(worst_in, float(np.abs(moved - reference)[inside].max(initial=0.0)))
+        back = geo.inverse_boxes(moved, clip=False)
+        worst_back = max(worst_back, float(np.abs(back - boxes).max()))
+        compared += len(boxes)
+    passed = worst_in <= COORDINATE_BUDGET_PX and worst_back <= COORDINATE_BUDGET_PX
+    return CheckResult(
+        "coordinates", passed,
+        f"{compared} boxes: torch path vs numpy reference max {worst_in:.4f} px in the input, "
+        f"{worst_back:.4f} px back in the image (budget <= {COORDINATE_BUDGET_PX})",
+        {"boxes": compared, "max_px_input": worst_in, "max_px_back": worst_back,
+         "budget_px": COORDINATE_BUDGET_PX})
+
+
+def detection_budgets(precision: str, match_rate: float | None,
+                      map_points: float | None) -> DetectionBudgets:
+    """The precision's budgets with any flag overrides applied."""
+    from dataclasses import replace
+
+    from edgetl.export.formats import DETECTION_BUDGETS
+
+    base = DETECTION_BUDGETS.get(precision, DETECTION_BUDGETS["int8"])
+    changes: dict[str, Any] = {}
+    if match_rate is not None:
+        changes["match_rate"] = match_rate
+    if map_points is not None:
+        changes["map_points"] = map_points
+    return replace(base, **changes)
