@@ -44,7 +44,7 @@ def test_predict_cli_without_torch(artifacts: dict[str, Path], fixture_run: Path
     samples = split_samples(fixture_run, 6)
     proc = subprocess.run(
         [sys.executable, "-m", "edgetl.cli.main", "predict", str(artifacts[key]),
-         *[s.path for s in samples], "--top-k", "2", "--json"],
+         *[s.path for s in samples], "--top-k", "2", "--json", "-"],
         env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)

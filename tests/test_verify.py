@@ -18,7 +18,7 @@ from edgetl.verify import verify_artifact
 from edgetl.verify.checks import mcnemar_exact_p
 
 REPO = Path(__file__).resolve().parents[1]
-CHECKS = ["spec", "labels", "source", "preprocessing", "parity", "accuracy"]
+CHECKS = ["spec", "labels", "source", "preprocessing", "outputs", "parity", "accuracy"]
 
 
 def run_cli(*args: object) -> subprocess.CompletedProcess:

@@ -1,8 +1,10 @@
-"""`e2e` mode: file -> decode -> preprocessing -> inference -> softmax/top-k, as `predict` does it.
+"""`e2e` mode: file -> decode -> preprocessing -> inference -> results, as `predict` does it.
 
 The step calls `edgetl.predict.run_files` (decode with PIL and the deployment reference
-transform, batched inference through a `Runner`) and `edgetl.predict.softmax`, then takes the
-top-k indices as `predict_images` does; only opening the session is kept out of the timed call.
+transform, batched inference through a `Runner`), then reads the outputs as predict does: a
+classifier's softmax and top-k indices, a detector's boxes mapped back through each image's
+letterbox geometry (NMS is inside the graph); only opening the session is kept out of the
+timed call.
 The batch is the run's images tiled to the batch size, so every call decodes real files.
 """
 
@@ -21,12 +23,14 @@ from edgetl.export.manifest import ArtifactInfo
 
 E2E_BACKENDS = ("ort-cpu", "ort-cuda", "tensorrt", "torch")
 TOP_K = 3
+DETECTION_MIN_SCORE = 0.3  # predict's default
 
 
 def e2e_target(backend: str, info: ArtifactInfo, paths: Sequence[str], batch: int,
                threads: int | None, run: Path | None = None, which: str = "best",
                device: str = "cpu") -> Target:
     """A target whose step is predict's whole path for `batch` image files."""
+    from edgetl.postprocess import detections_from_outputs
     from edgetl.predict import class_logits, run_files, softmax
 
     if backend not in E2E_BACKENDS:
@@ -61,16 +65,20 @@ def e2e_target(backend: str, info: ArtifactInfo, paths: Sequence[str], batch: in
             used_threads = threads or default_cpu_threads()
     files = tile_paths(list(paths), batch)
     k = min(TOP_K, info.task_record.num_classes)
+    detector = info.task_record.task == "detection"
 
     def step() -> object:
-        outputs, _ = run_files(runner, info, files, batch)
+        outputs, geometries = run_files(runner, info, files, batch)
+        if detector:  # boxes back in each file's pixels, as predict returns them
+            return detections_from_outputs(outputs, geometries, DETECTION_MIN_SCORE)
         probs = softmax(class_logits(outputs, info.task_record.num_classes))
         return np.argsort(-probs, axis=1, kind="stable")[:, :k]
 
     return Target(
         backend=backend, precision="fp32" if backend == "torch" else info.precision, step=step,
         clock=HostClock(), threads=used_threads,
-        details={"path": "edgetl.predict.run_files + softmax + top-k",
+        details={"path": "edgetl.predict.run_files + " + (
+                     "detections in image pixels" if detector else "softmax + top-k"),
                  "distinct_images": len(set(files))},
         closer=closer,
     )

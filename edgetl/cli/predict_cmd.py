@@ -15,28 +15,75 @@ def register(app: typer.Typer) -> None:
     def predict(
         artifact: Path = typer.Argument(..., help="Exported ONNX artifact."),
         images: list[Path] = typer.Argument(..., help="Image files."),
-        top_k: int = typer.Option(3, "--top-k", help="Classes to show per image."),
-        as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+        top_k: int = typer.Option(3, "--top-k", help="Classification: classes per image."),
+        min_score: float = typer.Option(0.3, "--min-score",
+                                        help="Detection: the lowest score shown."),
+        json_out: str | None = typer.Option(None, "--json",
+                                            help="Write the predictions as JSON to this file "
+                                                 "('-': standard output)."),
+        draw: Path | None = typer.Option(None, "--draw",
+                                         help="Detection: write each image with its boxes "
+                                              "drawn into this folder."),
         backend: str = typer.Option("ort-cpu", "--backend", help="ort-cpu, ort-cuda or tensorrt."),
         threads: int | None = typer.Option(None, "--threads",
                                            help="onnxruntime intra-op threads."),
     ) -> None:
-        """Labels and probabilities from the artifact and its embedded spec only (no torch)."""
+        """Predictions from the artifact and its embedded spec only (no torch): top-k classes,
+        or boxes in each image's own pixels."""
+        from edgetl.io import atomic_write_text
         from edgetl.predict import predict_images
 
-        results = predict_images(artifact, images, top_k=top_k, backend=backend, threads=threads)
-        if as_json:
-            typer.echo(json.dumps({"artifact": str(artifact),
-                                   "predictions": [r.to_dict() for r in results]}, indent=2))
-            return
-        from rich.table import Table
+        results = predict_images(artifact, images, top_k=top_k, backend=backend, threads=threads,
+                                 min_score=min_score)
+        detection = bool(results) and hasattr(results[0], "detections")
+        if draw is not None:
+            if not detection:
+                from edgetl.errors import UsageError
 
-        table = Table(title=f"predict {artifact.name}")
-        table.add_column("image", overflow="fold")
-        for rank in range(1, min(top_k, len(results[0].labels) if results else 1) + 1):
-            table.add_column(f"#{rank}")
-        for r in results:
-            cells = [f"{label} {prob:.1%}"
-                     for label, prob in zip(r.labels, r.probabilities, strict=True)]
-            table.add_row(r.image, *cells)
-        console.print(table)
+                raise UsageError("--draw applies to detection artifacts")
+            from edgetl.predict.detect import draw_detections
+
+            for result in results:
+                draw_detections(result, draw)
+        if json_out is not None:
+            text = json.dumps({"artifact": str(artifact),
+                               "predictions": [r.to_dict() for r in results]}, indent=2)
+            if json_out == "-":
+                typer.echo(text)
+                return
+            atomic_write_text(json_out, text + "\n")
+        if detection:
+            _print_detections(artifact, results)
+        else:
+            _print_classes(artifact, results, top_k)
+        if draw is not None:
+            console.print(f"drawn: {len(results)} image(s) in {draw}")
+
+
+def _print_classes(artifact: Path, results: list, top_k: int) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"predict {artifact.name}")
+    table.add_column("image", overflow="fold")
+    for rank in range(1, min(top_k, len(results[0].labels) if results else 1) + 1):
+        table.add_column(f"#{rank}")
+    for r in results:
+        cells = [f"{label} {prob:.1%}"
+                 for label, prob in zip(r.labels, r.probabilities, strict=True)]
+        table.add_row(r.image, *cells)
+    console.print(table)
+
+
+def _print_detections(artifact: Path, results: list) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"predict {artifact.name}")
+    table.add_column("image", overflow="fold")
+    table.add_column("detections: label score (x1, y1, x2, y2) in image pixels", overflow="fold")
+    for r in results:
+        text = "; ".join(f"{d['label']} {d['score']:.2f} ("
+                         + ", ".join(f"{v:.0f}" for v in d["box"]) + ")"
+                         for d in r.detections) or "none"
+        table.add_row(escape(r.image), escape(text))
+    console.print(table)

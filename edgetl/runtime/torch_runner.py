@@ -35,10 +35,13 @@ class TorchRunner(Runner):
 
     @classmethod
     def from_run(cls, run: str | Path, which: str = "best", device: str = "cpu") -> TorchRunner:
+        """The run's checkpoint as the module its artifacts are made of (same outputs)."""
+        from edgetl.models.deployable import deployable
         from edgetl.models.loading import load_model
 
-        model, _ = load_model(run, which)
-        return cls(model, device)
+        model, info = load_model(run, which)
+        module, names, _ = deployable(model, info.task_record.task)
+        return cls(module, device, output_names=names)
 
     def run(self, batch: Any) -> dict[str, np.ndarray]:
         import torch

@@ -1,9 +1,10 @@
 """Deployment-side prediction: the artifact and its embedded spec, nothing else.
 
 Torch-free on purpose (onnxruntime, numpy and PIL only): this is the code path a user copies to
-a device. The spec and labels come from the artifact's own metadata (read through the
+a device. The spec and task record come from the artifact's own metadata (read through the
 onnxruntime session, so not even the `onnx` package is needed); images go through
 `edgetl.data.reference`, which `verify` proves equal to training's evaluation transform.
+Per task: a classifier's top-k here, a detector's boxes in `edgetl.predict.detect`.
 """
 
 from __future__ import annotations
@@ -93,11 +94,19 @@ def class_logits(outputs: dict[str, np.ndarray], num_classes: int) -> np.ndarray
 
 def predict_images(artifact: str | Path, images: Sequence[str | Path], top_k: int = 3,
                    backend: str = "ort-cpu", threads: int | None = None,
-                   batch: int = DEFAULT_BATCH) -> list[Prediction]:
-    """Top-k labels and softmax probabilities for each image, in the order given."""
+                   batch: int = DEFAULT_BATCH, min_score: float = 0.3) -> list[Any]:
+    """Per image, in the order given: a classifier's top-k labels and softmax probabilities
+    (`Prediction`), a detector's boxes above `min_score` (`detect.ImageDetections`)."""
     if top_k < 1:
         raise UsageError(f"--top-k must be at least 1, got {top_k}")
     runner, info = open_artifact(artifact, backend, threads)
+    if info.task_record.task == "detection":
+        from edgetl.predict.detect import detect_images
+
+        try:
+            return detect_images(runner, info, images, batch, min_score)
+        finally:
+            runner.close()
     try:
         outputs, _ = run_files(runner, info, images, batch)
         probs = softmax(class_logits(outputs, info.task_record.num_classes))

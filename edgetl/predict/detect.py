@@ -1,0 +1,81 @@
+"""A detector's predictions: boxes in each file's own pixels, as JSON and drawn on the images.
+
+Torch-free (numpy, PIL). The artifact's fixed-K outputs go through `edgetl.postprocess`, the
+same reading evaluate and verify use; boxes come back through each image's letterbox geometry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgetl.export.manifest import ArtifactInfo
+from edgetl.postprocess import Detections, detections_from_outputs
+from edgetl.runtime import Runner
+
+PALETTE = ((230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180),
+           (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128))
+
+
+@dataclass(frozen=True)
+class ImageDetections:
+    """One image's detections, boxes as [x1, y1, x2, y2] in the file's pixels."""
+
+    image: str
+    size: tuple[int, int]  # (H, W) of the file
+    detections: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"image": self.image, "height": self.size[0], "width": self.size[1],
+                "detections": self.detections}
+
+
+def detect_images(runner: Runner, info: ArtifactInfo, images: Sequence[str | Path], batch: int,
+                  min_score: float) -> list[ImageDetections]:
+    """Run the artifact on image files and read its detections."""
+    from edgetl.errors import UsageError
+    from edgetl.predict import run_files
+
+    if not 0.0 <= min_score <= 1.0:
+        raise UsageError(f"--min-score must be in [0, 1], got {min_score}")
+    if info.postprocess.get("raw"):
+        raise UsageError(f"{info.path.name} holds the raw head outputs (exported with --raw)",
+                         "predict needs an artifact with boxes; export it without --raw")
+    outputs, geometries = run_files(runner, info, images, batch)
+    found = detections_from_outputs(outputs, geometries, min_score)
+    names = info.task_record.names
+    return [ImageDetections(str(image), geo.source, _rows(dets, names))
+            for image, geo, dets in zip(images, geometries, found, strict=True)]
+
+
+def _rows(found: Detections, names: tuple[str, ...]) -> list[dict[str, Any]]:
+    return [{"label": names[int(label)], "index": int(label), "score": round(float(score), 6),
+             "box": [round(float(v), 2) for v in box]}
+            for box, score, label in zip(found.boxes, found.scores, found.labels, strict=True)]
+
+
+def draw_detections(result: ImageDetections, out_dir: Path) -> Path:
+    """The image with its boxes and labels drawn, written to OUT_DIR/<stem>.png (atomic)."""
+    from PIL import Image, ImageDraw
+
+    from edgetl.io import atomic_write_with
+
+    with Image.open(result.image) as img:
+        canvas = img.convert("RGB")
+    draw = ImageDraw.Draw(canvas)
+    width = max(2, round(max(canvas.size) / 300))
+    for row in result.detections:
+        colour = PALETTE[row["index"] % len(PALETTE)]
+        x1, y1, x2, y2 = row["box"]
+        draw.rectangle((x1, y1, x2, y2), outline=colour, width=width)
+        text = f"{row['label']} {row['score']:.2f}"
+        left, top, right, bottom = draw.textbbox((x1, y1), text)
+        top_y = max(0, y1 - (bottom - top) - 2)
+        draw.rectangle((x1, top_y, x1 + right - left + 4, top_y + bottom - top + 2), fill=colour)
+        draw.text((x1 + 2, top_y), text, fill=(255, 255, 255))
+    target = out_dir / f"{Path(result.image).stem}.png"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_with(target, lambda tmp: canvas.save(tmp, format="PNG"))
+    return target
