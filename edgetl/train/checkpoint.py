@@ -150,8 +150,10 @@ def load_model(path: str | Path, which: str = "best") -> tuple[Any, CheckpointIn
     from safetensors.torch import load_file
 
     from edgetl.models import HeadConfig, build_classifier_skeleton
+    from edgetl.train.integrity import check_weights
 
     info = read_checkpoint_info(path, which)
+    check_weights(info)
     model = build_classifier_skeleton(info.architecture, info.num_classes, HeadConfig(**info.head))
     state = load_file(str(info.weights_path))
     missing, unexpected = model.load_state_dict(state, strict=False)

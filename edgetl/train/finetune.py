@@ -50,7 +50,7 @@ def prepare_run_folder(out: Path, recipe: Recipe, resume: bool) -> Recipe:
                 f"rerun with the same recipe and --set values, or use {stored} itself",
             )
         return previous
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and any(p.name != ".edgetl-run" for p in out.iterdir()):  # runfolder.MARKER
         raise RecipeError(f"run folder {out} already exists and is not empty",
                           "pass --resume to continue it, or another --out")
     out.mkdir(parents=True, exist_ok=True)
@@ -144,8 +144,14 @@ def run_finetune(
     """Train the recipe's phases into `out`; returns the test report of the best checkpoint."""
     from rich.console import Console
 
+    from edgetl.train.runfolder import discard_failed_start, discard_partial_report
     from edgetl.train.trainer import PhasedTrainer
 
-    trainer = PhasedTrainer(recipe, Path(out), device=device, resume=resume,
-                            console=console or Console())
-    return trainer.run()
+    try:
+        trainer = PhasedTrainer(recipe, Path(out), device=device, resume=resume,
+                                console=console or Console())
+        return trainer.run()
+    except BaseException:  # failed or interrupted before its first epoch: nothing blocks a retry
+        discard_failed_start(Path(out))
+        discard_partial_report(Path(out))
+        raise

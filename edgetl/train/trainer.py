@@ -34,6 +34,7 @@ from edgetl.recipe import PhaseConfig, Recipe, load_recipe
 from edgetl.train.checkpoint import save_checkpoint
 from edgetl.train.distributed import init_from_env, shutdown, wrap
 from edgetl.train.ema import WeightAverage
+from edgetl.train.feasible import check_recipe, check_splits
 from edgetl.train.finetune import (
     METRICS_FILE,
     RECIPE_FILE,
@@ -71,10 +72,10 @@ from edgetl.train.loop import (
 )
 from edgetl.train.losses import build_loss
 from edgetl.train.progress import progress_bar
+from edgetl.train.runfolder import load_last, load_torch_state, open_run_folder
 from edgetl.train.schedule import lr_factor, set_lr
 from edgetl.train.state import (
     TrainState,
-    load_train_state,
     recover_folder,
     replace_folder,
     save_train_state,
@@ -108,6 +109,8 @@ class PhasedTrainer:
         self.dist = init_from_env(self.dev)
         # Only rank 0 writes; the others read what it wrote once it is there.
         if self.dist.is_main:
+            check_recipe(recipe)
+            resume = open_run_folder(out, resume, console)
             self.recipe = prepare_run_folder(out, recipe, resume)
             for name in ("last", "best"):
                 recover_folder(out / name)
@@ -150,6 +153,8 @@ class PhasedTrainer:
         if min(self.counts) == 0:
             empty = self.labels.names[self.counts.index(0)]
             raise DataError(f"class '{empty}' has no training images after the split")
+        check_splits(data, self.labels.names, recipe.data.val_fraction,
+                     recipe.data.test_fraction)
 
         torch.manual_seed(recipe.train.seed)  # the new head's initial weights
         self.head = HeadConfig(dropout=recipe.model.head.dropout, hidden=recipe.model.head.hidden)
@@ -184,9 +189,9 @@ class PhasedTrainer:
     def _load_last(self) -> None:
         from safetensors.torch import load_file
 
-        self.state, self.optimizer_state = load_train_state(self.out / "last")
+        self.state, self.optimizer_state = load_last(self.out / "last")
         if (self.out / "last" / EMA_FILE).is_file():
-            self.ema_state = torch.load(self.out / "last" / EMA_FILE, weights_only=True)
+            self.ema_state = load_torch_state(self.out / "last" / EMA_FILE)
         self.model.load_state_dict(load_file(str(self.out / "last" / "model.safetensors")))
         truncate_metrics(self.out / METRICS_FILE, self.state.global_epoch)
         phases = self.recipe.phases
