@@ -51,6 +51,8 @@ class PreprocessOverrides(_Strict):
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
     crop_pct: float | None = Field(None, gt=0, le=1)  # centre-crop fraction (1.0: whole image)
+    # 16-bit images: refuse them (the default), or scale 0..65535 to 0..255 (recorded in the spec)
+    high_bit_depth: Literal["refuse", "scale"] | None = None
 
 
 class AugmentConfig(_Strict):
