@@ -20,11 +20,16 @@ def register(app: typer.Typer) -> None:
         backend: str = typer.Option("ort-cpu", "--backend", help="ort-cpu, ort-cuda or tensorrt."),
         threads: int | None = typer.Option(None, "--threads",
                                            help="onnxruntime intra-op threads."),
+        force: bool = typer.Option(False, "--force", help="Run an artifact whose embedded spec "
+                                   "was edited after export (with a warning)."),
     ) -> None:
         """Labels and probabilities from the artifact and its embedded spec only (no torch)."""
+        from edgetl.interrupt import activity
         from edgetl.predict import predict_images
 
-        results = predict_images(artifact, images, top_k=top_k, backend=backend, threads=threads)
+        with activity(f"predict with {artifact}", "nothing was printed: run it again"):
+            results = predict_images(artifact, images, top_k=top_k, backend=backend,
+                                     threads=threads, force=force)
         if as_json:
             typer.echo(json.dumps({"artifact": str(artifact),
                                    "predictions": [r.to_dict() for r in results]}, indent=2))
