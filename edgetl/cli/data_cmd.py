@@ -163,9 +163,13 @@ def inspect(
     """Counts per class, image sizes/modes, unreadable files, duplicates and near-duplicates."""
     from edgetl.data.inspect import inspect_data
     from edgetl.data.sources import load_data
-    from edgetl.io import atomic_write_json
+    from edgetl.interrupt import activity
+    from edgetl.io import atomic_write_json, require_writable
 
-    with _warnings_to_stderr():
+    if json_out is not None:
+        _refuse_input(data, json_out, "--json")
+        require_writable(json_out, "--json")
+    with _warnings_to_stderr(), activity(f"data inspect of {data}", "no report was written"):
         ds = load_data(data, check_images=False)  # the scan below decodes every file once
         with _progress(len(ds.samples), "hashing images") as advance:
             report = inspect_data(ds, near_dup_threshold=near_dup_threshold, progress=advance)
@@ -205,6 +209,16 @@ def _print_split(report: dict, notes: list[str], out: Path) -> None:
             "fix the source's split", markup=False, highlight=False, soft_wrap=True)
 
 
+def _refuse_input(data: str, path: Path, option: str) -> None:
+    """Writing over the data's own manifest would replace the user's list of images."""
+    from edgetl.errors import UsageError
+    from edgetl.io import same_file
+
+    if os.path.isfile(data) and path.exists() and same_file(data, path):
+        raise UsageError(f"{option} {path} is the input manifest itself: writing it would "
+                         "replace your data's own list", f"give {option} another file name")
+
+
 @app.command("split")
 def split(
     data: str = typer.Argument(..., help=_DATA_HELP),
@@ -219,17 +233,24 @@ def split(
     json_out: Path | None = typer.Option(None, "--json", help="Write the leakage report as JSON."),
 ) -> None:
     """Seeded stratified/grouped split keeping near-duplicates together, with a leakage report."""
-    from edgetl.data.manifest import write_manifest
+    from edgetl.data.manifest import extra_columns, write_manifest
     from edgetl.data.sources import load_data
     from edgetl.data.split import leakage_report, make_splits
-    from edgetl.io import atomic_write_json
+    from edgetl.interrupt import activity
+    from edgetl.io import atomic_write_json, require_writable
 
-    with _warnings_to_stderr():
+    _refuse_input(data, out, "--out")
+    require_writable(out, "--out")
+    if json_out is not None:
+        _refuse_input(data, json_out, "--json")
+        require_writable(json_out, "--json")
+    with _warnings_to_stderr(), activity(f"data split of {data}", f"{out} was not written"):
         ds = load_data(data, group_column=group_column)
         with _progress(len(ds.samples), "hashing images") as advance:
             result = make_splits(ds, val, test, seed, near_dup_threshold, progress=advance)
         report = leakage_report(result, near_dup_threshold=near_dup_threshold)
-    write_manifest(result, out)
+    is_csv = ds.origin.lower().endswith(".csv") and os.path.isfile(ds.origin)
+    write_manifest(result, out, extra_columns(ds.origin) if is_csv else None)
     new_notes = result.notes
     _print_split(report, new_notes, out)
     if json_out is not None:
