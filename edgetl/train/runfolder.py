@@ -100,10 +100,10 @@ def open_run_folder(out: Path, resume: bool, console: Any) -> bool:
 
     require_writable(out, "--out", folder=True)
     if is_failed_start(out):
-        if resume and (out / "recipe.yaml").is_file():
+        if resume:  # never silently: the user asked to continue something
             _note(console, f"nothing to resume in {out}: no epoch was saved; starting from the "
                   "first epoch")
-        elif not resume:
+        else:
             _note(console, f"{out} holds only the start of a run that ended before its first "
                   "epoch: starting afresh")
         discard_failed_start(out)
