@@ -143,3 +143,17 @@ def read_checkpoint_info(path: str | Path, which: str = "best") -> CheckpointInf
         task_record=TaskRecord.from_dict(record["labels"]),
         record=record,
     )
+
+
+def check_weights(info: Any, hint: str | None = None) -> None:
+    """Raise `ArtifactError` when `info.weights_path` does not hash to the recorded sha256."""
+    recorded = info.record.get("weights_sha256")
+    if recorded is None:  # checkpoints always record it; a hand-made one may not
+        return
+    actual = info.weights_sha256()
+    if actual != recorded:
+        raise ArtifactError(
+            f"{info.weights_path} is corrupt or truncated: its sha256 {actual[:12]} is not the "
+            f"{recorded[:12]} its checkpoint.json records",
+            hint or "restore the file, or use the run's other checkpoint (best or last)",
+        )

@@ -6,6 +6,8 @@ comes from the class, so library code never calls `sys.exit` itself.
 
 from __future__ import annotations
 
+import errno
+
 EXIT_OK = 0
 EXIT_GATE_FAILED = 1
 EXIT_USAGE = 2
@@ -66,3 +68,31 @@ class GateFailedError(EdgetlError):
     """A verify or bench gate failed: the work ran, the result is not acceptable."""
 
     exit_code = EXIT_GATE_FAILED
+
+
+_OS_WORDS: dict[int, tuple[str, str]] = {
+    errno.ENOSPC: ("no space left on the device holding {path}",
+                   "free some space or write elsewhere; nothing half-written was kept"),
+    errno.EDQUOT: ("disk quota exceeded writing {path}", "free some space or write elsewhere"),
+    errno.EROFS: ("{path} is on a read-only file system", "write elsewhere"),
+    errno.EACCES: ("permission denied: {path}", "write elsewhere or fix its permissions"),
+    errno.EPERM: ("operation not permitted: {path}", "write elsewhere or fix its permissions"),
+    errno.EEXIST: ("{path} is in the way: a file exists where a folder is needed",
+                   "choose another path or remove it"),
+    errno.ENOTDIR: ("{path}: a part of it is a file, not a folder",
+                    "choose another path or remove the file"),
+    errno.EISDIR: ("{path} is a folder, not a file", "name a file"),
+    errno.ENOENT: ("no such file or folder: {path}", None),
+    errno.ENAMETOOLONG: ("file name too long: {path}", "choose a shorter path"),
+}
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for a file-system error (full or read-only disk, a file in the way): these are
+    the user's environment, not bugs, so the CLI exits 2 with this instead of a traceback."""
+    path = exc.filename if exc.filename is not None else "the output"
+    words, hint = _OS_WORDS.get(exc.errno or -1, (f"{exc.strerror or exc}: {{path}}", None))
+    strerror = exc.strerror or ""
+    if exc.errno in (errno.ENOTDIR, errno.EISDIR) and strerror and " is a " in strerror:
+        words = strerror.replace("{", "{{").replace("}", "}}")  # require_writable's own words
+    return EdgetlError(words.format(path=path), hint).one_line()

@@ -74,6 +74,8 @@ class PreprocessOverrides(_Strict):
     # dense tasks: how the image reaches the fixed input (default letterbox) and the padding
     geometry: Literal["letterbox", "stretch"] | None = None
     fill: tuple[int, int, int] | None = None
+    # 16-bit images: refuse them (the default), or scale 0..65535 to 0..255 (recorded in the spec)
+    high_bit_depth: Literal["refuse", "scale"] | None = None
 
 
 class AugmentConfig(_Strict):
@@ -329,6 +331,20 @@ def _list_item(node: list[Any], part: str, path: list[str]) -> Any:
     return node[_list_index(node, part, path)]
 
 
+def yaml_error_words(exc: yaml.YAMLError) -> str:
+    """PyYAML's error on one line, keeping where it is (1-based line and column)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if mark is None or problem is None:
+        return " ".join(str(exc).split())
+    text = f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    context, where = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context:
+        text += f" ({context}" + (f" at line {where.line + 1}, column {where.column + 1}"
+                                  if where is not None else "") + ")"
+    return text
+
+
 def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> Recipe:
     """Read YAML (or start from defaults when `path` is None), apply overrides, validate."""
     data: dict[str, Any] = {}
@@ -339,12 +355,20 @@ def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> 
         if not file.is_file():
             raise RecipeError(f"recipe not found: {file}", "see recipes/ for examples")
         try:
-            loaded = yaml.safe_load(file.read_text())
+            text = file.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise RecipeError(f"{file} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at "
+                              f"offset {exc.start})", "save the recipe as UTF-8") from exc
+        try:
+            loaded = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise RecipeError(f"{file} is not valid YAML: {str(exc).splitlines()[0]}") from exc
-        if loaded is not None and not isinstance(loaded, dict):
+            raise RecipeError(f"{file} is not valid YAML: {yaml_error_words(exc)}") from exc
+        if loaded is None:
+            raise RecipeError(f"{file} is empty: a recipe file must say what to train",
+                              "start from one in recipes/")
+        if not isinstance(loaded, dict):
             raise RecipeError(f"{file} must hold a mapping at the top level")
-        data = loaded or {}
+        data = loaded
     for assignment in overrides or []:
         apply_override(data, assignment)
     try:

@@ -35,6 +35,7 @@ METRICS_FILE = "metrics.jsonl"
 LABELS_FILE = "labels.json"
 LEAKAGE_FILE = "leakage.json"
 CURVES_FILE = "curves.png"
+RUN_MARKER = ".edgetl-run"  # written first into a new run folder (edgetl.train.resume)
 SPLIT_NAMES = ("train", "val", "test")
 
 
@@ -133,7 +134,7 @@ class RunFolder:
                     f"rerun with the same recipe and --set values, or use {self.recipe_path} "
                     "itself")
             return previous
-        if self.path.exists() and any(self.path.iterdir()):
+        if self.path.exists() and any(p.name != RUN_MARKER for p in self.path.iterdir()):
             raise RecipeError(f"run folder {self.path} already exists and is not empty",
                               "pass --resume to continue it, or another --out")
         self.path.mkdir(parents=True, exist_ok=True)

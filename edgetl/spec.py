@@ -25,11 +25,16 @@ ResizeMode = Literal["shorter", "exact", "none"]
 Interpolation = Literal["nearest", "bilinear", "bicubic"]
 GraphInput = Literal["float32_normalized", "uint8_raw"]
 Geometry = Literal["crop", "letterbox", "stretch"]
+HighBitDepth = Literal["refuse", "scale"]
 
 # Fields added after the first schema, with the value that reproduces the old behaviour. They
 # are written only when they differ from it, so every spec made before they existed keeps its
 # canonical JSON and fingerprint (checkpoints and artifacts record fingerprints).
-ADDED_FIELDS: dict[str, object] = {"geometry": "crop", "fill": (0, 0, 0)}
+# `high_bit_depth` is the exception that proves the rule: the old behaviour (16-bit grey clipped
+# at 255, almost white) was wrong, so its default is "refuse": a spec from before it refuses
+# 16-bit images instead of feeding its model clipped pixels, and keeps its fingerprint.
+ADDED_FIELDS: dict[str, object] = {"geometry": "crop", "fill": (0, 0, 0),
+                                   "high_bit_depth": "refuse"}
 DEFAULT_LETTERBOX_FILL = (114, 114, 114)
 
 _COLOR_WORDS = {
@@ -78,6 +83,8 @@ class PreprocessSpec:
     schema: str = field(default=SPEC_SCHEMA)
     geometry: Geometry = "crop"
     fill: tuple[int, int, int] = (0, 0, 0)  # letterbox padding, uint8 per channel
+    # 16-bit images (PIL modes I;16, I): "refuse" them, or "scale" 0..65535 to 0..255 (rounded)
+    high_bit_depth: HighBitDepth = "refuse"
 
     def __post_init__(self) -> None:
         # Normalise lists from JSON into tuples so equality and hashing are stable.
@@ -121,6 +128,8 @@ class PreprocessSpec:
             raise SpecError("spec geometry must be crop, letterbox or stretch")
         if len(self.fill) != 3 or any(not 0 <= v <= 255 for v in self.fill):
             raise SpecError(f"spec fill must be 3 values in 0..255, got {list(self.fill)}")
+        if self.high_bit_depth not in ("refuse", "scale"):
+            raise SpecError("spec high_bit_depth must be refuse or scale")
         if self.geometry != "crop":
             if self.resize_mode != "exact" or self.crop_size is not None or \
                     tuple(self.resize_size) != tuple(self.input_size):
@@ -272,6 +281,8 @@ class PreprocessSpec:
     def describe(self) -> str:
         """The pipeline in words, one step a line, so a person can check it against their code."""
         steps = [_COLOR_WORDS[self.color_mode]]
+        if self.high_bit_depth == "scale":
+            steps[0] += " (16-bit images scaled from 0-65535 to 0-255 first)"
         interp = f"{self.interpolation}{' with antialias' if self.antialias else ''}"
         height, width = self.input_size
         if self.geometry == "letterbox":

@@ -249,5 +249,9 @@ def compare_reports(baseline: dict[str, Any], new: dict[str, Any], max_regressio
     for key in new_rows:
         if key not in old_rows:
             rows.append(RowComparison(key, "new", metric, new=new_rows[key].get(metric)))
+    if not failures and not any(r.status in ("ok", "regressed", "faster") for r in rows):
+        # --allow-missing with no row in common: nothing was compared, so nothing passed
+        failures.append("no row of this run matches a baseline row (backend, precision, batch, "
+                        "mode): the gate compared nothing")
     return Comparison(max_regression=max_regression, spread_k=spread_k, metric=metric,
                       rows=rows, notes=notes, failures=failures, baseline_path=baseline_path)

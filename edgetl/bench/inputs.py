@@ -96,3 +96,25 @@ def preprocessed_batch(paths: Sequence[str], spec: PreprocessSpec, size: int) ->
     """The model input for `size` samples, made from the distinct images in `paths`."""
     distinct = preprocess_batch(list(paths[:size]), spec)
     return tile(distinct, size)
+
+
+ACTIVATION_FACTOR = 4  # a batch's activations and copies take several times its input
+
+
+def check_batch_memory(spec: PreprocessSpec, batch: int) -> None:
+    """Refuse a batch whose input alone, times a small factor for the model's activations,
+    exceeds the memory available now: `--batch 100000` used to end in a MemoryError (exit 70)
+    after the set-up, or in the kernel's OOM killer."""
+    import psutil
+
+    from edgetl.errors import UsageError
+
+    height, width = spec.input_size
+    itemsize = 1 if spec.graph_input == "uint8_raw" else 4
+    need = batch * 3 * height * width * itemsize
+    available = psutil.virtual_memory().available
+    if need * ACTIVATION_FACTOR > available:
+        raise UsageError(
+            f"--batch {batch} needs {need / 2**30:.1f} GiB for its {height}x{width} inputs alone "
+            f"and several times that to run; {available / 2**30:.1f} GiB is available",
+            "use a smaller --batch")

@@ -17,7 +17,7 @@ import numpy as np
 
 from edgetl.bench import REPORT_SCHEMA
 from edgetl.bench.environment import capture_environment
-from edgetl.bench.inputs import find_images, preprocessed_batch
+from edgetl.bench.inputs import check_batch_memory, find_images, preprocessed_batch
 from edgetl.bench.memory import HostPeak
 from edgetl.bench.stats import CV_WARN, summarize_ns
 from edgetl.bench.subject import Subject, open_subject
@@ -246,6 +246,9 @@ def run_bench(config: BenchConfig, progress: Callable[[dict[str, Any]], None] | 
     backends = resolve_backends(config.backends, subject)
     for backend in backends:
         preflight(backend, subject)
+    spec = subject.artifact.spec if subject.artifact is not None else \
+        subject.run_spec_and_labels()[0]
+    check_batch_memory(spec, max(config.batches))
     paths = find_images(config.images, *_image_sources(subject), count=max(config.batches))
     env = capture_environment(config.threads)
     warnings = _machine_warnings(env)

@@ -71,6 +71,9 @@ def register(app: typer.Typer) -> None:
         """
         from edgetl.bench.runner import BenchConfig, parse_batches, run_bench, split_list
         from edgetl.bench.timing import parse_warmup
+        from edgetl.errors import UsageError
+        from edgetl.interrupt import activity
+        from edgetl.io import require_writable
 
         config = BenchConfig(
             artifact=artifact, backends=split_list(backend), batches=parse_batches(batch),
@@ -78,6 +81,12 @@ def register(app: typer.Typer) -> None:
             min_time=min_time, iters=iters, images=_image_files(images), normalize=normalize,
             checkpoint=checkpoint,
         )
+        if max_regression < 0:
+            raise UsageError(f"--max-regression must be >= 0, got {max_regression}")
+        for path, option in ((json_out, "--json"), (markdown, "--markdown"),
+                             (histogram, "--histogram")):
+            if path is not None:
+                require_writable(path, option)
         comparison = None
         baseline_report = None
         if baseline is not None:  # read it first: a bad baseline should not cost a bench run
@@ -90,16 +99,21 @@ def register(app: typer.Typer) -> None:
                               f"{row['mode']}: p50 {row['p50_ms']:.3f} ms, {row['iters']} calls",
                               highlight=False)
 
-        result = run_bench(config, progress)
-        report = result.report
-        if baseline_report is not None:
-            from edgetl.bench.compare import compare_reports
+        console.print(f"benchmarking {artifact}: batch {batch}, backend "
+                      f"{', '.join(config.backends)}, mode {', '.join(config.modes)}",
+                      highlight=False)
+        with activity(f"bench of {artifact}", "no report was written and no gate passed: run "
+                      "it again"):
+            result = run_bench(config, progress)
+            report = result.report
+            if baseline_report is not None:
+                from edgetl.bench.compare import compare_reports
 
-            comparison = compare_reports(
-                baseline_report, report, max_regression, allow_missing=allow_missing,
-                allow_different_spec=allow_different_spec, baseline_path=str(baseline))
-            report["comparison"] = comparison.to_dict()
-        finish(report, result.samples_ms, json_out, markdown, histogram)
+                comparison = compare_reports(
+                    baseline_report, report, max_regression, allow_missing=allow_missing,
+                    allow_different_spec=allow_different_spec, baseline_path=str(baseline))
+                report["comparison"] = comparison.to_dict()
+            finish(report, result.samples_ms, json_out, markdown, histogram)
         if comparison is not None and not comparison.passed:
             from edgetl.errors import GateFailedError
 
@@ -117,16 +131,18 @@ def finish(report: dict, samples_ms: list, json_out: Path | None, markdown: Path
         write_json,
         write_markdown,
     )
+    from edgetl.io import outputs_together
 
     if histogram is None and json_out is not None:
         histogram = default_histogram_path(json_out)
-    if histogram is not None:
-        report["histogram"] = str(histogram)
-        write_histogram(report["rows"], samples_ms, histogram)
-    if json_out is not None:
-        write_json(report, json_out)
-    if markdown is not None:
-        write_markdown(report, markdown)
+    with outputs_together(histogram, json_out, markdown):  # all of them, or none
+        if histogram is not None:
+            report["histogram"] = str(histogram)
+            write_histogram(report["rows"], samples_ms, histogram)
+        if json_out is not None:
+            write_json(report, json_out)
+        if markdown is not None:
+            write_markdown(report, markdown)
     render_table(report, console)
     if report.get("comparison"):
         render_comparison(report["comparison"], console)

@@ -214,14 +214,18 @@ def inspect(
     """Counts per class, image sizes/modes, unreadable files, duplicates and near-duplicates."""
     from edgetl.data.grouping import group_from_name as apply_group_rule
     from edgetl.data.sources import load_data
-    from edgetl.io import atomic_write_json
+    from edgetl.interrupt import activity
+    from edgetl.io import atomic_write_json, require_writable
 
     name = _task(task)
     if input_size is not None and name == "classification":
         from edgetl.errors import UsageError
 
         raise UsageError("--input-size applies to --task detection or instance")
-    with _warnings_to_stderr():
+    if json_out is not None:
+        _refuse_input(data, json_out, "--json")
+        require_writable(json_out, "--json")
+    with _warnings_to_stderr(), activity(f"data inspect of {data}", "no report was written"):
         ds = load_data(data, task=task, check_images=False)  # the scan decodes each file once
         if group_from_name is not None:
             ds = apply_group_rule(ds, group_from_name)
@@ -291,6 +295,16 @@ def _print_split(report: dict, notes: list[str], out: Path, dense: bool = False)
             "fix the source's split", markup=False, highlight=False, soft_wrap=True)
 
 
+def _refuse_input(data: str, path: Path, option: str) -> None:
+    """Writing over the data's own manifest would replace the user's list of images."""
+    from edgetl.errors import UsageError
+    from edgetl.io import same_file
+
+    if os.path.isfile(data) and path.exists() and same_file(data, path):
+        raise UsageError(f"{option} {path} is the input manifest itself: writing it would "
+                         "replace your data's own list", f"give {option} another file name")
+
+
 @app.command("split")
 def split(
     data: str = typer.Argument(..., help=_DATA_HELP),
@@ -309,25 +323,36 @@ def split(
 ) -> None:
     """Seeded stratified/grouped split keeping near-duplicates together, with a leakage report."""
     from edgetl.data.grouping import group_from_name as apply_group_rule
+    from edgetl.data.manifest import extra_columns, write_manifest
     from edgetl.data.sources import load_data
     from edgetl.data.split import leakage_report, make_splits
     from edgetl.data.splitfile import split_file_name, write_split
     from edgetl.errors import UsageError
-    from edgetl.io import atomic_write_json
+    from edgetl.interrupt import activity
+    from edgetl.io import atomic_write_json, require_writable
 
     name = _task(task)
     want = Path(split_file_name(name)).suffix
     if name != "classification" and out.suffix.lower() != want:
         raise UsageError(f"--out {out}: a {name} split is written as a {want} file",
                          hint=f"e.g. --out split{want}")
-    with _warnings_to_stderr():
+    _refuse_input(data, out, "--out")
+    require_writable(out, "--out")
+    if json_out is not None:
+        _refuse_input(data, json_out, "--json")
+        require_writable(json_out, "--json")
+    with _warnings_to_stderr(), activity(f"data split of {data}", f"{out} was not written"):
         ds = load_data(data, task=task, group_column=group_column)
         if group_from_name is not None:
             ds = apply_group_rule(ds, group_from_name)
         with _progress(len(ds.samples), "hashing images") as advance:
             result = make_splits(ds, val, test, seed, near_dup_threshold, progress=advance)
         report = leakage_report(result, near_dup_threshold=near_dup_threshold)
-    write_split(result, out)
+    is_csv = ds.origin.lower().endswith(".csv") and os.path.isfile(ds.origin)
+    if name == "classification":
+        write_manifest(result, out, extra_columns(ds.origin) if is_csv else None)
+    else:
+        write_split(result, out)
     new_notes = result.notes
     _print_split(report, new_notes, out, dense=name != "classification")
     if json_out is not None:

@@ -19,8 +19,27 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Accuracy with a bootstrap interval, per-class P/R/F1, confusion matrix, ROC-AUC."""
         from edgetl.cli.render import print_report_summary
+        from edgetl.data.samples import SPLITS
+        from edgetl.errors import UsageError
         from edgetl.evaluate.report import evaluate_target, write_report
+        from edgetl.interrupt import activity
+        from edgetl.io import outputs_together, require_writable
 
-        report = evaluate_target(target, split=split, data=data, device=device)
-        print_report_summary(report, title=f"{report['kind']} {target} on {split}")
-        write_report(report, json_out, out)
+        if split not in SPLITS:
+            raise UsageError(f"--split {split!r} is not a split", f"use {', '.join(SPLITS)}")
+        if device not in ("cpu", "cuda"):
+            raise UsageError(f"--device must be cpu or cuda, got {device!r}")
+        if target.is_dir():  # runs evaluate with torch on this device: is it here?
+            from edgetl.devices import resolve_device
+
+            resolve_device(device)
+        if json_out is not None:
+            require_writable(json_out, "--json")
+        if out is not None:
+            require_writable(out, "--out", folder=True)
+        with activity(f"evaluate of {target}", "no report was written: run it again"):
+            report = evaluate_target(target, split=split, data=data, device=device)
+            print_report_summary(report, title=f"{report['kind']} {target} on {split}")
+            extra = (out / f"metrics-{split}.json", out / f"confusion-{split}.png") if out else ()
+            with outputs_together(json_out, *extra):
+                write_report(report, json_out, out)

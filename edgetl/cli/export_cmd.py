@@ -32,14 +32,25 @@ def register(app: typer.Typer) -> None:
                                  "(no box decoding or NMS in the graph)."),
     ) -> None:
         """Export the best checkpoint with its preprocessing spec embedded."""
-        from edgetl.export import ExportOptions, export_run
+        from edgetl.export import ExportOptions, export_run, get_format, resolve_target
+        from edgetl.export.manifest import manifest_path
+        from edgetl.interrupt import activity
+        from edgetl.io import outputs_together, require_writable
 
         options = ExportOptions(
             opset=opset, embed_preprocessing=embed_preprocessing,
             calibration_images=calibration_images, calibration_method=calibration_method,  # type: ignore[arg-type]
             max_batch=max_batch, checkpoint=checkpoint, raw=raw,
         )
-        result = export_run(run, fmt, out, options)
+        options.validate()
+        target = resolve_target(run, get_format(fmt), out, embed_preprocessing)
+        require_writable(target, "--out")
+        console.print(f"exporting {run} ({checkpoint} checkpoint) as {fmt} -> {target}",
+                      highlight=False)
+        with activity(f"export of {run} as {fmt}",
+                      f"no artifact or manifest was left at {target}: run the same command "
+                      "again"), outputs_together(target, manifest_path(target)):
+            result = export_run(run, fmt, out, options)
         console.print(f"[green]exported[/green] {result.format} ({result.precision}) -> "
                       f"{result.path} ({result.size_bytes / 1e6:.2f} MB)")
         console.print(f"manifest: {result.manifest}")

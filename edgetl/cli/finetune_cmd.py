@@ -25,6 +25,7 @@ def register(app: typer.Typer) -> None:
         from edgetl.cli.common import console
         from edgetl.cli.render import print_report_summary
         from edgetl.errors import UsageError
+        from edgetl.interrupt import activity
         from edgetl.recipe import load_recipe
         from edgetl.train.finetune import run_finetune
 
@@ -37,9 +38,27 @@ def register(app: typer.Typer) -> None:
             extra.append(f"train.seed={seed}")
         resolved = load_recipe(recipe, extra)
         run_dir = out or Path("runs") / resolved.name
-        result = run_finetune(resolved, run_dir, device=device, resume=resume, console=console)
+        with activity(f"finetune of {run_dir}", lambda: _resume_hint(run_dir)):
+            result = run_finetune(resolved, run_dir, device=device, resume=resume,
+                                  console=console)
         if not result.test_report:  # a non-zero rank under torchrun: rank 0 reports
             return
         print_report_summary(result.test_report, title=f"test split, best checkpoint "
                              f"(epoch {result.best_epoch})")
         console.print(f"training wall time {result.train_seconds:.1f} s; run folder {run_dir}")
+
+
+def _resume_hint(run_dir: Path) -> str:
+    """After Ctrl-C: what the run folder holds now, and the command that continues it."""
+    import json
+
+    state = run_dir / "last" / "train_state.json"
+    if not state.is_file():
+        return "no epoch was saved, nothing of the run blocks a retry: run the same command again"
+    try:
+        epochs = json.loads(state.read_text()).get("global_epoch")
+    except (OSError, ValueError):
+        epochs = None
+    saved = f"{epochs} epoch(s)" if epochs is not None else "the last finished epoch"
+    return (f"{saved} saved in {run_dir / 'last'}; no test report was written: continue with "
+            "the same command and --resume")

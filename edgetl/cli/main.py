@@ -9,10 +9,11 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+import warnings
 
 import typer
 
-from edgetl import __version__
+from edgetl import __version__, interrupt
 from edgetl.cli import (
     bench_cmd,
     data_cmd,
@@ -23,7 +24,13 @@ from edgetl.cli import (
     predict_cmd,
     verify_cmd,
 )
-from edgetl.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, EdgetlError
+from edgetl.errors import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    EdgetlError,
+    os_error_line,
+)
 
 app = typer.Typer(
     name="edgetl",
@@ -66,21 +73,54 @@ def _fail(line: str, code: int) -> None:
     raise SystemExit(code)
 
 
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: object = None, line: str | None = None) -> None:
+    """Data warnings and edgetl's own in the CLI's voice (`warning: ...`, one line); warnings
+    of other libraries keep Python's format."""
+    ours = category.__name__ == "DataWarning" or os.sep + "edgetl" + os.sep in filename
+    if not ours:
+        _python_showwarning(message, category, filename, lineno, file, line)
+        return
+    sys.stderr.write("warning: " + " ".join(str(message).split()) + "\n")
+    sys.stderr.flush()
+
+
+_python_showwarning = warnings.showwarning
+
+
+def _command_name() -> str:
+    words = [a for a in sys.argv[1:3] if not a.startswith("-")]
+    return "edgetl " + " ".join(words[:2] if words[:1] == ["data"] else words[:1])
+
+
 def run() -> None:
     """Console-script entry: run the app; one stderr line and a typed exit code on error."""
     debug = os.environ.get("EDGETL_DEBUG") == "1"
+    interrupt.install()
+    warnings.showwarning = _show_warning
+    # decode_image warns about very large images itself, naming the file
+    warnings.filterwarnings("ignore", message="Image size .* could be decompression bomb")
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except EdgetlError as exc:
         if debug:
             traceback.print_exc()
         _fail(exc.one_line(), exc.exit_code)
     except KeyboardInterrupt:
-        _fail("interrupted", EXIT_INTERRUPTED)
+        _fail(interrupt.interrupted_line(_command_name()), EXIT_INTERRUPTED)
     except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
     except typer.Abort:
-        _fail("aborted", EXIT_INTERRUPTED)
+        _fail(interrupt.interrupted_line(_command_name()), EXIT_INTERRUPTED)
+    except OSError as exc:  # full or read-only disk, a file in the way: the user's environment
+        if debug:
+            traceback.print_exc()
+        _fail(os_error_line(exc), EXIT_USAGE)
+    except MemoryError as exc:
+        if debug:
+            traceback.print_exc()
+        _fail(f"out of memory ({exc or 'MemoryError'}) (use smaller batches or images)",
+              EXIT_USAGE)
     except Exception as exc:  # click usage errors and anything unexpected
         # Typer may ship its own click; recognise usage errors by shape, not by class.
         if type(exc).__name__ == "NoArgsIsHelpError":
@@ -93,6 +133,12 @@ def run() -> None:
             traceback.print_exc()
         _fail(f"internal error {type(exc).__name__}: {exc} (a bug: rerun with EDGETL_DEBUG=1 "
               "and report the traceback)", EXIT_INTERNAL)
+    # Without standalone mode Typer returns the exit code of a `typer.Exit` or of Ctrl-C (130)
+    # instead of raising it; dropping it made an interrupted command exit 0.
+    if code == EXIT_INTERRUPTED or interrupt.fired():
+        _fail(interrupt.interrupted_line(_command_name()), EXIT_INTERRUPTED)
+    if isinstance(code, int) and code:
+        raise SystemExit(code)
 
 
 if __name__ == "__main__":

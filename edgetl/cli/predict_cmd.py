@@ -27,14 +27,18 @@ def register(app: typer.Typer) -> None:
         backend: str = typer.Option("ort-cpu", "--backend", help="ort-cpu, ort-cuda or tensorrt."),
         threads: int | None = typer.Option(None, "--threads",
                                            help="onnxruntime intra-op threads."),
+        force: bool = typer.Option(False, "--force", help="Run an artifact whose embedded spec "
+                                   "was edited after export (with a warning)."),
     ) -> None:
         """Predictions from the artifact and its embedded spec only (no torch): top-k classes,
         or boxes in each image's own pixels."""
+        from edgetl.interrupt import activity
         from edgetl.io import atomic_write_text
         from edgetl.predict import predict_images
 
-        results = predict_images(artifact, images, top_k=top_k, backend=backend, threads=threads,
-                                 min_score=min_score)
+        with activity(f"predict with {artifact}", "nothing was printed: run it again"):
+            results = predict_images(artifact, images, top_k=top_k, backend=backend,
+                                     threads=threads, min_score=min_score, force=force)
         detection = bool(results) and hasattr(results[0], "detections")
         if draw is not None:
             if not detection:

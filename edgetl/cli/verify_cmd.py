@@ -31,14 +31,23 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Spec, preprocessing golden test, output parity and accuracy gates (exit 1 on failure)."""
         from edgetl.errors import GateFailedError
-        from edgetl.verify import verify_artifact
+        from edgetl.interrupt import activity
+        from edgetl.io import require_writable
+        from edgetl.verify import check_options, verify_artifact
 
-        report = verify_artifact(
-            artifact, against, split, backend, top1_budget=top1_budget,
-            accuracy_budget=accuracy_budget, max_images=max_images, threads=threads,
-        )
+        check_options(split, top1_budget, accuracy_budget, max_images)
         if json_out is not None:
-            report.write_json(json_out)
+            require_writable(json_out, "--json")
+        console.print(f"verifying {artifact} against {against} on the {split} split",
+                      highlight=False)
+        with activity(f"verify of {artifact}",
+                      "no report was written and the gate did not pass: run it again"):
+            report = verify_artifact(
+                artifact, against, split, backend, top1_budget=top1_budget,
+                accuracy_budget=accuracy_budget, max_images=max_images, threads=threads,
+            )
+            if json_out is not None:
+                report.write_json(json_out)
         report.render(console)
         if not report.passed:
             raise GateFailedError(f"verify failed: {report.failure_line()}")

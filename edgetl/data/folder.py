@@ -1,6 +1,6 @@
 """Folder-tree source: one subfolder per class, optionally under train/ val/ test/.
 
-Layouts (split folder names are exact and lower-case):
+Layouts (split folder names in any case; `validation/` and `valid/` mean `val/`):
 - `ROOT/<class>/**/<image>`: no splits; the splitter assigns them.
 - `ROOT/train/<class>/...` plus `val/` and `test/`: the three splits are used as given.
 - `train/` and `val/` only: `val/` becomes the **test** split (many published trees call their
@@ -21,6 +21,24 @@ from edgetl.data.samples import DataSet, DataWarning, Sample, is_image_name
 from edgetl.errors import DataError
 
 SPLIT_FOLDERS = ("train", "val", "test")
+# Folder names users give their splits, lower-cased: Train/, Val/, Validation/, Valid/, Test/.
+SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val",
+               "test": "test"}
+
+
+def _split_folders(subdirs: set[str], root: Path) -> dict[str, str]:
+    """Split -> the folder holding it, names matched case-insensitively; two folders naming
+    the same split (`val/` and `Validation/`) are an error rather than a guess."""
+    found: dict[str, str] = {}
+    for name in sorted(subdirs):
+        split = SPLIT_NAMES.get(name.lower())
+        if split is None:
+            continue
+        if split in found:
+            raise DataError(f"{root}: folders '{found[split]}' and '{name}' both name the "
+                            f"{split} split", hint="merge them or rename one")
+        found[split] = name
+    return found
 
 
 def _visible_dirs(folder: Path) -> list[Path]:
@@ -69,21 +87,23 @@ def load_folder(root: str | Path) -> DataSet:
     notes: list[str] = []
     samples: list[Sample] = []
     classes: set[str] = set()
-    if "train" in subdirs:
-        present = [name for name in SPLIT_FOLDERS if name in subdirs]
+    folders = _split_folders(subdirs, root)
+    if "train" in folders:
+        present = [name for name in SPLIT_FOLDERS if name in folders]
         mapping = {name: name for name in present}
         if "val" in present and "test" not in present:
             mapping["val"] = "test"
-            notes.append("val/ is used as the test split (no test/ folder); "
-                         "a validation split is carved from train/")
-        others = sorted(subdirs - set(SPLIT_FOLDERS))
+            notes.append(f"{folders['val']}/ is used as the test split (no test/ folder); "
+                         f"a validation split is carved from {folders['train']}/")
+        others = sorted(subdirs - set(folders.values()))
         if others:
             warnings.warn(f"{root}: folders {others} ignored beside train/ val/ test/",
                           DataWarning, stacklevel=3)
-        for folder_name in present:
+        for split_name in present:
+            folder_name = folders[split_name]
             folder = root / folder_name
             skipped += [(p, "not inside a class folder") for p in _loose_images(folder)]
-            found, names = _class_samples(folder, mapping[folder_name], f"{folder_name}/")
+            found, names = _class_samples(folder, mapping[split_name], f"{folder_name}/")
             samples.extend(found)
             classes.update(names)
     else:

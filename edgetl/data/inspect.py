@@ -20,6 +20,7 @@ from edgetl.data.dedup import (
     exact_duplicate_groups,
 )
 from edgetl.data.grouping import group_report
+from edgetl.data.reference import HIGH_BIT_DEPTH_MODES
 from edgetl.data.samples import SPLITS, DataSet
 from edgetl.data.split import cluster_entry, crosses
 
@@ -90,6 +91,12 @@ def inspect_data(
     elif ratio > IMBALANCE_WARN_RATIO:
         notes.append(f"class imbalance {ratio:.1f}:1 (largest/smallest) exceeds "
                      f"{IMBALANCE_WARN_RATIO:g}:1: consider class weights or more data")
+    deep = Counter(infos[i].mode for i in ok if infos[i].mode in HIGH_BIT_DEPTH_MODES)
+    if deep:
+        modes = ", ".join(f"{n} {m}" for m, n in deep.most_common())
+        notes.append(f"{sum(deep.values())} high-bit-depth image(s) ({modes}): training and "
+                     "predict refuse them unless the recipe sets preprocess.high_bit_depth: "
+                     "scale (0-65535 read as 0-255; PIL alone would clip them at 255)")
     if across:
         notes.append(f"{len(across)} duplicate cluster(s) cross the given splits: "
                      "`edgetl data split` holds the train side out")
@@ -109,6 +116,7 @@ def inspect_data(
         "splits": splits,
         "sizes": _size_summary([(infos[i].width, infos[i].height) for i in ok]),
         "modes": dict(Counter(infos[i].mode for i in ok).most_common()),
+        "high_bit_depth_images": sum(deep.values()),
         "formats": dict(Counter(infos[i].format for i in ok).most_common()),
         "unreadable": unreadable,
         "skipped": other_skipped,

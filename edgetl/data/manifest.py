@@ -1,8 +1,9 @@
 """CSV manifest source and writer: `path,label[,group][,split]`, one row per image.
 
 Relative paths resolve against the CSV's own folder, so a manifest can travel with its images.
-`split` is 'train', 'val', 'test' or empty (not assigned). Extra columns are ignored, which lets
-`--group-column` pick any column as the group. Classes are sorted: a CSV defines no order.
+`split` is 'train', 'val', 'test' or empty (not assigned). Extra columns are ignored when reading,
+which lets `--group-column` pick any column as the group, and carried into a split written from
+the manifest (`extra_columns`). Classes are sorted: a CSV defines no order.
 `write_manifest` writes absolute paths so its output works from any folder.
 """
 
@@ -96,16 +97,36 @@ def read_manifest(csv_path: str | Path, *, group_column: str = "group") -> DataS
     )
 
 
-def manifest_text(ds: DataSet) -> str:
-    """The CSV text of a data set: path,label,group,split with absolute paths."""
+Extras = tuple[list[str], dict[str, dict[str, str]]]
+
+
+def extra_columns(csv_path: str | Path) -> Extras:
+    """A manifest's columns beyond path,label,group,split, and their values by absolute path
+    (as `read_manifest` resolves it), so a split written from it keeps them."""
+    csv_path = Path(os.path.normpath(os.path.abspath(os.path.expanduser(str(csv_path)))))
+    header, rows = _read_rows(csv_path)
+    names = [c for c in header if c and c not in MANIFEST_COLUMNS]
+    values: dict[str, dict[str, str]] = {}
+    for row in rows:
+        raw = (row.get("path") or "").strip()
+        path = os.path.normpath(os.path.join(csv_path.parent, os.path.expanduser(raw)))
+        values.setdefault(path, {c: row.get(c) or "" for c in names})
+    return names, values
+
+
+def manifest_text(ds: DataSet, extras: Extras | None = None) -> str:
+    """The CSV text of a data set: path,label,group,split with absolute paths (then `extras`)."""
+    names, values = extras or ([], {})
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(MANIFEST_COLUMNS)
+    writer.writerow([*MANIFEST_COLUMNS, *names])
     for s in ds.samples:
-        writer.writerow([s.path, s.label, s.group or "", s.split or ""])
+        more = values.get(s.path, {})
+        writer.writerow([s.path, s.label, s.group or "", s.split or "",
+                         *[more.get(c, "") for c in names]])
     return buffer.getvalue()
 
 
-def write_manifest(ds: DataSet, path: str | Path) -> Path:
+def write_manifest(ds: DataSet, path: str | Path, extras: Extras | None = None) -> Path:
     """Write `ds` as a manifest that `load_data` reads back to the same samples (atomic)."""
-    return atomic_write_text(path, manifest_text(ds))
+    return atomic_write_text(path, manifest_text(ds, extras))

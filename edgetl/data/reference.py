@@ -24,22 +24,75 @@ _PIL_RESAMPLE = {
 }
 
 
-def decode_image(path: str | Path, color_mode: str) -> Image.Image:
+HIGH_BIT_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
+
+def decode_image(path: str | Path, color_mode: str,
+                 high_bit_depth: str = "refuse") -> Image.Image:
     """Open and fully decode an image in the spec's colour mode ('RGB' or 'L' PIL image).
 
     `grayscale3` returns an 'L' image; channel expansion happens when converting to arrays so both
     pipelines repeat the same single channel. Truncated or non-image files raise `DataError`.
+    16-bit images follow the spec's `high_bit_depth` (see `to_8bit`); PIL's own conversion
+    clips them at 255. Images past PIL's decompression-bomb limit are a `DataError`, those
+    past its warning limit a warning naming the file.
     """
     try:
         with Image.open(path) as img:
+            _warn_if_huge(img, path)
             img.load()
+            if img.mode in HIGH_BIT_DEPTH_MODES:
+                img = to_8bit(img, path, high_bit_depth)
             if color_mode == "grayscale3":
                 return img.convert("L")
             return img.convert("RGB")
     except FileNotFoundError as exc:
         raise DataError(f"image not found: {path}") from exc
+    except Image.DecompressionBombError as exc:
+        raise DataError(f"image {path} is too large to decode safely: {_bomb_words(exc)}",
+                        "downscale it") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"cannot decode image {path}: {exc}") from exc
+
+
+def to_8bit(img: Image.Image, path: str | Path, rule: str) -> Image.Image:
+    """A 16-bit grey image ('I;16*', or 'I' within 0..65535) as 8-bit 'L' by its real range:
+    round(v * 255 / 65535), in integers so every platform agrees. `rule` "refuse" (the spec's
+    default) and float or wider-than-16-bit images raise `DataError` instead."""
+    if rule != "scale":
+        raise DataError(
+            f"{path} is a 16-bit image (PIL mode {img.mode}) and this preprocessing spec reads "
+            "8-bit images only (PIL would clip it at 255: almost white)",
+            "set preprocess.high_bit_depth: scale in the recipe to read 16-bit images by their "
+            "full range, or convert them to 8-bit")
+    arr = np.asarray(img)
+    if img.mode == "F" or arr.min(initial=0) < 0 or arr.max(initial=0) > 65535:
+        raise DataError(f"{path} is a {img.mode} image outside 0..65535 (float or wider than "
+                        "16 bits): no range to scale it by", "convert it to 8 or 16 bits")
+    scaled = (arr.astype(np.uint32) * 255 + 32767) // 65535
+    return Image.fromarray(scaled.astype(np.uint8), mode="L")
+
+
+def _warn_if_huge(img: Image.Image, path: str | Path) -> None:
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and img.width * img.height > limit:
+        import warnings
+
+        from edgetl.data.samples import DataWarning
+
+        warnings.warn(f"{path} is very large ({img.width}x{img.height} = "
+                      f"{img.width * img.height:,} pixels, over PIL's decompression-bomb "
+                      f"warning limit of {limit:,}): decoding it anyway", DataWarning,
+                      stacklevel=3)
+
+
+def _bomb_words(exc: Exception) -> str:
+    import re
+
+    found = re.findall(r"\d+", str(exc))
+    if len(found) >= 2:
+        return f"{int(found[0]):,} pixels, over PIL's limit of {int(found[1]):,}"
+    return str(exc)
 
 
 def to_hwc3(img: Image.Image, color_mode: str) -> np.ndarray:
@@ -98,7 +151,8 @@ def pixels_uint8(path: str | Path, spec: PreprocessSpec) -> np.ndarray:
 
 def pixels_and_geometry(path: str | Path, spec: PreprocessSpec) -> tuple[np.ndarray, Geometry]:
     """`pixels_uint8` and the image's `Geometry` (to map outputs back to the file's pixels)."""
-    img, geo = apply_geometry(decode_image(path, spec.color_mode), spec)
+    img, geo = apply_geometry(decode_image(path, spec.color_mode, spec.high_bit_depth),
+                              spec)
     return to_hwc3(img, spec.color_mode), geo
 
 

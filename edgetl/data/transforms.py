@@ -217,10 +217,10 @@ def train_transform(spec: PreprocessSpec, aug: AugmentSettings) -> v2.Compose:
 
 def load_image(path: str, spec: PreprocessSpec) -> Image.Image:
     """Decode a file in the spec's colour mode (PIL 'RGB' or 'L'); input of `eval_transform`."""
-    return decode_image(path, spec.color_mode)
+    return decode_image(path, spec.color_mode, spec.high_bit_depth)
 
 
 def load_uint8_tensor(path: str, spec: PreprocessSpec) -> torch.Tensor:
     """Decode a file in the spec's colour mode into a uint8 CHW tensor (3 channels)."""
-    arr = to_hwc3(decode_image(path, spec.color_mode), spec.color_mode)
+    arr = to_hwc3(decode_image(path, spec.color_mode, spec.high_bit_depth), spec.color_mode)
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))

@@ -111,6 +111,9 @@ class ExportOptions:
     def validate(self) -> None:
         if self.opset < 17:
             raise UsageError(f"--opset {self.opset} is too old", "use opset 17 or newer")
+        if self.opset > max_opset():
+            raise UsageError(f"--opset {self.opset} is newer than this torch's ONNX exporter "
+                             f"writes", f"use opset 17 to {max_opset()}")
         if self.calibration_images < 1:
             raise UsageError("--calibration-images must be at least 1")
         if self.calibration_method not in ("minmax", "entropy", "percentile"):
@@ -122,6 +125,16 @@ class ExportOptions:
             raise UsageError("--max-batch must be at least 1")
         if self.checkpoint not in ("best", "last"):
             raise UsageError(f"unknown checkpoint {self.checkpoint!r}", "use best or last")
+
+
+def max_opset() -> int:
+    """The newest opset torch's TorchScript exporter writes (torch 2.14: 20); asked of torch so
+    an unsupported --opset is a usage error before the export starts, not a RuntimeError."""
+    try:
+        from torch.onnx._constants import ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET
+    except ImportError:  # a private constant: without it, the opset this code was tested with
+        return 20
+    return int(ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET)
 
 
 def get_format(name: str) -> ExportFormat:

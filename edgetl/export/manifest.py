@@ -99,6 +99,19 @@ class ArtifactInfo:
 
 
 
+def spec_tampering(info: ArtifactInfo) -> str | None:
+    """Why an artifact's embedded spec cannot be trusted (edited after export), or None: its
+    fingerprint must be the one recorded beside it at export, and the manifest's."""
+    actual = info.spec.fingerprint()
+    for recorded, where in ((info.metadata.get(META_SPEC_FINGERPRINT), "recorded in it"),
+                            ((info.manifest or {}).get("spec_fingerprint"), "in its manifest")):
+        if recorded is not None and recorded != actual:
+            return (f"{info.path}: its embedded preprocessing spec (fingerprint {actual[:12]}) "
+                    f"is not the one exported (fingerprint {str(recorded)[:12]} {where}): "
+                    "it was edited after export")
+    return None
+
+
 def build_metadata(
     *,
     spec: PreprocessSpec,

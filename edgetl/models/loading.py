@@ -12,7 +12,7 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from edgetl.checkpoint import CheckpointInfo, read_checkpoint_info
+from edgetl.checkpoint import CheckpointInfo, check_weights, read_checkpoint_info
 from edgetl.errors import ArtifactError
 
 # task -> "module:function(info) -> nn.Module" (imported only when a checkpoint of it is read)
@@ -37,6 +37,7 @@ def load_model(path: str | Path, which: str = "best") -> tuple[Any, CheckpointIn
     from safetensors.torch import load_file
 
     info = read_checkpoint_info(path, which)
+    check_weights(info)
     model = build_skeleton(info)
     try:
         state = load_file(str(info.weights_path))

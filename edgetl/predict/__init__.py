@@ -9,6 +9,7 @@ Per task: a classifier's top-k here, a detector's boxes in `edgetl.predict.detec
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,13 +18,14 @@ from typing import Any
 import numpy as np
 
 from edgetl.data.reference import preprocess_with_geometry
-from edgetl.errors import UsageError
+from edgetl.errors import ArtifactError, UsageError
 from edgetl.export.manifest import (
     OUTPUT_NAME,
     ArtifactInfo,
     metadata_from_mapping,
     read_artifact,
     read_manifest,
+    spec_tampering,
 )
 from edgetl.geometry import Geometry
 from edgetl.runtime import Runner, open_runner
@@ -57,18 +59,33 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def open_artifact(artifact: str | Path, backend: str = "ort-cpu", threads: int | None = None
-                  ) -> tuple[Runner, ArtifactInfo]:
-    """A runner and the artifact's own spec/labels (ONNX: from the session's metadata)."""
+def open_artifact(artifact: str | Path, backend: str = "ort-cpu", threads: int | None = None,
+                  force: bool = False) -> tuple[Runner, ArtifactInfo]:
+    """A runner and the artifact's own spec/labels (ONNX: from the session's metadata).
+
+    An artifact whose embedded spec was edited after export is refused (`ArtifactError`,
+    exit 2): its predictions would come from preprocessing the model was not trained with.
+    `force` runs it anyway, with a warning."""
     path = Path(artifact)
     if not path.is_file():
         read_artifact(path)  # raises the usual "artifact not found" error
     runner = open_runner(path, backend, threads=threads)
     metadata = getattr(runner, "metadata", None)
-    if metadata is not None:
-        info = metadata_from_mapping(path, metadata, read_manifest(path))
-    else:
-        info = read_artifact(path)
+    try:
+        if metadata is not None:
+            info = metadata_from_mapping(path, metadata, read_manifest(path))
+        else:
+            info = read_artifact(path)
+        problem = spec_tampering(info)
+        if problem and not force:
+            raise ArtifactError(problem, "re-export it from its run, or pass --force to run it "
+                                "anyway ('edgetl verify' shows what differs)")
+    except BaseException:
+        runner.close()
+        raise
+    if problem:
+        warnings.warn(f"{problem}; running it anyway (--force): its predictions are not the "
+                      "trained model's", stacklevel=2)
     return runner, info
 
 
@@ -94,12 +111,13 @@ def class_logits(outputs: dict[str, np.ndarray], num_classes: int) -> np.ndarray
 
 def predict_images(artifact: str | Path, images: Sequence[str | Path], top_k: int = 3,
                    backend: str = "ort-cpu", threads: int | None = None,
-                   batch: int = DEFAULT_BATCH, min_score: float = 0.3) -> list[Any]:
+                   batch: int = DEFAULT_BATCH, min_score: float = 0.3,
+                   force: bool = False) -> list[Any]:
     """Per image, in the order given: a classifier's top-k labels and softmax probabilities
     (`Prediction`), a detector's boxes above `min_score` (`detect.ImageDetections`)."""
     if top_k < 1:
         raise UsageError(f"--top-k must be at least 1, got {top_k}")
-    runner, info = open_artifact(artifact, backend, threads)
+    runner, info = open_artifact(artifact, backend, threads, force=force)
     if info.task_record.task == "detection":
         from edgetl.predict.detect import detect_images
 

@@ -34,8 +34,14 @@ def run_finetune(
     """Train the recipe's phases into `out`; returns the test report of the best checkpoint."""
     from rich.console import Console
 
+    from edgetl.train.resume import discard_failed_start, discard_partial_report
     from edgetl.train.trainer import trainer_for
 
-    trainer = trainer_for(recipe)(recipe, Path(out), device=device, resume=resume,
-                                  console=console or Console())
-    return trainer.run()
+    try:
+        trainer = trainer_for(recipe)(recipe, Path(out), device=device, resume=resume,
+                                      console=console or Console())
+        return trainer.run()
+    except BaseException:  # failed or interrupted before its first epoch: nothing blocks a retry
+        discard_failed_start(Path(out))
+        discard_partial_report(Path(out))
+        raise

@@ -31,7 +31,7 @@ def cache_key(paths: list[str], spec: PreprocessSpec) -> str:
     digest = hashlib.sha256()
     geometry = {k: v for k, v in spec.to_dict().items()
                 if k in ("color_mode", "resize_mode", "resize_size", "interpolation", "antialias",
-                         "decoder")}
+                         "decoder", "high_bit_depth")}
     digest.update(json.dumps(geometry, sort_keys=True).encode())
     for path in paths:
         stat = os.stat(path)

@@ -35,16 +35,17 @@ from edgetl.runfolder import RunFolder
 from edgetl.spec import PreprocessSpec
 from edgetl.train.distributed import init_from_env, shutdown, wrap
 from edgetl.train.ema import WeightAverage
+from edgetl.train.feasible import check_recipe, check_splits
 from edgetl.train.finetune import RunResult
 from edgetl.train.groups import apply_freeze, block_layout, param_groups, set_train_mode
 from edgetl.train.loop import Runtime
 from edgetl.train.progress import progress_bar
+from edgetl.train.resume import load_last, load_torch_state, open_run_folder
 from edgetl.train.rundata import split_once
 from edgetl.train.schedule import lr_factor, set_lr
 from edgetl.train.selection import is_better
 from edgetl.train.state import (
     TrainState,
-    load_train_state,
     recover_folder,
     replace_folder,
     save_train_state,
@@ -93,6 +94,8 @@ class PhasedTrainer:
         self.dist = init_from_env(self.dev)
         # Only rank 0 writes; the others read what it wrote once it is there.
         if self.dist.is_main:
+            check_recipe(recipe)
+            resume = open_run_folder(out, resume, console)
             self.recipe = self.run_folder.start(recipe, resume)
             for name in ("last", "best"):
                 recover_folder(out / name)
@@ -181,6 +184,8 @@ class PhasedTrainer:
             raise DataError("the training split is empty",
                             "check the data source and split fractions")
         self.check_data(data)
+        check_splits(data, self.task_record.names, recipe.data.val_fraction,
+                     recipe.data.test_fraction)
         torch.manual_seed(recipe.train.seed)  # the new head's initial weights
         self.model, weights_spec = self.build_model()
         self.spec = self.resolve_spec(weights_spec)
@@ -210,9 +215,9 @@ class PhasedTrainer:
     def _load_last(self) -> None:
         from safetensors.torch import load_file
 
-        self.state, self.optimizer_state = load_train_state(self.out / "last")
+        self.state, self.optimizer_state = load_last(self.out / "last")
         if (self.out / "last" / EMA_FILE).is_file():
-            self.ema_state = torch.load(self.out / "last" / EMA_FILE, weights_only=True)
+            self.ema_state = load_torch_state(self.out / "last" / EMA_FILE)
         self.model.load_state_dict(load_file(str(self.out / "last" / "model.safetensors")))
         self.run_folder.truncate_metrics(self.state.global_epoch)
         phases = self.recipe.phases

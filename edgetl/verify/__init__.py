@@ -16,7 +16,8 @@ from typing import Any
 from edgetl.verify.checks import Budgets, CheckResult
 from edgetl.verify.report import VerifyReport
 
-__all__ = ["Budgets", "CheckResult", "VerifyReport", "default_budgets", "verify_artifact"]
+__all__ = ["Budgets", "CheckResult", "VerifyReport", "check_options", "default_budgets",
+           "verify_artifact"]
 
 DEFAULT_BATCH = 32
 
@@ -32,6 +33,25 @@ def default_budgets(fmt: str, precision: str, top1: float | None = None,
         top1_agreement=row.top1_agreement_budget if top1 is None else top1,
         accuracy_points=row.accuracy_budget_points if accuracy_points is None else accuracy_points,
     )
+
+
+def check_options(split: str, top1_budget: float | None, accuracy_budget: float | None,
+                  max_images: int | None) -> None:
+    """Options that cannot describe a gate are usage errors (exit 2), before any work: a top-1
+    budget outside 0-1 or a negative accuracy budget used to run and then "fail the gate"."""
+    from edgetl.data.samples import SPLITS
+    from edgetl.errors import UsageError
+
+    if split not in SPLITS:
+        raise UsageError(f"--split {split!r} is not a split", f"use {', '.join(SPLITS)}")
+    if top1_budget is not None and not 0.0 <= top1_budget <= 1.0:
+        raise UsageError(f"--top1-budget {top1_budget:g} is not a fraction",
+                         "give the minimum top-1 agreement between 0 and 1, e.g. 0.99")
+    if accuracy_budget is not None and accuracy_budget < 0:
+        raise UsageError(f"--accuracy-budget {accuracy_budget:g} is negative",
+                         "give the largest accuracy drop allowed, in points, >= 0")
+    if max_images is not None and max_images < 1:
+        raise UsageError(f"--max-images {max_images} checks nothing", "give at least 1")
 
 
 def _split_samples(run: Path, split: str, max_images: int | None) -> list[Any]:

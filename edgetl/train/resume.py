@@ -1,0 +1,179 @@
+"""What a run folder holds before training starts, and what is left when a start fails.
+
+Checked once, before the recipe is written:
+- the folder can be made and written (not a file, not on a read-only disk);
+- a folder holding only the start of a run that never finished an epoch (`recipe.yaml`,
+  `split.csv`, ... but no saved epoch) is a failed start: it is cleared, so the same command,
+  corrected, starts instead of stopping at "already exists" and then "recipe differs";
+- `--resume` continues from `last/` or says plainly why it cannot: a run that logged epochs but
+  has no whole `last/` is an error, never a silent start from scratch; a torn last line of
+  `metrics.jsonl` (an interrupted append) is dropped with a warning.
+A fresh run that fails or is interrupted before its first saved epoch removes what it wrote
+(`discard_failed_start`), so nothing of it blocks the retry either.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from edgetl.errors import ArtifactError
+from edgetl.io import atomic_write_text, require_writable
+from edgetl.runfolder import RUN_MARKER
+
+STATE_FILE = "train_state.json"
+METRICS = "metrics.jsonl"
+MARKER = RUN_MARKER  # written first into a new run folder: only such a folder is ever cleared
+# Everything a run writes into its folder; only a folder made of these can be cleared.
+RUN_ENTRIES = frozenset({
+    MARKER, "recipe.yaml", "split.csv", "split.json", "split.csv.json", "split.classes.txt",
+    "labels.json", "leakage.json", METRICS, "curves.png",
+    "test_metrics.json", "summary.json", "best", "last", "best.tmp", "last.tmp", "best.old",
+    "last.old",
+})
+
+
+def read_metrics(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
+    """The parsed lines of `metrics.jsonl` and the numbers of lines that are not whole JSON."""
+    if not path.is_file():
+        return [], []
+    rows: list[dict[str, Any]] = []
+    torn: list[int] = []
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            torn.append(number)
+            continue
+        if isinstance(row, dict) and "epoch" in row:
+            rows.append(row)
+        else:
+            torn.append(number)
+    return rows, torn
+
+
+def repair_metrics(path: Path) -> list[dict[str, Any]]:
+    """Drop lines that are not whole JSON (an append cut short), saying so; the whole lines."""
+    rows, torn = read_metrics(path)
+    if torn:
+        atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+        which = "its last line" if len(torn) == 1 else f"lines {', '.join(map(str, torn))}"
+        _warn(f"{path}: dropped {which}, not whole JSON (an interrupted write)")
+    return rows
+
+
+def has_saved_epoch(out: Path) -> bool:
+    return (out / "last" / STATE_FILE).is_file() or (out / "last.old" / STATE_FILE).is_file()
+
+
+def is_failed_start(out: Path) -> bool:
+    """A folder edgetl made (its marker) with only run files, no saved and no logged epoch."""
+    if not (out / MARKER).is_file():
+        return False
+    names = {p.name for p in out.iterdir()}
+    if not names <= RUN_ENTRIES or has_saved_epoch(out):
+        return False
+    rows, _ = read_metrics(out / METRICS)
+    return not rows
+
+
+def discard_failed_start(out: Path) -> bool:
+    """Remove a failed start's files (only run files; never anything else); True if removed."""
+    if os.environ.get("RANK", "0") != "0" or not is_failed_start(out):
+        return False
+    for entry in out.iterdir():
+        if entry.name == MARKER:
+            continue  # the folder stays edgetl's: a retry may clear it again
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    return True
+
+
+def open_run_folder(out: Path, resume: bool, console: Any) -> bool:
+    """Check the run folder before anything is written; returns whether the run resumes."""
+    from edgetl.train.state import recover_folder
+
+    require_writable(out, "--out", folder=True)
+    if is_failed_start(out):
+        if resume:  # never silently: the user asked to continue something
+            _note(console, f"nothing to resume in {out}: no epoch was saved; starting from the "
+                  "first epoch")
+        else:
+            _note(console, f"{out} holds only the start of a run that ended before its first "
+                  "epoch: starting afresh")
+        discard_failed_start(out)
+        resume = False
+    if not resume:
+        if not out.exists() or not any(out.iterdir()):
+            out.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(out / MARKER, "a run folder written by 'edgetl finetune'\n")
+        return False
+    if not (out / "recipe.yaml").is_file():
+        return True  # prepare_run_folder says there is nothing to resume
+    for name in ("last", "best"):
+        recover_folder(out / name)
+    rows = repair_metrics(out / METRICS)
+    last = out / "last"
+    if not (last / STATE_FILE).is_file():
+        raise ArtifactError(
+            f"cannot resume {out}: it logged {len(rows)} epoch(s) in {METRICS} but "
+            f"{'last/ is missing' if not last.is_dir() else f'last/ has no {STATE_FILE}'}, "
+            "so there is no saved training state to continue from",
+            "start a new run with another --out (best/, if any, is kept)")
+    return True
+
+
+def _note(console: Any, text: str) -> None:
+    console.print(f"note: {text}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _warn(text: str) -> None:
+    """A warning the CLI prints as one `warning:` line on stderr (tests can catch it)."""
+    import warnings
+
+    warnings.warn(text, stacklevel=2)
+
+
+RESUME_HINT = "the run cannot continue from it: start a new run with another --out"
+
+
+def load_last(folder: Path) -> tuple[Any, dict[str, Any] | None]:
+    """`last/`'s training state and optimizer state, after checking its weights' sha256: a
+    damaged file is one line (exit 2), never a traceback or a silent fresh optimizer."""
+    import torch
+
+    from edgetl.checkpoint import check_weights, read_checkpoint_info
+    from edgetl.train.integrity import load_state_file
+    from edgetl.train.state import OPTIMIZER_FILE, TrainState
+
+    check_weights(read_checkpoint_info(folder), RESUME_HINT)
+    state = load_state_file(folder / STATE_FILE,
+                            lambda p: TrainState.from_dict(json.loads(p.read_text())),
+                            RESUME_HINT)
+    optimizer = load_state_file(folder / OPTIMIZER_FILE,
+                                lambda p: torch.load(p, weights_only=True), RESUME_HINT)
+    return state, optimizer
+
+
+def load_torch_state(path: Path) -> Any:
+    """A torch state file of `last/` (the weight average), decode failures as one line."""
+    import torch
+
+    from edgetl.train.integrity import load_state_file
+
+    return load_state_file(path, lambda p: torch.load(p, weights_only=True), RESUME_HINT)
+
+
+def discard_partial_report(out: Path) -> None:
+    """`test_metrics.json` without `summary.json` (cut between the two): remove it, so a run
+    folder with a test report is always a finished run."""
+    if os.environ.get("RANK", "0") == "0" and (out / "test_metrics.json").is_file() and \
+            not (out / "summary.json").is_file():
+        (out / "test_metrics.json").unlink()
