@@ -36,7 +36,7 @@ from edgetl.data.sources import load_data
 from edgetl.data.split import make_splits, write_manifest
 from edgetl.data.transforms import augment_settings, eval_transform, load_image, train_transform
 from edgetl.devices import use_channels_last
-from edgetl.evaluate.metrics import quick_metrics
+from edgetl.metrics.classification import quick_metrics
 from edgetl.models import HeadConfig, build_classifier
 from edgetl.models.specs import resolve_spec
 from edgetl.recipe import Recipe, load_recipe

@@ -43,3 +43,10 @@ def detections_from_outputs(outputs: dict[str, np.ndarray], geometries: list[Geo
         found.append(Detections(boxes, scores[keep],
                                 outputs["labels"][row, :kept][keep].astype(np.int64)))
     return found
+
+
+def concat_outputs(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Batches of named outputs joined along the batch axis (names from the first part)."""
+    if not parts:
+        return {}
+    return {name: np.concatenate([part[name] for part in parts], axis=0) for name in parts[0]}

@@ -17,9 +17,9 @@ from edgetl.errors import DataError
 
 def evaluate_artifact(path: str | Path, split: str = "test", data: str | None = None,
                       backend: str = "ort-cpu") -> dict[str, Any]:
-    from edgetl.evaluate.metrics import classification_report
     from edgetl.evaluate.samples import evaluation_samples
     from edgetl.export.manifest import read_artifact
+    from edgetl.metrics.classification import classification_report
     from edgetl.predict import predict_artifact_on_samples
 
     info = read_artifact(path)

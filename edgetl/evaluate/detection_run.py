@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from edgetl.data.samples import Sample
-from edgetl.evaluate.detection import DEFAULT_BOOTSTRAP, DetectionEvaluator
 from edgetl.geometry import Geometry
+from edgetl.metrics.detection import DEFAULT_BOOTSTRAP, DetectionEvaluator
 from edgetl.postprocess import Detections, detections_from_outputs
 
 EVAL_BATCH = 8
@@ -30,7 +30,7 @@ def torch_detections(model: Any, spec: Any, samples: list[Sample], device: str =
     from edgetl.data.transforms import geometry_transform, load_image, normalize_transform
     from edgetl.geometry import geometry_for
     from edgetl.models.detection_outputs import DetectionOutputs
-    from edgetl.runtime.base import concat_outputs
+    from edgetl.postprocess import concat_outputs
 
     outputs = DetectionOutputs(model).to(device).eval()
     to_input, normalize = geometry_transform(spec), normalize_transform(spec)

@@ -42,8 +42,8 @@ def torch_probs(model: Any, spec: Any, paths: list[str], device: str = "cpu",
 def evaluate_checkpoint(run_dir: str | Path, split: str = "test", data: str | None = None,
                         device: str = "cpu") -> dict[str, Any]:
     """classification_report of the run's best checkpoint on `split`."""
-    from edgetl.evaluate.metrics import classification_report
     from edgetl.evaluate.samples import evaluation_samples
+    from edgetl.metrics.classification import classification_report
     from edgetl.models.loading import load_model
 
     model, info = load_model(run_dir, "best")

@@ -234,9 +234,8 @@ class MapJudge:
     def _map(self, path: Path) -> float:
         import onnxruntime as ort
 
-        from edgetl.evaluate.detection import DetectionEvaluator
-        from edgetl.postprocess import detections_from_outputs
-        from edgetl.runtime.base import concat_outputs
+        from edgetl.metrics.detection import DetectionEvaluator
+        from edgetl.postprocess import concat_outputs, detections_from_outputs
 
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         names = [o.name for o in session.get_outputs()]

@@ -28,8 +28,8 @@ from edgetl.export.manifest import (
     spec_tampering,
 )
 from edgetl.geometry import Geometry
+from edgetl.postprocess import concat_outputs
 from edgetl.runtime import Runner, open_runner
-from edgetl.runtime.base import concat_outputs
 
 DEFAULT_BATCH = 16
 

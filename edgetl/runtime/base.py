@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from edgetl.postprocess import concat_outputs
+
 BACKENDS: tuple[str, ...] = ("ort-cpu", "ort-cuda", "tensorrt", "torch")
 
 
@@ -51,10 +53,3 @@ class Runner(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def concat_outputs(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Batches of named outputs joined along the batch axis (names from the first part)."""
-    if not parts:
-        return {}
-    return {name: np.concatenate([part[name] for part in parts], axis=0) for name in parts[0]}

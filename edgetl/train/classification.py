@@ -25,7 +25,7 @@ from edgetl.data.transforms import (
     train_transform,
 )
 from edgetl.errors import DataError, RecipeError
-from edgetl.evaluate.metrics import quick_metrics
+from edgetl.metrics.classification import quick_metrics
 from edgetl.models.specs import resolve_spec
 from edgetl.recipe import PhaseConfig
 from edgetl.spec import PreprocessSpec

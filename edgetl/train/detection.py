@@ -33,8 +33,8 @@ from edgetl.data.transforms_dense import (
     dense_train_transform,
 )
 from edgetl.errors import DataError, RecipeError
-from edgetl.evaluate.detection import DetectionEvaluator
 from edgetl.geometry import geometry_for
+from edgetl.metrics.detection import DetectionEvaluator
 from edgetl.models.specs import DENSE_INPUT_SIZE, resolve_spec
 from edgetl.postprocess import Detections
 from edgetl.spec import PreprocessSpec

@@ -135,7 +135,7 @@ class _BothSides:
         self.run_error: str | None = None
 
     def joined(self, which: str) -> dict[str, Any]:
-        from edgetl.runtime.base import concat_outputs
+        from edgetl.postprocess import concat_outputs
 
         return concat_outputs(getattr(self, which))
 

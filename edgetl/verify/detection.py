@@ -92,7 +92,7 @@ def check_detection_map(samples: list[Sample], record: TaskRecord, reference: li
                         candidate: list[Detections], sizes: list[tuple[int, int]],
                         budgets: DetectionBudgets) -> CheckResult:
     """Test mAP/AP50 of the artifact against the torch model's, paired bootstrap interval."""
-    from edgetl.evaluate.detection import DetectionEvaluator, paired_map_delta
+    from edgetl.metrics.detection import DetectionEvaluator, paired_map_delta
 
     evaluations = []
     for found in (reference, candidate):
