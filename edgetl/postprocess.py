@@ -33,14 +33,17 @@ class Detections:
 
 def detections_from_outputs(outputs: dict[str, np.ndarray], geometries: list[Geometry],
                             min_score: float = 0.0) -> list[Detections]:
-    """Fixed-K outputs (boxes in input pixels) -> per image, boxes in the file's pixels."""
+    """Fixed-K outputs (boxes in input pixels) -> per image, boxes in the file's pixels.
+
+    Boxes are clipped to the image; one left without area (it lay in the letterbox padding)
+    is no detection of anything in the image and is dropped."""
     found = []
     for row, geo in enumerate(geometries):
         kept = int(outputs["num_detections"][row])
         scores = outputs["scores"][row, :kept].astype(np.float64)
-        keep = scores >= min_score
-        boxes = geo.inverse_boxes(outputs["boxes"][row, :kept][keep])
-        found.append(Detections(boxes, scores[keep],
+        boxes = geo.inverse_boxes(outputs["boxes"][row, :kept])
+        keep = (scores >= min_score) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+        found.append(Detections(boxes[keep], scores[keep],
                                 outputs["labels"][row, :kept][keep].astype(np.int64)))
     return found
 

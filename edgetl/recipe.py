@@ -42,7 +42,7 @@ class DetectorConfig(_Strict):
     kind: Literal["fcos"] = "fcos"
     fpn_channels: int = Field(64, ge=8, le=512)
     head_convs: int = Field(2, ge=0, le=6)
-    head_norm: Literal["batch", "group"] = "batch"
+    head_norm: Literal["group", "none"] = "group"  # the towers' norm (shared by all levels)
     extra_levels: int = Field(2, ge=0, le=2)  # P6, P7 above the backbone's P3-P5
     center_sampling_radius: float = Field(1.5, gt=0)
     score_threshold: float = Field(0.05, ge=0, lt=1)  # kept by NMS (predict shows >= 0.3)

@@ -29,7 +29,7 @@ model:
 augment: {preset: light}
 train: {batch_size: 8, eval_batch_size: 8, num_threads: 2}
 phases:
-  - {name: A, epochs: 3, unfreeze: head, lr: 5.0e-3}
+  - {name: A, epochs: 4, unfreeze: head, lr: 5.0e-3}
   - {name: B, epochs: 2, unfreeze: last, blocks: 2, lr: 2.0e-3, freeze_bn: true}
 """
 
@@ -111,7 +111,7 @@ def test_exports_pass_verify(det_run: Path, det_artifacts: dict[str, Path], fmt:
         assert checks["parity"]["details"]["median_iou"] >= 0.98
 
 
-def _edited(src: Path, dst: Path, field: str, value: object) -> Path:
+def _edited(src: Path, dst: Path, changes: dict[str, object]) -> Path:
     import shutil
 
     from edgetl.export.manifest import META_SPEC, META_SPEC_FINGERPRINT, manifest_path
@@ -119,8 +119,7 @@ def _edited(src: Path, dst: Path, field: str, value: object) -> Path:
 
     model = onnx.load(str(src))
     meta = {p.key: p.value for p in model.metadata_props}
-    spec = json.loads(meta[META_SPEC])
-    spec[field] = value
+    spec = {**json.loads(meta[META_SPEC]), **changes}
     meta[META_SPEC] = json.dumps(spec, sort_keys=True, separators=(",", ":"))
     meta[META_SPEC_FINGERPRINT] = PreprocessSpec.from_dict(spec).fingerprint()
     del model.metadata_props[:]
@@ -137,10 +136,7 @@ def test_edited_letterbox_fails_verify_naming_it(det_run: Path, det_artifacts: d
                                                 ) -> None:
     changes = {"input_size": {"input_size": value, "resize_size": value}}.get(field,
                                                                              {field: value})
-    art = det_artifacts["onnx"]
-    edited = tmp_path / "model.onnx"
-    for key, new in changes.items():
-        art = _edited(art, edited, key, new)
+    edited = _edited(det_artifacts["onnx"], tmp_path / "model.onnx", changes)
     done = cli("verify", edited, "--against", det_run, "--max-images", "4")
     assert done.returncode == 1
     assert field in done.stderr.splitlines()[-1]

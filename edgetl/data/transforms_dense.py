@@ -15,7 +15,6 @@ and masks with the pixels. The geometry every sample ends in is the spec's fixed
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -87,10 +86,12 @@ class RandomLetterbox(v2.Transform):
     def make_params(self, flat_inputs: list) -> dict:
         height, width = v2.query_size(flat_inputs)
         target_h, target_w = self.spec.input_size
-        factor = min(target_h / height, target_w / width) * random.uniform(*self.scale)
+        low, high = self.scale  # torch's generator: seeded per epoch by the trainer
+        jitter = low + (high - low) * float(torch.rand(()))
+        factor = min(target_h / height, target_w / width) * jitter
         new_h, new_w = max(1, round(height * factor)), max(1, round(width * factor))
-        top = random.randint(min(0, target_h - new_h), max(0, target_h - new_h))
-        left = random.randint(min(0, target_w - new_w), max(0, target_w - new_w))
+        top = _randint(min(0, target_h - new_h), max(0, target_h - new_h))
+        left = _randint(min(0, target_w - new_w), max(0, target_w - new_w))
         return {"size": (new_h, new_w), "offset": (top, left)}
 
     def transform(self, inpt: Any, params: dict) -> Any:
@@ -127,6 +128,11 @@ class RandomLetterbox(v2.Transform):
         hidden = visible < self.min_visible * area.clamp(min=1e-6)
         clipped[hidden] = 0.0  # zero area: SanitizeBoundingBoxes drops it with its label
         return tv_tensors.BoundingBoxes(clipped, format="XYXY", canvas_size=(height, width))
+
+
+def _randint(low: int, high: int) -> int:
+    """An integer in [low, high] from torch's generator."""
+    return low + int(torch.randint(high - low + 1, ()))
 
 
 def dense_train_transform(spec: PreprocessSpec, aug: DenseAugment, mask_fill: int = 255

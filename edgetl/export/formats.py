@@ -80,7 +80,7 @@ class DetectionBudgets:
     matched boxes, and the largest test mAP / AP50 drop in points."""
 
     match_rate: float
-    median_iou: float
+    median_iou: float | None  # None: reported, not gated (int8 boxes move by design)
     map_points: float
     min_score: float = 0.3
 
@@ -88,7 +88,7 @@ class DetectionBudgets:
 DETECTION_BUDGETS: dict[str, DetectionBudgets] = {
     "fp32": DetectionBudgets(match_rate=0.99, median_iou=0.98, map_points=0.5),
     "fp16": DetectionBudgets(match_rate=0.98, median_iou=0.95, map_points=0.5),
-    "int8": DetectionBudgets(match_rate=0.95, median_iou=0.90, map_points=1.5),
+    "int8": DetectionBudgets(match_rate=0.95, median_iou=None, map_points=1.5),
 }
 
 

@@ -7,10 +7,11 @@ anchor points, target assignment, box coding and losses (`FCOS.compute_loss`): t
 a torchvision `FCOS`, so its state dict has torchvision's layout (`backbone.body`,
 `backbone.fpn`, `head`) and a user's torchvision FCOS checkpoint loads into it. What differs:
 no `GeneralizedRCNNTransform` (edgetl's letterbox preprocessing gives fixed-size inputs, the
-spec records it), and the head's norm layer, tower depth and width are settings, because the
-torchvision defaults (4 convs of 256 channels with GroupNorm per tower) cost 40+ ms per image on
-a 2-core CPU. Why FCOS and these defaults: docs/ARCHITECTURE.md and
-benchmarks/results/detector-choice-*.md.
+spec records it), and the towers' depth and width are settings, because the torchvision
+defaults (4 convs of 256 channels per tower) cost 40+ ms per image on a 2-core CPU. The towers
+keep torchvision's GroupNorm: they are shared by every pyramid level, and a batch norm there
+learns running statistics that mix the levels, while group norm has none to get wrong. Why
+FCOS and these defaults: docs/ARCHITECTURE.md and benchmarks/results/detector-choice-*.md.
 
 Post-processing (decode, score, NMS, top-K) lives in `edgetl.models.detection_outputs`, shared
 by evaluation in torch and the exported graph.
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
-from functools import partial
 from typing import Any
 
 import torch
@@ -44,7 +44,7 @@ class DetectorSettings:
     kind: str = "fcos"
     fpn_channels: int = 64
     head_convs: int = 2
-    head_norm: str = "batch"  # batch | group (GroupNorm, torchvision's default)
+    head_norm: str = "group"  # group (GroupNorm, torchvision's) | none
     extra_levels: int = 2  # P6 and P7 on top of P3-P5
     center_sampling_radius: float = 1.5
     score_threshold: float = 0.05  # kept in the graph's NMS; predict filters higher
@@ -56,12 +56,13 @@ class DetectorSettings:
     def __post_init__(self) -> None:
         if self.kind != "fcos":
             raise RecipeError(f"unknown detector head {self.kind!r}", "use fcos")
-        if self.head_norm not in ("batch", "group"):
-            raise RecipeError(f"head_norm must be batch or group, got {self.head_norm!r}")
+        if self.head_norm not in ("group", "none"):
+            raise RecipeError(f"head_norm must be group or none, got {self.head_norm!r}")
         if self.extra_levels not in (0, 1, 2):
             raise RecipeError("extra_levels must be 0, 1 or 2 (P6, P7)")
-        if self.head_norm == "group" and self.fpn_channels % 32:
-            raise RecipeError("group norm needs fpn_channels divisible by 32")
+        if self.head_norm == "group" and self.fpn_channels % head_groups(self.fpn_channels):
+            raise RecipeError(f"group norm needs fpn_channels divisible by "
+                              f"{head_groups(self.fpn_channels)}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,6 +71,12 @@ class DetectorSettings:
     def from_dict(cls, data: dict[str, Any]) -> DetectorSettings:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**known)
+
+
+def head_groups(channels: int) -> int:
+    """torchvision's 32 groups, but at least 2 channels per group: a 1x1 top level (small
+    inputs) has one value per channel, and group norm needs more than one per group."""
+    return max(1, min(32, channels // 2))
 
 
 class LastLevelP6(LastLevelP6P7):
@@ -113,10 +120,9 @@ class EdgeFCOS(FCOS):
         strides = [FEATURE_STRIDES[0] * 2**i for i in range(levels)]
         sizes = tuple((stride * settings.anchor_scale,) for stride in strides)
         anchors = AnchorGenerator(sizes, ((1.0,),) * levels)
-        norm = nn.BatchNorm2d if settings.head_norm == "batch" else partial(nn.GroupNorm, 32)
         head = FCOSHead(backbone.out_channels, 1, num_classes, num_convs=settings.head_convs)
-        if settings.head_norm == "batch":
-            _replace_norms(head, norm)
+        _replace_norms(head, lambda c: nn.Identity() if settings.head_norm == "none"
+                       else nn.GroupNorm(head_groups(c), c))
         super().__init__(backbone, num_classes, anchor_generator=anchors, head=head,
                          center_sampling_radius=settings.center_sampling_radius,
                          score_thresh=settings.score_threshold, nms_thresh=settings.nms_iou,

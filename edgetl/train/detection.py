@@ -161,6 +161,17 @@ class DetectionTrainer(PhasedTrainer):
         self.augment = dense_augment(self.recipe.augment.preset,
                                      **self.recipe.augment.overrides())
 
+    @property
+    def _drop_last(self) -> bool:
+        """The head's batch norm needs more than one value per channel on the coarsest level
+        (1x1 at small inputs): a last batch of one image is dropped (a different one each
+        epoch, the order is shuffled)."""
+        return len(self.train_s) % self.recipe.train.batch_size == 1
+
+    @property
+    def train_size(self) -> int:
+        return len(self.train_s) - (1 if self._drop_last else 0)
+
     def head_record(self) -> dict[str, Any]:
         return self.settings.to_dict()
 
@@ -178,7 +189,7 @@ class DetectionTrainer(PhasedTrainer):
         train = DataLoader(BoxSamples(self.train_s, self.train_images, transform, index),
                            batch_size=self.recipe.train.batch_size, shuffle=True,
                            generator=self.generator, collate_fn=collate, num_workers=0,
-                           pin_memory=self.dev == "cuda")
+                           pin_memory=self.dev == "cuda", drop_last=self._drop_last)
         val = None
         if self.val_s:
             val = DataLoader(BoxSamples(self.val_s, self.val_images,

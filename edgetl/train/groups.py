@@ -84,13 +84,19 @@ def _module_trainable(module: nn.Module) -> bool:
     return bool(params) and all(p.requires_grad for p in params)
 
 
-def set_train_mode(model: nn.Module, phase: PhaseConfig) -> None:
-    """model.train(), then put frozen batch-norm layers back in eval so their statistics stay."""
+def set_train_mode(model: nn.Module, phase: PhaseConfig,
+                   layout: BlockLayout | None = None) -> None:
+    """model.train(), then put frozen batch-norm layers back in eval so their statistics stay.
+
+    `freeze_bn` fixes the pretrained body's statistics; batch norms of the new head (a
+    detector's towers: `layout.head`) keep learning theirs, having no pretrained ones."""
     model.train()
-    for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm) and (
-            phase.freeze_bn or not _module_trainable(module)
-        ):
+    head = set(layout.head) if layout is not None else set()
+    for name, module in model.named_modules():
+        if not isinstance(module, nn.modules.batchnorm._BatchNorm):
+            continue
+        in_head = f"{name}.weight" in head
+        if (phase.freeze_bn and not in_head) or not _module_trainable(module):
             module.eval()
 
 

@@ -334,7 +334,7 @@ class PhasedTrainer:
         self.generator.manual_seed(seed * 100003 + state.global_epoch)
         if isinstance(getattr(plan.train_loader, "sampler", None), DistributedSampler):
             plan.train_loader.sampler.set_epoch(state.global_epoch)
-        set_train_mode(self.model, phase)
+        set_train_mode(self.model, phase, self.layout)
         val: dict[str, float] = {}
         with progress_bar(self.console) as bar:
             task = bar.add_task(f"phase {phase.name} epoch {epoch + 1}/{phase.epochs}",
