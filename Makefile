@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 DEMO_DIR ?= demo
 
-.PHONY: setup demo test test-all lint clean-demo
+.PHONY: setup demo demo-detect test test-all lint clean-demo
 
 $(BIN)/edgetl:
 	$(PY) -m venv $(VENV)
@@ -24,6 +24,9 @@ setup: $(BIN)/edgetl
 demo: setup
 	bash scripts/demo.sh $(DEMO_DIR)
 
+demo-detect: setup
+	bash scripts/demo_detect.sh $(DEMO_DIR)-detect
+
 test: setup
 	$(BIN)/python -m pytest -m "not slow and not gpu" -q
 
@@ -34,4 +37,4 @@ lint: setup
 	$(BIN)/ruff check .
 
 clean-demo:
-	rm -rf $(DEMO_DIR)
+	rm -rf $(DEMO_DIR) $(DEMO_DIR)-detect

@@ -17,6 +17,17 @@ def task_record_of(data: DataSet) -> TaskRecord:
     return TaskRecord(tuple(data.classes), task=data.task)  # type: ignore[arg-type]
 
 
+def _source(recipe: Recipe) -> str:
+    """The recipe's data source; the built-in aerial tree set is tiled to the input size."""
+    from edgetl.data.detection.neon import NEON_NAME
+    from edgetl.models.specs import DENSE_INPUT_SIZE
+
+    source = recipe.data.source.strip()
+    if source.lower() == NEON_NAME and recipe.task == "detection":
+        return f"{NEON_NAME}:{recipe.model.input_size or DENSE_INPUT_SIZE}"
+    return source
+
+
 def split_once(recipe: Recipe, run: RunFolder, resume: bool) -> tuple[DataSet, TaskRecord]:
     """Load and split the recipe's data, or read back the split a resumed run stored."""
     from edgetl.data.sources import load_data
@@ -26,7 +37,7 @@ def split_once(recipe: Recipe, run: RunFolder, resume: bool) -> tuple[DataSet, T
         record = run.task_record()
         if run.split_path(record.task).is_file():
             return run.dataset(), record
-    data = load_data(recipe.data.source,
+    data = load_data(_source(recipe),
                      task=None if recipe.task == "classification" else recipe.task)
     data = make_splits(data, recipe.data.val_fraction, recipe.data.test_fraction,
                        recipe.train.seed, recipe.data.near_duplicate_threshold)
