@@ -22,7 +22,10 @@
 #     B and C, three stages in phase B, eight views, input 288;
 #  6. the augment recipe with train.compile=reduce-overhead (torch.compile + CUDA graphs);
 #  7. finetune_speed.py on the augment recipe: the GPU augmentation path against the PIL
-#     DataLoader and the synthetic rate.
+#     DataLoader and the synthetic rate;
+#  8. detection on CUDA: recipes/detect-lite0.yaml on $DETECT_DATA (default neon-trees: stage
+#     deepforest==2.1.0 and pycocotools too; or a carried folder such as the raccoon set), export
+#     onnx + onnx-fp16, verify both with ort-cuda, bench ort-cuda (compute and e2e).
 # Timing (H200, 2026-11-26): steps 1-4 of the augment recipe took about 6 minutes; the default
 # STEPS="1 2 5 7" should take about 9-11 (6 chunk uploads + start: about 1.5 min more). Give the
 # machine back right after.
@@ -68,9 +71,10 @@ pack() {  # everything so far into one file that comes back (at most 8 files do)
   tar czf "$OUT/.gpu-results.tgz" -C "$RES" . && mv "$OUT/.gpu-results.tgz" "$OUT/gpu-results.tgz"
 }
 step() { echo; echo "== $* ($(date -u +%T))"; }
-# Steps to run (the session of 2026-11-26 measured 3 and 4 already): STEPS="1 2 3 4 5 6 7" for all.
-STEPS="${STEPS:-1 2 5 7}"
-[ "${SMOKE:-0}" = 1 ] && STEPS="1 2 3 4 5 6 7"
+# Steps to run (the session of 2026-11-26 measured 3 and 4 already): STEPS="1 2 3 4 5 6 7 8".
+STEPS="${STEPS:-1 2 5 7 8}"
+[ "${SMOKE:-0}" = 1 ] && STEPS="1 2 3 4 5 6 7 8"
+DETECT_DATA="${DETECT_DATA:-neon-trees}"
 RUN="$WORK/run"
 want() { [[ " $STEPS " == *" $1 "* ]]; }
 
@@ -179,6 +183,28 @@ echo "exit $?"
 pack
 fi
 
+if want 8; then
+step "8. detection on $DEVICE: finetune, export, verify and bench with $ORT"
+DRUN="$WORK/run-detect"
+read -r -a SET <<< "$(smoke_set recipes/detect-lite0.yaml)"
+timeout 420 "${FT[@]}" finetune recipes/detect-lite0.yaml --data "$DETECT_DATA" \
+  --device "$DEVICE" --out "$DRUN" "${SET[@]}" > "$WORK/run-detect.log" 2>&1
+echo "detect finetune: exit $?"
+mkdir -p "$RES/run-detect"
+cp "$DRUN"/{summary.json,metrics.jsonl,test_metrics.json,curves.png} "$RES/run-detect/" 2>/dev/null
+for fmt in onnx onnx-fp16; do
+  timeout 120 "${FT[@]}" export "$DRUN" --format "$fmt"
+done
+for name in model model.fp16; do
+  timeout 150 "${FT[@]}" verify "$DRUN/export/$name.onnx" --against "$DRUN" --backend "$ORT" \
+    --json "$RES/verify-detect-$name.json"
+  echo "verify detect $name: exit $?"
+  timeout 120 "${FT[@]}" bench "$DRUN/export/$name.onnx" --backend "$ORT" --batch 1,8 \
+    --mode compute --mode e2e --min-time 2 --json "$RES/bench-detect-$name.json"
+done
+pack
+fi
+
 step "summary"
 "$PY" - "$RES" <<'PY'
 import json, sys
@@ -186,9 +212,10 @@ from pathlib import Path
 res = Path(sys.argv[1])
 for f in sorted(res.glob("run*/summary.json")):
     s = json.loads(f.read_text())
-    print(f"{f.parent.name}: val acc {s.get('val_accuracy', 0):.4f} test acc "
-          f"{s['test_accuracy']:.4f} train {s['train_seconds']} s fit {s.get('fit_seconds')} s "
-          f"wall {s['wall_seconds']} s best epoch {s['best_epoch']}")
+    figures = {k: round(v, 4) for k, v in s.items() if k.startswith(("val_", "test_"))
+               and isinstance(v, float)}
+    print(f"{f.parent.name}: {figures} train {s['train_seconds']} s fit {s.get('fit_seconds')} "
+          f"s wall {s['wall_seconds']} s best epoch {s['best_epoch']}")
 for f in sorted(res.glob("verify-*.json")):
     v = json.loads(f.read_text())
     print(f.name, {k: v.get(k) for k in ("passed", "top1_agreement", "accuracy_reference",
