@@ -38,6 +38,7 @@ from edgetl.train.loop import (
     FeatureBatches,
     FeatureSet,
     TensorBatches,
+    classification_loss,
     compute_features,
     map_features,
     predict,
@@ -94,9 +95,10 @@ class ClassificationTrainer(PhasedTrainer):
     def train_epoch(self, plan: PhasePlan, optimizer: torch.optim.Optimizer,
                     on_step: Callable[[], None], advance: Callable[[int], None]
                     ) -> dict[str, float]:
-        return train_one_epoch(plan.training_forward(), plan.train_loader, self.criterion,
-                               optimizer, on_step, self.rt, advance,
-                               self.ema.update if self.ema is not None else None)
+        return train_one_epoch(
+            classification_loss(plan.training_forward(), self.criterion, self.rt),
+            plan.train_loader, optimizer, on_step, self.rt, advance,
+            self.ema.update if self.ema is not None else None)
 
     def validate(self, plan: PhasePlan, advance: Callable[[int], None]) -> dict[str, float]:
         probs, y = predict(plan.forward, plan.val_loader, self.rt, advance)

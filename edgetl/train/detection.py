@@ -38,6 +38,7 @@ from edgetl.metrics.detection import DetectionEvaluator
 from edgetl.models.specs import DENSE_INPUT_SIZE, resolve_spec
 from edgetl.postprocess import Detections
 from edgetl.spec import PreprocessSpec
+from edgetl.train.loop import train_one_epoch
 from edgetl.train.progress import progress_bar
 from edgetl.train.trainer import PhasedTrainer, PhasePlan
 
@@ -205,27 +206,14 @@ class DetectionTrainer(PhasedTrainer):
     def train_epoch(self, plan: PhasePlan, optimizer: torch.optim.Optimizer,
                     on_step: Callable[[], None], advance: Callable[[int], None]
                     ) -> dict[str, float]:
-        total = torch.zeros((), device=self.rt.device)
-        seen, start = 0, time.perf_counter()
-        after = self.ema.update if self.ema is not None else None
-        for images, targets, _ in plan.train_loader:
-            images, targets = self.rt.move(images), self._targets(targets)
-            on_step()
+        def loss(images: torch.Tensor, targets: list[dict[str, torch.Tensor]]) -> torch.Tensor:
             with self.rt.autocast():
-                losses = self.model.losses(images, targets)
-            loss = sum(v.float() for v in losses.values())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if after:
-                after()
-            total += loss.detach() * len(images)
-            seen += len(images)
-            advance(len(images))
-        seconds = time.perf_counter() - start
-        return {"train_loss": float(total.item()) / max(1, seen),
-                "images_per_s": seen / seconds if seconds > 0 else 0.0,
-                "train_seconds": seconds}
+                terms = self.model.losses(images, targets)
+            return sum(v.float() for v in terms.values())
+
+        return train_one_epoch(loss, plan.train_loader, optimizer, on_step, self.rt, advance,
+                               self.ema.update if self.ema is not None else None,
+                               move=lambda b: (self.rt.move(b[0]), self._targets(b[1])))
 
     @torch.no_grad()
     def validate(self, plan: PhasePlan, advance: Callable[[int], None]) -> dict[str, float]:

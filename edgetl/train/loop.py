@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -156,26 +157,39 @@ class Runtime:
         return x
 
 
+def classification_loss(forward: Callable[[torch.Tensor], torch.Tensor], criterion: nn.Module,
+                        rt: Runtime) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The step loss of a classifier: forward under autocast, criterion in float32."""
+
+    def loss(inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        with rt.autocast():
+            logits = forward(inputs)
+        return criterion(logits.float(), targets)
+
+    return loss
+
+
 def train_one_epoch(
-    forward: Callable[[torch.Tensor], torch.Tensor],
-    loader: DataLoader,
-    criterion: nn.Module,
+    compute_loss: Callable[[Any, Any], torch.Tensor],
+    loader: Iterable,
     optimizer: torch.optim.Optimizer,
     on_step: Callable[[], None],
     rt: Runtime,
     progress: Callable[[int], None] | None = None,
     after_step: Callable[[], None] | None = None,
+    move: Callable[[Any], tuple[Any, Any]] | None = None,
 ) -> dict[str, float]:
-    """Loss is accumulated on the device; one host sync at the end of the epoch."""
+    """One pass over `loader`: `move(batch)` -> (inputs, targets) on the device (default: a
+    tensor pair), `compute_loss(inputs, targets)` -> the step's loss. Loss is accumulated on the
+    device; one host sync at the end of the epoch."""
+    move = move or (lambda b: (rt.move(b[0]), b[1].to(rt.device, non_blocking=True)))
     total = torch.zeros((), device=rt.device)
     seen = 0
     start = time.perf_counter()
-    for inputs, targets in loader:
-        inputs, targets = rt.move(inputs), targets.to(rt.device, non_blocking=True)
+    for batch in loader:
+        inputs, targets = move(batch)
         on_step()
-        with rt.autocast():
-            logits = forward(inputs)
-        loss = criterion(logits.float(), targets)
+        loss = compute_loss(inputs, targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
