@@ -53,3 +53,10 @@ def concat_outputs(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     if not parts:
         return {}
     return {name: np.concatenate([part[name] for part in parts], axis=0) for name in parts[0]}
+
+
+def masks_from_outputs(outputs: dict[str, np.ndarray], geometries: list[Geometry]
+                       ) -> list[np.ndarray]:
+    """A segmenter's `mask` output (class per input pixel) -> per image, class per pixel of
+    the file (nearest: each file pixel takes the input pixel its centre maps to)."""
+    return [geo.inverse_mask(outputs["mask"][row]) for row, geo in enumerate(geometries)]

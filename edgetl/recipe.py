@@ -51,6 +51,14 @@ class DetectorConfig(_Strict):
     anchor_scale: float = Field(1.0, gt=0)  # point size relative to its level's stride
 
 
+class SegmenterConfig(_Strict):
+    """The semantic segmenter's decoder (task: semantic)."""
+
+    kind: Literal["lraspp"] = "lraspp"
+    inter_channels: int = Field(128, ge=8, le=1024)
+    high_stride: Literal[16, 32] = 32  # the encoder level feeding LR-ASPP's context branch
+
+
 class ModelConfig(_Strict):
     architecture: str = "tf_efficientnet_lite0"
     # None: the packaged/offline default; a path (ImageNet weights, or for detection a
@@ -61,6 +69,7 @@ class ModelConfig(_Strict):
     input_size: int | None = Field(None, ge=32, le=2048)
     head: HeadSettings = HeadSettings()
     detector: DetectorConfig = DetectorConfig()
+    segmenter: SegmenterConfig = SegmenterConfig()
 
 
 class PreprocessOverrides(_Strict):
@@ -101,7 +110,8 @@ class AugmentConfig(_Strict):
 
 
 class LossConfig(_Strict):
-    type: Literal["cross_entropy", "focal"] = "cross_entropy"
+    # dice and ce_dice: semantic segmentation only
+    type: Literal["cross_entropy", "focal", "dice", "ce_dice"] = "cross_entropy"
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
     class_weights: Literal["none", "balanced"] | list[float] = "none"
     focal_gamma: float = Field(2.0, ge=0.0)
@@ -219,11 +229,14 @@ class Recipe(_Strict):
             if metric is not None and metric not in allowed:
                 raise ValueError(f"{where} {metric} does not apply to {self.task}; use one of "
                                  f"{', '.join(allowed)}")
-        if self.task != "classification":
-            defaults = LossConfig()
-            if self.loss != defaults:
-                raise ValueError(f"loss settings apply to classification; {self.task} trains "
-                                 "with its head's own losses (remove the loss section)")
+        if self.task in ("detection", "instance") and self.loss != LossConfig():
+            raise ValueError(f"loss settings apply to classification and semantic; "
+                             f"{self.task} trains with its head's own losses (remove the loss "
+                             "section)")
+        if self.task == "classification" and self.loss.type in ("dice", "ce_dice"):
+            raise ValueError(f"loss.type {self.loss.type} applies to semantic segmentation")
+        if self.task == "semantic" and (self.loss.label_smoothing or self.loss.balanced_sampler):
+            raise ValueError("label_smoothing and balanced_sampler apply to classification")
             if any(p.cached_views != ["identity"] for p in self.phases):
                 raise ValueError("cached_views apply to classification only")
         return self

@@ -14,6 +14,9 @@ def print_report_summary(report: dict[str, Any], title: str = "evaluation") -> N
     if report.get("task") == "detection":
         _print_detection(report, title)
         return
+    if report.get("task") == "semantic":
+        _print_semantic(report, title)
+        return
     lo, hi = report["accuracy_ci95"]
     auc = (report.get("roc_auc") or {}).get("value")
     console.print(
@@ -63,3 +66,16 @@ def _print_detection(report: dict[str, Any], title: str) -> None:
         for name, row in zip(confusion["labels"], confusion["matrix"], strict=True):
             cm.add_row(name, *[str(v) for v in row])
         console.print(cm)
+
+
+def _print_semantic(report: dict[str, Any], title: str) -> None:
+    console.print(
+        f"[bold]{title}[/]: mIoU [bold]{report['miou']:.4f}[/]{_interval(report, 'miou')}, "
+        f"mean Dice {report['mdice']:.4f}, pixel accuracy {report['pixel_accuracy']:.4f}, "
+        f"frequency-weighted IoU {report['fw_iou']:.4f}; {report['n_images']} images")
+    table = Table("class", "IoU", "Dice", "pixels")
+    for row in report["per_class"]:
+        iou = "-" if row["iou"] is None else f"{row['iou']:.4f}"
+        dice = "-" if row["dice"] is None else f"{row['dice']:.4f}"
+        table.add_row(row["name"], iou, dice, str(row["pixels"]))
+    console.print(table)

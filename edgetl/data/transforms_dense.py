@@ -135,9 +135,11 @@ def _randint(low: int, high: int) -> int:
     return low + int(torch.randint(high - low + 1, ()))
 
 
-def dense_train_transform(spec: PreprocessSpec, aug: DenseAugment, mask_fill: int = 255
-                          ) -> v2.Compose:
-    """uint8 sample dict -> augmented sample at the input size, image normalised (float32)."""
+def dense_train_transform(spec: PreprocessSpec, aug: DenseAugment, mask_fill: int = 255,
+                          boxes: bool = True) -> v2.Compose:
+    """uint8 sample dict -> augmented sample at the input size, image normalised (float32).
+
+    With `boxes`, boxes that lost their visible share (and their labels) are removed."""
     steps: list[v2.Transform] = []
     if any((aug.brightness, aug.contrast, aug.saturation, aug.hue)):
         grey = spec.color_mode == "grayscale3"
@@ -150,7 +152,9 @@ def dense_train_transform(spec: PreprocessSpec, aug: DenseAugment, mask_fill: in
         steps.append(v2.RandomHorizontalFlip())
     if aug.vflip:
         steps.append(v2.RandomVerticalFlip())
-    steps += [v2.SanitizeBoundingBoxes(min_size=1.0), _NormalizeImage(spec)]
+    if boxes:
+        steps.append(v2.SanitizeBoundingBoxes(min_size=1.0))
+    steps.append(_NormalizeImage(spec))
     return v2.Compose(steps)
 
 

@@ -12,10 +12,12 @@ from edgetl.io import atomic_write_json
 CHECKPOINT_EVALUATORS: dict[str, str] = {
     "classification": "edgetl.evaluate.run_eval:evaluate_checkpoint",
     "detection": "edgetl.evaluate.detection_run:evaluate_detector_checkpoint",
+    "semantic": "edgetl.evaluate.semantic_run:evaluate_segmenter_checkpoint",
 }
 ARTIFACT_EVALUATORS: dict[str, str] = {
     "classification": "edgetl.evaluate.artifact_eval:evaluate_artifact",
     "detection": "edgetl.evaluate.detection_run:evaluate_detector_artifact",
+    "semantic": "edgetl.evaluate.semantic_run:evaluate_segmenter_artifact",
 }
 
 
@@ -73,6 +75,12 @@ def write_report(report: dict[str, Any], json_out: Path | None, out_dir: Path | 
                              f"{confusion['iou']} (n={report['n_images']})")
         plot_pr_curves(report["pr_curve"], out_dir / f"pr-curve-{split}.png",
                        title=f"{report['kind']} on {split}: precision-recall at IoU 0.5")
+        return
+    if report.get("task") == "semantic":
+        plot_confusion(report["confusion_matrix"], report["class_names"],
+                       out_dir / f"confusion-{split}.png",
+                       title=f"{report['kind']} on {split}: pixels (n={report['n_images']} "
+                             "images)")
         return
     plot_confusion(report["confusion_matrix"], report["class_names"],
                    out_dir / f"confusion-{split}.png",

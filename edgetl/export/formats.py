@@ -93,6 +93,22 @@ DETECTION_BUDGETS: dict[str, DetectionBudgets] = {
 
 
 @dataclass(frozen=True)
+class SemanticBudgets:
+    """verify's gates for a segmenter of one precision: the share of input pixels where the
+    artifact's class equals the torch model's, and the largest test mIoU drop in points."""
+
+    pixel_agreement: float
+    miou_points: float
+
+
+SEMANTIC_BUDGETS: dict[str, SemanticBudgets] = {
+    "fp32": SemanticBudgets(pixel_agreement=0.995, miou_points=0.5),
+    "fp16": SemanticBudgets(pixel_agreement=0.99, miou_points=0.5),
+    "int8": SemanticBudgets(pixel_agreement=0.98, miou_points=1.5),
+}
+
+
+@dataclass(frozen=True)
 class ExportOptions:
     """What the user may choose for any format; formats ignore what does not apply to them."""
 

@@ -274,7 +274,67 @@ class MapJudge:
                 "validation_images": len(self.samples)}
 
 
-JUDGES = {"classification": TopOneJudge, "detection": MapJudge}
+class MiouJudge:
+    """Semantic segmentation: the int8 graph's validation mIoU against the float32 graph's
+    (both against the ground truth masks, at the input resolution). Met when the drop is at
+    most `DETECTION_SEARCH_SHARE` of verify's mIoU budget."""
+
+    def __init__(self, ctx: ExportContext, fp32_path: Path) -> None:
+        from edgetl.data.reference import preprocess_with_geometry
+        from edgetl.data.semantic import read_mask
+        from edgetl.export.formats import SEMANTIC_BUDGETS
+
+        self.record = ctx.info.task_record
+        data = ctx.run_folder.dataset()
+        self.samples = data.by_split("val")[:AGREEMENT_IMAGES]
+        self.truth = [read_mask(s.target, data.record) for s in self.samples]
+        self.batches = []
+        for start in range(0, len(self.samples), CALIBRATION_BATCH):
+            paths = [s.path for s in self.samples[start:start + CALIBRATION_BATCH]]
+            self.batches.append(preprocess_with_geometry(paths, ctx.spec))
+        budget = SEMANTIC_BUDGETS[ctx.fmt.precision].miou_points
+        self.allowed_points = DETECTION_SEARCH_SHARE * budget
+        self.reference = self._miou(fp32_path) if self.samples else None
+
+    def _miou(self, path: Path) -> float:
+        import onnxruntime as ort
+
+        from edgetl.metrics.semantic import SegmentationEvaluator
+        from edgetl.postprocess import concat_outputs, masks_from_outputs
+
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        names = [o.name for o in session.get_outputs()]
+        parts, geometries = [], []
+        for inputs, geos in self.batches:
+            parts.append(dict(zip(names, session.run(None, {INPUT_NAME: inputs}), strict=True)))
+            geometries += geos
+        evaluator = SegmentationEvaluator(self.record)
+        for truth, guess in zip(self.truth, masks_from_outputs(concat_outputs(parts),
+                                                               geometries), strict=True):
+            evaluator.update(truth, guess)
+        return evaluator.compute().to_dict()["miou"]
+
+    def row(self, path: Path) -> dict[str, Any]:
+        if self.reference is None:
+            return {"val_miou": None, "val_miou_drop_points": None,
+                    "text": "no validation split to check on"}
+        found = self._miou(path)
+        drop = (self.reference - found) * 100.0
+        return {"val_miou": found, "val_miou_drop_points": drop,
+                "text": f"validation mIoU {found:.4f} against float32 {self.reference:.4f} "
+                        f"({drop:+.2f} points drop) on {len(self.samples)} images"}
+
+    def met(self, row: dict[str, Any]) -> bool:
+        drop = row["val_miou_drop_points"]
+        return drop is None or drop <= self.allowed_points
+
+    def describe(self) -> dict[str, Any]:
+        return {"reference_val_miou": self.reference, "allowed_drop_points": self.allowed_points,
+                "judged_on": "validation mIoU drop against float32",
+                "validation_images": len(self.samples)}
+
+
+JUDGES = {"classification": TopOneJudge, "detection": MapJudge, "semantic": MiouJudge}
 
 
 def agreement_lower_bound(agreed: int, n: int, confidence: float = CONFIDENCE) -> float:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
 
 from edgetl.errors import UsageError
@@ -41,4 +42,24 @@ def deployable(model: nn.Module, task: str, raw: bool = False
         if raw:
             return RawDetectionOutputs(model).eval(), RAW_OUTPUT_NAMES, record
         return DetectionOutputs(model).eval(), OUTPUT_NAMES, record
+    if task == "semantic":
+        record = {"kind": model.settings.kind, "raw": raw,
+                  "mask": "class index per input pixel (uint8), argmax of the logits; map back "
+                          "with the image's letterbox geometry (nearest)"}
+        if raw:
+            return model.eval(), ("logits",), record
+        return SegmentationMask(model).eval(), ("mask",), record
     raise UsageError(f"this version cannot export {task} models")
+
+
+class SegmentationMask(nn.Module):
+    """A segmenter's deployable output: the class index of every input pixel (uint8 while the
+    classes fit; argmax inside the graph keeps the artifact's output small for the edge)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.dtype = torch.uint8 if model.num_classes <= 255 else torch.int32
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"mask": self.model(images).argmax(dim=1).to(self.dtype)}

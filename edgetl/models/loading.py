@@ -19,6 +19,7 @@ from edgetl.errors import ArtifactError
 SKELETONS: dict[str, str] = {
     "classification": "edgetl.models.head:skeleton_for",
     "detection": "edgetl.models.detector:skeleton_for",
+    "semantic": "edgetl.models.segmenter:skeleton_for",
 }
 
 

@@ -13,7 +13,14 @@ from edgetl.spec import TaskRecord
 
 
 def task_record_of(data: DataSet) -> TaskRecord:
-    """The task record a data set implies: its task and class order."""
+    """The task record a data set implies: its task and class order (semantic: also the
+    ignore index and, for palette masks, each class's colour)."""
+    mask_record = getattr(data, "record", None)
+    if data.task == "semantic" and mask_record is not None:
+        colours = mask_record.class_colours()
+        return TaskRecord(tuple(data.classes), task="semantic",
+                          ignore_index=mask_record.ignore_index,
+                          palette=tuple(colours) if colours else None)
     return TaskRecord(tuple(data.classes), task=data.task)  # type: ignore[arg-type]
 
 

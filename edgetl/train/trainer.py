@@ -57,6 +57,7 @@ EMA_FILE = "ema.pt"  # the moving average of a phase cut short, next to the opti
 TRAINERS: dict[str, str] = {
     "classification": "edgetl.train.classification:ClassificationTrainer",
     "detection": "edgetl.train.detection:DetectionTrainer",
+    "semantic": "edgetl.train.semantic:SemanticTrainer",
 }
 
 

@@ -98,6 +98,11 @@ def verify_artifact(
 
         budgets: Any = detection_budgets(art.precision, top1_budget, accuracy_budget)
         budget_record = {**budgets.__dict__}
+    elif task == "semantic":
+        from edgetl.verify.semantic import semantic_budgets
+
+        budgets = semantic_budgets(art.precision, top1_budget, accuracy_budget)
+        budget_record = {**budgets.__dict__}
     else:
         budgets = default_budgets(art.format, art.precision, top1_budget, accuracy_budget)
         budget_record = budgets.to_dict()
@@ -109,7 +114,7 @@ def verify_artifact(
     runner_info = runner.describe()
     runner.close()
     report.checks.append(side.golden.result())
-    report.checks += _task_checks(task, side, info, samples, budgets)
+    report.checks += _task_checks(task, side, info, samples, budgets, run)
     report.context = {
         "images": len(samples),
         "classes": list(info.task_record.names),
@@ -188,12 +193,13 @@ def _run_both(art: Any, info: Any, runner: Any, samples: list[Any], batch: int,
 
 
 def _task_checks(task: str, side: _BothSides, info: Any, samples: list[Any],
-                 budgets: Any) -> list[CheckResult]:
+                 budgets: Any, run: Path) -> list[CheckResult]:
     """Outputs, then the task's parity and dataset gates (failed, with the reason, when the
     artifact could not run)."""
     from edgetl.verify.checks import check_outputs, failed
 
-    gates = ("parity", "map") if task == "detection" else ("parity", "accuracy")
+    gates = {"detection": ("parity", "map"), "semantic": ("parity", "miou")}.get(
+        task, ("parity", "accuracy"))
     if side.run_error is not None:
         return [failed(name, side.run_error) for name in gates]
     reference, artifact = side.joined("reference"), side.joined("artifact")
@@ -212,6 +218,18 @@ def _task_checks(task: str, side: _BothSides, info: Any, samples: list[Any],
         return [check_coordinates(samples, info.spec, side.geometries), *checks,
                 check_detection_parity(ref, art, budgets),
                 check_detection_map(samples, info.task_record, ref, art, sizes, budgets)]
+    if task == "semantic":
+        from edgetl.postprocess import masks_from_outputs
+        from edgetl.runfolder import RunFolder
+        from edgetl.verify.semantic import check_miou, check_pixel_parity
+
+        mask_record = RunFolder(run).dataset().record
+        return [*checks,
+                check_pixel_parity(reference["mask"], artifact["mask"], side.geometries,
+                                   budgets),
+                check_miou(samples, info.task_record, mask_record,
+                           masks_from_outputs(reference, side.geometries),
+                           masks_from_outputs(artifact, side.geometries), budgets)]
     return checks + _classification_checks(side, info, samples, budgets, reference, artifact)
 
 

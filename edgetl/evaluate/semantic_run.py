@@ -1,0 +1,103 @@
+"""`evaluate` for segmenters: a run's checkpoint in torch, or an exported artifact on its runtime.
+
+Both score predictions at each image's own resolution: the class map of the input is taken
+back through the image's letterbox geometry (nearest) and compared with the ground-truth mask
+decoded by the data set's mask record. Ignored pixels (void) are never scored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgetl.data.samples import Sample
+from edgetl.geometry import Geometry
+from edgetl.metrics.semantic import DEFAULT_BOOTSTRAP, SegmentationEvaluator
+
+EVAL_BATCH = 8
+
+
+def torch_masks(model: Any, spec: Any, samples: list[Sample], device: str = "cpu"
+                ) -> tuple[dict[str, np.ndarray], list[Geometry]]:
+    """The segmenter's deployable `mask` output for files, through the training eval path."""
+    import torch
+
+    from edgetl.data.transforms import geometry_transform, load_image, normalize_transform
+    from edgetl.geometry import geometry_for
+    from edgetl.models.deployable import deployable
+    from edgetl.postprocess import concat_outputs
+
+    module, _, _ = deployable(model, "semantic")
+    module = module.to(device).eval()
+    to_input, normalize = geometry_transform(spec), normalize_transform(spec)
+    parts, geometries = [], []
+    with torch.inference_mode():
+        for start in range(0, len(samples), EVAL_BATCH):
+            batch = []
+            for sample in samples[start:start + EVAL_BATCH]:
+                image = load_image(sample.path, spec)
+                geometries.append(geometry_for(image.height, image.width, spec))
+                batch.append(normalize(to_input(image)))
+            found = module(torch.stack(batch).to(device))
+            parts.append({k: v.cpu().numpy() for k, v in found.items()})
+    return concat_outputs(parts), geometries
+
+
+def mask_record_of(run: Path | None, data: str | None) -> Any:
+    """The mask record that decodes ground truth: the run's split (or the given data's)."""
+    from edgetl.data.sources import load_data
+    from edgetl.runfolder import RunFolder
+
+    source = RunFolder(run).dataset() if data is None else load_data(data, task="semantic")
+    return source.record
+
+
+def score(record: Any, mask_record: Any, samples: list[Sample], predicted: list[np.ndarray],
+          meta: dict[str, Any]) -> dict[str, Any]:
+    """The report of predictions (class maps at each file's size) against the truth."""
+    from edgetl.data.semantic import read_mask
+
+    evaluator = SegmentationEvaluator(record)
+    for sample, guess in zip(samples, predicted, strict=True):
+        evaluator.update(read_mask(sample.target, mask_record), guess)
+    report = evaluator.compute(bootstrap=DEFAULT_BOOTSTRAP).to_dict()
+    report.update(meta)
+    return report
+
+
+def evaluate_segmenter_checkpoint(run: str | Path, split: str = "test", data: str | None = None,
+                                  device: str = "cpu") -> dict[str, Any]:
+    """mIoU, Dice and the rest of a run's best checkpoint on `split`."""
+    from edgetl.evaluate.samples import evaluation_samples
+    from edgetl.models.loading import load_model
+    from edgetl.postprocess import masks_from_outputs
+
+    model, info = load_model(run, "best")
+    samples, origin = evaluation_samples(Path(run), split, data, "semantic")
+    outputs, geometries = torch_masks(model, info.spec, samples, device)
+    return score(info.task_record, mask_record_of(Path(run), data), samples,
+                 masks_from_outputs(outputs, geometries),
+                 {"target": str(Path(run)), "kind": "checkpoint", "split": split, "data": origin,
+                  "spec_fingerprint": info.spec.fingerprint(),
+                  "checkpoint_epoch": info.record.get("epoch")})
+
+
+def evaluate_segmenter_artifact(path: str | Path, split: str = "test", data: str | None = None,
+                                backend: str = "ort-cpu") -> dict[str, Any]:
+    """The same report through an exported artifact (deployment preprocessing, its graph)."""
+    from edgetl.evaluate.samples import evaluation_samples
+    from edgetl.postprocess import masks_from_outputs
+    from edgetl.predict import open_artifact, run_files
+
+    runner, info = open_artifact(path, backend)
+    try:
+        samples, origin = evaluation_samples(info.source_run, split, data, "semantic")
+        outputs, geometries = run_files(runner, info, [s.path for s in samples])
+    finally:
+        runner.close()
+    return score(info.task_record, mask_record_of(info.source_run, data), samples,
+                 masks_from_outputs(outputs, geometries),
+                 {"target": str(path), "kind": f"artifact ({info.format}, {info.precision})",
+                  "split": split, "data": origin, "spec_fingerprint": info.spec.fingerprint()})

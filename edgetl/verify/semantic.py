@@ -1,0 +1,86 @@
+"""verify's semantic segmentation checks: pixel agreement and the test-mIoU gate.
+
+- parity: the share of input pixels inside the image (letterbox padding excluded) where the
+  artifact's class equals the torch model's;
+- miou: the artifact's test mIoU (at each image's own resolution, against the ground truth)
+  against the torch model's on the same images, with a paired bootstrap interval of the
+  difference; the point difference is gated.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from edgetl.data.samples import Sample
+from edgetl.export.formats import SemanticBudgets
+from edgetl.geometry import Geometry
+from edgetl.spec import TaskRecord
+from edgetl.verify.checks import CheckResult
+
+PAIRED_BOOTSTRAP = 500
+
+
+def check_pixel_parity(reference: np.ndarray, candidate: np.ndarray,
+                       geometries: list[Geometry], budgets: SemanticBudgets) -> CheckResult:
+    """Agreement of the two class maps over the image content of every input."""
+    agreed = total = 0
+    worst: list[tuple[float, int]] = []
+    for row, geo in enumerate(geometries):
+        x1, y1, x2, y2 = geo.content
+        ref, art = reference[row, y1:y2, x1:x2], candidate[row, y1:y2, x1:x2]
+        same = int((ref == art).sum())
+        agreed += same
+        total += ref.size
+        worst.append((same / max(1, ref.size), row))
+    share = agreed / max(1, total)
+    passed = share >= budgets.pixel_agreement
+    worst.sort()
+    return CheckResult(
+        "parity", passed,
+        f"{share:.4%} of {total} image pixels get the torch model's class (budget >= "
+        f"{budgets.pixel_agreement:.1%}); worst image {worst[0][0]:.2%}" if worst else
+        "no pixels compared",
+        {"pixel_agreement": share, "pixels": total, "budget": budgets.pixel_agreement,
+         "worst_images": [{"image": i, "agreement": a} for a, i in worst[:10]]})
+
+
+def check_miou(samples: list[Sample], record: TaskRecord, mask_record: Any,
+               reference: list[np.ndarray], candidate: list[np.ndarray],
+               budgets: SemanticBudgets) -> CheckResult:
+    """Test mIoU of the artifact against the torch model's, paired bootstrap interval."""
+    from edgetl.data.semantic import read_mask
+    from edgetl.metrics.semantic import confusion, paired_miou_delta
+
+    first, second = [], []
+    for sample, ref, art in zip(samples, reference, candidate, strict=True):
+        truth = read_mask(sample.target, mask_record)
+        first.append(confusion(truth, ref, record.num_classes, record.ignore_index))
+        second.append(confusion(truth, art, record.num_classes, record.ignore_index))
+    delta = paired_miou_delta(first, second, rounds=PAIRED_BOOTSTRAP)
+    drop = -delta["delta"] * 100.0
+    passed = drop <= budgets.miou_points + 1e-9
+    low, high = (v * 100 for v in delta["delta_ci95"])
+    return CheckResult(
+        "miou", passed,
+        f"mIoU torch {delta['first']:.4f}, artifact {delta['second']:.4f} ({-drop:+.2f} points, "
+        f"95% CI {low:+.2f} to {high:+.2f}); budget -{budgets.miou_points} points",
+        {"images": len(samples), "budget_points": budgets.miou_points, **delta,
+         "drop_points": drop, "paired_bootstrap_rounds": PAIRED_BOOTSTRAP})
+
+
+def semantic_budgets(precision: str, pixel_agreement: float | None,
+                     miou_points: float | None) -> SemanticBudgets:
+    """The precision's budgets with any flag overrides applied."""
+    from dataclasses import replace
+
+    from edgetl.export.formats import SEMANTIC_BUDGETS
+
+    base = SEMANTIC_BUDGETS.get(precision, SEMANTIC_BUDGETS["int8"])
+    changes: dict[str, Any] = {}
+    if pixel_agreement is not None:
+        changes["pixel_agreement"] = pixel_agreement
+    if miou_points is not None:
+        changes["miou_points"] = miou_points
+    return replace(base, **changes)
