@@ -30,7 +30,7 @@ def e2e_target(backend: str, info: ArtifactInfo, paths: Sequence[str], batch: in
                threads: int | None, run: Path | None = None, which: str = "best",
                device: str = "cpu") -> Target:
     """A target whose step is predict's whole path for `batch` image files."""
-    from edgetl.postprocess import detections_from_outputs
+    from edgetl.postprocess import detections_from_outputs, masks_from_outputs
     from edgetl.predict import class_logits, run_files, softmax
 
     if backend not in E2E_BACKENDS:
@@ -65,20 +65,23 @@ def e2e_target(backend: str, info: ArtifactInfo, paths: Sequence[str], batch: in
             used_threads = threads or default_cpu_threads()
     files = tile_paths(list(paths), batch)
     k = min(TOP_K, info.task_record.num_classes)
-    detector = info.task_record.task == "detection"
+    task = info.task_record.task
 
     def step() -> object:
         outputs, geometries = run_files(runner, info, files, batch)
-        if detector:  # boxes back in each file's pixels, as predict returns them
+        if task == "detection":  # boxes back in each file's pixels, as predict returns them
             return detections_from_outputs(outputs, geometries, DETECTION_MIN_SCORE)
+        if task == "semantic":  # class maps back at each file's size
+            return masks_from_outputs(outputs, geometries)
         probs = softmax(class_logits(outputs, info.task_record.num_classes))
         return np.argsort(-probs, axis=1, kind="stable")[:, :k]
 
     return Target(
         backend=backend, precision="fp32" if backend == "torch" else info.precision, step=step,
         clock=HostClock(), threads=used_threads,
-        details={"path": "edgetl.predict.run_files + " + (
-                     "detections in image pixels" if detector else "softmax + top-k"),
+        details={"path": "edgetl.predict.run_files + " + {
+                     "detection": "detections in image pixels",
+                     "semantic": "class maps at the image's size"}.get(task, "softmax + top-k"),
                  "distinct_images": len(set(files))},
         closer=closer,
     )

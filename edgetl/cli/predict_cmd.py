@@ -22,8 +22,15 @@ def register(app: typer.Typer) -> None:
                                             help="Write the predictions as JSON to this file "
                                                  "('-': standard output)."),
         draw: Path | None = typer.Option(None, "--draw",
-                                         help="Detection: write each image with its boxes "
-                                              "drawn into this folder."),
+                                         help="Detection/segmentation: write each image with "
+                                              "its boxes or class colours into this folder."),
+        masks: Path | None = typer.Option(None, "--masks",
+                                          help="Segmentation: write each class map as a PNG "
+                                               "(pixel value = class index) into this folder."),
+        tile: bool = typer.Option(False, "--tile", help="Segmentation: predict images larger "
+                                  "than the input tile by tile, at their own scale."),
+        overlap: int = typer.Option(32, "--tile-overlap", help="Pixels neighbouring tiles "
+                                    "share (--tile)."),
         backend: str = typer.Option("ort-cpu", "--backend", help="ort-cpu, ort-cuda or tensorrt."),
         threads: int | None = typer.Option(None, "--threads",
                                            help="onnxruntime intra-op threads."),
@@ -38,17 +45,23 @@ def register(app: typer.Typer) -> None:
 
         with activity(f"predict with {artifact}", "nothing was printed: run it again"):
             results = predict_images(artifact, images, top_k=top_k, backend=backend,
-                                     threads=threads, min_score=min_score, force=force)
+                                     threads=threads, min_score=min_score, force=force,
+                                     tile=tile, overlap=overlap)
         detection = bool(results) and hasattr(results[0], "detections")
-        if draw is not None:
-            if not detection:
-                from edgetl.errors import UsageError
+        segmentation = bool(results) and hasattr(results[0], "shares")
+        if (draw is not None and not (detection or segmentation)) or \
+                (masks is not None and not segmentation):
+            from edgetl.errors import UsageError
 
-                raise UsageError("--draw applies to detection artifacts")
+            raise UsageError("--draw applies to detection and segmentation artifacts, --masks "
+                             "to segmentation")
+        if draw is not None and detection:
             from edgetl.predict.detect import draw_detections
 
             for result in results:
                 draw_detections(result, draw)
+        if segmentation and (draw is not None or masks is not None):
+            _write_segmentation(artifact, results, draw, masks)
         if json_out is not None:
             text = json.dumps({"artifact": str(artifact),
                                "predictions": [r.to_dict() for r in results]}, indent=2)
@@ -58,10 +71,41 @@ def register(app: typer.Typer) -> None:
             atomic_write_text(json_out, text + "\n")
         if detection:
             _print_detections(artifact, results)
+        elif segmentation:
+            _print_shares(artifact, results)
         else:
             _print_classes(artifact, results, top_k)
         if draw is not None:
             console.print(f"drawn: {len(results)} image(s) in {draw}")
+
+
+def _write_segmentation(artifact: Path, results: list, draw: Path | None,
+                        masks: Path | None) -> None:
+    from edgetl.export.manifest import read_artifact
+    from edgetl.predict.segment import palette_of, write_mask, write_overlay
+
+    palette = palette_of(read_artifact(artifact))
+    for result in results:
+        if masks is not None:
+            write_mask(result, masks, palette)
+        if draw is not None:
+            write_overlay(result, draw, palette)
+
+
+def _print_shares(artifact: Path, results: list) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"predict {artifact.name}")
+    table.add_column("image", overflow="fold")
+    table.add_column("size")
+    table.add_column("class shares of the image's pixels", overflow="fold")
+    for r in results:
+        shares = ", ".join(f"{name} {share:.1%}" for name, share in r.shares().items()
+                           if share > 0)
+        height, width = r.mask.shape
+        table.add_row(escape(r.image), f"{width}x{height}", escape(shares))
+    console.print(table)
 
 
 def _print_classes(artifact: Path, results: list, top_k: int) -> None:

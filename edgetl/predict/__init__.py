@@ -112,9 +112,11 @@ def class_logits(outputs: dict[str, np.ndarray], num_classes: int) -> np.ndarray
 def predict_images(artifact: str | Path, images: Sequence[str | Path], top_k: int = 3,
                    backend: str = "ort-cpu", threads: int | None = None,
                    batch: int = DEFAULT_BATCH, min_score: float = 0.3,
-                   force: bool = False) -> list[Any]:
+                   force: bool = False, tile: bool = False, overlap: int = 32) -> list[Any]:
     """Per image, in the order given: a classifier's top-k labels and softmax probabilities
-    (`Prediction`), a detector's boxes above `min_score` (`detect.ImageDetections`)."""
+    (`Prediction`), a detector's boxes above `min_score` (`detect.ImageDetections`), a
+    segmenter's class map at the file's size (`segment.ImageMask`; `tile`: large images tile
+    by tile)."""
     if top_k < 1:
         raise UsageError(f"--top-k must be at least 1, got {top_k}")
     runner, info = open_artifact(artifact, backend, threads, force=force)
@@ -123,6 +125,13 @@ def predict_images(artifact: str | Path, images: Sequence[str | Path], top_k: in
 
         try:
             return detect_images(runner, info, images, batch, min_score)
+        finally:
+            runner.close()
+    if info.task_record.task == "semantic":
+        from edgetl.predict.segment import segment_images
+
+        try:
+            return segment_images(runner, info, images, batch, tile, overlap)
         finally:
             runner.close()
     try:

@@ -1,0 +1,149 @@
+"""A segmenter's predictions: a class per pixel of each file, as mask PNGs, overlays and shares.
+
+Torch-free (numpy, PIL). The artifact's `mask` output (class per input pixel) goes back to the
+file's size through the image's letterbox geometry (nearest). With `tile`, an image larger
+than the input is predicted tile by tile at its own scale (input-sized windows overlapping by
+`overlap` pixels, the last row and column shifted inward) and each pixel takes the class of
+the tile in which it lies farthest from an edge, as aerial and inspection images need.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgetl.export.manifest import ArtifactInfo
+from edgetl.runtime import Runner
+
+DEFAULT_OVERLAP = 32
+
+
+@dataclass
+class ImageMask:
+    """One image's class map (H x W of the file) and the share of each class."""
+
+    image: str
+    mask: np.ndarray
+    names: tuple[str, ...]
+    tiles: int = 1
+    mask_png: str | None = None
+    overlay_png: str | None = None
+
+    def shares(self) -> dict[str, float]:
+        counts = np.bincount(self.mask.ravel().astype(np.int64), minlength=len(self.names))
+        total = max(1, int(counts.sum()))
+        return {name: round(int(counts[i]) / total, 6) for i, name in enumerate(self.names)}
+
+    def to_dict(self) -> dict[str, Any]:
+        height, width = self.mask.shape
+        return {"image": self.image, "height": int(height), "width": int(width),
+                "tiles": self.tiles, "shares": self.shares(), "mask_png": self.mask_png,
+                "overlay_png": self.overlay_png}
+
+
+def segment_images(runner: Runner, info: ArtifactInfo, images: Sequence[str | Path],
+                   batch: int, tile: bool = False, overlap: int = DEFAULT_OVERLAP
+                   ) -> list[ImageMask]:
+    """Class maps of image files at their own size (tiled when `tile` and larger)."""
+    from edgetl.errors import UsageError
+    from edgetl.postprocess import masks_from_outputs
+    from edgetl.predict import run_files
+
+    if info.postprocess.get("raw"):
+        raise UsageError(f"{info.path.name} holds the raw logits (exported with --raw)",
+                         "predict needs an artifact with the mask output; export it without "
+                         "--raw")
+    names = info.task_record.names
+    if not tile:
+        outputs, geometries = run_files(runner, info, images, batch)
+        return [ImageMask(str(p), m, names)
+                for p, m in zip(images, masks_from_outputs(outputs, geometries), strict=True)]
+    return [_tiled(runner, info, str(p), overlap) for p in images]
+
+
+def tile_starts(length: int, window: int, overlap: int) -> list[int]:
+    """Window offsets covering `length`: stride window - overlap, the last shifted inward."""
+    if length <= window:
+        return [0]
+    stride = max(1, window - overlap)
+    starts = list(range(0, length - window + 1, stride))
+    if starts[-1] + window < length:
+        starts.append(length - window)
+    return starts
+
+
+def _tiled(runner: Runner, info: ArtifactInfo, path: str, overlap: int) -> ImageMask:
+    from edgetl.data.reference import apply_geometry, decode_image, normalize, to_hwc3
+
+    spec = info.spec
+    image = decode_image(path, spec.color_mode, spec.high_bit_depth)
+    height, width = image.height, image.width
+    tile_h, tile_w = spec.input_size
+    best = np.full((height, width), -1, dtype=np.int64)
+    out = np.zeros((height, width), dtype=np.int64)
+    count = 0
+    for top in tile_starts(height, tile_h, overlap):
+        for left in tile_starts(width, tile_w, overlap):
+            window = image.crop((left, top, min(width, left + tile_w),
+                                 min(height, top + tile_h)))
+            pixels, geo = apply_geometry(window, spec)
+            arr = to_hwc3(pixels, spec.color_mode)
+            feed = arr if spec.graph_input == "uint8_raw" else normalize(arr, spec)
+            mask = geo.inverse_mask(runner.run(feed[None])["mask"][0])
+            h, w = mask.shape
+            rows = np.minimum(np.arange(h) + 1, h - np.arange(h))
+            cols = np.minimum(np.arange(w) + 1, w - np.arange(w))
+            margin = np.minimum(rows[:, None], cols[None, :])
+            region = best[top:top + h, left:left + w]
+            take = margin > region
+            region[take] = margin[take]
+            out[top:top + h, left:left + w][take] = mask[take]
+            count += 1
+    return ImageMask(path, out, info.task_record.names, tiles=count)
+
+
+def palette_of(info: ArtifactInfo) -> list[tuple[int, int, int]]:
+    """The classes' colours: the data set's palette when it had one, else a fixed set."""
+    from edgetl.predict.detect import PALETTE
+
+    if info.task_record.palette:
+        return [tuple(c) for c in info.task_record.palette]
+    return [PALETTE[i % len(PALETTE)] for i in range(info.task_record.num_classes)]
+
+
+def write_mask(result: ImageMask, folder: Path, palette: list[tuple[int, int, int]]) -> Path:
+    """FOLDER/<stem>.png: class indices as a palette PNG (values are the class indices)."""
+    from PIL import Image
+
+    from edgetl.io import atomic_write_with
+
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{Path(result.image).stem}.png"
+    img = Image.fromarray(result.mask.astype(np.uint8), mode="P")
+    flat = [v for colour in palette for v in colour]
+    img.putpalette(flat + [0] * (768 - len(flat)))
+    atomic_write_with(target, lambda tmp: img.save(tmp, format="PNG"))
+    result.mask_png = str(target)
+    return target
+
+
+def write_overlay(result: ImageMask, folder: Path, palette: list[tuple[int, int, int]],
+                  alpha: float = 0.5) -> Path:
+    """FOLDER/<stem>.png: the image with its class colours blended in."""
+    from PIL import Image
+
+    from edgetl.io import atomic_write_with
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with Image.open(result.image) as img:
+        base = np.asarray(img.convert("RGB"), dtype=np.float32)
+    colours = np.asarray(palette, dtype=np.float32)[result.mask.astype(np.int64)]
+    blended = (base * (1 - alpha) + colours * alpha).round().astype(np.uint8)
+    target = folder / f"{Path(result.image).stem}.png"
+    atomic_write_with(target, lambda tmp: Image.fromarray(blended).save(tmp, format="PNG"))
+    result.overlay_png = str(target)
+    return target
