@@ -136,7 +136,6 @@ class DetectionTrainer(PhasedTrainer):
         if missing:
             self.console.print(f"[yellow]warning[/]: class(es) {', '.join(missing)} have no "
                                "training boxes; the model cannot learn them")
-        self.box_counts = counts
 
     def build_model(self) -> tuple[torch.nn.Module, PreprocessSpec]:
         from edgetl.models.detector import DetectorSettings, build_detector
