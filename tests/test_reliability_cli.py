@@ -234,7 +234,7 @@ def test_predict_refuses_a_tampered_artifact_unless_forced(artifacts: dict[str, 
     image = split_image(fixture_run)
     line = one_error_line(edgetl("predict", bad, image), 2)
     assert "it was edited after export" in line and "--force" in line
-    forced = edgetl("predict", bad, image, "--force", "--json")
+    forced = edgetl("predict", bad, image, "--force", "--json", "-")
     assert forced.returncode == 0, forced.stderr
     assert "warning: " in forced.stderr and "running it anyway (--force)" in forced.stderr
     assert json.loads(forced.stdout)["predictions"][0]["image"] == image

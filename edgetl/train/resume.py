@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -71,12 +72,20 @@ def has_saved_epoch(out: Path) -> bool:
     return (out / "last" / STATE_FILE).is_file() or (out / "last.old" / STATE_FILE).is_file()
 
 
+def _is_run_entry(name: str) -> bool:
+    """A run file, or the temporary file an atomic write of one leaves when killed
+    (`.<name>.<random>.tmp<suffix>`, see `edgetl.io.atomic_write_with`)."""
+    if name in RUN_ENTRIES:
+        return True
+    match = re.match(r"^\.(.+)\.[^.]+\.tmp(\.[^.]+)?$", name)
+    return match is not None and match.group(1) in RUN_ENTRIES
+
+
 def is_failed_start(out: Path) -> bool:
     """A folder edgetl made (its marker) with only run files, no saved and no logged epoch."""
     if not (out / MARKER).is_file():
         return False
-    names = {p.name for p in out.iterdir()}
-    if not names <= RUN_ENTRIES or has_saved_epoch(out):
+    if not all(_is_run_entry(p.name) for p in out.iterdir()) or has_saved_epoch(out):
         return False
     rows, _ = read_metrics(out / METRICS)
     return not rows
