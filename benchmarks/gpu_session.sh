@@ -25,7 +25,10 @@
 #     DataLoader and the synthetic rate;
 #  8. detection on CUDA: recipes/detect-lite0.yaml on $DETECT_DATA (default neon-trees: stage
 #     deepforest==2.1.0 and pycocotools too; or a carried folder such as the raccoon set), export
-#     onnx + onnx-fp16, verify both with ort-cuda, bench ort-cuda (compute and e2e).
+#     onnx + onnx-fp16, verify both with ort-cuda, bench ort-cuda (compute and e2e);
+#  9. semantic segmentation on CUDA: the same for recipes/semantic-lite0.yaml on $SEMANTIC_DATA
+#     (skipped when unset: there is no built-in source; carry a copy of a folder such as CamVid,
+#     55 MB, under an ignored path and set SEMANTIC_DATA to it).
 # Timing (H200, 2026-11-26): steps 1-4 of the augment recipe took about 6 minutes; the default
 # STEPS="1 2 5 7" should take about 9-11 (6 chunk uploads + start: about 1.5 min more). Give the
 # machine back right after.
@@ -71,10 +74,11 @@ pack() {  # everything so far into one file that comes back (at most 8 files do)
   tar czf "$OUT/.gpu-results.tgz" -C "$RES" . && mv "$OUT/.gpu-results.tgz" "$OUT/gpu-results.tgz"
 }
 step() { echo; echo "== $* ($(date -u +%T))"; }
-# Steps to run (the session of 2026-11-26 measured 3 and 4 already): STEPS="1 2 3 4 5 6 7 8".
-STEPS="${STEPS:-1 2 5 7 8}"
-[ "${SMOKE:-0}" = 1 ] && STEPS="1 2 3 4 5 6 7 8"
+# Steps to run (the session of 2026-11-26 measured 3 and 4 already): STEPS="1 2 3 4 5 6 7 8 9".
+STEPS="${STEPS:-1 2 5 7 8 9}"
+[ "${SMOKE:-0}" = 1 ] && STEPS="1 2 3 4 5 6 7 8 9"
 DETECT_DATA="${DETECT_DATA:-neon-trees}"
+SEMANTIC_DATA="${SEMANTIC_DATA:-}"  # no built-in semantic source: carry a folder (e.g. CamVid)
 RUN="$WORK/run"
 want() { [[ " $STEPS " == *" $1 "* ]]; }
 
@@ -183,26 +187,35 @@ echo "exit $?"
 pack
 fi
 
+dense_task() {  # $1 name, $2 recipe, $3 data: finetune, export, verify and bench with $ORT
+  local run="$WORK/run-$1" set
+  read -r -a set <<< "$(smoke_set "$2")"
+  timeout 420 "${FT[@]}" finetune "$2" --data "$3" --device "$DEVICE" --out "$run" \
+    "${set[@]}" > "$WORK/run-$1.log" 2>&1
+  echo "$1 finetune: exit $?"
+  mkdir -p "$RES/run-$1"
+  cp "$run"/{summary.json,metrics.jsonl,test_metrics.json,curves.png} "$RES/run-$1/" 2>/dev/null
+  for fmt in onnx onnx-fp16; do
+    timeout 120 "${FT[@]}" export "$run" --format "$fmt"
+  done
+  for name in model model.fp16; do
+    timeout 150 "${FT[@]}" verify "$run/export/$name.onnx" --against "$run" --backend "$ORT" \
+      --json "$RES/verify-$1-$name.json"
+    echo "verify $1 $name: exit $?"
+    timeout 120 "${FT[@]}" bench "$run/export/$name.onnx" --backend "$ORT" --batch 1,8 \
+      --mode compute --mode e2e --min-time 2 --json "$RES/bench-$1-$name.json"
+  done
+  pack
+}
+
 if want 8; then
 step "8. detection on $DEVICE: finetune, export, verify and bench with $ORT"
-DRUN="$WORK/run-detect"
-read -r -a SET <<< "$(smoke_set recipes/detect-lite0.yaml)"
-timeout 420 "${FT[@]}" finetune recipes/detect-lite0.yaml --data "$DETECT_DATA" \
-  --device "$DEVICE" --out "$DRUN" "${SET[@]}" > "$WORK/run-detect.log" 2>&1
-echo "detect finetune: exit $?"
-mkdir -p "$RES/run-detect"
-cp "$DRUN"/{summary.json,metrics.jsonl,test_metrics.json,curves.png} "$RES/run-detect/" 2>/dev/null
-for fmt in onnx onnx-fp16; do
-  timeout 120 "${FT[@]}" export "$DRUN" --format "$fmt"
-done
-for name in model model.fp16; do
-  timeout 150 "${FT[@]}" verify "$DRUN/export/$name.onnx" --against "$DRUN" --backend "$ORT" \
-    --json "$RES/verify-detect-$name.json"
-  echo "verify detect $name: exit $?"
-  timeout 120 "${FT[@]}" bench "$DRUN/export/$name.onnx" --backend "$ORT" --batch 1,8 \
-    --mode compute --mode e2e --min-time 2 --json "$RES/bench-detect-$name.json"
-done
-pack
+dense_task detect recipes/detect-lite0.yaml "$DETECT_DATA"
+fi
+
+if want 9 && [ -n "$SEMANTIC_DATA" ]; then
+step "9. semantic segmentation on $DEVICE: finetune, export, verify and bench with $ORT"
+dense_task semantic recipes/semantic-lite0.yaml "$SEMANTIC_DATA"
 fi
 
 step "summary"
