@@ -3,12 +3,13 @@
     python benchmarks/detector_latency.py [--size 320] [--threads 2] [--rounds 60]
 
 Builds edgetl's FCOS detector (timm features body, torchvision FPN and FCOS head) for each
-backbone and neck/head shape below, exports it to fp32 ONNX, and times ONNX Runtime on the CPU at batch 1, in three blocks
-per shape taken in turn (one session alive at a time), so all shapes meet the same load. The torchvision
-default head is the `fpn 256 / 4 convs` row. The graphs are the raw ones (`export --raw`:
-network only, no decode or NMS): with untrained heads every anchor clears the score threshold,
-so NMS would time a worst case a trained model never meets. A trained run's full graph is
-timed by `benchmarks/task_figures.py`. Writes `benchmarks/results/detector-latency-cpu-<date>.json` and `.md`.
+backbone and neck/head shape below, exports its raw graph (`export --raw`: the network only,
+no decode or NMS, whose cost depends on how many boxes a trained model scores) to fp32 ONNX,
+and times ONNX Runtime on the CPU at batch 1 in three blocks per shape taken in turn, one
+session alive at a time (an idle session's thread pool keeps spinning and would steal cores
+from the next). The torchvision default head is the `fpn256 x4` row. A trained run's full
+graph is timed by `benchmarks/task_figures.py`. Writes
+`benchmarks/results/detector-latency-cpu-<date>.json` and `.md`.
 """
 
 from __future__ import annotations
@@ -99,7 +100,8 @@ def main() -> None:
     lines = [f"# Detector latency by shape ({result['date']})", "",
              f"{cpu}, {os.cpu_count()} cores, onnxruntime {ort.__version__} CPU, "
              f"{args.threads} threads, batch 1, {args.size}x{args.size}, fp32, raw graphs "
-             f"(network only: no decode, no NMS); {args.rounds} runs in 3 interleaved blocks; load average "
+             f"(network only: no decode, no NMS); {args.rounds} runs in 3 interleaved "
+             f"blocks; load average "
              f"{result['machine']['load_average']}.", "",
              "| backbone + neck/head | parameters (M) | p50 ms | p90 ms |", "|---|---|---|---|",
              *[f"| {r['variant']} | {r['params_m']:.2f} | {r['p50_ms']:.1f} | "

@@ -75,6 +75,11 @@ def test_run_and_evaluate_report(seg_run: Path, tmp_path: Path) -> None:
     assert [r["iou"] for r in report["per_class"]] == pytest.approx(iou.tolist())
     assert report["miou"] == pytest.approx(iou.mean())
     assert (tmp_path / "out" / "confusion-test.png").stat().st_size > 1000
+    # the worst images: the lowest per-image mIoU, in order, drawn in one figure
+    worst = report["worst_images"]
+    assert [w["miou"] for w in worst] == sorted(report["per_image_miou"])[:len(worst)]
+    assert len(worst) == min(6, report["n_images"])
+    assert (tmp_path / "out" / "worst-test.png").stat().st_size > 5000
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "onnx-fp16", "onnx-int8"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from edgetl.io import atomic_write_with
 
@@ -91,5 +92,51 @@ def plot_pr_curves(curves: dict, out_png: str | Path, title: str = "precision-re
     ax.set_title(title)
     fig.tight_layout()
     atomic_write_with(out_png, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+    return Path(out_png)
+
+
+def class_colours(record: Any) -> Any:
+    """The classes' RGB colours: the data set's palette, else matplotlib's tab20."""
+    import numpy as np
+
+    if record.palette:
+        return np.asarray(record.palette, dtype=np.uint8)
+    cmap = _pyplot().get_cmap("tab20")
+    return np.asarray([[round(255 * c) for c in cmap(i % 20)[:3]]
+                       for i in range(record.num_classes)], dtype=np.uint8)
+
+
+def plot_mask_rows(rows: list[tuple[str, Any, Any, float]], record: Any, out_png: str | Path,
+                   title: str) -> Path:
+    """One row per image: the photo, its ground truth and the prediction in class colours
+    (ignored pixels black). rows: (image path, truth mask, predicted mask, image mIoU)."""
+    import numpy as np
+    from PIL import Image
+
+    plt = _pyplot()
+    colours = class_colours(record)
+    fig, axes = plt.subplots(len(rows), 3, figsize=(11, 2.9 * len(rows)), squeeze=False)
+    for (path, truth, guess, miou), (ax_img, ax_truth, ax_guess) in zip(rows, axes,
+                                                                          strict=True):
+        with Image.open(path) as img:
+            ax_img.imshow(np.asarray(img.convert("RGB")))
+        valid = truth < record.num_classes
+        shown = np.zeros((*truth.shape, 3), np.uint8)
+        shown[valid] = colours[truth[valid].astype(np.int64)]
+        ax_truth.imshow(shown)
+        ax_guess.imshow(colours[np.clip(guess.astype(np.int64), 0, record.num_classes - 1)])
+        ax_img.set_title(f"{Path(path).name} (mIoU {miou:.2f})", fontsize=8)
+        ax_truth.set_title("ground truth", fontsize=8)
+        ax_guess.set_title("prediction", fontsize=8)
+        for ax in (ax_img, ax_truth, ax_guess):
+            ax.axis("off")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[i] / 255) for i in
+               range(record.num_classes)]
+    fig.legend(handles, list(record.names), loc="lower center", ncol=min(6, len(handles)),
+               fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.04, 1, 0.98))
+    atomic_write_with(out_png, lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
     plt.close(fig)
     return Path(out_png)

@@ -57,7 +57,7 @@ def evaluate_target(target: Path, split: str = "test", data: str | None = None,
 
 def write_report(report: dict[str, Any], json_out: Path | None, out_dir: Path | None) -> None:
     """The JSON report, and in `out_dir` the report plus its pictures (confusion matrix; for
-    detection also the precision-recall curves)."""
+    detection also the precision-recall curves; for segmentation the worst images)."""
     from edgetl.evaluate.plots import plot_confusion, plot_pr_curves
 
     if json_out is not None:
@@ -77,10 +77,13 @@ def write_report(report: dict[str, Any], json_out: Path | None, out_dir: Path | 
                        title=f"{report['kind']} on {split}: precision-recall at IoU 0.5")
         return
     if report.get("task") == "semantic":
+        from edgetl.evaluate.semantic_run import draw_worst
+
         plot_confusion(report["confusion_matrix"], report["class_names"],
                        out_dir / f"confusion-{split}.png",
                        title=f"{report['kind']} on {split}: pixels (n={report['n_images']} "
                              "images)")
+        draw_worst(report, out_dir / f"worst-{split}.png")
         return
     plot_confusion(report["confusion_matrix"], report["class_names"],
                    out_dir / f"confusion-{split}.png",

@@ -17,6 +17,7 @@ from edgetl.geometry import Geometry
 from edgetl.metrics.semantic import DEFAULT_BOOTSTRAP, SegmentationEvaluator
 
 EVAL_BATCH = 8
+WORST_IMAGES = 6  # images shown in the report's worst-images figure
 
 
 def torch_masks(model: Any, spec: Any, samples: list[Sample], device: str = "cpu"
@@ -64,7 +65,55 @@ def score(record: Any, mask_record: Any, samples: list[Sample], predicted: list[
         evaluator.update(read_mask(sample.target, mask_record), guess)
     report = evaluator.compute(bootstrap=DEFAULT_BOOTSTRAP).to_dict()
     report.update(meta)
+    order = np.argsort(report["per_image_miou"], kind="stable")[:WORST_IMAGES]
+    report["worst_images"] = [{"path": samples[i].path, "miou": report["per_image_miou"][i]}
+                              for i in order]
     return report
+
+
+def draw_worst(report: dict[str, Any], out_png: Path) -> Path | None:
+    """A figure of the report's worst images: the photo, the truth and the prediction in
+    class colours. Predicts those few images again with the report's own target."""
+    from edgetl.data.semantic import read_mask
+    from edgetl.evaluate.plots import plot_mask_rows
+    from edgetl.evaluate.samples import evaluation_samples
+    from edgetl.postprocess import masks_from_outputs
+    from edgetl.runfolder import RunFolder
+
+    target = Path(report["target"])
+    runner = None
+    if target.is_dir():
+        from edgetl.models.loading import load_model
+
+        model, info = load_model(target, "best")
+        run: Path | None = target
+    else:
+        from edgetl.predict import open_artifact, run_files
+
+        runner, info = open_artifact(target, "ort-cpu")
+        run = info.source_run
+    try:
+        own_split = run is not None and report["data"] == str(RunFolder(run).split_path())
+        data = None if own_split else report["data"]
+        samples, _ = evaluation_samples(run, report["split"], data, "semantic")
+        by_path = {s.path: s for s in samples}
+        worst = [w for w in report.get("worst_images", []) if w["path"] in by_path]
+        picked = [by_path[w["path"]] for w in worst]
+        if not picked:
+            return None
+        if runner is None:
+            predicted = masks_from_outputs(*torch_masks(model, info.spec, picked))
+        else:
+            predicted = masks_from_outputs(*run_files(runner, info, [s.path for s in picked]))
+    finally:
+        if runner is not None:
+            runner.close()
+    mask_record = mask_record_of(run, data)
+    rows = [(s.path, read_mask(s.target, mask_record), guess, w["miou"])
+            for s, guess, w in zip(picked, predicted, worst, strict=True)]
+    return plot_mask_rows(rows, info.task_record, out_png,
+                          title=f"{report['kind']} on {report['split']}: the "
+                                f"{len(rows)} images with the lowest mIoU")
 
 
 def evaluate_segmenter_checkpoint(run: str | Path, split: str = "test", data: str | None = None,
