@@ -123,7 +123,7 @@ def train(model: torch.nn.Module, samples: list, names: list[str], epochs: int,
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
         scheduler.step()
         elapsed = time.perf_counter() - start
         history.append({"epoch": epoch + 1, "loss": statistics.fmean(losses),

@@ -202,13 +202,15 @@ def main() -> None:
             batch = [augment(*train[j], args.crop) for j in order[i:i + args.batch]]
             x = torch.stack([normalise(b[0]) for b in batch])
             y = torch.stack([b[1] for b in batch])
-            for group in optimizer.param_groups:  # poly decay over the planned steps
-                group["lr"] = args.lr * (1 - step / planned) ** 0.9
+            # poly decay over the planned steps or the time box, whichever ends first
+            progress = max(step / planned, (time.perf_counter() - started) / (args.minutes * 60))
+            for group in optimizer.param_groups:
+                group["lr"] = args.lr * max(0.0, 1 - progress) ** 0.9
             loss = F.cross_entropy(model(x), y, ignore_index=IGNORE)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            total += float(loss) * len(batch)
+            total += loss.item() * len(batch)
             step += 1
         epoch += 1
         history.append({"epoch": epoch, "train_loss": total / len(train),
@@ -226,7 +228,7 @@ def main() -> None:
 
     result = {
         "name": "semantic-reference-camvid", "date": dt.date.today().isoformat(),
-        "machine": {"cpu": platform.processor(), "cores": os.cpu_count(),
+        "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(),
                     "load_average_start": load_start, "load_average_end": list(os.getloadavg())},
         "versions": {"torch": torch.__version__, "torchvision": torchvision.__version__,
                      "onnxruntime": onnxruntime.__version__},
@@ -253,6 +255,13 @@ def main() -> None:
         f"{len(per_image)} images; ort-cpu fp32 batch-1 p50 at {args.crop}x{args.crop} "
         f"{result['ort_cpu_fp32']['p50_ms']:.1f} ms.\n")
     print(stem.with_suffix(".md").read_text())
+
+
+def _cpu_name() -> str:
+    info = Path("/proc/cpuinfo")
+    lines = info.read_text().splitlines() if info.is_file() else []
+    return next((line.split(":", 1)[1].strip() for line in lines
+                 if line.startswith("model name")), platform.processor())
 
 
 if __name__ == "__main__":
