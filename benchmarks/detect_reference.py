@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from machine_info import cpu_name
 from PIL import Image
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -220,12 +221,9 @@ class _ShiftLabels(torch.nn.Module):
 
 
 def _machine() -> dict[str, object]:
-    model = next((line.split(":", 1)[1].strip() for line in
-                  Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())
     import torchvision
 
-    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(),
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
             "torch": torch.__version__, "torchvision": torchvision.__version__,
             "load_average": list(os.getloadavg())}
 

@@ -18,7 +18,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
+from machine_info import cpu_name
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BACKBONES = ("tf_efficientnet_lite0", "mobilenetv2_100")
@@ -86,9 +86,7 @@ def main() -> None:
     rows = [{"variant": name, "params_m": round(v["params_m"], 3),
              "p50_ms": statistics.median(times[name]),
              "p90_ms": float(np.percentile(times[name], 90))} for name, v in variants.items()]
-    cpu = next((line.split(":", 1)[1].strip() for line in
-                Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    cpu = cpu_name()
     result = {"date": dt.date.today().isoformat(), "size": args.size, "threads": args.threads,
               "rounds": args.rounds, "batch": 1, "backend": "onnxruntime CPU, fp32",
               "machine": {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,

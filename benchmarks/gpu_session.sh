@@ -73,6 +73,18 @@ fi
 pack() {  # everything so far into one file that comes back (at most 8 files do)
   tar czf "$OUT/.gpu-results.tgz" -C "$RES" . && mv "$OUT/.gpu-results.tgz" "$OUT/gpu-results.tgz"
 }
+
+export_and_verify() {  # $1 run folder, $2 prefix of the verify reports: onnx + onnx-fp16
+  local name
+  for fmt in onnx onnx-fp16; do
+    timeout 120 "${FT[@]}" export "$1" --format "$fmt"
+  done
+  for name in model model.fp16; do
+    timeout 150 "${FT[@]}" verify "$1/export/$name.onnx" --against "$1" --backend "$ORT" \
+      --json "$RES/verify-$2$name.json"
+    echo "verify $2$name: exit $?"
+  done
+}
 step() { echo; echo "== $* ($(date -u +%T))"; }
 # Steps to run (the session of 2026-11-26 measured 3 and 4 already): STEPS="1 2 3 4 5 6 7 8 9".
 STEPS="${STEPS:-1 2 5 7 8 9}"
@@ -116,14 +128,7 @@ fi
 
 if want 3; then
 step "3. export and verify with $ORT"
-for fmt in onnx onnx-fp16; do
-  timeout 120 "${FT[@]}" export "$RUN" --format "$fmt"
-done
-for name in model model.fp16; do
-  timeout 150 "${FT[@]}" verify "$RUN/export/$name.onnx" --against "$RUN" --backend "$ORT" \
-    --json "$RES/verify-$name.json"
-  echo "exit $?"
-done
+export_and_verify "$RUN" ""
 pack
 fi
 
@@ -195,13 +200,8 @@ dense_task() {  # $1 name, $2 recipe, $3 data: finetune, export, verify and benc
   echo "$1 finetune: exit $?"
   mkdir -p "$RES/run-$1"
   cp "$run"/{summary.json,metrics.jsonl,test_metrics.json,curves.png} "$RES/run-$1/" 2>/dev/null
-  for fmt in onnx onnx-fp16; do
-    timeout 120 "${FT[@]}" export "$run" --format "$fmt"
-  done
+  export_and_verify "$run" "$1-"
   for name in model model.fp16; do
-    timeout 150 "${FT[@]}" verify "$run/export/$name.onnx" --against "$run" --backend "$ORT" \
-      --json "$RES/verify-$1-$name.json"
-    echo "verify $1 $name: exit $?"
     timeout 120 "${FT[@]}" bench "$run/export/$name.onnx" --backend "$ORT" --batch 1,8 \
       --mode compute --mode e2e --min-time 2 --json "$RES/bench-$1-$name.json"
   done

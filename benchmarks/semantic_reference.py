@@ -19,7 +19,6 @@ import datetime as dt
 import json
 import math
 import os
-import platform
 import random
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from machine_info import cpu_name
 from PIL import Image
 from torch import nn
 
@@ -228,7 +228,7 @@ def main() -> None:
 
     result = {
         "name": "semantic-reference-camvid", "date": dt.date.today().isoformat(),
-        "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(),
+        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(),
                     "load_average_start": load_start, "load_average_end": list(os.getloadavg())},
         "versions": {"torch": torch.__version__, "torchvision": torchvision.__version__,
                      "onnxruntime": onnxruntime.__version__},
@@ -255,13 +255,6 @@ def main() -> None:
         f"{len(per_image)} images; ort-cpu fp32 batch-1 p50 at {args.crop}x{args.crop} "
         f"{result['ort_cpu_fp32']['p50_ms']:.1f} ms.\n")
     print(stem.with_suffix(".md").read_text())
-
-
-def _cpu_name() -> str:
-    info = Path("/proc/cpuinfo")
-    lines = info.read_text().splitlines() if info.is_file() else []
-    return next((line.split(":", 1)[1].strip() for line in lines
-                 if line.startswith("model name")), platform.processor())
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from machine_info import cpu_name
+
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = {"onnx": "model.onnx", "onnx-fp16": "model.fp16.onnx",
@@ -39,13 +41,10 @@ def edgetl(*args: object) -> subprocess.CompletedProcess[str]:
 
 
 def machine() -> dict[str, object]:
-    model = next((line.split(":", 1)[1].strip() for line in
-                  Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())
     import onnxruntime
     import torch
 
-    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(),
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
             "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
             "load_average": list(os.getloadavg())}
 

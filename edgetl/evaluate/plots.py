@@ -96,26 +96,18 @@ def plot_pr_curves(curves: dict, out_png: str | Path, title: str = "precision-re
     return Path(out_png)
 
 
-def class_colours(record: Any) -> Any:
-    """The classes' RGB colours: the data set's palette, else matplotlib's tab20."""
-    import numpy as np
-
-    if record.palette:
-        return np.asarray(record.palette, dtype=np.uint8)
-    cmap = _pyplot().get_cmap("tab20")
-    return np.asarray([[round(255 * c) for c in cmap(i % 20)[:3]]
-                       for i in range(record.num_classes)], dtype=np.uint8)
-
-
 def plot_mask_rows(rows: list[tuple[str, Any, Any, float]], record: Any, out_png: str | Path,
                    title: str) -> Path:
-    """One row per image: the photo, its ground truth and the prediction in class colours
-    (ignored pixels black). rows: (image path, truth mask, predicted mask, image mIoU)."""
+    """One row per image: the photo, its ground truth and the prediction in the colours
+    `predict` draws overlays with (ignored pixels black).
+    rows: (image path, truth mask, predicted mask, image mIoU)."""
     import numpy as np
     from PIL import Image
 
+    from edgetl.predict.segment import class_palette
+
     plt = _pyplot()
-    colours = class_colours(record)
+    colours = np.asarray(class_palette(record), dtype=np.uint8)
     fig, axes = plt.subplots(len(rows), 3, figsize=(11, 2.9 * len(rows)), squeeze=False)
     for (path, truth, guess, miou), (ax_img, ax_truth, ax_guess) in zip(rows, axes,
                                                                           strict=True):

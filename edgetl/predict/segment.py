@@ -107,12 +107,17 @@ def _tiled(runner: Runner, info: ArtifactInfo, path: str, overlap: int) -> Image
 
 
 def palette_of(info: ArtifactInfo) -> list[tuple[int, int, int]]:
+    """The artifact's class colours (see `class_palette`)."""
+    return class_palette(info.task_record)
+
+
+def class_palette(record: Any) -> list[tuple[int, int, int]]:
     """The classes' colours: the data set's palette when it had one, else a fixed set."""
     from edgetl.predict.detect import PALETTE
 
-    if info.task_record.palette:
-        return [tuple(c) for c in info.task_record.palette]
-    return [PALETTE[i % len(PALETTE)] for i in range(info.task_record.num_classes)]
+    if record.palette:
+        return [tuple(c) for c in record.palette]
+    return [PALETTE[i % len(PALETTE)] for i in range(record.num_classes)]
 
 
 def write_mask(result: ImageMask, folder: Path, palette: list[tuple[int, int, int]]) -> Path:
