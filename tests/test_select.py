@@ -205,6 +205,23 @@ def test_dense_tasks_are_refused_by_the_task_seam() -> None:
         task_for("detection")
 
 
+def test_the_latency_probe_never_holds_test_images() -> None:
+    from edgetl.data.samples import DataSet, Sample
+    from edgetl.select.config import BENCH_IMAGES
+    from edgetl.select.latency import probe_data
+    from edgetl.spec import TaskRecord
+    from edgetl.train.rundata import SplitData
+
+    samples = [Sample(f"/d/{c}/{split}{i}.png", c, split=split)
+               for c in ("a", "b") for split in ("train", "val", "test") for i in range(20)]
+    data = DataSet("d", ["a", "b"], samples, origin="/d")
+    probe = probe_data(SplitData(data, TaskRecord(("a", "b")), {}), calibration_images=6)
+    assert {s.split for s in probe.samples} == {"train", "val"}
+    train, val = probe.by_split("train"), probe.by_split("val")
+    assert len(train) == 6 and len(val) == BENCH_IMAGES
+    assert {s.label for s in train} == {s.label for s in val} == {"a", "b"}
+
+
 # =========================================================================== through the CLI
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
