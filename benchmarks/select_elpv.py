@@ -62,7 +62,7 @@ def machine() -> dict[str, Any]:
 
     return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(),
             "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
-            "load_average": list(os.getloadavg())}
+            "load_average": [round(x, 2) for x in os.getloadavg()]}
 
 
 def commit() -> str:
@@ -207,7 +207,10 @@ def markdown(result: dict[str, Any]) -> str:
         f"Budget {sel['budget_on']} <= {sel['budget_ms']:.3f} ms: between "
         f"{budget['below']['id']} ({budget['below']['fastest_p90_ms']:.3f} ms) and "
         f"{budget['above']['id']} ({budget['above']['fastest_p90_ms']:.3f} ms) in the scan "
-        f"(gap x{budget['gap_ratio']}).", "",
+        f"(gap x{budget['gap_ratio']})."
+        + (" The gap is narrow: a second measurement can move a backbone across the budget "
+           "(a busy machine's scheduling noise dominates p90)." if budget["gap_ratio"] < 1.25
+           else ""), "",
         f"| candidate | {' | '.join(f'{p} p50/p90 ms' for p in precisions)} | deploy | "
         f"{sel['metric']} (95% interval) | s | status |",
         "|---|" + "---|" * (len(precisions) + 4),
