@@ -49,8 +49,9 @@ class SplitData:
 
 def make_split(recipe: Recipe) -> SplitData:
     """Load the recipe's data and split it (seeded, stratified, grouped, near-duplicates kept
-    together). Depends only on the data, the fractions, the seed and the near-duplicate
-    threshold, so every recipe that shares them (any backbone or input size) gets this split."""
+    together). For classification it depends only on the data, the fractions, the seed and
+    the near-duplicate threshold, so every recipe that shares them (any backbone or input size)
+    gets this split; the built-in neon-trees detection set is tiled to the input size."""
     from edgetl.data.sources import load_data
     from edgetl.data.split import leakage_report, make_splits
 
