@@ -22,6 +22,7 @@ from edgetl.cli import (
     finetune_cmd,
     models_cmd,
     predict_cmd,
+    select_cmd,
     verify_cmd,
 )
 from edgetl.errors import (
@@ -65,6 +66,7 @@ export_cmd.register(app)
 verify_cmd.register(app)
 bench_cmd.register(app)
 predict_cmd.register(app)
+select_cmd.register(app)
 
 
 def _fail(line: str, code: int) -> None:

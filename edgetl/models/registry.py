@@ -201,6 +201,24 @@ def resolve_spec(arch: str, weights: str | None = None) -> PreprocessSpec:
     return _timm_spec(arch, f"weights: file {path.name}")
 
 
+def weights_unavailable(arch: str, weights: str | None = None) -> str | None:
+    """Why `create_backbone(arch, weights)` could not load its weights offline now, or None
+    when it can. Reads no weights: the packaged file, a named file or timm's cached file only
+    has to be there ('random' needs nothing). `edgetl select` keeps the backbones this allows."""
+    entry = PACKAGED.get(arch)
+    if _is_random(weights):
+        return None
+    if weights is None and entry is not None:
+        return None if entry.weight_file() is not None else \
+            f"{entry.weight_source} is not installed ({entry.install})"
+    if weights is None or str(weights) == TIMM_CACHE:
+        cfg = timm_pretrained_cfg(arch)
+        return None if W.timm_cache_file(cfg) is not None else \
+            f"timm's weights for {arch} are not in the local cache"
+    path = Path(weights).expanduser()
+    return None if path.is_file() else f"weights file not found: {path}"
+
+
 # --------------------------------------------------------------------------- building
 def _new_model(arch: str) -> Any:
     import timm

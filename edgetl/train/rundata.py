@@ -6,6 +6,9 @@ classes), so it trains on exactly the images it started with.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from edgetl.data.samples import DataSet
 from edgetl.recipe import Recipe
 from edgetl.runfolder import RunFolder
@@ -35,20 +38,39 @@ def _source(recipe: Recipe) -> str:
     return source
 
 
-def split_once(recipe: Recipe, run: RunFolder, resume: bool) -> tuple[DataSet, TaskRecord]:
-    """Load and split the recipe's data, or read back the split a resumed run stored."""
+@dataclass(frozen=True)
+class SplitData:
+    """A data set split leakage-safe, its task record and the leakage report that proves it."""
+
+    data: DataSet
+    record: TaskRecord
+    leakage: dict[str, Any]
+
+
+def make_split(recipe: Recipe) -> SplitData:
+    """Load the recipe's data and split it (seeded, stratified, grouped, near-duplicates kept
+    together). For classification it depends only on the data, the fractions, the seed and
+    the near-duplicate threshold, so every recipe that shares them (any backbone or input size)
+    gets this split; the built-in neon-trees detection set is tiled to the input size."""
     from edgetl.data.sources import load_data
     from edgetl.data.split import leakage_report, make_splits
 
-    if resume and run.labels_path.is_file():
-        record = run.task_record()
-        if run.split_path(record.task).is_file():
-            return run.dataset(), record
     data = load_data(_source(recipe),
                      task=None if recipe.task == "classification" else recipe.task)
     data = make_splits(data, recipe.data.val_fraction, recipe.data.test_fraction,
                        recipe.train.seed, recipe.data.near_duplicate_threshold)
-    record = task_record_of(data)
-    run.write_split(data, record,
-                    leakage_report(data, near_dup_threshold=recipe.data.near_duplicate_threshold))
-    return data, record
+    return SplitData(data, task_record_of(data),
+                     leakage_report(data, near_dup_threshold=recipe.data.near_duplicate_threshold))
+
+
+def split_once(recipe: Recipe, run: RunFolder, resume: bool,
+               given: SplitData | None = None) -> tuple[DataSet, TaskRecord]:
+    """Load and split the recipe's data (or take the `given` split, made once for several
+    runs by `edgetl select`), store it in the run folder; a resumed run reads it back."""
+    if resume and run.labels_path.is_file():
+        record = run.task_record()
+        if run.split_path(record.task).is_file():
+            return run.dataset(), record
+    split = given if given is not None else make_split(recipe)
+    run.write_split(split.data, split.record, split.leakage)
+    return split.data, split.record

@@ -41,7 +41,7 @@ from edgetl.train.groups import apply_freeze, block_layout, param_groups, set_tr
 from edgetl.train.loop import Runtime
 from edgetl.train.progress import progress_bar
 from edgetl.train.resume import load_last, load_torch_state, open_run_folder
-from edgetl.train.rundata import split_once
+from edgetl.train.rundata import SplitData, split_once
 from edgetl.train.schedule import lr_factor, set_lr
 from edgetl.train.selection import is_better
 from edgetl.train.state import (
@@ -88,8 +88,9 @@ class PhasedTrainer:
     """The shared spine. Subclasses implement the hooks in the "task hooks" section."""
 
     def __init__(self, recipe: Recipe, out: Path, *, device: str, resume: bool,
-                 console: Any) -> None:
+                 console: Any, given_split: SplitData | None = None) -> None:
         self.out = out
+        self.given_split = given_split  # a split made once for several runs (edgetl select)
         self.run_folder = RunFolder(out)
         self.dev = resolve_device(recipe.train.device if device == "auto" else device)
         self.dist = init_from_env(self.dev)
@@ -175,7 +176,8 @@ class PhasedTrainer:
     def setup(self) -> None:
         recipe = self.recipe
         if self.dist.is_main:
-            data, self.task_record = split_once(recipe, self.run_folder, self.resume)
+            data, self.task_record = split_once(recipe, self.run_folder, self.resume,
+                                                self.given_split)
         self.dist.barrier()
         if not self.dist.is_main:  # read rank 0's split back (the resume path)
             data, self.task_record = split_once(recipe, self.run_folder, True)
@@ -390,15 +392,21 @@ class PhasedTrainer:
                            f"{line['train_loss']:.4f}{val}  {line['images_per_s']:.0f} img/s")
 
     # ================================================================== the whole run
-    def run(self) -> RunResult:
-        from edgetl.evaluate.report import evaluate_checkpoint
-
+    def fit(self) -> float:
+        """Set up and train every phase (best/ and last/ saved, no test report); the seconds
+        the phases took end to end. `edgetl select` scores candidates after this, on the
+        validation split only."""
         self.setup()
         fit_start = time.perf_counter()
         for phase_index in range(self.state.phase_index, len(self.recipe.phases)):
             self.run_phase(phase_index)
-        fit_seconds = time.perf_counter() - fit_start
         self.state.done = True
+        return time.perf_counter() - fit_start
+
+    def run(self) -> RunResult:
+        from edgetl.evaluate.report import evaluate_checkpoint
+
+        fit_seconds = self.fit()
         if not self.dist.is_main:
             shutdown(self.dist)
             return RunResult(self.out, {}, self.state.best_epoch, self.state.best_value,
