@@ -111,6 +111,9 @@ def test_no_warning_for_a_healthy_report_and_each_rule_alone() -> None:
                          "them are right (14 false alarms; 8 images of the class): its precision "
                          "collapsed"]
     assert majority_baseline([0, 0], ["a", "b"])["accuracy"] == 0.0
+    # a tiny split: 'b' called twice, both wrong, is 50% of the calls but only 2 images
+    tiny = imbalance_checks([[2, 2], [0, 0]], ["a", "b"])["warnings"]
+    assert len(tiny) == 1 and tiny[0].startswith("accuracy 50.0% is below")
 
 
 def test_macro_f1_selects_when_the_training_classes_are_imbalanced() -> None:

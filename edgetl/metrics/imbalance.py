@@ -9,8 +9,9 @@ a run or an artifact) and in `summary.json`.
 The rules (numpy only: used without torch too):
 - below the majority baseline: accuracy < the share of the split's largest class (what always
   answering that class scores on this split);
-- a collapsed class: it is predicted for at least `OFTEN_SHARE` of the split's images and fewer
-  than `COLLAPSE_PRECISION` of those predictions are right.
+- a collapsed class: it is predicted for at least `OFTEN_SHARE` of the split's images (and at
+  least `OFTEN_MIN` images: one wrong call on a tiny split is no collapse) and fewer than
+  `COLLAPSE_PRECISION` of those predictions are right.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 
 COLLAPSE_PRECISION = 0.5
 OFTEN_SHARE = 0.10
+OFTEN_MIN = 5
 # Training classes at least this far apart (largest / smallest) count as imbalanced: a recipe
 # that names no selection metric then selects on validation macro-F1.
 IMBALANCED_RATIO = 3.0
@@ -39,13 +41,13 @@ def majority_baseline(support: Sequence[int], class_names: Sequence[str]) -> dic
 
 def collapsed_classes(confusion: Sequence[Sequence[int]], class_names: Sequence[str]
                       ) -> list[dict[str, Any]]:
-    """Classes predicted for >= OFTEN_SHARE of the images with precision < COLLAPSE_PRECISION."""
+    """Classes predicted often (OFTEN_SHARE, OFTEN_MIN) with precision < COLLAPSE_PRECISION."""
     cm = np.asarray(confusion, dtype=np.int64)
     n = int(cm.sum())
     out = []
     for c, name in enumerate(class_names):
         predicted = int(cm[:, c].sum())
-        if not n or predicted < OFTEN_SHARE * n:
+        if not n or predicted < max(OFTEN_SHARE * n, OFTEN_MIN):
             continue
         precision = cm[c, c] / predicted
         if precision < COLLAPSE_PRECISION:

@@ -87,7 +87,8 @@ class ValidationSize:
                 f"(smallest class {smallest}), so one image moves {self.metric} by "
                 f"{self.step:.3f}, more than early stopping's min_delta ({self.min_delta:g}) and "
                 f"the {RESOLUTION:g} edgetl asks for; ties go to the lower {TIE_BREAK}. Make "
-                "validation larger (data.val_fraction, or a val/ folder via 'edgetl data split')")
+                "validation larger: data.val_fraction, or train on the manifest of "
+                "'edgetl data split --val'")
 
     def to_dict(self) -> dict[str, Any]:
         return {"images": self.images, "per_class": self.per_class,
