@@ -120,7 +120,7 @@ def test_macro_f1_selects_when_the_training_classes_are_imbalanced() -> None:
     assert imbalance_ratio([940, 32]) == pytest.approx(29.375)
     assert default_select_metric([30, 10]) == "val_macro_f1"  # 3:1 counts as imbalanced
     assert default_select_metric([29, 10]) is None
-    assert default_select_metric([1116, 508]) is None  # ELPV's training split: 2.2:1
+    assert default_select_metric([1057, 492]) is None  # ELPV quickstart training split, 2.1:1
 
 
 # --------------------------------------------------------------------------- a real run
