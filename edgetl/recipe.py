@@ -113,7 +113,11 @@ class LossConfig(_Strict):
     # dice and ce_dice: semantic segmentation only
     type: Literal["cross_entropy", "focal", "dice", "ce_dice"] = "cross_entropy"
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
-    class_weights: Literal["none", "balanced"] | list[float] = "none"
+    # balanced: n / (k n_c), inverse frequency (scikit-learn's rule); sqrt: inverse square root
+    # of the frequency; effective: Cui et al.'s effective number of samples with effective_beta
+    # (classification only). sqrt and effective stay sane at large ratios (README, Imbalance).
+    class_weights: Literal["none", "balanced", "sqrt", "effective"] | list[float] = "none"
+    effective_beta: float = Field(0.99, gt=0.0, lt=1.0)
     focal_gamma: float = Field(2.0, ge=0.0)
     balanced_sampler: bool = False
 
@@ -185,6 +189,13 @@ class TrainConfig(_Strict):
     # contiguous (NCHW) for short runs, channels_last from 100,000 planned training images: cuDNN
     # pays seconds per new shape in channels_last (measured on an H200, see ARCHITECTURE.md).
     memory_format: Literal["auto", "channels_last", "contiguous"] = "auto"
+    # A phase whose first epochs validate far worse than it started (edgetl/train/spike.py):
+    # lower_lr rolls back to the phase's starting weights and retries it at spike_lr_factor x the
+    # learning rate (spike_retries times, then reverts); revert rolls back and skips the rest of
+    # the phase; continue only reports it.
+    on_spike: Literal["lower_lr", "revert", "continue"] = "lower_lr"
+    spike_retries: int = Field(1, ge=0, le=5)
+    spike_lr_factor: float = Field(0.1, gt=0.0, lt=1.0)
 
     @field_validator("batch_augment", "compile", mode="before")  # (memory_format: no on/off)
     @classmethod
@@ -235,6 +246,9 @@ class Recipe(_Strict):
                              "section)")
         if self.task == "classification" and self.loss.type in ("dice", "ce_dice"):
             raise ValueError(f"loss.type {self.loss.type} applies to semantic segmentation")
+        if self.task == "semantic" and self.loss.class_weights in ("sqrt", "effective"):
+            raise ValueError(f"loss.class_weights {self.loss.class_weights} applies to "
+                             "classification; semantic takes balanced or a list")
         if self.task == "semantic" and (self.loss.label_smoothing or self.loss.balanced_sampler):
             raise ValueError("label_smoothing and balanced_sampler apply to classification")
             if any(p.cached_views != ["identity"] for p in self.phases):

@@ -28,3 +28,12 @@ def test_elpv_recipes_keep_batch_norm_frozen_after_phase_a() -> None:
     for name in ("elpv-quickstart", "elpv-lite0", "elpv-lite0-augment"):
         recipe = load_recipe(RECIPE_DIR / f"{name}.yaml")
         assert all(phase.freeze_bn for phase in recipe.phases[1:]), name
+
+
+def test_folder_template_settings_of_issue_15() -> None:
+    """sqrt class weights, the selection default (macro-F1 on imbalanced data), batch norm in
+    eval mode after phase A (see the recipe's comments and benchmarks/results/)."""
+    recipe = load_recipe(RECIPE_DIR / "folder-mobilenetv2.yaml")
+    assert recipe.loss.class_weights == "sqrt" and recipe.train.select_metric is None
+    assert all(phase.freeze_bn for phase in recipe.phases[1:])
+    assert recipe.phases[-1].early_stopping.metric is None  # follows the selection metric

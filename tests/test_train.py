@@ -200,7 +200,8 @@ def test_early_stopping_stops_and_keeps_best(tmp_path: Path, manifest: Path) -> 
     lines = metrics_lines(tmp_path / "run")
     assert len(lines) == 3 and lines[-1]["early_stopped"] is True
     assert lines[0]["cached_frozen"] is True
-    best_epoch = max(lines, key=lambda r: r["val_accuracy"])["epoch"]
+    # the selection rule: the highest accuracy, a tie going to the lower validation loss
+    best_epoch = max(lines, key=lambda r: (r["val_accuracy"], -r["val_loss"]))["epoch"]
     record = json.loads((tmp_path / "run" / "best" / "checkpoint.json").read_text())
     assert record["epoch"] == best_epoch
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import typer
@@ -39,6 +40,8 @@ def register(app: typer.Typer) -> None:
             require_writable(out, "--out", folder=True)
         with activity(f"evaluate of {target}", "no report was written: run it again"):
             report = evaluate_target(target, split=split, data=data, device=device)
+            for note in report.get("warnings", []):  # imbalance checks (classification)
+                warnings.warn(f"{split} split: {note}", stacklevel=1)
             print_report_summary(report, title=f"{report['kind']} {target} on {split}")
             extra = (out / f"metrics-{split}.json", out / f"confusion-{split}.png") if out else ()
             with outputs_together(json_out, *extra):

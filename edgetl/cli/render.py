@@ -25,6 +25,12 @@ def print_report_summary(report: dict[str, Any], title: str = "evaluation") -> N
         f"macro-F1 {report['macro_f1']:.4f}"
         + (f", ROC-AUC {auc:.4f}" if auc is not None else "") + f", n={report['n']}"
     )
+    baseline = report.get("majority_baseline")
+    if baseline:
+        console.print(f"majority-class baseline {baseline['accuracy']:.2%} (always "
+                      f"'{baseline['class']}')", markup=False)
+    for note in report.get("warnings", []):
+        console.print(f"warning: {note}", markup=False, style="yellow")
     table = Table("class", "precision", "recall", "F1", "support")
     for name, row in report["per_class"].items():
         table.add_row(name, f"{row['precision']:.3f}", f"{row['recall']:.3f}",

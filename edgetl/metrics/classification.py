@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from edgetl.metrics.imbalance import imbalance_checks
+
 
 def quick_metrics(y_true: np.ndarray, probs: np.ndarray) -> dict[str, float]:
     """The cheap per-epoch validation metrics."""
@@ -83,6 +85,7 @@ def classification_report(
     auc = _roc_auc(y_true, probs, n_classes)
     if "per_class" in auc:
         auc["per_class"] = {class_names[c]: v for c, v in auc["per_class"].items()}
+    cm = confusion_matrix(y_true, pred, labels=labels).tolist()
     return {
         "n": int(len(y_true)),
         "accuracy": float(correct.mean()) if len(correct) else 0.0,
@@ -98,9 +101,10 @@ def classification_report(
             }
             for i, name in enumerate(class_names)
         },
-        "confusion_matrix": confusion_matrix(y_true, pred, labels=labels).tolist(),
+        "confusion_matrix": cm,
         "class_names": list(class_names),
         "roc_auc": auc,
+        **imbalance_checks(cm, class_names),  # majority_baseline, warnings
     }
 
 

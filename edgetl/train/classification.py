@@ -89,7 +89,41 @@ class ClassificationTrainer(PhasedTrainer):
         return {"test_accuracy": report["accuracy"],
                 "test_accuracy_ci95": report["accuracy_ci95"],
                 "test_balanced_accuracy": report["balanced_accuracy"],
-                "test_macro_f1": report["macro_f1"]}
+                "test_macro_f1": report["macro_f1"],
+                "test_majority_baseline": report.get("majority_baseline"),
+                "class_weights": self.class_weights}
+
+    def default_select_metric(self) -> tuple[str, str]:
+        """Validation macro-F1 when the training classes are imbalanced: balanced accuracy
+        rewards calling the majority class a minority one; accuracy ignores the rare classes."""
+        from edgetl.metrics.imbalance import (
+            IMBALANCED_RATIO,
+            default_select_metric,
+            imbalance_ratio,
+        )
+
+        chosen = default_select_metric(self.counts)
+        if chosen is None:
+            return super().default_select_metric()
+        return chosen, (f"training classes {imbalance_ratio(self.counts):.1f}:1, imbalanced "
+                        f"(>= {IMBALANCED_RATIO:g}:1), and the recipe names no metric")
+
+    def report_warnings(self, report: dict[str, Any]) -> list[str]:
+        """The test report's imbalance warnings, and the best epoch's validation accuracy
+        against the validation split's majority-class baseline."""
+        from edgetl.checkpoint import read_checkpoint_info
+        from edgetl.metrics.imbalance import majority_baseline
+
+        notes = [f"test split: {note}" for note in report.get("warnings", [])]
+        accuracy = read_checkpoint_info(self.out).record.get("metrics", {}).get("val_accuracy")
+        if accuracy is not None and len(self.task_record.names) > 1:
+            counts = [self.y_val.count(c) for c in range(len(self.task_record.names))]
+            baseline = majority_baseline(counts, list(self.task_record.names))
+            if accuracy < baseline["accuracy"]:
+                notes.append(f"validation split: accuracy {accuracy:.1%} at the best epoch is "
+                             f"below the majority-class baseline {baseline['accuracy']:.1%} "
+                             f"(always answering '{baseline['class']}')")
+        return notes
 
     # ------------------------------------------------------------------ hooks: epochs
     def train_epoch(self, plan: PhasePlan, optimizer: torch.optim.Optimizer,

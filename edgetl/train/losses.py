@@ -11,12 +11,62 @@ from edgetl.errors import RecipeError
 from edgetl.recipe import LossConfig
 
 
-def balanced_class_weights(counts: list[int]) -> np.ndarray:
-    """scikit-learn's 'balanced' rule: n_samples / (n_classes * count_c)."""
+def _counts(counts: list[int], rule: str) -> np.ndarray:
     arr = np.asarray(counts, dtype=np.float64)
     if (arr <= 0).any():
-        raise RecipeError("balanced class weights need at least one training image per class")
+        raise RecipeError(f"{rule} class weights need at least one training image per class")
+    return arr
+
+
+def balanced_class_weights(counts: list[int]) -> np.ndarray:
+    """scikit-learn's 'balanced' rule: n_samples / (n_classes * count_c)."""
+    arr = _counts(counts, "balanced")
     return arr.sum() / (len(arr) * arr)
+
+
+def _per_sample_mean_one(raw: np.ndarray, arr: np.ndarray) -> np.ndarray:
+    """Scale weights so their mean over the training images is 1 (sum_c n_c w_c = N), the
+    convention of 'balanced': the loss keeps its magnitude, only the classes' shares move."""
+    return raw * arr.sum() / (arr * raw).sum()
+
+
+def sqrt_class_weights(counts: list[int]) -> np.ndarray:
+    """Inverse square-root frequency: w_c proportional to 1/sqrt(n_c), mean 1 per image.
+
+    At a 30:1 ratio the rare class weighs 5.5x the common one instead of 30x: it still counts,
+    but its few images no longer outweigh the majority class."""
+    arr = _counts(counts, "sqrt")
+    return _per_sample_mean_one(1.0 / np.sqrt(arr), arr)
+
+
+def effective_number_weights(counts: list[int], beta: float) -> np.ndarray:
+    """Cui et al. 2019, class-balanced loss: w_c proportional to 1 / E_c with the effective
+    number E_c = (1 - beta^n_c) / (1 - beta), mean 1 per image (Cui et al. scale to sum k).
+
+    E_c grows like n_c for small classes and saturates at 1 / (1 - beta): with beta 0.99 no class
+    counts as more than 100 images, so the weights' ratio stays bounded however large the
+    majority class is."""
+    arr = _counts(counts, "effective")
+    effective = (1.0 - np.power(beta, arr)) / (1.0 - beta)
+    return _per_sample_mean_one(1.0 / effective, arr)
+
+
+def class_weights_for(cfg: LossConfig, class_counts: list[int]) -> np.ndarray | None:
+    """The weights the recipe's `class_weights` asks for (None: unweighted)."""
+    rule = cfg.class_weights
+    if isinstance(rule, list):
+        if len(rule) != len(class_counts):
+            raise RecipeError(
+                f"loss.class_weights has {len(rule)} values for {len(class_counts)} classes"
+            )
+        return np.asarray(rule, dtype=np.float64)
+    if rule == "balanced":
+        return balanced_class_weights(class_counts)
+    if rule == "sqrt":
+        return sqrt_class_weights(class_counts)
+    if rule == "effective":
+        return effective_number_weights(class_counts, cfg.effective_beta)
+    return None
 
 
 class FocalLoss(nn.Module):
@@ -37,16 +87,7 @@ class FocalLoss(nn.Module):
 
 def build_loss(cfg: LossConfig, class_counts: list[int]) -> tuple[nn.Module, list[float] | None]:
     """The criterion and the class weights it uses (None when unweighted)."""
-    weights: np.ndarray | None = None
-    if cfg.class_weights == "balanced":
-        weights = balanced_class_weights(class_counts)
-    elif isinstance(cfg.class_weights, list):
-        if len(cfg.class_weights) != len(class_counts):
-            raise RecipeError(
-                f"loss.class_weights has {len(cfg.class_weights)} values for "
-                f"{len(class_counts)} classes"
-            )
-        weights = np.asarray(cfg.class_weights, dtype=np.float64)
+    weights = class_weights_for(cfg, class_counts)
     weight_t = torch.tensor(weights, dtype=torch.float32) if weights is not None else None
     if cfg.type == "focal":
         return FocalLoss(cfg.focal_gamma, weight_t), _as_list(weights)

@@ -33,7 +33,7 @@ RUN_ENTRIES = frozenset({
     MARKER, "recipe.yaml", "split.csv", "split.json", "split.csv.json", "split.classes.txt",
     "labels.json", "leakage.json", METRICS, "curves.png",
     "test_metrics.json", "summary.json", "best", "last", "best.tmp", "last.tmp", "best.old",
-    "last.old",
+    "last.old", "phase_start.safetensors",
 })
 
 

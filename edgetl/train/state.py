@@ -34,13 +34,24 @@ class TrainState:
     bad_epochs: int = 0
     stopped_early: list[str] = field(default_factory=list)
     done: bool = False
+    # The selection's tie-break (edgetl/train/selection.py): validation loss of the best epochs.
+    best_loss: float | None = None
+    phase_best_loss: float | None = None
+    # The spike guard (edgetl/train/spike.py): validation figures of the weights the model holds
+    # at the end of the last finished epoch or roll-back, those the current phase started from,
+    # the phase's learning-rate scale and retries, and every spike seen.
+    held: dict[str, Any] | None = None
+    phase_start: dict[str, Any] | None = None
+    lr_scale: float = 1.0
+    spike_retries: int = 0
+    spikes: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainState:
-        return cls(**data)
+        return cls(**data)  # a state saved before a field existed takes its default
 
 
 def recover_folder(folder: Path) -> None:

@@ -16,6 +16,7 @@ import importlib
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +44,8 @@ from edgetl.train.progress import progress_bar
 from edgetl.train.resume import load_last, load_torch_state, open_run_folder
 from edgetl.train.rundata import SplitData, split_once
 from edgetl.train.schedule import lr_factor, set_lr
-from edgetl.train.selection import is_better
+from edgetl.train.selection import is_better, rule_words, validation_size
+from edgetl.train.spike import decide, spike_reason, start_figures, window
 from edgetl.train.state import (
     TrainState,
     recover_folder,
@@ -52,6 +54,7 @@ from edgetl.train.state import (
 )
 
 EMA_FILE = "ema.pt"  # the moving average of a phase cut short, next to the optimizer state
+PHASE_START_FILE = "phase_start.safetensors"  # the weights the current phase started from
 
 # task -> "module:class" of its trainer (imported only when a run of that task starts)
 TRAINERS: dict[str, str] = {
@@ -158,6 +161,14 @@ class PhasedTrainer:
     def checkpoint_extra(self) -> dict[str, Any]:
         return {}
 
+    def default_select_metric(self) -> tuple[str, str]:
+        """The selection metric when the recipe names none, and why (the task's default)."""
+        return self.recipe.selection_metric, "the task's default"
+
+    def report_warnings(self, report: dict[str, Any]) -> list[str]:
+        """Warnings about the test report and the best epoch's validation (the task's own)."""
+        return []
+
     def summary_of(self, report: dict[str, Any]) -> dict[str, Any]:
         """The test figures summary.json repeats from the test report."""
         return {}
@@ -187,8 +198,9 @@ class PhasedTrainer:
             raise DataError("the training split is empty",
                             "check the data source and split fractions")
         self.check_data(data)
-        check_splits(data, self.task_record.names, recipe.data.val_fraction,
-                     recipe.data.test_fraction)
+        self.notes = check_splits(data, self.task_record.names, recipe.data.val_fraction,
+                                  recipe.data.test_fraction)
+        self._resolve_selection()
         torch.manual_seed(recipe.train.seed)  # the new head's initial weights
         self.model, weights_spec = self.build_model()
         self.spec = self.resolve_spec(weights_spec)
@@ -209,7 +221,34 @@ class PhasedTrainer:
             f"{len(self.val_s)} val / {len(data.by_split('test'))} test), device {self.dev}")
         self.console.print(f"spec {self.spec.short_fingerprint()}: "
                            + "; ".join(self.spec.describe().splitlines()[:3]))
+        self.console.print(f"selection: {rule_words(self.select)} ({self.select_why}); "
+                           f"{self.val_size.images} validation images", markup=False)
+        self._warn(self.val_size.warning())
         self.prepare_data()
+
+    def _resolve_selection(self) -> None:
+        """The metric that picks the best checkpoint, and whether validation can resolve it."""
+        if self.recipe.train.select_metric is not None:
+            self.select, self.select_why = self.recipe.train.select_metric, "the recipe's"
+        else:
+            self.select, self.select_why = self.default_select_metric()
+        deltas = [p.early_stopping.min_delta for p in self.recipe.phases
+                  if p.early_stopping is not None and self._stopping_metric(p) == self.select]
+        labels = [s.label for s in self.val_s] if self.recipe.task == "classification" else None
+        self.val_size = validation_size(self.select, len(self.val_s), labels,
+                                        max(deltas, default=0.0))
+
+    def _stopping_metric(self, phase: PhaseConfig) -> str | None:
+        """The metric a phase's early stopping watches (None: no early stopping)."""
+        if phase.early_stopping is None:
+            return None
+        return phase.early_stopping.metric or self.select
+
+    def _warn(self, note: str | None) -> None:
+        """A run warning: one `warning:` line on stderr, kept for summary.json."""
+        if note and self.dist.is_main:
+            self.notes.append(note)
+            warnings.warn(note, stacklevel=2)
 
     def _channels_last(self) -> bool:
         planned = self.train_size * sum(p.epochs for p in self.recipe.phases)
@@ -254,13 +293,16 @@ class PhasedTrainer:
         state = self.state
         state.phase_index += 1
         state.epoch_in_phase = state.step_in_phase = state.bad_epochs = 0
-        state.phase_best_value = None
+        state.phase_best_value = state.phase_best_loss = state.phase_start = None
+        state.lr_scale, state.spike_retries = 1.0, 0
         if stopped_early:
             state.stopped_early.append(stopped_early)
 
     def _optimizer(self, plan: PhasePlan, phase_index: int) -> torch.optim.Optimizer:
-        optimizer = torch.optim.AdamW(param_groups(self.model, self.layout, plan.phase),
-                                      lr=plan.phase.lr)
+        groups = param_groups(self.model, self.layout, plan.phase)
+        for group in groups:  # a phase retried after a spike runs at a lower learning rate
+            group["lr"] = group["initial_lr"] = group["initial_lr"] * self.state.lr_scale
+        optimizer = torch.optim.AdamW(groups, lr=plan.phase.lr * self.state.lr_scale)
         if self.optimizer_state and self._resuming_inside(phase_index):
             optimizer.load_state_dict(self.optimizer_state)
         self.optimizer_state = None
@@ -285,12 +327,23 @@ class PhasedTrainer:
             # which checkpoints and export rely on) stays as it is; evaluation runs eagerly.
             plan.train_forward = torch.compile(plan.training_forward(),
                                                mode=self.recipe.train.compile)
+        start_weights = self._phase_start(phase_index)
+        while not self._phase_pass(plan, phase_index, start_weights):
+            pass  # rolled back after a spike: the phase starts again at a lower learning rate
+        self.ema = None
+        if self.dist.is_main:
+            plot_curves(self.run_folder.metrics_path, self.run_folder.curves_path)
+
+    def _phase_pass(self, plan: PhasePlan, phase_index: int,
+                    start_weights: dict[str, torch.Tensor] | None) -> bool:
+        """Run the phase's epochs from where the state says; False when a spike rolled it back
+        to be retried, True when the phase is over (finished, stopped early or reverted)."""
+        phase, state = plan.phase, self.state
         optimizer = self._optimizer(plan, phase_index)
         steps_per_epoch = max(1, math.ceil(self.train_size / self.recipe.train.batch_size))
         self.ema = self._weight_average(phase, phase_index, steps_per_epoch)
         total_steps = steps_per_epoch * phase.epochs
         warmup = int(round(phase.warmup_epochs * steps_per_epoch))
-        state = self.state
 
         def on_step() -> None:
             set_lr(optimizer, lr_factor(state.step_in_phase, total_steps, warmup,
@@ -299,9 +352,14 @@ class PhasedTrainer:
 
         for epoch in range(state.epoch_in_phase, phase.epochs):
             line, stop = self.run_epoch(plan, optimizer, on_step, epoch)
-            if stop or epoch + 1 == phase.epochs:
-                if self.ema is not None:  # the next phase starts from the averaged weights
-                    self.ema.copy_to_model()
+            action = self._check_spike(line, phase, epoch, start_weights)
+            if action in ("lower_lr", "revert"):
+                stop = line["early_stopped"] = False
+                self._roll_back(start_weights, action)
+            last = epoch + 1 == phase.epochs and action != "lower_lr"
+            if stop or last or action == "revert":
+                if self.ema is not None and action != "revert":
+                    self.ema.copy_to_model()  # the next phase starts from the averaged weights
                 self._next_phase(phase.name if stop else None)
             if self.dist.is_main:
                 append_line(self.run_folder.metrics_path, json.dumps(line))
@@ -309,10 +367,82 @@ class PhasedTrainer:
             self._print_epoch(line)
             if stop:
                 self.console.print(f"phase {phase.name}: early stop after {epoch + 1} epoch(s)")
-                break
-        self.ema = None
-        if self.dist.is_main:
-            plot_curves(self.run_folder.metrics_path, self.run_folder.curves_path)
+            if action == "lower_lr":
+                return False
+            if stop or last or action == "revert":
+                return True
+        return True
+
+    # ================================================================== the spike guard
+    def _phase_start(self, phase_index: int) -> dict[str, torch.Tensor] | None:
+        """The figures and weights this phase starts from, for the spike guard (None: the phase
+        is not guarded: the first one, no validation, or `on_spike: continue` needs no weights).
+        Kept on disk too, so a resumed phase can still roll back."""
+        from safetensors.torch import load_file, save_file
+
+        state, path = self.state, self.out / PHASE_START_FILE
+        fresh = state.epoch_in_phase == 0 and state.spike_retries == 0
+        if fresh:
+            state.phase_start = state.held if phase_index > 0 else None
+        if state.phase_start is None or self.recipe.train.on_spike == "continue":
+            return None
+        if fresh:
+            weights = {k: v.detach().cpu().contiguous().clone()  # (channels_last: safetensors)
+                       for k, v in self.model.state_dict().items()}
+            if self.dist.is_main:
+                from edgetl.io import atomic_write_with
+
+                atomic_write_with(path, lambda tmp: save_file(weights, str(tmp)))
+            return weights
+        if not path.is_file():
+            self.console.print(f"note: {path.name} is missing: phase "
+                               f"{self.recipe.phases[phase_index].name} runs without the spike "
+                               "guard", markup=False)
+            state.phase_start = None
+            return None
+        return load_file(str(path))
+
+    def _check_spike(self, line: dict[str, Any], phase: PhaseConfig, epoch: int,
+                     start_weights: dict[str, torch.Tensor] | None) -> str | None:
+        """Compare a phase's early epoch with its start; record and decide what a spike does."""
+        state = self.state
+        start = state.phase_start
+        if start is None or epoch >= window(phase.warmup_epochs):
+            return None
+        reason = spike_reason(self.select, start, line)
+        if reason is None:
+            return None
+        train = self.recipe.train
+        action = decide(train.on_spike, state.spike_retries, train.spike_retries)
+        if start_weights is None and action != "continue":
+            action = "continue"  # the starting weights are gone (see _phase_start)
+        event = {"phase": phase.name, "epoch": line["epoch"], "phase_epoch": epoch + 1,
+                 "reason": reason, "start": start, "action": action,
+                 "lr_scale": state.lr_scale * (train.spike_lr_factor
+                                               if action == "lower_lr" else 1.0)}
+        state.spikes.append(event)
+        line["spike"] = event
+        words = {"lower_lr": f"rolled back to the phase's starting weights; retrying phase "
+                             f"{phase.name} at {event['lr_scale']:g}x its learning rate",
+                 "revert": f"rolled back to the phase's starting weights; phase {phase.name} "
+                           "ends here",
+                 "continue": "continuing (train.on_spike: continue)"}[action]
+        self._warn(f"phase {phase.name} epoch {epoch + 1}: spike, {reason} (start: epoch "
+                   f"{start.get('epoch')}); {words}")
+        return action
+
+    def _roll_back(self, start_weights: dict[str, torch.Tensor] | None, action: str) -> None:
+        """Put the phase's starting weights back; for a retry, restart the phase's counters at a
+        lower learning rate (saved with the state, so a resumed retry keeps it)."""
+        state = self.state
+        assert start_weights is not None
+        self.model.load_state_dict(start_weights)  # in place: optimizer and average keep views
+        state.held = state.phase_start
+        if action == "lower_lr":
+            state.spike_retries += 1
+            state.lr_scale *= self.recipe.train.spike_lr_factor
+            state.epoch_in_phase = state.step_in_phase = state.bad_epochs = 0
+            state.phase_best_value = state.phase_best_loss = None
 
     def _weight_average(self, phase: PhaseConfig, phase_index: int,
                         steps_per_epoch: int) -> WeightAverage | None:
@@ -363,18 +493,25 @@ class PhasedTrainer:
             "trainable_blocks": plan.trainable, "cached_frozen": plan.cached,
             "wall_seconds": round(time.perf_counter() - self.start, 3),
         }
-        select = self.recipe.selection_metric
-        if not val or (select in val and is_better(select, val[select], state.best_value)):
+        select, loss = self.select, val.get("val_loss")
+        if val:
+            state.held = start_figures(line, select)
+        # One rule for both (edgetl/train/selection.py): a tie goes to the lower val_loss.
+        if not val or (select in val and is_better(select, val[select], state.best_value,
+                                                   loss=loss, best_loss=state.best_loss)):
             state.best_value, state.best_epoch = val.get(select), state.global_epoch
+            state.best_loss = loss
             if self.dist.is_main:
                 with self._averaged():
                     replace_folder(self.out / "best", lambda tmp: self._save_model(tmp, line))
         stop = False
-        watched = self.recipe.stopping_metric(phase)
+        watched = self._stopping_metric(phase)
         if watched is not None and watched in val:
             es = phase.early_stopping
-            if is_better(watched, val[watched], state.phase_best_value, es.min_delta):
+            if is_better(watched, val[watched], state.phase_best_value, es.min_delta,
+                         loss=loss, best_loss=state.phase_best_loss):
                 state.phase_best_value, state.bad_epochs = val[watched], 0
+                state.phase_best_loss = loss
             else:
                 state.bad_epochs += 1
                 stop = state.bad_epochs >= es.patience
@@ -386,7 +523,7 @@ class PhasedTrainer:
         return self.ema.applied() if self.ema is not None else contextlib.nullcontext()
 
     def _print_epoch(self, line: dict[str, Any]) -> None:
-        select = self.recipe.selection_metric
+        select = self.select
         val = f" {select} {line[select]:.4f}" if select in line else ""
         self.console.print(f"  epoch {line['epoch']:>3} (phase {line['phase']}) train_loss "
                            f"{line['train_loss']:.4f}{val}  {line['images_per_s']:.0f} img/s")
@@ -413,18 +550,26 @@ class PhasedTrainer:
                              self.train_seconds)
         if (self.out / "last").is_dir():
             save_train_state(self.out / "last", self.state, {})
+        (self.out / PHASE_START_FILE).unlink(missing_ok=True)  # only a resumed phase needs it
         plot_curves(self.run_folder.metrics_path, self.run_folder.curves_path)
         report = evaluate_checkpoint(self.out, split="test", device=self.dev)
         atomic_write_json(self.out / "test_metrics.json", report)
-        select = self.recipe.selection_metric
+        for note in self.report_warnings(report):
+            self._warn(note)
+        select, state = self.select, self.state
         atomic_write_json(self.out / "summary.json", {
-            "best_epoch": self.state.best_epoch, select: self.state.best_value,
+            "best_epoch": state.best_epoch, select: state.best_value,
             "train_seconds": round(self.train_seconds, 2),
             # phases end to end: training, validation and checkpoints (no decode, no test)
             "fit_seconds": round(fit_seconds, 2),
             "wall_seconds": round(time.perf_counter() - self.start, 2),
-            **self.summary_of(report), "stopped_early": self.state.stopped_early,
+            **self.summary_of(report), "stopped_early": state.stopped_early,
             "spec_fingerprint": self.spec.fingerprint(),
+            "selection": {"metric": select, "chosen_by": self.select_why,
+                          "rule": rule_words(select), "best_val_loss": state.best_loss},
+            "validation": self.val_size.to_dict(),
+            "spikes": state.spikes, "on_spike": self.recipe.train.on_spike,
+            "warnings": self.notes,
         })
         shutdown(self.dist)
         return RunResult(self.out, report, self.state.best_epoch, self.state.best_value,
