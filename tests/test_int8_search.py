@@ -35,3 +35,127 @@ def test_the_case_that_a_fixed_margin_let_through() -> None:
 def test_small_validation_splits_cannot_clear_the_bound() -> None:
     """Why the search falls back to the measured agreement below ~130 images (98% budget)."""
     assert agreement_lower_bound(120, 120) < 0.98 <= agreement_lower_bound(140, 140)
+
+
+# --------------------------------------------------------------------------- sensitivity
+class _Tiny:
+    """A small classifier whose third convolution int8 destroys: every output channel has one
+    weight 100x the others, on an input channel that is always 0, so float32 never sees it
+    but each channel's int8 scale (per channel, symmetric) rounds every other weight to 0."""
+
+    @staticmethod
+    def build():
+        import torch
+        from torch import nn
+
+        class Tiny(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.c1 = nn.Conv2d(3, 8, 3, padding=1)
+                self.c2 = nn.Conv2d(8, 16, 3, padding=1)
+                self.c3 = nn.Conv2d(16, 16, 3, padding=1)
+                self.c4 = nn.Conv2d(16, 16, 3, padding=1)
+                self.fc = nn.Linear(16, 3)
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                for conv in (self.c1, self.c2, self.c3, self.c4):
+                    x = torch.relu(conv(x))
+                return self.fc(x.mean(dim=(2, 3)))
+
+        torch.manual_seed(0)
+        model = Tiny().eval()
+        with torch.no_grad():
+            model.c2.weight[0] = 0.0  # c3's input channel 0 is relu(0) = 0 on every image
+            model.c2.bias[0] = 0.0
+            model.c3.weight[:, 0, 1, 1] = 100.0 * model.c3.weight.abs().max()
+            model.fc.weight.mul_(20.0)  # clear decisions: float noise alone flips few
+        return model
+
+
+@pytest.fixture(scope="module")
+def tiny_graph(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    import numpy as np
+    import onnx
+    import torch
+
+    from edgetl.export.int8_quantise import Quantiser
+    from edgetl.export.onnx_fp32 import trace_to_onnx
+    from edgetl.export.onnx_int8 import _pre_process
+
+    work = tmp_path_factory.mktemp("tiny_int8")
+    fp32 = trace_to_onnx(_Tiny.build(), torch.zeros(1, 3, 16, 16), 17)
+    fp32_path, pre_path = work / "fp32.onnx", work / "pre.onnx"
+    onnx.save(fp32, str(fp32_path))
+    _pre_process(fp32_path, pre_path)
+    rng = np.random.default_rng(0)
+    images = rng.normal(0, 1, (320, 3, 16, 16)).astype(np.float32)
+    calibration = [images[i:i + 8] for i in range(0, 64, 8)]
+    validation = [images[i:i + 32] for i in range(64, 320, 32)]
+    graph = onnx.load(str(pre_path)).graph
+    return {"work": work, "fp32": fp32_path, "pre": pre_path, "validation": validation,
+            "calibration": calibration, "graph": graph,
+            "quantiser": Quantiser(pre_path, calibration, "minmax", work)}
+
+
+def test_calibration_cache_gives_the_same_graph(tiny_graph: dict) -> None:
+    """Reusing the calibration ranges must not change what the quantiser writes."""
+    import onnx
+
+    from edgetl.export.int8_quantise import Quantiser, quantise, quiet
+
+    work = tiny_graph["work"]
+    with quiet():
+        quantise(tiny_graph["pre"], work / "fresh.onnx", tiny_graph["calibration"], "minmax",
+                 ["/c3/Conv"])
+    cached = Quantiser(tiny_graph["pre"], tiny_graph["calibration"], "minmax", work / "c")
+    (work / "c").mkdir()
+    assert cached.reuses_calibration
+    cached(work / "first.onnx")  # writes the cache
+    cached(work / "second.onnx", ["/c3/Conv"])  # reads it
+    fresh, second = onnx.load(str(work / "fresh.onnx")), onnx.load(str(work / "second.onnx"))
+    assert fresh.graph.SerializeToString() == second.graph.SerializeToString()
+
+
+def test_ranking_puts_the_damaged_layer_first(tiny_graph: dict) -> None:
+    from edgetl.export.int8_sensitivity import rank_layers, subset
+
+    compute = [(n.name, n.op_type) for n in tiny_graph["graph"].node
+               if n.op_type in ("Conv", "Gemm", "MatMul")]
+    assert [name for name, _ in compute][:4] == ["/c1/Conv", "/c2/Conv", "/c3/Conv", "/c4/Conv"]
+    quantiser = tiny_graph["quantiser"]
+    ranking = rank_layers(compute, lambda name, out: quantiser(out, only=[name]),
+                          tiny_graph["fp32"], subset(tiny_graph["validation"], 64),
+                          tiny_graph["work"])
+    first, second = ranking.layers[:2]
+    assert first.node == "/c3/Conv"
+    assert first.logit_mse > 10 * second.logit_mse
+    assert first.flipped > second.flipped
+    assert ranking.images == 64 and len(ranking.layers) == len(compute)
+    assert "rank 1 of 5" in first.why(1, 5)
+
+
+def test_search_keeps_float_only_the_damaged_layer(tiny_graph: dict) -> None:
+    """Everything int8 misses; the ranking's first node alone meets the target, although it
+    is the third convolution (a prefix search would keep the two before it float too)."""
+    from edgetl.export.int8_search import search
+    from edgetl.export.int8_sensitivity import rank_layers, subset
+    from edgetl.export.onnx_int8 import TopOneJudge
+
+    quantiser = tiny_graph["quantiser"]
+    graph = tiny_graph["graph"]
+    compute = [n for n in graph.node if n.op_type in ("Conv", "Gemm", "MatMul")]
+    judge = TopOneJudge.on_inputs(tiny_graph["fp32"], tiny_graph["validation"], 0.95,
+                                  by_bound=False)
+    found = search(lambda out, exclude: quantiser(out, exclude), tiny_graph["work"],
+                   [n.name for n in graph.node], [n.name for n in compute], [], judge,
+                   lambda: rank_layers([(n.name, n.op_type) for n in compute],
+                                       lambda name, out: quantiser(out, only=[name]),
+                                       tiny_graph["fp32"], subset(tiny_graph["validation"], 64),
+                                       tiny_graph["work"]))
+    assert found.met and found.strategy == "sensitivity"
+    assert [n["node"] for n in found.float_nodes] == ["/c3/Conv"]
+    assert found.exclude == ["/c3/Conv"]
+    everything, kept = found.rounds
+    assert everything["strategy"] == "all-int8" and everything["val_agreement"] < 0.95
+    assert kept["val_agreement"] >= 0.95 and kept["float_nodes"] == ["/c3/Conv"]
+    assert found.ranking["layers"][0]["node"] == "/c3/Conv"
