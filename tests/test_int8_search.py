@@ -159,3 +159,29 @@ def test_search_keeps_float_only_the_damaged_layer(tiny_graph: dict) -> None:
     assert everything["strategy"] == "all-int8" and everything["val_agreement"] < 0.95
     assert kept["val_agreement"] >= 0.95 and kept["float_nodes"] == ["/c3/Conv"]
     assert found.ranking["layers"][0]["node"] == "/c3/Conv"
+
+
+@pytest.mark.slow
+def test_export_ranks_then_falls_back_to_the_prefix(fixture_run, tmp_path) -> None:
+    """A target nothing can meet runs every round through the real export: all int8, the
+    ranking's 1..16 most damaging nodes, then the leading-node prefix, each recorded."""
+    import json
+
+    from edgetl.export import ExportOptions, export_run
+    from edgetl.export.int8_search import SENSITIVE_STEPS
+    from edgetl.export.manifest import manifest_path
+
+    path = export_run(fixture_run, "onnx-int8", tmp_path / "m.onnx",
+                      ExportOptions(int8_target_agreement=1.01)).path
+    quant = json.loads(manifest_path(path).read_text())["details"]["quantization"]
+    search = quant["accuracy_search"]
+    strategies = [row["strategy"] for row in search["rounds"]]
+    assert strategies[0] == "all-int8"
+    assert strategies[1:1 + len(SENSITIVE_STEPS)] == ["sensitivity"] * len(SENSITIVE_STEPS)
+    assert set(strategies[1 + len(SENSITIVE_STEPS):]) == {"prefix"}
+    ranked = [layer["node"] for layer in search["sensitivity"]["layers"]]
+    assert len(ranked) == search["sensitivity"]["nodes"] >= 40
+    assert search["rounds"][2]["float_nodes"] == ranked[:2]
+    assert not search["met"] and quant["float_nodes"]["strategy"] == "prefix"
+    assert "after the sensitivity ranking's top 16 missed" in quant["float_nodes"]["nodes"][0][
+        "why"]
