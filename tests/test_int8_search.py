@@ -41,7 +41,8 @@ def test_small_validation_splits_cannot_clear_the_bound() -> None:
 class _Tiny:
     """A small classifier whose third convolution int8 destroys: every output channel has one
     weight 100x the others, on an input channel that is always 0, so float32 never sees it
-    but each channel's int8 scale (per channel, symmetric) rounds every other weight to 0."""
+    but each channel's int8 scale (per channel, symmetric) rounds every other weight to 0.
+    It is the third of four convolutions, so position alone would not find it."""
 
     @staticmethod
     def build():
@@ -116,29 +117,49 @@ def test_calibration_cache_gives_the_same_graph(tiny_graph: dict) -> None:
     assert fresh.graph.SerializeToString() == second.graph.SerializeToString()
 
 
-def test_ranking_puts_the_damaged_layer_first(tiny_graph: dict) -> None:
-    from edgetl.export.int8_sensitivity import rank_layers, subset
+def _sensitivity(tiny_graph: dict):
+    from edgetl.export.int8_sensitivity import Sensitivity, compute_neighbours, subset
 
-    compute = [(n.name, n.op_type) for n in tiny_graph["graph"].node
-               if n.op_type in ("Conv", "Gemm", "MatMul")]
-    assert [name for name, _ in compute][:4] == ["/c1/Conv", "/c2/Conv", "/c3/Conv", "/c4/Conv"]
-    quantiser = tiny_graph["quantiser"]
-    ranking = rank_layers(compute, lambda name, out: quantiser(out, only=[name]),
-                          tiny_graph["fp32"], subset(tiny_graph["validation"], 64),
-                          tiny_graph["work"])
+    graph, quantiser = tiny_graph["graph"], tiny_graph["quantiser"]
+    compute = [(n.name, n.op_type) for n in graph.node if n.op_type in ("Conv", "Gemm")]
+    return Sensitivity(compute, compute_neighbours(graph, [name for name, _ in compute]),
+                       lambda names, out: quantiser(out, names), tiny_graph["fp32"],
+                       subset(tiny_graph["validation"], 64), tiny_graph["work"])
+
+
+def test_neighbours_skip_what_computes_nothing(tiny_graph: dict) -> None:
+    from edgetl.export.int8_sensitivity import compute_neighbours
+
+    graph = tiny_graph["graph"]
+    compute = [n.name for n in graph.node if n.op_type in ("Conv", "Gemm")]
+    assert compute == ["/c1/Conv", "/c2/Conv", "/c3/Conv", "/c4/Conv", "/fc/Gemm"]
+    near = compute_neighbours(graph, compute)  # through Relu, ReduceMean
+    assert near["/c3/Conv"] == {"/c2/Conv", "/c4/Conv"}
+    assert near["/c1/Conv"] == {"/c2/Conv"} and near["/fc/Gemm"] == {"/c4/Conv"}
+
+
+def test_ranking_puts_the_damaged_layer_first(tiny_graph: dict) -> None:
+    chooser = _sensitivity(tiny_graph)
+    ranking = chooser.rank()
     first, second = ranking.layers[:2]
     assert first.node == "/c3/Conv"
-    assert first.logit_mse > 10 * second.logit_mse
-    assert first.flipped > second.flipped
-    assert ranking.images == 64 and len(ranking.layers) == len(compute)
+    assert first.gain > 10 * second.gain and first.relative > 0.5
+    assert first.flipped < first.flipped_before
+    assert ranking.images == 64 and len(ranking.layers) == 5
+    assert ranking.helpful[0] is first
     assert "rank 1 of 5" in first.why(1, 5)
+    # the next choice is measured with c3 already float: its neighbours are in the pool
+    (second_choice,) = chooser.add([first], 1) or (None,)
+    if second_choice is not None:
+        assert second_choice.given == ("/c3/Conv",) and second_choice.gain > 0
+    step = chooser.steps[-1]
+    assert step["given_float"] == ["/c3/Conv"] and step["measured"] == 4
 
 
 def test_search_keeps_float_only_the_damaged_layer(tiny_graph: dict) -> None:
     """Everything int8 misses; the ranking's first node alone meets the target, although it
     is the third convolution (a prefix search would keep the two before it float too)."""
     from edgetl.export.int8_search import search
-    from edgetl.export.int8_sensitivity import rank_layers, subset
     from edgetl.export.onnx_int8 import TopOneJudge
 
     quantiser = tiny_graph["quantiser"]
@@ -148,10 +169,7 @@ def test_search_keeps_float_only_the_damaged_layer(tiny_graph: dict) -> None:
                                   by_bound=False)
     found = search(lambda out, exclude: quantiser(out, exclude), tiny_graph["work"],
                    [n.name for n in graph.node], [n.name for n in compute], [], judge,
-                   lambda: rank_layers([(n.name, n.op_type) for n in compute],
-                                       lambda name, out: quantiser(out, only=[name]),
-                                       tiny_graph["fp32"], subset(tiny_graph["validation"], 64),
-                                       tiny_graph["work"]))
+                   lambda: _sensitivity(tiny_graph))
     assert found.met and found.strategy == "sensitivity"
     assert [n["node"] for n in found.float_nodes] == ["/c3/Conv"]
     assert found.exclude == ["/c3/Conv"]
@@ -176,12 +194,18 @@ def test_export_ranks_then_falls_back_to_the_prefix(fixture_run, tmp_path) -> No
     quant = json.loads(manifest_path(path).read_text())["details"]["quantization"]
     search = quant["accuracy_search"]
     strategies = [row["strategy"] for row in search["rounds"]]
+    chosen = [row["float_nodes"] for row in search["rounds"] if row["strategy"] ==
+              "sensitivity"]
+    assert chosen, "no node's float version helped: the ranking was not exercised"
     assert strategies[0] == "all-int8"
-    assert strategies[1:1 + len(SENSITIVE_STEPS)] == ["sensitivity"] * len(SENSITIVE_STEPS)
-    assert set(strategies[1 + len(SENSITIVE_STEPS):]) == {"prefix"}
-    ranked = [layer["node"] for layer in search["sensitivity"]["layers"]]
-    assert len(ranked) == search["sensitivity"]["nodes"] >= 40
-    assert search["rounds"][2]["float_nodes"] == ranked[:2]
+    assert strategies[1:1 + len(chosen)] == ["sensitivity"] * len(chosen)
+    assert set(strategies[1 + len(chosen):]) == {"prefix"}
+    # greedy: each round keeps the previous round's nodes and adds to them
+    for before, after in zip(chosen, chosen[1:], strict=False):
+        assert after[:len(before)] == before and len(after) > len(before)
+    assert len(chosen[-1]) <= max(SENSITIVE_STEPS)
+    ranking = search["sensitivity"]
+    assert ranking["nodes"] >= 40 and chosen[0] == [ranking["layers"][0]["node"]]
     assert not search["met"] and quant["float_nodes"]["strategy"] == "prefix"
-    assert "after the sensitivity ranking's top 16 missed" in quant["float_nodes"]["nodes"][0][
-        "why"]
+    assert f"after the sensitivity ranking's top {len(chosen[-1])} missed" in quant[
+        "float_nodes"]["nodes"][0]["why"]

@@ -8,7 +8,7 @@ import typer
 
 from edgetl.cli.common import console
 
-_ROUND_WORDS = {"all-int8": "compute nodes", "sensitivity": "most damaging compute nodes",
+_ROUND_WORDS = {"all-int8": "compute nodes", "sensitivity": "most sensitive compute nodes",
                 "prefix": "leading compute nodes"}
 
 
@@ -74,9 +74,9 @@ def register(app: typer.Typer) -> None:
             search = quant.get("accuracy_search") or {}
             ranking = search.get("sensitivity")
             if ranking:
-                console.print(f"  sensitivity: {ranking['nodes']} compute nodes each quantised "
-                              f"alone on {ranking['images']} validation images "
-                              f"({ranking['seconds']:.0f} s)", highlight=False)
+                console.print(f"  sensitivity: the int8 graph with each of {ranking['nodes']} "
+                              f"compute nodes left float32, on {ranking['images']} validation "
+                              f"images ({ranking['seconds']:.0f} s)", highlight=False)
             for row in search.get("rounds", []):
                 console.print(
                     f"  {row['float_compute_nodes']:>2} {_ROUND_WORDS[row['strategy']]} kept "

@@ -2,8 +2,8 @@
 the calibration done once per export.
 
 Calibration ranges depend on the float graph and the calibration images only, not on which
-nodes are quantised, so every candidate of the accuracy search and every node of the
-sensitivity ranking reuses the first one through onnxruntime's calibration cache (a JSON file
+nodes are quantised, so every candidate of the accuracy search and of the sensitivity
+ranking reuses the first one through onnxruntime's calibration cache (a JSON file
 of the tensor ranges; `quantize_static(calibration_cache_path=)`, onnxruntime >= 1.23). The
 graphs are the same as with a fresh calibration each time (tested). An onnxruntime without the
 cache calibrates every time, and the ranking, which quantises once per node, is skipped.
@@ -50,12 +50,10 @@ def has_calibration_cache() -> bool:
 
 
 def quantise(fp32_path: Path, out_path: Path, batches: list[Any], method: str,
-             exclude: Sequence[str], only: Sequence[str] | None = None,
-             cache: Path | None = None) -> None:
+             exclude: Sequence[str], cache: Path | None = None) -> None:
     """Static QDQ quantisation of `fp32_path` (already through quant_pre_process) into
-    `out_path` (onnxruntime.quantization); nodes in `exclude` stay float32, and with `only`
-    nothing but those nodes is quantised. `cache`: the calibration cache file (written by the
-    first call, read by the next)."""
+    `out_path` (onnxruntime.quantization); nodes in `exclude` stay float32. `cache`: the
+    calibration cache file (written by the first call, read by the next)."""
     from onnxruntime.quantization import (
         CalibrationMethod,
         QuantFormat,
@@ -73,7 +71,6 @@ def quantise(fp32_path: Path, out_path: Path, batches: list[Any], method: str,
         weight_type=QuantType.QInt8,
         calibrate_method=methods[method],
         nodes_to_exclude=list(exclude),
-        nodes_to_quantize=list(only or []),
         # No CalibMaxIntermediateOutputs: onnxruntime 1.32's MinMax calibrater clears each full
         # chunk without folding it into the ranges, so only the last partial chunk would count
         # (and an exact multiple fails with "No data is collected").
@@ -107,11 +104,10 @@ class Quantiser:
     def reuses_calibration(self) -> bool:
         return self.cache is not None
 
-    def __call__(self, out_path: Path, exclude: Sequence[str] = (),
-                 only: Sequence[str] | None = None) -> Path:
+    def __call__(self, out_path: Path, exclude: Sequence[str] = ()) -> Path:
         try:
             with quiet():
-                quantise(self.pre_path, out_path, self.batches, self.method, exclude, only,
+                quantise(self.pre_path, out_path, self.batches, self.method, exclude,
                          self.cache)
         except Exception as exc:  # the quantiser raises assorted untyped errors
             raise ArtifactError(f"onnxruntime static quantisation failed: {exc}") from exc

@@ -2,8 +2,11 @@
 
 Rounds, each a quantised candidate judged on the validation split (`onnx_int8.JUDGES`):
 1. everything quantised;
-2. classifiers: the nodes the sensitivity ranking (`int8_sensitivity`) puts first stay float,
-   1, 2, 3, 4, 6, 8, 12, 16 of them, wherever they sit in the graph;
+2. classifiers: the nodes `int8_sensitivity` chooses stay float, 1, 2, 3, 4, 6, 8, 12, 16 of
+   them (greedily, each the most helpful given the ones before it; only nodes whose float
+   version measurably helps), wherever they sit in the graph; chosen by measurements on the
+   validation images, these candidates must pass the judge's stricter test (`met_selected`:
+   a 99% bound);
 3. if the ranking cannot meet the target (or there is none: detectors, segmenters): the
    leading compute nodes stay float, 4, 8, 12, ... of them, with every node up to the last
    (so the activations between them stay float too), as before the ranking existed.
@@ -51,10 +54,11 @@ def leading_nodes(node_names: list[str], compute_nodes: list[str]) -> list[str]:
 
 def search(quantise: Callable[..., Path], workdir: Path, node_names: list[str],
            compute: list[str], embedded: list[str], judge: Any,
-           rank: Callable[[], Any] | None = None) -> SearchResult:
+           sensitivity: Callable[[], Any] | None = None) -> SearchResult:
     """Run the rounds (module docstring). `quantise(out_path, exclude)` builds a candidate,
-    `judge.row(path)` / `judge.met(row)` judge it, `rank()` returns the sensitivity
-    `Ranking` (called only when everything quantised misses)."""
+    `judge.row(path)` / `judge.met(row)` judge it, `sensitivity()` makes the
+    `int8_sensitivity.Sensitivity` that chooses nodes (called only when everything quantised
+    misses)."""
     result = SearchResult()
 
     def attempt(strategy: str, name: str, float_nodes: list[dict[str, str]],
@@ -67,25 +71,32 @@ def search(quantise: Callable[..., Path], workdir: Path, node_names: list[str],
         result.rounds.append(row)
         result.path, result.exclude = path, embedded + exclude
         result.strategy, result.float_nodes = strategy, float_nodes
-        result.met = judge.met(row)
+        # a ranked candidate was chosen on the judge's own images: its stricter test
+        result.met = judge.met_selected(row) if strategy == "sensitivity" else judge.met(row)
         return result.met
 
     if attempt("all-int8", "all", [], []):
         return result
     tried = 0
-    if rank is not None:
-        ranking = rank()
-        result.ranking = ranking.to_dict()
-        layers = ranking.layers
-        for keep in SENSITIVE_STEPS:
-            if keep > len(layers):
-                break
-            tried = keep
-            chosen = [{"node": layer.node, "why": layer.why(i + 1, len(layers))}
-                      for i, layer in enumerate(layers[:keep])]
-            if attempt("sensitivity", f"sensitive-{keep}", chosen,
-                       [n["node"] for n in chosen]):
-                return result
+    if sensitivity is not None:
+        chooser = sensitivity()
+        chooser.rank()
+        chosen: list[Any] = []
+        try:
+            for keep in SENSITIVE_STEPS:
+                more = chooser.add(chosen, keep - len(chosen))
+                if not more:
+                    break
+                chosen += more
+                tried = len(chosen)
+                ranks = {d.node: i + 1 for i, d in enumerate(chooser.ranking.layers)}
+                nodes = [{"node": d.node, "why": d.why(ranks[d.node], len(ranks))}
+                         for d in chosen]
+                if attempt("sensitivity", f"sensitive-{tried}", nodes,
+                           [d.node for d in chosen]):
+                    return result
+        finally:
+            result.ranking = chooser.to_dict()
     after = (f", after the sensitivity ranking's top {tried} missed the target" if tried
              else "")
     for keep in FLOAT_PREFIX_STEPS[1:]:
