@@ -16,7 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from edgetl.errors import RecipeError
+from edgetl.errors import RecipeError, UsageError
 
 
 class _Strict(BaseModel):
@@ -219,6 +219,21 @@ class Recipe(_Strict):
     loss: LossConfig = LossConfig()
     train: TrainConfig = TrainConfig()
     phases: list[PhaseConfig] = Field(default_factory=lambda: [PhaseConfig(name="A", epochs=3)])
+    # Classification: a target on one class, CLASS:recall=R or CLASS:precision=P. Reports pick
+    # its threshold on the validation split; `export` records it in the artifact.
+    operating_point: str | None = None
+
+    @field_validator("operating_point")
+    @classmethod
+    def _operating_point(cls, value: str | None) -> str | None:
+        from edgetl.decision import Target
+
+        if value is None:
+            return None
+        try:
+            return Target.parse(value).text()
+        except UsageError as exc:  # the same words, in the recipe's voice
+            raise ValueError(exc.message) from None
 
     @field_validator("phases")
     @classmethod
@@ -244,6 +259,8 @@ class Recipe(_Strict):
             raise ValueError(f"loss settings apply to classification and semantic; "
                              f"{self.task} trains with its head's own losses (remove the loss "
                              "section)")
+        if self.operating_point is not None and self.task != "classification":
+            raise ValueError("operating_point applies to classification")
         if self.task == "classification" and self.loss.type in ("dice", "ce_dice"):
             raise ValueError(f"loss.type {self.loss.type} applies to semantic segmentation")
         if self.task == "semantic" and self.loss.class_weights in ("sqrt", "effective"):

@@ -36,6 +36,13 @@ step "predict with the int8 artifact and its embedded spec only"
 first_test=$(awk -F, 'NR>1 && $4=="test" {print $1; exit}' "$OUT/run/split.csv")
 "$BIN/edgetl" predict "$ART/model.int8-qdq.onnx" "$first_test" --top-k 2
 
+step "an operating point: catch at least 95% of defective cells (threshold chosen on validation)"
+"$BIN/edgetl" evaluate "$OUT/run" --operating-point defective:recall=0.95 \
+  --json "$OUT/eval.recall95.json"
+"$BIN/edgetl" export "$OUT/run" --format onnx --operating-point defective:recall=0.95 \
+  --out "$ART/model.recall95.onnx"
+"$BIN/edgetl" predict "$ART/model.recall95.onnx" "$first_test"
+
 step "latency on this machine (ONNX Runtime CPU), fp32 and int8"
 "$BIN/edgetl" bench "$ART/model.onnx" --backend ort-cpu --batch 1,8 --json "$OUT/bench.fp32.json"
 "$BIN/edgetl" bench "$ART/model.int8-qdq.onnx" --backend ort-cpu --batch 1,8 \

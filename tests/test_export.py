@@ -131,6 +131,17 @@ def test_int8_is_really_quantised_and_3x_smaller(artifacts: dict[str, Path]) -> 
     assert quant["format"] == "QDQ" and quant["per_channel"] is True
     assert quant["calibration_images"] > 0
     assert os.path.getsize(artifacts["onnx"]) >= 3 * os.path.getsize(path)
+    # which nodes stayed float32 and why: the same record in the manifest and the metadata
+    embedded = json.loads({p.key: p.value for p in model.metadata_props}[
+        "edgetl.int8_float_nodes"])
+    assert embedded == quant["float_nodes"]
+    assert embedded["strategy"] == quant["accuracy_search"]["strategy"] == \
+        quant["accuracy_search"]["rounds"][-1]["strategy"]
+    assert len(embedded["nodes"]) == quant["accuracy_search"]["rounds"][-1][
+        "float_compute_nodes"]
+    assert all(node["why"] for node in embedded["nodes"])
+    assert quant["accuracy_search"]["rounds"][0]["strategy"] == "all-int8"
+    assert quant["calibration_reused"] is True
 
 
 def test_embedded_graph_takes_uint8_nhwc(artifacts: dict[str, Path], fixture_run: Path) -> None:

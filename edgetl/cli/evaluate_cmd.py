@@ -17,8 +17,14 @@ def register(app: typer.Typer) -> None:
         json_out: Path | None = typer.Option(None, "--json", help="Write metrics as JSON."),
         out: Path | None = typer.Option(None, "--out", help="Folder for the report and plots."),
         device: str = typer.Option("cpu", "--device", help="cpu or cuda (runs only)."),
+        operating_points: list[str] = typer.Option(
+            [], "--operating-point",
+            help="Classification: CLASS:recall=R or CLASS:precision=P; the threshold is chosen "
+                 "on the run's validation split and scored here (repeatable; default: the "
+                 "recipe's operating_point)."),
     ) -> None:
-        """Accuracy with a bootstrap interval, per-class P/R/F1, confusion matrix, ROC-AUC."""
+        """Accuracy with a bootstrap interval, per-class P/R/F1 and precision-recall curves,
+        confusion matrix, ROC-AUC; an artifact's operating point decides its predictions."""
         from edgetl.cli.render import print_report_summary
         from edgetl.data.samples import SPLITS
         from edgetl.errors import UsageError
@@ -38,11 +44,17 @@ def register(app: typer.Typer) -> None:
             require_writable(json_out, "--json")
         if out is not None:
             require_writable(out, "--out", folder=True)
+        from edgetl.decision import Target
+
+        for text in operating_points:
+            Target.parse(text)
         with activity(f"evaluate of {target}", "no report was written: run it again"):
-            report = evaluate_target(target, split=split, data=data, device=device)
+            report = evaluate_target(target, split=split, data=data, device=device,
+                                     operating_points=operating_points)
             for note in report.get("warnings", []):  # imbalance checks (classification)
                 warnings.warn(f"{split} split: {note}", stacklevel=1)
             print_report_summary(report, title=f"{report['kind']} {target} on {split}")
-            extra = (out / f"metrics-{split}.json", out / f"confusion-{split}.png") if out else ()
+            extra = (out / f"metrics-{split}.json", out / f"confusion-{split}.png",
+                     out / f"pr-curve-{split}.png", out / f"worst-{split}.png") if out else ()
             with outputs_together(json_out, *extra):
                 write_report(report, json_out, out)

@@ -8,6 +8,9 @@ import typer
 
 from edgetl.cli.common import console
 
+_ROUND_WORDS = {"all-int8": "compute nodes", "sensitivity": "most sensitive compute nodes",
+                "prefix": "leading compute nodes"}
+
 
 def register(app: typer.Typer) -> None:
     @app.command("export")
@@ -30,6 +33,12 @@ def register(app: typer.Typer) -> None:
         checkpoint: str = typer.Option("best", "--checkpoint", help="best or last."),
         raw: bool = typer.Option(False, "--raw", help="Detection: the head's raw outputs "
                                  "(no box decoding or NMS in the graph)."),
+        operating_point: str | None = typer.Option(
+            None, "--operating-point",
+            help="Classification: CLASS:recall=R or CLASS:precision=P; the threshold is chosen "
+                 "on the run's validation split and recorded in the artifact, which predict, "
+                 "evaluate and verify then apply (default: the recipe's operating_point; "
+                 "'none': argmax)."),
     ) -> None:
         """Export the best checkpoint with its preprocessing spec embedded."""
         from edgetl.export import ExportOptions, export_run, get_format, resolve_target
@@ -40,7 +49,7 @@ def register(app: typer.Typer) -> None:
         options = ExportOptions(
             opset=opset, embed_preprocessing=embed_preprocessing,
             calibration_images=calibration_images, calibration_method=calibration_method,  # type: ignore[arg-type]
-            max_batch=max_batch, checkpoint=checkpoint, raw=raw,
+            max_batch=max_batch, checkpoint=checkpoint, raw=raw, operating_point=operating_point,
         )
         options.validate()
         target = resolve_target(run, get_format(fmt), out, embed_preprocessing)
@@ -54,6 +63,7 @@ def register(app: typer.Typer) -> None:
         console.print(f"[green]exported[/green] {result.format} ({result.precision}) -> "
                       f"{result.path} ({result.size_bytes / 1e6:.2f} MB)")
         console.print(f"manifest: {result.manifest}")
+        _print_decision(result.path)
         quant = result.details.get("quantization")
         if quant:
             console.print(
@@ -62,10 +72,18 @@ def register(app: typer.Typer) -> None:
                 f"{quant['int8_initializers']} int8 initialisers; calibrated on "
                 f"{quant['calibration_images']} training images ({quant['calibration_method']})")
             search = quant.get("accuracy_search") or {}
+            ranking = search.get("sensitivity")
+            if ranking:
+                console.print(f"  sensitivity: the int8 graph with each of {ranking['nodes']} "
+                              f"compute nodes left float32, on {ranking['images']} validation "
+                              f"images ({ranking['seconds']:.0f} s)", highlight=False)
             for row in search.get("rounds", []):
                 console.print(
-                    f"  {row['float_compute_nodes']:>2} leading compute nodes kept float32 "
-                    f"({row['size_bytes'] / 1e6:.2f} MB): {row['text']}")
+                    f"  {row['float_compute_nodes']:>2} {_ROUND_WORDS[row['strategy']]} kept "
+                    f"float32 ({row['size_bytes'] / 1e6:.2f} MB): {row['text']}",
+                    highlight=False)
+            for node in (quant.get("float_nodes") or {}).get("nodes", [])[:16]:
+                console.print(f"  float32: {node['node']}: {node['why']}", highlight=False)
             if search and not search.get("met"):
                 console.print(f"[yellow]warning[/]: the int8 graph missed its search target "
                               f"({search.get('judged_on')}); verify will judge it")
@@ -75,3 +93,24 @@ def register(app: typer.Typer) -> None:
             console.print(f"input {io['input']['name']} {io['input']['dtype']} "
                           f"{io['input']['shape']}; outputs {outputs}; compute "
                           f"{result.details.get('compute_dtype')}")
+
+
+def _print_decision(artifact: Path) -> None:
+    """The operating point the artifact records, and what it gave on validation."""
+    from edgetl.export.manifest import read_artifact
+
+    point = read_artifact(artifact).decision
+    if point is None:
+        return
+    seen = point.chosen_on
+
+    def share(key: str) -> str:
+        value = seen.get(key)
+        return "-" if value is None else f"{value:.1%}"
+
+    console.print(
+        f"operating point {point.target.text()}: threshold {point.threshold:.4f} on "
+        f"P({point.class_name}), chosen on {seen.get('images')} validation images (recall "
+        f"{share('recall')}, precision {share('precision')}, false-alarm rate "
+        f"{share('false_alarm_rate')}); predict, evaluate and verify {point.rule}",
+        highlight=False)

@@ -113,11 +113,18 @@ def _print_classes(artifact: Path, results: list, top_k: int) -> None:
 
     table = Table(title=f"predict {artifact.name}")
     table.add_column("image", overflow="fold")
+    thresholded = bool(results) and (results[0].decision or {}).get("rule") == "operating_point"
+    if thresholded:
+        table.add_column(f"decision ({results[0].decision['target']})", overflow="fold")
     for rank in range(1, min(top_k, len(results[0].labels) if results else 1) + 1):
         table.add_column(f"#{rank}")
     for r in results:
         cells = [f"{label} {prob:.1%}"
                  for label, prob in zip(r.labels, r.probabilities, strict=True)]
+        if thresholded:
+            d = r.decision
+            side = ">=" if d["score"] >= d["threshold"] else "<"
+            cells.insert(0, f"{d['label']} ({d['score']:.3f} {side} {d['threshold']:.3f})")
         table.add_row(r.image, *cells)
     console.print(table)
 

@@ -44,6 +44,37 @@ def print_report_summary(report: dict[str, Any], title: str = "evaluation") -> N
     for name, row in zip(names, report["confusion_matrix"], strict=True):
         cm.add_row(name, *[str(v) for v in row])
     console.print(cm)
+    decision = report.get("decision") or {}
+    if decision.get("rule") == "operating_point":
+        console.print(f"decisions: {decision['description']} (threshold "
+                      f"{decision['threshold']:.4f}, {decision['target']})", highlight=False)
+    for entry in report.get("operating_points", []):
+        _print_operating_point(entry, report.get("split", "test"))
+
+
+def _share(value: float | None, interval: list[float] | None = None) -> str:
+    if value is None:
+        return "-"
+    text = f"{value:.1%}"
+    return text + (f" (95% CI {interval[0]:.1%}-{interval[1]:.1%})" if interval else "")
+
+
+def _print_operating_point(entry: dict[str, Any], split: str) -> None:
+    """One line per target: the validation threshold and what it gives on the split."""
+    if entry.get("threshold") is None:
+        console.print(f"operating point {entry['target']}: not reachable: {entry['reason']}",
+                      highlight=False)
+        return
+    seen, got = entry["chosen_on"], entry[split]
+    console.print(
+        f"operating point {entry['target']}: threshold {entry['threshold']:.4f} (validation, "
+        f"{seen['images']} images: recall {_share(seen['recall'])}); on {split} "
+        f"({got['images']} images, {got['positives']} {entry['class']}): recall "
+        f"{_share(got['recall'], got.get('recall_ci95'))}, precision "
+        f"{_share(got['precision'], got.get('precision_ci95'))}, false-alarm rate "
+        f"{_share(got['false_alarm_rate'], got.get('false_alarm_rate_ci95'))}; argmax gave "
+        f"recall {_share(got['argmax']['recall'])}, false-alarm rate "
+        f"{_share(got['argmax']['false_alarm_rate'])}", highlight=False)
 
 
 def _interval(report: dict[str, Any], key: str) -> str:

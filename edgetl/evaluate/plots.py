@@ -132,3 +132,35 @@ def plot_mask_rows(rows: list[tuple[str, Any, Any, float]], record: Any, out_png
     atomic_write_with(out_png, lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
     plt.close(fig)
     return Path(out_png)
+
+
+def plot_class_pr_curves(curves: dict, out_png: str | Path, points: list[dict], split: str,
+                         title: str = "precision-recall") -> Path:
+    """A classifier's one-vs-rest precision-recall curve per class, with each operating
+    point's figures on `split` marked."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 5))
+    for name, curve in curves.items():
+        if curve.get("average_precision") is None:
+            continue
+        ax.step(curve["recall"], curve["precision"], where="post",
+                label=f"{name} (AP {curve['average_precision']:.3f})")
+    for entry in points:
+        got = entry.get(split) or {}
+        if entry.get("threshold") is None or got.get("precision") is None:
+            continue
+        ax.plot(got["recall"], got["precision"], "o", color="black")
+        ax.annotate(f"{entry['target']}\nthreshold {entry['threshold']:.3f}",
+                    (got["recall"], got["precision"]), textcoords="offset points",
+                    xytext=(-10, -24), ha="right", fontsize=8)
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
+    ax.set_title(title)
+    fig.tight_layout()
+    atomic_write_with(out_png, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+    return Path(out_png)

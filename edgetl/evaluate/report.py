@@ -32,33 +32,49 @@ def _evaluator(table: dict[str, str], task: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
+def _operating_points(task: str, given: list[str] | None) -> dict[str, Any]:
+    """The keyword for evaluators that analyse operating points (classification only)."""
+    if not given:
+        return {}
+    if task != "classification":
+        from edgetl.errors import UsageError
+
+        raise UsageError(f"--operating-point applies to classifiers, not to {task} models")
+    return {"operating_points": list(given)}
+
+
 def evaluate_checkpoint(run: Path, split: str = "test", data: str | None = None,
-                        device: str = "cpu") -> dict[str, Any]:
+                        device: str = "cpu", operating_points: list[str] | None = None
+                        ) -> dict[str, Any]:
     """The task's report for a run's best checkpoint."""
     from edgetl.checkpoint import read_checkpoint_info
 
     task = read_checkpoint_info(run).task_record.task
-    return _evaluator(CHECKPOINT_EVALUATORS, task)(run, split=split, data=data, device=device)
+    return _evaluator(CHECKPOINT_EVALUATORS, task)(run, split=split, data=data, device=device,
+                                                   **_operating_points(task, operating_points))
 
 
 def evaluate_target(target: Path, split: str = "test", data: str | None = None,
-                    device: str = "cpu") -> dict[str, Any]:
+                    device: str = "cpu", operating_points: list[str] | None = None
+                    ) -> dict[str, Any]:
     """Dispatch on what `target` is: a run/checkpoint folder, or an exported artifact file."""
     if target.is_dir():
-        return evaluate_checkpoint(target, split=split, data=data, device=device)
+        return evaluate_checkpoint(target, split=split, data=data, device=device,
+                                   operating_points=operating_points)
     if target.is_file():
         from edgetl.export.manifest import read_artifact
 
         task = read_artifact(target).task_record.task
-        return _evaluator(ARTIFACT_EVALUATORS, task)(target, split=split, data=data)
+        return _evaluator(ARTIFACT_EVALUATORS, task)(
+            target, split=split, data=data, **_operating_points(task, operating_points))
     raise ArtifactError(f"nothing to evaluate at {target}",
                         "pass a run folder from 'edgetl finetune' or an exported .onnx file")
 
 
 def write_report(report: dict[str, Any], json_out: Path | None, out_dir: Path | None) -> None:
-    """The JSON report, and in `out_dir` the report plus its pictures (confusion matrix; for
-    detection also the precision-recall curves; for segmentation the worst images)."""
-    from edgetl.evaluate.plots import plot_confusion, plot_pr_curves
+    """The JSON report, and in `out_dir` the report plus its pictures (confusion matrix and
+    precision-recall curves; for segmentation the worst images)."""
+    from edgetl.evaluate.plots import plot_class_pr_curves, plot_confusion, plot_pr_curves
 
     if json_out is not None:
         atomic_write_json(json_out, report)
@@ -88,3 +104,6 @@ def write_report(report: dict[str, Any], json_out: Path | None, out_dir: Path | 
     plot_confusion(report["confusion_matrix"], report["class_names"],
                    out_dir / f"confusion-{split}.png",
                    title=f"{report['kind']} on {split} (n={report['n']})")
+    plot_class_pr_curves(report["pr_curves"], out_dir / f"pr-curve-{split}.png",
+                         report.get("operating_points", []), split,
+                         title=f"{report['kind']} on {split}: one-vs-rest precision-recall")

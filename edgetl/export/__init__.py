@@ -47,6 +47,17 @@ def resolve_target(run: str | Path, fmt: ExportFormat, out: str | Path | None,
     return target
 
 
+def requested_operating_point(run: Path, option: str | None) -> str | None:
+    """The operating point an export records: the option, else the run recipe's
+    `operating_point`; None for argmax (also when the option is "none")."""
+    if option is None:
+        from edgetl.runfolder import RunFolder
+
+        folder = RunFolder(run)
+        option = folder.recipe().operating_point if folder.exists() else None
+    return None if option in (None, "none") else option
+
+
 def export_run(run: str | Path, fmt: str, out: str | Path | None = None,
                options: ExportOptions | None = None) -> Any:
     """Export RUN's checkpoint as `fmt` to `out` (a file, a folder, or RUN/export/).
@@ -65,5 +76,12 @@ def export_run(run: str | Path, fmt: str, out: str | Path | None = None,
         require_tensorrt()
     info = read_checkpoint_info(run, options.checkpoint)
     target = resolve_target(run, row, out, options.embed_preprocessing)
-    ctx = ExportContext(run=Path(run), info=info, fmt=row, options=options, target=target)
+    decision = None
+    requested = requested_operating_point(Path(run), options.operating_point)
+    if requested is not None:
+        from edgetl.export.operating_point import choose_for_export
+
+        decision = choose_for_export(Path(run), info, requested)
+    ctx = ExportContext(run=Path(run), info=info, fmt=row, options=options, target=target,
+                        decision=decision)
     return importlib.import_module(row.module).export(ctx)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edgetl.checkpoint import CheckpointInfo, now_iso, package_versions
+from edgetl.decision import OperatingPoint
 from edgetl.export.formats import ExportFormat, ExportOptions
 from edgetl.export.manifest import build_metadata
 from edgetl.export.preprocess_graph import embedded_spec
@@ -38,6 +39,7 @@ class ExportContext:
     fmt: ExportFormat
     options: ExportOptions
     target: Path
+    decision: OperatingPoint | None = None  # a classifier's operating point, chosen on val
 
     @property
     def spec(self) -> PreprocessSpec:
@@ -78,6 +80,7 @@ class ExportContext:
             output_dtype=output_dtype,
             outputs=outputs,
             postprocess=postprocess,
+            decision=self.decision,
         )
 
     def manifest_extra(self, details: dict[str, Any]) -> dict[str, Any]:
@@ -99,6 +102,7 @@ class ExportContext:
                    if self.fmt.calibrated else {}),
             },
             "details": details,
+            **({"decision": self.decision.to_dict()} if self.decision is not None else {}),
             "versions": package_versions(),
             "created": now_iso(),
         }

@@ -123,6 +123,9 @@ class ExportOptions:
     # stay float32 until it holds (None: the format's verify budget).
     int8_target_agreement: float | None = None
     raw: bool = False  # detection: the head's outputs, no decoding or NMS in the graph
+    # classification: CLASS:recall=R or CLASS:precision=P, its threshold chosen on validation
+    # and recorded in the artifact; None: the run recipe's `operating_point`; "none": argmax
+    operating_point: str | None = None
 
     def validate(self) -> None:
         if self.opset < 17:
@@ -141,6 +144,10 @@ class ExportOptions:
             raise UsageError("--max-batch must be at least 1")
         if self.checkpoint not in ("best", "last"):
             raise UsageError(f"unknown checkpoint {self.checkpoint!r}", "use best or last")
+        if self.operating_point not in (None, "none"):
+            from edgetl.decision import Target
+
+            Target.parse(self.operating_point)
 
 
 def max_opset() -> int:

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgetl.errors import ArtifactError, SpecError
+from edgetl.decision import OperatingPoint
+from edgetl.errors import ArtifactError, SpecError, UsageError
 from edgetl.io import atomic_write_json, sha256_file
 from edgetl.spec import PreprocessSpec, TaskRecord
 
@@ -44,6 +45,7 @@ META_INPUT_DTYPE = "edgetl.input_dtype"
 META_OUTPUT_DTYPE = "edgetl.output_dtype"
 META_OUTPUTS = "edgetl.outputs"  # JSON list of the graph's outputs: name, dtype, shape
 META_POSTPROCESS = "edgetl.postprocess"  # JSON of the task's post-processing settings
+META_DECISION = "edgetl.decision"  # JSON of a classifier's operating point (edgetl.decision)
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -77,6 +79,19 @@ class ArtifactInfo:
         """The task's post-processing settings recorded at export ({} when none)."""
         text = self.metadata.get(META_POSTPROCESS)
         return json.loads(text) if text else {}
+
+    @property
+    def decision(self) -> OperatingPoint | None:
+        """The operating point recorded at export (None: argmax decides)."""
+        text = self.metadata.get(META_DECISION)
+        if not text:
+            return None
+        try:
+            return OperatingPoint.from_dict(json.loads(text), self.task_record.names)
+        except (ValueError, KeyError, TypeError, UsageError) as exc:
+            words = getattr(exc, "message", None) or str(exc)
+            raise ArtifactError(f"{self.path}: the recorded operating point is invalid: {words}",
+                                "re-export it from its run") from None
 
     @property
     def source_weights_sha256(self) -> str | None:
@@ -125,11 +140,14 @@ def build_metadata(
     output_dtype: str,
     outputs: list[dict[str, Any]] | None = None,
     postprocess: dict[str, Any] | None = None,
+    decision: OperatingPoint | None = None,
 ) -> dict[str, str]:
     """The string key/value pairs embedded in the artifact (ONNX `metadata_props`)."""
     from edgetl import __version__
 
     extra = {}
+    if decision is not None:
+        extra[META_DECISION] = decision.to_json()
     if outputs is not None:
         extra[META_OUTPUTS] = json.dumps(outputs, sort_keys=True, separators=(",", ":"))
     if postprocess:

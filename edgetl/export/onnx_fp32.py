@@ -104,12 +104,14 @@ def opset_of(model: Any) -> int:
 
 def finalize_onnx(ctx: ExportContext, model: Any, details: dict[str, Any],
                   compute_dtype: str) -> ExportResult:
-    """Embed metadata, check, prove onnxruntime loads it, write atomically, write the manifest."""
+    """Embed metadata (with `details["extra_metadata"]`: a format's own string keys), check,
+    prove onnxruntime loads it, write atomically, write the manifest."""
     import onnx
 
     io_info = describe_io(model)
     metadata = ctx.metadata(io_info["input"]["dtype"], io_info["output"]["dtype"],
                             outputs=io_info["outputs"], postprocess=details.get("postprocess"))
+    metadata.update(details.pop("extra_metadata", None) or {})  # a format's own keys
     set_onnx_metadata(model, metadata)
     try:
         onnx.checker.check_model(model, full_check=True)

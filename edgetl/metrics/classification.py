@@ -61,10 +61,13 @@ def _roc_auc(y_true: np.ndarray, probs: np.ndarray, n_classes: int) -> dict[str,
 
 
 def classification_report(
-    y_true: np.ndarray, probs: np.ndarray, class_names: list[str], seed: int = 0
+    y_true: np.ndarray, probs: np.ndarray, class_names: list[str], seed: int = 0,
+    pred: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Accuracy (+95% bootstrap CI), balanced accuracy, macro-F1, per-class P/R/F1/support,
-    confusion matrix (rows true, columns predicted), ROC-AUC (binary or one-vs-rest macro)."""
+    confusion matrix (rows true, columns predicted), ROC-AUC (binary or one-vs-rest macro),
+    and each class's one-vs-rest precision-recall curve. `pred`: the decisions to score
+    (default argmax; an artifact's operating point decides otherwise)."""
     from sklearn.metrics import (
         balanced_accuracy_score,
         confusion_matrix,
@@ -72,10 +75,12 @@ def classification_report(
         precision_recall_fscore_support,
     )
 
+    from edgetl.metrics.operating_point import pr_curves
+
     y_true = np.asarray(y_true, dtype=np.int64)
     probs = np.asarray(probs, dtype=np.float64)
     n_classes = len(class_names)
-    pred = probs.argmax(axis=1)
+    pred = probs.argmax(axis=1) if pred is None else np.asarray(pred, dtype=np.int64)
     labels = list(range(n_classes))
     precision, recall, f1, support = precision_recall_fscore_support(
         y_true, pred, labels=labels, zero_division=0
@@ -105,6 +110,7 @@ def classification_report(
         "class_names": list(class_names),
         "roc_auc": auc,
         **imbalance_checks(cm, class_names),  # majority_baseline, warnings
+        "pr_curves": pr_curves(y_true, probs, list(class_names)),
     }
 
 

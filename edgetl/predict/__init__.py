@@ -5,6 +5,9 @@ a device. The spec and task record come from the artifact's own metadata (read t
 onnxruntime session, so not even the `onnx` package is needed); images go through
 `edgetl.data.reference`, which `verify` proves equal to training's evaluation transform.
 Per task: a classifier's top-k here, a detector's boxes in `edgetl.predict.detect`.
+A classifier's decision is argmax, or the operating point its artifact carries
+(`edgetl.decision`: the class when its probability reaches the threshold, otherwise the most
+probable other class); each prediction says which rule decided.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from edgetl.data.reference import preprocess_with_geometry
+from edgetl.decision import ARGMAX_RULE, OperatingPoint
 from edgetl.errors import ArtifactError, UsageError
 from edgetl.export.manifest import (
     OUTPUT_NAME,
@@ -36,20 +40,43 @@ DEFAULT_BATCH = 16
 
 @dataclass(frozen=True)
 class Prediction:
-    """Top-k classes of one image, most likely first."""
+    """Top-k classes of one image, most likely first, and the class the artifact's rule
+    decided (`decision`: label, index, rule, why)."""
 
     image: str
     labels: list[str]
     indices: list[int]
     probabilities: list[float]
+    decision: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "image": self.image,
             "top": [{"label": label, "index": index, "probability": prob}
                     for label, index, prob in zip(self.labels, self.indices,
                                                   self.probabilities, strict=True)],
         }
+        if self.decision is not None:
+            out["decision"] = self.decision
+        return out
+
+
+def decisions(probs: np.ndarray, names: tuple[str, ...], point: OperatingPoint | None
+              ) -> list[dict[str, Any]]:
+    """Per row: the decided class and the rule that decided it, in words."""
+    chosen = point.decide(probs) if point is not None else probs.argmax(axis=1)
+    out = []
+    for row, index in zip(probs, chosen, strict=True):
+        decided = {"label": names[int(index)], "index": int(index),
+                   "probability": float(row[int(index)])}
+        if point is None:
+            decided.update(rule="argmax", why=ARGMAX_RULE)
+        else:
+            score = float(row[point.class_index])
+            decided.update(rule="operating_point", target=point.target.text(),
+                           threshold=point.threshold, score=score, why=point.why(score))
+        out.append(decided)
+    return out
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -76,6 +103,7 @@ def open_artifact(artifact: str | Path, backend: str = "ort-cpu", threads: int |
             info = metadata_from_mapping(path, metadata, read_manifest(path))
         else:
             info = read_artifact(path)
+        _ = info.decision  # a damaged operating point is refused before any image runs
         problem = spec_tampering(info)
         if problem and not force:
             raise ArtifactError(problem, "re-export it from its run, or pass --force to run it "
@@ -141,11 +169,12 @@ def predict_images(artifact: str | Path, images: Sequence[str | Path], top_k: in
         runner.close()
     k = min(top_k, info.task_record.num_classes)
     out = []
-    for image, row in zip(images, probs, strict=True):
+    decided = decisions(probs, info.task_record.names, info.decision)
+    for image, row, decision in zip(images, probs, decided, strict=True):
         order = np.argsort(-row, kind="stable")[:k]
         out.append(Prediction(image=str(image), labels=[info.task_record.names[i] for i in order],
                               indices=[int(i) for i in order],
-                              probabilities=[float(row[i]) for i in order]))
+                              probabilities=[float(row[i]) for i in order], decision=decision))
     return out
 
 

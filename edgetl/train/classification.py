@@ -59,6 +59,10 @@ class ClassificationTrainer(PhasedTrainer):
         if min(self.counts) == 0:
             empty = self.task_record.names[self.counts.index(0)]
             raise DataError(f"class '{empty}' has no training images after the split")
+        if self.recipe.operating_point:  # a class the data lacks: say so before training
+            from edgetl.decision import Target
+
+            Target.parse(self.recipe.operating_point).index_in(self.task_record.names)
 
     def build_model(self) -> tuple[torch.nn.Module, PreprocessSpec]:
         from edgetl.models import HeadConfig, build_classifier

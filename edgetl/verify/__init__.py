@@ -89,6 +89,7 @@ def verify_artifact(
 
     started = time.perf_counter()
     art = read_artifact(artifact)  # no spec -> ArtifactError (exit 2)
+    point = art.decision  # a classifier's operating point decides on both sides
     runner = open_runner(art.path, backend, threads=threads)  # missing backend -> exit 3, early
     run = Path(run)
     info = read_checkpoint_info(run, art.source_checkpoint)
@@ -114,10 +115,11 @@ def verify_artifact(
     runner_info = runner.describe()
     runner.close()
     report.checks.append(side.golden.result())
-    report.checks += _task_checks(task, side, info, samples, budgets, run)
+    report.checks += _task_checks(task, side, info, samples, budgets, run, point)
     report.context = {
         "images": len(samples),
         "classes": list(info.task_record.names),
+        **({"decision": point.to_dict()} if point is not None else {}),
         "runner": runner_info,
         "artifact_manifest": {k: (art.manifest or {}).get(k)
                               for k in ("sha256", "size_bytes", "opset", "io", "created")},
@@ -193,9 +195,10 @@ def _run_both(art: Any, info: Any, runner: Any, samples: list[Any], batch: int,
 
 
 def _task_checks(task: str, side: _BothSides, info: Any, samples: list[Any],
-                 budgets: Any, run: Path) -> list[CheckResult]:
+                 budgets: Any, run: Path, point: Any = None) -> list[CheckResult]:
     """Outputs, then the task's parity and dataset gates (failed, with the reason, when the
-    artifact could not run)."""
+    artifact could not run). `point`: a classifier artifact's operating point, which decides
+    on both sides."""
     from edgetl.verify.checks import check_outputs, failed
 
     gates = {"detection": ("parity", "map"), "semantic": ("parity", "miou")}.get(
@@ -230,12 +233,13 @@ def _task_checks(task: str, side: _BothSides, info: Any, samples: list[Any],
                 check_miou(samples, info.task_record, mask_record,
                            masks_from_outputs(reference, side.geometries),
                            masks_from_outputs(artifact, side.geometries), budgets)]
-    return checks + _classification_checks(side, info, samples, budgets, reference, artifact)
+    return checks + _classification_checks(side, info, samples, budgets, reference, artifact,
+                                           point)
 
 
 def _classification_checks(side: _BothSides, info: Any, samples: list[Any], budgets: Budgets,
-                           reference: dict[str, Any], artifact: dict[str, Any]
-                           ) -> list[CheckResult]:
+                           reference: dict[str, Any], artifact: dict[str, Any],
+                           point: Any = None) -> list[CheckResult]:
     import numpy as np
 
     from edgetl.errors import DataError
@@ -248,5 +252,6 @@ def _classification_checks(side: _BothSides, info: Any, samples: list[Any], budg
     targets = np.array([info.task_record.index(s.label) for s in samples])
     ref, art = reference[OUTPUT_NAME], artifact[OUTPUT_NAME]
     conversion = side.joined("conversion")[OUTPUT_NAME]
-    return [check_parity(ref, art, info.task_record, budgets, conversion_only=conversion),
-            check_accuracy(targets, ref, art, info.task_record, budgets)]
+    return [check_parity(ref, art, info.task_record, budgets, conversion_only=conversion,
+                         point=point),
+            check_accuracy(targets, ref, art, info.task_record, budgets, point=point)]

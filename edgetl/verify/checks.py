@@ -11,6 +11,8 @@
 - parity: artifact logits against the PyTorch model's on the same images;
 - accuracy: artifact against PyTorch model on the split, McNemar's exact test on the
   discordant pairs, per-class deltas.
+Parity and accuracy judge decisions: argmax, or the operating point an artifact carries
+(`edgetl.decision`), applied to both sides alike.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from edgetl.checkpoint import CheckpointInfo
+from edgetl.decision import OperatingPoint, logits_decider
 from edgetl.export.manifest import META_SPEC_FINGERPRINT, ArtifactInfo
 from edgetl.io import sha256_file
 from edgetl.spec import PreprocessSpec, TaskRecord
@@ -240,13 +243,23 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
+def decision_words(point: OperatingPoint | None) -> dict[str, Any]:
+    """The rule that decided, for a check's details."""
+    if point is None:
+        return {"rule": "argmax"}
+    return {"rule": "operating_point", "target": point.target.text(),
+            "threshold": point.threshold, "description": point.rule}
+
+
 def check_parity(reference: np.ndarray, candidate: np.ndarray, labels: TaskRecord,
-                 budgets: Budgets, conversion_only: np.ndarray | None = None) -> CheckResult:
+                 budgets: Budgets, conversion_only: np.ndarray | None = None,
+                 point: OperatingPoint | None = None) -> CheckResult:
     """Logit differences, cosine similarity, top-1 agreement and flips (reference = PyTorch).
 
     `candidate` is the artifact end to end (deployment preprocessing); the gate is on it.
     `conversion_only` (the artifact fed torchvision's tensors) is reported to tell conversion
-    error from preprocessing error.
+    error from preprocessing error. With an operating point `point`, "top-1" is the decision
+    its rule makes, on both sides.
     """
     if reference.shape != candidate.shape:
         return failed("parity", f"output shapes differ: PyTorch {reference.shape}, artifact "
@@ -257,7 +270,8 @@ def check_parity(reference: np.ndarray, candidate: np.ndarray, labels: TaskRecor
     dot = (reference * candidate).sum(axis=1)
     norms = np.linalg.norm(reference, axis=1) * np.linalg.norm(candidate, axis=1)
     cosine = dot / np.maximum(norms, 1e-12)
-    top_ref, top_art = reference.argmax(axis=1), candidate.argmax(axis=1)
+    decide = logits_decider(point)
+    top_ref, top_art = decide(reference), decide(candidate)
     agree = float((top_ref == top_art).mean())
     flips: dict[str, int] = {}
     per_class: dict[str, int] = {name: 0 for name in labels.names}
@@ -278,17 +292,19 @@ def check_parity(reference: np.ndarray, candidate: np.ndarray, labels: TaskRecor
         "max_abs_prob_diff": float(prob_diff.max()),
         "cosine_min": float(cosine.min()),
         "cosine_mean": float(cosine.mean()),
+        "decision": decision_words(point),
     }
     if conversion_only is not None and conversion_only.shape == reference.shape:
         conv = np.abs(reference.astype(np.float64) - conversion_only.astype(np.float64))
         details["conversion_only"] = {
             "input": "torchvision eval transform output (same tensors as PyTorch)",
-            "top1_agreement": float((conversion_only.argmax(axis=1) == top_ref).mean()),
+            "top1_agreement": float((decide(conversion_only) == top_ref).mean()),
             "max_abs_logit_diff": float(conv.max()),
             "mean_abs_logit_diff": float(conv.mean()),
         }
     passed = agree >= budgets.top1_agreement
-    summary = (f"top-1 agreement {agree:.2%} (budget >= {budgets.top1_agreement:.2%}), "
+    what = "top-1" if point is None else f"decision ({point.target.text()})"
+    summary = (f"{what} agreement {agree:.2%} (budget >= {budgets.top1_agreement:.2%}), "
                f"{details['flipped']} flipped; max |dlogit| {details['max_abs_logit_diff']:.4g}, "
                f"cosine min {details['cosine_min']:.6f}")
     return CheckResult("parity", passed, summary, details)
@@ -306,12 +322,15 @@ def mcnemar_exact_p(reference_correct: np.ndarray, candidate_correct: np.ndarray
 
 
 def check_accuracy(targets: np.ndarray, reference: np.ndarray, candidate: np.ndarray,
-                   labels: TaskRecord, budgets: Budgets) -> CheckResult:
-    """Artifact accuracy may not fall more than the budget (points) below PyTorch's."""
+                   labels: TaskRecord, budgets: Budgets, point: OperatingPoint | None = None
+                   ) -> CheckResult:
+    """Artifact accuracy may not fall more than the budget (points) below PyTorch's (both
+    decided by argmax, or by the artifact's operating point `point`)."""
     if reference.shape != candidate.shape or len(targets) != len(reference):
         return failed("accuracy", "outputs and targets do not line up")
-    ref_ok = reference.argmax(axis=1) == targets
-    art_ok = candidate.argmax(axis=1) == targets
+    decide = logits_decider(point)
+    ref_ok = decide(reference) == targets
+    art_ok = decide(candidate) == targets
     acc_ref, acc_art = float(ref_ok.mean()), float(art_ok.mean())
     delta = (acc_art - acc_ref) * 100.0
     b, c, p = mcnemar_exact_p(ref_ok, art_ok)
@@ -331,6 +350,7 @@ def check_accuracy(targets: np.ndarray, reference: np.ndarray, candidate: np.nda
         "budget_points": budgets.accuracy_points,
         "mcnemar": {"only_pytorch_correct": b, "only_artifact_correct": c, "exact_p": p},
         "per_class": per_class,
+        "decision": decision_words(point),
     }
     passed = -delta <= budgets.accuracy_points + 1e-9
     summary = (f"PyTorch {acc_ref:.2%}, artifact {acc_art:.2%}, delta {delta:+.2f} points "

@@ -1,0 +1,110 @@
+"""Which compute nodes an int8 graph keeps in float32: the accuracy search.
+
+Rounds, each a quantised candidate judged on the validation split (`onnx_int8.JUDGES`):
+1. everything quantised;
+2. classifiers: the nodes `int8_sensitivity` chooses stay float, 1, 2, 3, 4, 6, 8, 12, 16 of
+   them (greedily, each the most helpful given the ones before it; only nodes whose float
+   version measurably helps), wherever they sit in the graph; chosen by measurements on the
+   validation images, these candidates must pass the judge's stricter test (`met_selected`:
+   a 99% bound);
+3. if the ranking cannot meet the target (or there is none: detectors, segmenters): the
+   leading compute nodes stay float, 4, 8, 12, ... of them, with every node up to the last
+   (so the activations between them stay float too), as before the ranking existed.
+The first candidate the judge accepts wins; when none does, the last one is kept and the
+search says it missed. The result names every float node and why it is float.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Leading compute nodes kept float32, per round of the prefix search.
+FLOAT_PREFIX_STEPS = (0, 4, 8, 12, 16, 20, 24, 28, 32, 40, 48)
+# Most damaging nodes kept float32, per round of the sensitivity search.
+SENSITIVE_STEPS = (1, 2, 3, 4, 6, 8, 12, 16)
+
+
+@dataclass
+class SearchResult:
+    """The accepted (or last) candidate, every round, and the float nodes with reasons."""
+
+    path: Path | None = None
+    exclude: list[str] = field(default_factory=list)
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    strategy: str = "all-int8"
+    float_nodes: list[dict[str, str]] = field(default_factory=list)
+    ranking: dict[str, Any] | None = None
+    met: bool = False
+
+    def record(self) -> dict[str, Any]:
+        """What the manifest and the artifact's metadata say about the float nodes."""
+        return {"strategy": self.strategy, "met": self.met, "nodes": self.float_nodes}
+
+
+def leading_nodes(node_names: list[str], compute_nodes: list[str]) -> list[str]:
+    """Every node up to the last of `compute_nodes` (so activations between them stay float)."""
+    if not compute_nodes:
+        return []
+    last = max(node_names.index(n) for n in compute_nodes)
+    return node_names[: last + 1]
+
+
+def search(quantise: Callable[..., Path], workdir: Path, node_names: list[str],
+           compute: list[str], embedded: list[str], judge: Any,
+           sensitivity: Callable[[], Any] | None = None) -> SearchResult:
+    """Run the rounds (module docstring). `quantise(out_path, exclude)` builds a candidate,
+    `judge.row(path)` / `judge.met(row)` judge it, `sensitivity()` makes the
+    `int8_sensitivity.Sensitivity` that chooses nodes (called only when everything quantised
+    misses)."""
+    result = SearchResult()
+
+    def attempt(strategy: str, name: str, float_nodes: list[dict[str, str]],
+                exclude: list[str]) -> bool:
+        path = quantise(workdir / f"int8-{name}.onnx", embedded + exclude)
+        row = {"strategy": strategy, "float_compute_nodes": len(float_nodes),
+               **judge.row(path), "size_bytes": path.stat().st_size}
+        if strategy == "sensitivity":
+            row["float_nodes"] = [n["node"] for n in float_nodes]
+        result.rounds.append(row)
+        result.path, result.exclude = path, embedded + exclude
+        result.strategy, result.float_nodes = strategy, float_nodes
+        # a ranked candidate was chosen on the judge's own images: its stricter test
+        result.met = judge.met_selected(row) if strategy == "sensitivity" else judge.met(row)
+        return result.met
+
+    if attempt("all-int8", "all", [], []):
+        return result
+    tried = 0
+    if sensitivity is not None:
+        chooser = sensitivity()
+        chooser.rank()
+        chosen: list[Any] = []
+        try:
+            for keep in SENSITIVE_STEPS:
+                more = chooser.add(chosen, keep - len(chosen))
+                if not more:
+                    break
+                chosen += more
+                tried = len(chosen)
+                ranks = {d.node: i + 1 for i, d in enumerate(chooser.ranking.layers)}
+                nodes = [{"node": d.node, "why": d.why(ranks[d.node], len(ranks))}
+                         for d in chosen]
+                if attempt("sensitivity", f"sensitive-{tried}", nodes,
+                           [d.node for d in chosen]):
+                    return result
+        finally:
+            result.ranking = chooser.to_dict()
+    after = (f", after the sensitivity ranking's top {tried} missed the target" if tried
+             else "")
+    for keep in FLOAT_PREFIX_STEPS[1:]:
+        if keep > len(compute):
+            break
+        chosen = [{"node": n, "why": f"among the first {keep} compute nodes (prefix search"
+                                     f"{after})"} for n in compute[:keep]]
+        if attempt("prefix", f"prefix-{keep}", chosen,
+                   leading_nodes(node_names, compute[:keep])):
+            return result
+    return result
