@@ -29,6 +29,9 @@
 #  9. semantic segmentation on CUDA: the same for recipes/semantic-lite0.yaml on $SEMANTIC_DATA
 #     (skipped when unset: there is no built-in source; carry a copy of a folder such as CamVid,
 #     55 MB, under an ignored path and set SEMANTIC_DATA to it).
+# 10. edgetl select on ELPV with the CUDA provider (issue 17): benchmarks/select_elpv.py with
+#     --backend ort-cuda, latency of every registry backbone, a budget between two of them,
+#     phase A of the survivors within 3 minutes, the pick fine-tuned and exported.
 # Timing (H200, 2026-11-26): steps 1-4 of the augment recipe took about 6 minutes; the default
 # STEPS="1 2 5 7" should take about 9-11 (6 chunk uploads + start: about 1.5 min more). Give the
 # machine back right after.
@@ -87,7 +90,7 @@ export_and_verify() {  # $1 run folder, $2 prefix of the verify reports: onnx + 
 }
 step() { echo; echo "== $* ($(date -u +%T))"; }
 # Steps to run (the session of 2026-11-26 measured 3 and 4 already): STEPS="1 2 3 4 5 6 7 8 9".
-STEPS="${STEPS:-1 2 5 7 8 9}"
+STEPS="${STEPS:-1 2 5 7 8 9 10}"
 [ "${SMOKE:-0}" = 1 ] && STEPS="1 2 3 4 5 6 7 8 9"
 DETECT_DATA="${DETECT_DATA:-neon-trees}"
 SEMANTIC_DATA="${SEMANTIC_DATA:-}"  # no built-in semantic source: carry a folder (e.g. CamVid)
@@ -216,6 +219,13 @@ fi
 if want 9 && [ -n "$SEMANTIC_DATA" ]; then
 step "9. semantic segmentation on $DEVICE: finetune, export, verify and bench with $ORT"
 dense_task semantic recipes/semantic-lite0.yaml "$SEMANTIC_DATA"
+fi
+
+if want 10 && [ "${SMOKE:-0}" != 1 ]; then
+step "10. edgetl select on ELPV with $ORT"
+  timeout 360 "$PY" benchmarks/select_elpv.py --backend "$ORT" --time-budget 3m \
+    --work "$WORK/select" --results "$RES"
+  pack
 fi
 
 step "summary"
