@@ -75,12 +75,18 @@ def fastest_p90(row: dict[str, Any]) -> float:
     return min(p["p90_ms"] for p in row["latency"]["precisions"].values())
 
 
-def choose_budget(scan: dict[str, Any], size: int) -> dict[str, Any]:
-    """Between the two adjacent backbones (by fastest p90 at `size`) with the widest gap."""
+def choose_budget(scan: dict[str, Any], size: int, above_id: str | None = None
+                  ) -> dict[str, Any]:
+    """Between the two adjacent backbones (by fastest p90 at `size`) with the widest gap, or
+    just below `above_id` (between it and the next faster backbone)."""
     rows = sorted((r for r in scan["candidates"] if r["input_size"] == size), key=fastest_p90)
     if len(rows) < 2:
         sys.exit(f"the scan has fewer than two backbones at {size} px")
     pairs = [(fastest_p90(b) / fastest_p90(a), a, b) for a, b in zip(rows, rows[1:], strict=False)]
+    if above_id is not None:
+        pairs = [t for t in pairs if t[2]["id"] == above_id]
+        if not pairs:
+            sys.exit(f"--above {above_id}: not a backbone of the scan with a faster one below it")
     ratio, below, above = max(pairs, key=lambda t: t[0])
     budget = math.sqrt(fastest_p90(below) * fastest_p90(above))
     return {"budget_ms": round(budget, 3), "reference_size": size, "gap_ratio": round(ratio, 3),
@@ -101,6 +107,9 @@ def main() -> None:
     parser.add_argument("--threads", default="2")
     parser.add_argument("--work", default="runs/select-elpv")
     parser.add_argument("--results", default=str(RESULTS), help="where the JSON/.md go")
+    parser.add_argument("--above", default=None,
+                        help="put the budget just below this candidate (e.g. "
+                             "tf_efficientnet_lite1@224) instead of in the widest gap")
     args = parser.parse_args()
     work = (REPO / args.work).resolve()
     if work.exists() and any(work.iterdir()):
@@ -114,13 +123,28 @@ def main() -> None:
                 "--out", scan_dir), "the latency scan")
     scan = json.loads((scan_dir / "select.json").read_text())
     size = int(args.sizes.split(",")[0])
-    budget = choose_budget(scan, size)
+    budget = choose_budget(scan, size, args.above)
 
     select_dir = work / "select"
-    must(edgetl("select", args.recipe, "--budget-ms", budget["budget_ms"], "--time-budget",
-                args.time_budget, "--phases", args.phases, *common, "--out", select_dir),
-         "select")
+    chosen = edgetl("select", args.recipe, "--budget-ms", budget["budget_ms"], "--time-budget",
+                    args.time_budget, "--phases", args.phases, *common, "--out", select_dir)
+    if chosen.returncode != 0 and not (select_dir / "select.json").is_file():
+        must(chosen, "select")
     record = json.loads((select_dir / "select.json").read_text())
+    if record["pick"] is None:  # nothing deployable within budget: say why, and stop here
+        stem = Path(args.results) / f"select-elpv-nopick-{dt.date.today().isoformat()}"
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        stem.with_suffix(".json").write_text(json.dumps({
+            "date": dt.date.today().isoformat(), "commit": commit(), "machine": machine(),
+            "args": vars(args), "budget": budget, "select_exit": chosen.returncode,
+            "stderr": chosen.stderr.strip()[-800:],
+            "candidates": [{"id": r["id"], "status": r["status"], "reason": r["reason"],
+                            "deployment": r.get("deployment"),
+                            "val": (r["training"] or {}).get("value")}
+                           for r in record["candidates"]],
+            "wall_seconds": round(time.perf_counter() - started, 1), "commands": COMMANDS,
+        }, indent=2) + "\n")
+        sys.exit(f"select picked nothing (exit {chosen.returncode}); wrote {stem}.json")
     rows = {r["id"]: r for r in record["candidates"]}
     above = rows[budget["above"]["id"]]
     # the backbones the scan put above the budget, measured again by select: excluded?

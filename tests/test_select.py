@@ -222,6 +222,68 @@ def test_the_latency_probe_never_holds_test_images() -> None:
     assert {s.label for s in train} == {s.label for s in val} == {"a", "b"}
 
 
+def test_deployment_verdict_needs_the_search_met_and_the_budget() -> None:
+    from edgetl.select.deploy import deployment_verdict
+
+    ok = {"precision": "int8", "accuracy_search_met": True, "p50_ms": 3.0, "p90_ms": 4.0}
+    assert deployment_verdict(ok, 4.0, "p90") == (True, None)
+    missed = {**ok, "accuracy_search_met": False}
+    verdict, why = deployment_verdict(missed, 10.0, "p90")
+    assert not verdict and "agreement budget" in why
+    slow = {**ok, "p90_ms": 4.5}
+    verdict, why = deployment_verdict(slow, 4.0, "p90")
+    assert not verdict and "p90 4.50 ms > 4.00 ms" in why
+    assert deployment_verdict(slow, 4.0, "p50") == (True, None)  # p50 3.0 <= 4.0
+    fp32 = {"precision": "fp32", "accuracy_search_met": None, "p50_ms": 3.0, "p90_ms": 4.0}
+    assert deployment_verdict(fp32, 4.0, "p90") == (True, None)
+
+
+def _row(**p90s: float) -> dict:
+    measured = {p: {"format": f"fmt-{p}", "p50_ms": v / 2, "p90_ms": v} for p, v in p90s.items()}
+    return {"id": "net@64", "architecture": "net", "weights": None, "input_size": 64,
+            "latency": {"precisions": measured}, "status": "trained",
+            "training": {"run": "/nowhere"}}
+
+
+def test_an_undeployable_int8_falls_back_to_the_next_precision_within_budget(
+        tmp_path: Path) -> None:
+    """int8 first in the order; its trained export misses verify, so fp16 (within budget) is
+    confirmed and deployed; fp32 (over budget) is never exported."""
+    from edgetl.select.config import SelectConfig
+    from edgetl.select.deploy import deployment_verdict
+    from edgetl.select.run import _confirm
+
+    config = SelectConfig(recipe=tmp_path / "r.yaml", budget_ms=5.0, out=tmp_path,
+                          precisions=("int8", "fp16", "fp32"))
+    row = _row(int8=2.0, fp16=4.0, fp32=8.0)
+    row["deploy_precision"], row["deploy_format"] = "int8", "fmt-int8"
+    row["deploy_latency_ms"] = {"p50": 1.0, "p90": 2.0}
+    exported: list[str] = []
+
+    def check(run: Path, precision: str, fmt: str, folder: Path, cfg: object) -> dict:
+        exported.append(fmt)
+        record = {"precision": precision, "format": fmt, "p50_ms": 2.0, "p90_ms": 4.5,
+                  "accuracy_search_met": False if precision == "int8" else None,
+                  "float_nodes": None}
+        record["deployable"], record["reason"] = deployment_verdict(record, 5.0, "p90")
+        return record
+
+    assert _confirm(row, config, lambda _: None, check) is True
+    assert exported == ["fmt-int8", "fmt-fp16"]
+    assert row["deploy_precision"] == "fp16" and row["deploy_format"] == "fmt-fp16"
+    assert row["deploy_latency_ms"] == {"p50": 2.0, "p90": 4.0}
+    assert [d["deployable"] for d in row["deployment"]] == [False, True]
+
+    row = _row(int8=2.0, fp32=8.0)  # nothing else within budget: the row is out, with reasons
+    row["deploy_precision"], row["deploy_format"] = "int8", "fmt-int8"
+    row["deploy_latency_ms"] = {"p50": 1.0, "p90": 2.0}
+    exported.clear()
+    assert _confirm(row, config, lambda _: None, check) is False
+    assert exported == ["fmt-int8"]
+    assert row["status"] == "not_deployable" and row["deploy_precision"] is None
+    assert row["reason"].startswith("int8: its trained int8 export misses")
+
+
 # =========================================================================== through the CLI
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
@@ -296,6 +358,15 @@ def test_select_drops_what_is_over_budget_and_picks_within_it(budget_run: dict) 
         ("mobilenetv2_100", best["input_size"])
     assert (out / "select.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(out.glob("latency/*/probe"))  # probes and their artifacts removed
+    # the pick was confirmed: its trained network exported as deployed and timed in budget
+    deployed = rows[record["pick"]["id"]]["deployment"][-1]
+    assert deployed["deployable"] and deployed["precision"] == "fp32"
+    assert Path(deployed["artifact"]).is_file()
+    assert deployed["p90_ms"] <= 15.0
+    assert record["pick"]["deployed_latency_ms"]["p90"] == deployed["p90_ms"]
+    bench = json.loads(Path(deployed["bench_report"]).read_text())
+    assert bench["artifact"]["sha256"] == __import__("hashlib").sha256(
+        Path(deployed["artifact"]).read_bytes()).hexdigest()
 
 
 def test_written_recipe_finetunes_as_is_on_the_same_split(budget_run: dict,

@@ -110,8 +110,10 @@ def register(app: typer.Typer) -> None:
             lo, hi = pick["ci95"]
             say(f"[bold green]pick[/] {pick['id']} as {pick['format']}: "
                 f"{record['config']['budget_on']} "
-                f"{pick['latency_ms'][record['config']['budget_on']]:.3f} ms, "
-                f"{pick['metric']} {pick['value']:.4f} (95% interval {lo:.4f}-{hi:.4f})")
+                f"{pick['latency_ms'][record['config']['budget_on']]:.3f} ms untrained, "
+                f"{pick['deployed_latency_ms'][record['config']['budget_on']]:.3f} ms trained "
+                f"and exported, {pick['metric']} {pick['value']:.4f} (95% interval "
+                f"{lo:.4f}-{hi:.4f})")
             if record["alternatives"]:
                 say("faster and within the pick's interval on validation: "
                     + ", ".join(record["alternatives"]))

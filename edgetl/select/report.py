@@ -12,6 +12,7 @@ from typing import Any
 from edgetl.io import atomic_write_json, atomic_write_text, atomic_write_with
 
 STATUS_WORDS = {"over_budget": "over", "trained": "ok", "skipped_time": "skipped",
+                "not_deployable": "undeployable",
                 "latency_only": "fits"}
 
 
@@ -38,7 +39,8 @@ def render_table(record: dict[str, Any], console: Any) -> None:
     table = Table(title=f"select: {config['backend']} b{config['batch']}, {stat} <= "
                   f"{config['budget_ms']:g} ms; {metric}{unit} on validation [95% interval]",
                   caption="*: the precision deployed (the first within budget); s: training "
-                  "seconds; status: PICK, front (Pareto), ok (trained), over (budget), skipped "
+                  "seconds; status: PICK, front (Pareto), ok (trained), over (budget), "
+                  "undeployable (the trained export missed verify or the budget), skipped "
                   "(time budget)",
                   box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0))
     table.add_column("candidate", no_wrap=True)
@@ -123,8 +125,10 @@ def recipe_text(recipe: Any, record: dict[str, Any]) -> str:
     header = [
         f"# Picked by edgetl select ({record['created']}): {pick['id']}, deployed as "
         f"{pick['format']}",
-        f"# {config['budget_on']} {pick['latency_ms'][config['budget_on']]:.3f} ms <= budget "
-        f"{config['budget_ms']:g} ms on {config['backend']} (batch {config['batch']})",
+        f"# {config['budget_on']} {pick['latency_ms'][config['budget_on']]:.3f} ms untrained, "
+        f"{pick['deployed_latency_ms'][config['budget_on']]:.3f} ms trained and exported "
+        f"({pick['float_nodes'] or 0} float nodes), <= budget {config['budget_ms']:g} ms on "
+        f"{config['backend']} (batch {config['batch']})",
         f"# validation {record['metric']} {pick['value']:.4f} (95% interval {lo:.4f}-{hi:.4f}, "
         f"n={pick['n']}) with these phases on this split (same data, fractions and seed)",
         "# run it as is: edgetl finetune recipe.yaml --out runs/NAME",

@@ -149,8 +149,14 @@ def run_select(config: SelectConfig, say: Say) -> SelectResult:
             "trained")
         return SelectResult(config.out, record)
     _accuracy_step(task, recipes, fits, split, config, record, say)
-    chosen = _decide(record, fits)
+    chosen = _decide(record, fits, config, say)
     _finish(config.out, record, recipes[chosen] if chosen else None)
+    undeployable = [r["id"] for r in fits if r["status"] == "not_deployable"]
+    if chosen is None and undeployable:
+        raise GateFailedError(
+            f"no trained candidate is deployable within the budget ({', '.join(undeployable)}: "
+            "see their reasons in select.json); select.json written",
+            "raise --budget-ms, allow another --precision or train longer (--phases all)")
     return SelectResult(config.out, record)
 
 
@@ -236,27 +242,70 @@ def _folder(row: dict[str, Any]) -> str:
     return Candidate(row["architecture"], row["weights"], row["input_size"]).folder
 
 
-def _decide(record: dict[str, Any], fits: list[dict[str, Any]]) -> str | None:
-    """The Pareto front, the pick and faster alternatives within its interval."""
+def _decide(record: dict[str, Any], fits: list[dict[str, Any]], config: SelectConfig,
+            say: Say) -> str | None:
+    """The pick (confirmed deployable: `select.deploy`), the Pareto front of the deployable
+    candidates and faster alternatives within the pick's interval."""
     stat = record["config"]["budget_on"]
     higher = record["higher_is_better"]
-    points = [Point(r["id"], r["deploy_latency_ms"][stat], r["training"]["value"])
-              for r in fits if r.get("training")]
+    rejected: set[str] = set()
+    while True:
+        points = [Point(r["id"], r["deploy_latency_ms"][stat], r["training"]["value"])
+                  for r in fits if r.get("training") and r["id"] not in rejected]
+        chosen = pick(points, higher)
+        if chosen is None or _confirm(next(r for r in fits if r["id"] == chosen), config, say):
+            break
+        rejected.add(chosen)
     record["pareto_front"] = pareto_front(points, higher)
-    chosen = pick(points, higher)
     if chosen is None:
         return None
     row = next(r for r in fits if r["id"] == chosen)
     training = row["training"]
     record["alternatives"] = faster_within_interval(points, chosen, training["ci95"], higher)
+    deployed = row["deployment"][-1]
     record["pick"] = {
         "id": chosen, "architecture": row["architecture"], "weights": row["weights"],
         "input_size": row["input_size"], "precision": row["deploy_precision"],
         "format": row["deploy_format"], "latency_ms": row["deploy_latency_ms"],
+        "deployed_latency_ms": {"p50": deployed["p50_ms"], "p90": deployed["p90_ms"]},
+        "float_nodes": deployed["float_nodes"],
         "metric": training["metric"], "value": training["value"], "ci95": training["ci95"],
         "n": training["n"], "run": training["run"],
     }
     return chosen
+
+
+def _confirm(row: dict[str, Any], config: SelectConfig, say: Say,
+             check_fn: Callable[..., dict[str, Any]] | None = None) -> bool:
+    """Export the trained candidate in each precision within budget, in order, until one is
+    deployable (the row then deploys it); False when none is (the row is marked).
+    `check_fn`: `select.deploy.confirm_deployment` unless given."""
+    from edgetl.select.deploy import DEPLOY_FOLDER, confirm_deployment
+
+    check_fn = check_fn or confirm_deployment
+    measured = row["latency"]["precisions"]
+    tried: list[str] = [c["precision"] for c in row.get("deployment", [])]
+    while row["deploy_precision"] is not None:
+        precision = row["deploy_precision"]
+        say(f"  confirming {row['id']}: its trained network exported as {precision} and timed")
+        check = check_fn(Path(row["training"]["run"]), precision,
+                                   row["deploy_format"],
+                                   config.out / DEPLOY_FOLDER / _folder(row), config)
+        row.setdefault("deployment", []).append(check)
+        tried.append(precision)
+        if check["deployable"]:
+            return True
+        say(f"[yellow]not deployable[/] {row['id']} as {precision}: {check['reason']}")
+        left = [p for p in config.precisions if p not in tried]
+        row["deploy_precision"] = deploy_precision(measured, left, config.budget_ms,
+                                                   config.budget_on)
+        if row["deploy_precision"] is not None:
+            entry = measured[row["deploy_precision"]]
+            row["deploy_format"] = entry["format"]
+            row["deploy_latency_ms"] = {"p50": entry["p50_ms"], "p90": entry["p90_ms"]}
+    row["status"] = "not_deployable"
+    row["reason"] = "; ".join(f"{c['precision']}: {c['reason']}" for c in row["deployment"])
+    return False
 
 
 def _finish(out: Path, record: dict[str, Any], recipe: Recipe | None) -> None:
