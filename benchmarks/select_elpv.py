@@ -132,7 +132,8 @@ def main() -> None:
         must(chosen, "select")
     record = json.loads((select_dir / "select.json").read_text())
     if record["pick"] is None:  # nothing deployable within budget: say why, and stop here
-        stem = Path(args.results) / f"select-elpv-nopick-{dt.date.today().isoformat()}"
+        today = dt.date.today().isoformat()
+        stem = Path(args.results) / f"select-elpv-nopick-{args.phases}-{today}"
         stem.parent.mkdir(parents=True, exist_ok=True)
         stem.with_suffix(".json").write_text(json.dumps({
             "date": dt.date.today().isoformat(), "commit": commit(), "machine": machine(),

@@ -27,8 +27,9 @@ def confirm_deployment(run: Path, precision: str, fmt: str, folder: Path,
     from edgetl.export import ExportOptions, export_run
 
     folder.mkdir(parents=True, exist_ok=True)
-    exported = export_run(run, fmt, out=folder,
-                          options=ExportOptions(calibration_images=config.calibration_images))
+    # the export's own defaults (256 calibration images, the accuracy search): what
+    # `edgetl export` would ship, not the probe's 16-image calibration
+    exported = export_run(run, fmt, out=folder, options=ExportOptions())
     manifest = json.loads(Path(f"{exported.path}.manifest.json").read_text())
     search = ((manifest.get("details") or {}).get("quantization") or {}).get("accuracy_search")
     bench = config.bench
