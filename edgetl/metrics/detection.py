@@ -91,17 +91,26 @@ class DetectionEvaluator:
 
     def coco_eval(self) -> Any:
         """pycocotools' COCOeval after `evaluate()` (per-image matching done)."""
+        return self._coco_eval(self.gt, self.dt, "bbox")
+
+    def _coco_eval(self, annotations: list[dict[str, Any]], results: list[dict[str, Any]],
+                   iou_type: str, max_dets: int | None = None) -> Any:
+        """COCOeval of `results` against `annotations` on this evaluator's images; with
+        `max_dets`, the detections per image scored are [1, 10, max_dets] (COCO's 100 is too
+        few for images with hundreds of instances)."""
         from pycocotools.coco import COCO
         from pycocotools.cocoeval import COCOeval
 
         gt = COCO()
-        gt.dataset = {"images": self.images, "annotations": self.gt,
+        gt.dataset = {"images": self.images, "annotations": annotations,
                       "categories": [{"id": i + 1, "name": n}
                                      for i, n in enumerate(self.record.names)]}
         with _quiet():
             gt.createIndex()
-            dt = gt.loadRes(self.dt) if self.dt else _empty_results(gt)
-            evaluation = COCOeval(gt, dt, iouType="bbox")
+            dt = gt.loadRes(results) if results else _empty_results(gt)
+            evaluation = COCOeval(gt, dt, iouType=iou_type)
+            if max_dets is not None:
+                evaluation.params.maxDets = [1, 10, max(100, int(max_dets))]
             evaluation.evaluate()
         return evaluation
 
