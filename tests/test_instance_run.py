@@ -152,3 +152,19 @@ def test_finetune_and_evaluate_an_instance_run(tmp_path: Path) -> None:
     assert low <= report["mask_map"] + 1e-9 and report["mask_map"] <= high + 1e-9
     assert report["per_class"][0]["n_instances"] == report["n_instances"]
     assert (tmp_path / "out" / "worst-test.png").stat().st_size > 1000
+
+
+def test_map_scores_more_than_100_detections_per_image() -> None:
+    """An image with 150 instances, all found: COCO's default of 100 detections would cap
+    recall at 2/3; the evaluator scores up to its max_dets, and mAP is read there too."""
+    record = TaskRecord(task="instance", names=["cell"])
+    blocks = [(slice(r * 4, r * 4 + 3), slice(c * 4, c * 4 + 3)) for r in range(10)
+              for c in range(15)]
+    sample, rles = _sample("many.png", blocks, size=(40, 60))
+    evaluator = InstanceEvaluator(record, max_dets=200)
+    evaluator.update([sample], [_perfect(blocks, list(np.linspace(0.9, 0.5, 150)), (40, 60))],
+                     [rles])
+    report = evaluator.compute().to_dict()
+    assert report["mask_map"] == pytest.approx(1.0) and report["box_map"] == pytest.approx(1.0)
+    assert report["mask_map50"] == pytest.approx(1.0)
+    assert report["max_detections_scored"] == 200

@@ -145,8 +145,30 @@ def summarize(evaluation: Any) -> dict[str, float]:
     with _quiet():
         evaluation.accumulate()
         evaluation.summarize()
-    return {name: max(0.0, float(v)) for name, v in zip(STAT_NAMES, evaluation.stats,
-                                                        strict=True)}
+    stats = {name: max(0.0, float(v)) for name, v in zip(STAT_NAMES, evaluation.stats,
+                                                         strict=True)}
+    if evaluation.params.maxDets[-1] != 100:
+        stats.update(_precision_stats(evaluation))
+    return stats
+
+
+def _precision_stats(evaluation: Any) -> dict[str, float]:
+    """The AP numbers at the largest detection count. pycocotools' `summarize` reads mAP and
+    the area APs at 100 detections, a count that is not in the list once `maxDets` changes
+    (they come out -1); AP50 and AP75 at `maxDets[-1]` are what it computes already."""
+    precision = evaluation.eval["precision"][..., -1]  # [T, R, K, A] at maxDets[-1]
+    thresholds = evaluation.params.iouThrs
+
+    def mean(values: np.ndarray) -> float:
+        kept = values[values > -1]
+        return float(kept.mean()) if kept.size else 0.0
+
+    return {"map": mean(precision[:, :, :, 0]),
+            "map50": mean(precision[np.isclose(thresholds, 0.5), :, :, 0]),
+            "map75": mean(precision[np.isclose(thresholds, 0.75), :, :, 0]),
+            "map_small": mean(precision[:, :, :, 1]),
+            "map_medium": mean(precision[:, :, :, 2]),
+            "map_large": mean(precision[:, :, :, 3])}
 
 
 def _per_class(evaluation: Any, record: TaskRecord, gt: list[dict[str, Any]]
