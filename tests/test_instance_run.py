@@ -168,3 +168,32 @@ def test_map_scores_more_than_100_detections_per_image() -> None:
     assert report["mask_map"] == pytest.approx(1.0) and report["box_map"] == pytest.approx(1.0)
     assert report["mask_map50"] == pytest.approx(1.0)
     assert report["max_detections_scored"] == 200
+
+
+def test_lean_bootstrap_resamples_equal_pycocotools_summarize() -> None:
+    """The bootstrap computes only the curve mAP reads, vectorised; on every resample it
+    must give what pycocotools' full accumulate + summarize gives."""
+    from edgetl.metrics.detection import (
+        _per_image_records,
+        _resample_stats,
+        _resampled,
+        summarize,
+    )
+
+    record = TaskRecord(task="instance", names=["cell"])
+    rng = np.random.default_rng(3)
+    evaluator = InstanceEvaluator(record, max_dets=150)
+    for i, blocks in enumerate(BLOCKS * 3):
+        sample, rles = _sample(f"img{i}.png", blocks)
+        shifted = [(slice(r.start + int(rng.integers(0, 3)), r.stop), c) for r, c in blocks]
+        evaluator.update([sample], [_perfect(shifted[: len(blocks) - i % 2],
+                                             list(rng.random(len(blocks) - i % 2)))], [rles])
+    for evaluation in (evaluator._coco_eval(evaluator.gt_segm, evaluator.dt_segm, "segm", 150),
+                       evaluator.coco_eval()):
+        records = _per_image_records(evaluation)
+        for order in rng.integers(0, 6, size=(8, 6)):
+            full = summarize(_resampled(evaluation, order))
+            lean = _resample_stats(records, order, evaluation.params.iouThrs,
+                                   evaluation.params.recThrs)
+            assert lean["map"] == pytest.approx(full["map"], abs=1e-12)
+            assert lean["map50"] == pytest.approx(full["map50"], abs=1e-12)
