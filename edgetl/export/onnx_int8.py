@@ -315,7 +315,47 @@ class MiouJudge:
                 "validation_images": len(self.samples)}
 
 
-JUDGES = {"classification": TopOneJudge, "detection": MapJudge, "semantic": MiouJudge}
+class MaskMapJudge(MapJudge):
+    """Instance segmentation: detection's judge on validation *mask* mAP and AP50 (masks
+    pasted at each file's size, pycocotools `segm`), with verify's mask mAP budget."""
+
+    def __init__(self, ctx: ExportContext, fp32_path: Path) -> None:
+        from edgetl.export.formats import INSTANCE_BUDGETS
+
+        self.max_dets = int(ctx.info.head.get("max_detections", 100))
+        self.truth: list[list[dict]] | None = None
+        super().__init__(ctx, fp32_path)
+        budget = INSTANCE_BUDGETS[ctx.fmt.precision].mask_map_points
+        self.allowed_points = DETECTION_SEARCH_SHARE * budget
+
+    def _map(self, path: Path) -> dict[str, float]:
+        import onnxruntime as ort
+
+        from edgetl.evaluate.instance_run import truth_masks
+        from edgetl.metrics.instance import InstanceEvaluator
+        from edgetl.postprocess import concat_outputs, instances_from_outputs
+
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        names = [o.name for o in session.get_outputs()]
+        parts, geometries = [], []
+        for inputs, geos in self.batches:
+            parts.append(dict(zip(names, session.run(None, {INPUT_NAME: inputs}), strict=True)))
+            geometries += geos
+        found = instances_from_outputs(concat_outputs(parts), geometries)
+        if self.truth is None:
+            self.truth = truth_masks(self.samples, [f.size for f in found])
+        evaluator = InstanceEvaluator(self.record, self.max_dets)
+        evaluator.update(self.samples, found, self.truth)
+        stats = evaluator.compute().mask_stats
+        return {"map": stats["map"], "map50": stats["map50"]}
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(),
+                "judged_on": "validation mask mAP drop against float32 (pycocotools segm)"}
+
+
+JUDGES = {"classification": TopOneJudge, "detection": MapJudge, "semantic": MiouJudge,
+          "instance": MaskMapJudge}
 
 
 def agreement_lower_bound(agreed: int, n: int, confidence: float = CONFIDENCE) -> float:

@@ -31,7 +31,8 @@ class InstanceOutputs(DetectionOutputs):
         boxes, labels = found["boxes"], found["labels"]
         batch, k = labels.shape
         image = (torch.ones_like(labels).cumsum(0) - 1).to(boxes.dtype)  # [N, K] row index
-        rois = torch.cat([image.reshape(-1, 1), boxes.reshape(-1, 4)], dim=1).float()
+        rois = torch.cat([image.reshape(-1, 1), boxes.reshape(-1, 4)], dim=1)
+        rois = rois.to(features[0].dtype)  # RoIAlign wants its boxes in the features' type
         logits = self.detector.mask_logits(features, rois)
         size = logits.shape[-1]
         channel = labels.reshape(-1).clamp(min=0).view(-1, 1, 1, 1).expand(-1, 1, size, size)
