@@ -103,7 +103,9 @@ def test_predict_without_torch_writes_instance_masks(run: Path, tmp_path: Path) 
             width, height = img.size
         ids = np.asarray(Image.open(tmp_path / "masks" / f"{Path(sample.path).stem}.png"))
         assert ids.shape == (height, width) == (pred["height"], pred["width"])
-        assert int(ids.max()) == len(pred["instances"]) == len(ref.scores)
+        assert len(pred["instances"]) == len(ref.scores) > 0
+        # ids number the rows; one covered entirely by better-scored ones may not show
+        assert set(np.unique(ids)) - {0} <= {r["instance_id"] for r in pred["instances"]}
         # the torch model's id map, pasted the same way: (nearly) the same pixels
         torch_ids = ref.id_map()
         assert np.mean((ids > 0) == (torch_ids > 0)) >= 0.99
