@@ -57,7 +57,9 @@ class InstanceConfig(DetectorConfig):
     Defaults fit images with many small instances (hundreds of nuclei per image)."""
 
     max_detections: int = Field(400, ge=1, le=10000)  # K: rows of the artifact's outputs
-    mask_resolution: int = Field(28, ge=4, le=112)  # M: masks are M x M over each box (even)
+    # M: masks are M x M over each box (even). 14, not Mask R-CNN's 28: on nuclei the same
+    # validation mask mAP at a third of the latency (benchmarks/results/instance-*.md)
+    mask_resolution: int = Field(14, ge=4, le=112)
     mask_convs: int = Field(2, ge=1, le=8)
     mask_channels: int = Field(64, ge=8, le=512)
     mask_weight: float = Field(1.0, gt=0)  # the mask loss's weight next to FCOS's losses

@@ -53,7 +53,7 @@ class InstanceSettings(DetectorSettings):
     `max_detections` defaults to 400: one microscopy image can hold hundreds of instances."""
 
     max_detections: int = 400
-    mask_resolution: int = 28  # M: each detection's mask is M x M over its box
+    mask_resolution: int = 14  # M: each detection's mask is M x M over its box (see recipe.py)
     mask_convs: int = 2
     mask_channels: int = 64
     mask_weight: float = 1.0

@@ -127,7 +127,8 @@ class DetectionTrainer(PhasedTrainer):
         boxes = sum(len(s.target.boxes) for s in self.train_s)
         if boxes == 0:
             raise DataError("the training split holds no boxes",
-                            "check the annotations (edgetl data inspect DATA --task detection)")
+                            "check the annotations (edgetl data inspect DATA --task "
+                            f"{self.recipe.task})")
         counts = dict.fromkeys(self.task_record.names, 0)
         for sample in self.train_s:
             for label, crowd in zip(sample.target.labels, sample.target.crowd, strict=True):
