@@ -109,3 +109,17 @@ def test_a_detector_checkpoint_loads_with_a_new_mask_branch(tmp_path, tiny) -> N
     assert two.roi_heads.mask_predictor.mask_fcn_logits.weight.shape[0] == 2
     torch.testing.assert_close(two.state_dict()["roi_heads.mask_head.0.0.weight"],
                                three.state_dict()["roi_heads.mask_head.0.0.weight"])
+
+
+def test_recipe_keeps_instance_settings_in_model_instance(tmp_path) -> None:
+    from edgetl.errors import RecipeError
+    from edgetl.recipe import load_recipe
+
+    recipe = load_recipe(None, ["task=instance", "model.instance.max_detections=500"])
+    assert recipe.model.instance.max_detections == 500
+    assert recipe.model.instance.mask_resolution == 14 and recipe.selection_metric == \
+        "val_mask_map"
+    with pytest.raises(RecipeError, match="model.instance"):
+        load_recipe(None, ["task=instance", "model.detector.max_detections=500"])
+    with pytest.raises(RecipeError, match="even"):
+        InstanceSettings(mask_resolution=15)
