@@ -29,6 +29,9 @@
 #  9. semantic segmentation on CUDA: the same for recipes/semantic-lite0.yaml on $SEMANTIC_DATA
 #     (skipped when unset: there is no built-in source; carry a copy of a folder such as CamVid,
 #     55 MB, under an ignored path and set SEMANTIC_DATA to it).
+# 10. instance segmentation on CUDA: the same for recipes/instance-mobilenetv2.yaml on
+#     $INSTANCE_DATA (skipped when unset; carry a copy of ../shared/datasets/nuclei, 58 MB, or a
+#     subset of it, and set INSTANCE_DATA to it).
 # Timing (H200, 2026-11-26): steps 1-4 of the augment recipe took about 6 minutes; the default
 # STEPS="1 2 5 7" should take about 9-11 (6 chunk uploads + start: about 1.5 min more). Give the
 # machine back right after.
@@ -87,10 +90,11 @@ export_and_verify() {  # $1 run folder, $2 prefix of the verify reports: onnx + 
 }
 step() { echo; echo "== $* ($(date -u +%T))"; }
 # Steps to run (the session of 2026-11-26 measured 3 and 4 already): STEPS="1 2 3 4 5 6 7 8 9".
-STEPS="${STEPS:-1 2 5 7 8 9}"
-[ "${SMOKE:-0}" = 1 ] && STEPS="1 2 3 4 5 6 7 8 9"
+STEPS="${STEPS:-1 2 5 7 8 9 10}"
+[ "${SMOKE:-0}" = 1 ] && STEPS="1 2 3 4 5 6 7 8 9 10"
 DETECT_DATA="${DETECT_DATA:-neon-trees}"
 SEMANTIC_DATA="${SEMANTIC_DATA:-}"  # no built-in semantic source: carry a folder (e.g. CamVid)
+INSTANCE_DATA="${INSTANCE_DATA:-}"  # no built-in instance source: carry a folder (e.g. nuclei)
 RUN="$WORK/run"
 want() { [[ " $STEPS " == *" $1 "* ]]; }
 
@@ -216,6 +220,11 @@ fi
 if want 9 && [ -n "$SEMANTIC_DATA" ]; then
 step "9. semantic segmentation on $DEVICE: finetune, export, verify and bench with $ORT"
 dense_task semantic recipes/semantic-lite0.yaml "$SEMANTIC_DATA"
+fi
+
+if want 10 && [ -n "$INSTANCE_DATA" ]; then
+step "10. instance segmentation on $DEVICE: finetune, export, verify and bench with $ORT"
+dense_task instance recipes/instance-mobilenetv2.yaml "$INSTANCE_DATA"
 fi
 
 step "summary"
