@@ -32,6 +32,9 @@
 # 10. edgetl select on ELPV with the CUDA provider (issue 17): benchmarks/select_elpv.py with
 #     --backend ort-cuda, latency of every registry backbone, a budget between two of them,
 #     phase A of the survivors within 3 minutes, the pick fine-tuned and exported.
+# 11. instance segmentation on CUDA: the same for recipes/instance-mobilenetv2.yaml on
+#     $INSTANCE_DATA (skipped when unset; carry a copy of ../shared/datasets/nuclei, 58 MB, or a
+#     subset of it, and set INSTANCE_DATA to it).
 # Timing (H200, 2026-11-26): steps 1-4 of the augment recipe took about 6 minutes; the default
 # STEPS="1 2 5 7" should take about 9-11 (6 chunk uploads + start: about 1.5 min more). Give the
 # machine back right after.
@@ -90,10 +93,11 @@ export_and_verify() {  # $1 run folder, $2 prefix of the verify reports: onnx + 
 }
 step() { echo; echo "== $* ($(date -u +%T))"; }
 # Steps to run (the session of 2026-11-26 measured 3 and 4 already): STEPS="1 2 3 4 5 6 7 8 9".
-STEPS="${STEPS:-1 2 5 7 8 9 10}"
-[ "${SMOKE:-0}" = 1 ] && STEPS="1 2 3 4 5 6 7 8 9"
+STEPS="${STEPS:-1 2 5 7 8 9 10 11}"
+[ "${SMOKE:-0}" = 1 ] && STEPS="1 2 3 4 5 6 7 8 9 11"
 DETECT_DATA="${DETECT_DATA:-neon-trees}"
 SEMANTIC_DATA="${SEMANTIC_DATA:-}"  # no built-in semantic source: carry a folder (e.g. CamVid)
+INSTANCE_DATA="${INSTANCE_DATA:-}"  # no built-in instance source: carry a folder (e.g. nuclei)
 RUN="$WORK/run"
 want() { [[ " $STEPS " == *" $1 "* ]]; }
 
@@ -226,6 +230,11 @@ step "10. edgetl select on ELPV with $ORT"
   timeout 360 "$PY" benchmarks/select_elpv.py --backend "$ORT" --time-budget 3m \
     --work "$WORK/select" --results "$RES"
   pack
+fi
+
+if want 11 && [ -n "$INSTANCE_DATA" ]; then
+step "11. instance segmentation on $DEVICE: finetune, export, verify and bench with $ORT"
+dense_task instance recipes/instance-mobilenetv2.yaml "$INSTANCE_DATA"
 fi
 
 step "summary"

@@ -51,6 +51,21 @@ class DetectorConfig(_Strict):
     anchor_scale: float = Field(1.0, gt=0)  # point size relative to its level's stride
 
 
+class InstanceConfig(DetectorConfig):
+    """The instance model: the detector's settings plus the mask branch (task: instance).
+
+    Defaults fit images with many small instances (hundreds of nuclei per image)."""
+
+    max_detections: int = Field(400, ge=1, le=10000)  # K: rows of the artifact's outputs
+    # M: masks are M x M over each box (even). 14, not Mask R-CNN's 28: on nuclei the same
+    # validation mask mAP at a third of the latency (benchmarks/results/instance-*.md)
+    mask_resolution: int = Field(14, ge=4, le=112)
+    mask_convs: int = Field(2, ge=1, le=8)
+    mask_channels: int = Field(64, ge=8, le=512)
+    mask_weight: float = Field(1.0, gt=0)  # the mask loss's weight next to FCOS's losses
+    mask_rois_per_image: int = Field(128, ge=1, le=10000)  # boxes the mask loss sees per image
+
+
 class SegmenterConfig(_Strict):
     """The semantic segmenter's decoder (task: semantic)."""
 
@@ -70,6 +85,7 @@ class ModelConfig(_Strict):
     head: HeadSettings = HeadSettings()
     detector: DetectorConfig = DetectorConfig()
     segmenter: SegmenterConfig = SegmenterConfig()
+    instance: InstanceConfig = InstanceConfig()
 
 
 class PreprocessOverrides(_Strict):
@@ -259,6 +275,9 @@ class Recipe(_Strict):
             raise ValueError(f"loss settings apply to classification and semantic; "
                              f"{self.task} trains with its head's own losses (remove the loss "
                              "section)")
+        if self.task == "instance" and self.model.detector != DetectorConfig():
+            raise ValueError("task instance takes its detector settings in model.instance "
+                             "(the same keys as model.detector, plus the mask branch's)")
         if self.operating_point is not None and self.task != "classification":
             raise ValueError("operating_point applies to classification")
         if self.task == "classification" and self.loss.type in ("dice", "ce_dice"):

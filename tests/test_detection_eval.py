@@ -99,3 +99,40 @@ def test_detection_outputs_follow_onnx_nms_semantics() -> None:
     keep = flat_scores > 0.1
     kept = batched_nms(flat_boxes[keep], flat_scores[keep], classes[keep], 0.5)
     assert flat_scores[keep][kept].tolist() == pytest.approx([0.95, 0.9, 0.7, 0.6])
+
+
+def test_bootstrap_resamples_equal_pycocotools_accumulate_and_summarize() -> None:
+    """Two classes, crowd regions, tied scores, misses and images without detections: the
+    vectorised resample statistic equals pycocotools' accumulate + summarize exactly."""
+    from edgetl.metrics.detection import (
+        _per_image_records,
+        _resample_stats,
+        _resampled,
+        summarize,
+    )
+
+    rng = np.random.default_rng(5)
+    samples, found = [], []
+    for i in range(12):
+        count = int(rng.integers(1, 5))
+        boxes = [tuple(float(v) for v in (x, y, x + 30, y + 30)) for x, y in
+                 rng.integers(0, 150, size=(count, 2))]
+        labels = [str(rng.choice(["cat", "dog"])) for _ in boxes]
+        crowd = [bool(i % 5 == 0 and k == 0) for k in range(count)]
+        samples.append(image(boxes, labels, crowd))
+        keep = [k for k in range(count) if rng.random() < 0.7]
+        guessed = np.array([boxes[k] for k in keep]).reshape(-1, 4)
+        guessed = guessed + rng.normal(0, 3, guessed.shape)
+        scores = np.round(rng.random(len(keep)), 1)  # ties on purpose
+        found.append(Detections(guessed, scores,
+                                np.array([RECORD.index(labels[k]) for k in keep], dtype=np.int64)))
+    evaluator = DetectionEvaluator(RECORD)
+    evaluator.update(samples, found)
+    evaluation = evaluator.coco_eval()
+    records = _per_image_records(evaluation)
+    for order in rng.integers(0, 12, size=(20, 12)):
+        full = summarize(_resampled(evaluation, order))
+        fast = _resample_stats(records, order, evaluation.params.iouThrs,
+                               evaluation.params.recThrs)
+        assert fast["map"] == pytest.approx(full["map"], abs=1e-12)
+        assert fast["map50"] == pytest.approx(full["map50"], abs=1e-12)

@@ -30,7 +30,11 @@ def e2e_target(backend: str, info: ArtifactInfo, paths: Sequence[str], batch: in
                threads: int | None, run: Path | None = None, which: str = "best",
                device: str = "cpu") -> Target:
     """A target whose step is predict's whole path for `batch` image files."""
-    from edgetl.postprocess import detections_from_outputs, masks_from_outputs
+    from edgetl.postprocess import (
+        detections_from_outputs,
+        instances_from_outputs,
+        masks_from_outputs,
+    )
     from edgetl.predict import class_logits, run_files, softmax
 
     if backend not in E2E_BACKENDS:
@@ -69,6 +73,9 @@ def e2e_target(backend: str, info: ArtifactInfo, paths: Sequence[str], batch: in
 
     def step() -> object:
         outputs, geometries = run_files(runner, info, files, batch)
+        if task == "instance":  # boxes back and masks pasted at each file's size (RLE)
+            found = instances_from_outputs(outputs, geometries, DETECTION_MIN_SCORE)
+            return [instances.rles() for instances in found]
         if task == "detection":  # boxes back in each file's pixels, as predict returns them
             return detections_from_outputs(outputs, geometries, DETECTION_MIN_SCORE)
         if task == "semantic":  # class maps back at each file's size
@@ -81,6 +88,7 @@ def e2e_target(backend: str, info: ArtifactInfo, paths: Sequence[str], batch: in
         clock=HostClock(), threads=used_threads,
         details={"path": "edgetl.predict.run_files + " + {
                      "detection": "detections in image pixels",
+                     "instance": "detections in image pixels, masks pasted and RLE-encoded",
                      "semantic": "class maps at the image's size"}.get(task, "softmax + top-k"),
                  "distinct_images": len(set(files))},
         closer=closer,

@@ -26,7 +26,8 @@ def register(app: typer.Typer) -> None:
                                               "its boxes or class colours into this folder."),
         masks: Path | None = typer.Option(None, "--masks",
                                           help="Segmentation: write each class map as a PNG "
-                                               "(pixel value = class index) into this folder."),
+                                               "(pixel value = class index; instance models: "
+                                               "instance id) into this folder."),
         tile: bool = typer.Option(False, "--tile", help="Segmentation: predict images larger "
                                   "than the input tile by tile, at their own scale."),
         overlap: int = typer.Option(32, "--tile-overlap", help="Pixels neighbouring tiles "
@@ -48,14 +49,23 @@ def register(app: typer.Typer) -> None:
                                      threads=threads, min_score=min_score, force=force,
                                      tile=tile, overlap=overlap)
         detection = bool(results) and hasattr(results[0], "detections")
+        instance = bool(results) and hasattr(results[0], "ids")
         segmentation = bool(results) and hasattr(results[0], "shares")
         if (draw is not None and not (detection or segmentation)) or \
-                (masks is not None and not segmentation):
+                (masks is not None and not (segmentation or instance)):
             from edgetl.errors import UsageError
 
             raise UsageError("--draw applies to detection and segmentation artifacts, --masks "
-                             "to segmentation")
-        if draw is not None and detection:
+                             "to segmentation (semantic and instance)")
+        if instance and (draw is not None or masks is not None):
+            from edgetl.predict.instances import draw_instances, write_id_mask
+
+            for result in results:
+                if masks is not None:
+                    write_id_mask(result, masks)
+                if draw is not None:
+                    draw_instances(result, draw)
+        elif draw is not None and detection:
             from edgetl.predict.detect import draw_detections
 
             for result in results:

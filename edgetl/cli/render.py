@@ -17,6 +17,9 @@ def print_report_summary(report: dict[str, Any], title: str = "evaluation") -> N
     if report.get("task") == "semantic":
         _print_semantic(report, title)
         return
+    if report.get("task") == "instance":
+        _print_instance(report, title)
+        return
     lo, hi = report["accuracy_ci95"]
     auc = (report.get("roc_auc") or {}).get("value")
     console.print(
@@ -115,4 +118,19 @@ def _print_semantic(report: dict[str, Any], title: str) -> None:
         iou = "-" if row["iou"] is None else f"{row['iou']:.4f}"
         dice = "-" if row["dice"] is None else f"{row['dice']:.4f}"
         table.add_row(row["name"], iou, dice, str(row["pixels"]))
+    console.print(table)
+
+
+def _print_instance(report: dict[str, Any], title: str) -> None:
+    console.print(
+        f"[bold]{title}[/]: mask mAP@[.5:.95] [bold]{report['mask_map']:.3f}[/]"
+        f"{_interval(report, 'mask_map')}, mask AP50 {report['mask_map50']:.3f}"
+        f"{_interval(report, 'mask_map50')}; box mAP {report['box_map']:.3f}"
+        f"{_interval(report, 'box_map')}, box AP50 {report['box_map50']:.3f}; "
+        f"{report['n_images']} images, {report['n_instances']} instances (up to "
+        f"{report['max_detections_scored']} detections per image scored)")
+    table = Table("class", "mask AP", "mask AP50", "box AP", "box AP50", "instances")
+    for row in report["per_class"]:
+        table.add_row(row["name"], f"{row['mask_ap']:.3f}", f"{row['mask_ap50']:.3f}",
+                      f"{row['box_ap']:.3f}", f"{row['box_ap50']:.3f}", str(row["n_instances"]))
     console.print(table)

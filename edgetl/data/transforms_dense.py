@@ -136,10 +136,11 @@ def _randint(low: int, high: int) -> int:
 
 
 def dense_train_transform(spec: PreprocessSpec, aug: DenseAugment, mask_fill: int = 255,
-                          boxes: bool = True) -> v2.Compose:
+                          boxes: bool = True, per_box: tuple[str, ...] = ()) -> v2.Compose:
     """uint8 sample dict -> augmented sample at the input size, image normalised (float32).
 
-    With `boxes`, boxes that lost their visible share (and their labels) are removed."""
+    With `boxes`, boxes that lost their visible share (and their labels, and the sample's
+    other per-box entries named in `per_box`, e.g. instance ids) are removed."""
     steps: list[v2.Transform] = []
     if any((aug.brightness, aug.contrast, aug.saturation, aug.hue)):
         grey = spec.color_mode == "grayscale3"
@@ -153,7 +154,10 @@ def dense_train_transform(spec: PreprocessSpec, aug: DenseAugment, mask_fill: in
     if aug.vflip:
         steps.append(v2.RandomVerticalFlip())
     if boxes:
-        steps.append(v2.SanitizeBoundingBoxes(min_size=1.0))
+        keys = ("labels", *per_box)
+        steps.append(v2.SanitizeBoundingBoxes(min_size=1.0) if not per_box else
+                     v2.SanitizeBoundingBoxes(min_size=1.0, labels_getter=lambda sample: tuple(
+                         sample[k] for k in keys)))
     steps.append(_NormalizeImage(spec))
     return v2.Compose(steps)
 

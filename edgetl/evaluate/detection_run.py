@@ -22,17 +22,18 @@ from edgetl.postprocess import Detections, detections_from_outputs
 EVAL_BATCH = 8
 
 
-def torch_detections(model: Any, spec: Any, samples: list[Sample], device: str = "cpu"
-                     ) -> tuple[dict[str, np.ndarray], list[Geometry]]:
-    """The detector's deployable outputs for files, through the training evaluation path."""
+def torch_detections(model: Any, spec: Any, samples: list[Sample], device: str = "cpu",
+                     task: str = "detection") -> tuple[dict[str, np.ndarray], list[Geometry]]:
+    """The detector's (or instance model's) deployable outputs for files, through the
+    training evaluation path."""
     import torch
 
     from edgetl.data.transforms import geometry_transform, load_image, normalize_transform
     from edgetl.geometry import geometry_for
-    from edgetl.models.detection_outputs import DetectionOutputs
+    from edgetl.models.deployable import deployable
     from edgetl.postprocess import concat_outputs
 
-    outputs = DetectionOutputs(model).to(device).eval()
+    outputs = deployable(model, task)[0].to(device).eval()
     to_input, normalize = geometry_transform(spec), normalize_transform(spec)
     parts, geometries = [], []
     with torch.inference_mode():

@@ -13,11 +13,13 @@ CHECKPOINT_EVALUATORS: dict[str, str] = {
     "classification": "edgetl.evaluate.run_eval:evaluate_checkpoint",
     "detection": "edgetl.evaluate.detection_run:evaluate_detector_checkpoint",
     "semantic": "edgetl.evaluate.semantic_run:evaluate_segmenter_checkpoint",
+    "instance": "edgetl.evaluate.instance_run:evaluate_instance_checkpoint",
 }
 ARTIFACT_EVALUATORS: dict[str, str] = {
     "classification": "edgetl.evaluate.artifact_eval:evaluate_artifact",
     "detection": "edgetl.evaluate.detection_run:evaluate_detector_artifact",
     "semantic": "edgetl.evaluate.semantic_run:evaluate_segmenter_artifact",
+    "instance": "edgetl.evaluate.instance_run:evaluate_instance_artifact",
 }
 
 
@@ -91,6 +93,11 @@ def write_report(report: dict[str, Any], json_out: Path | None, out_dir: Path | 
                              f"{confusion['iou']} (n={report['n_images']})")
         plot_pr_curves(report["pr_curve"], out_dir / f"pr-curve-{split}.png",
                        title=f"{report['kind']} on {split}: precision-recall at IoU 0.5")
+        return
+    if report.get("task") == "instance":
+        from edgetl.evaluate.instance_run import draw_worst as draw_worst_instances
+
+        draw_worst_instances(report, out_dir / f"worst-{split}.png")
         return
     if report.get("task") == "semantic":
         from edgetl.evaluate.semantic_run import draw_worst

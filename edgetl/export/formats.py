@@ -93,6 +93,26 @@ DETECTION_BUDGETS: dict[str, DetectionBudgets] = {
 
 
 @dataclass(frozen=True)
+class InstanceBudgets(DetectionBudgets):
+    """verify's gates for an instance model: detection's (matched share, box IoU, box mAP
+    points) plus the median mask IoU of matched detections (masks pasted at the file's size)
+    and the largest test mask mAP / AP50 drop in points."""
+
+    mask_iou: float = 0.95
+    mask_map_points: float = 0.5
+
+
+INSTANCE_BUDGETS: dict[str, InstanceBudgets] = {
+    "fp32": InstanceBudgets(match_rate=0.99, median_iou=0.98, map_points=0.5, mask_iou=0.95,
+                            mask_map_points=0.5),
+    "fp16": InstanceBudgets(match_rate=0.98, median_iou=0.95, map_points=0.5, mask_iou=0.93,
+                            mask_map_points=0.5),
+    "int8": InstanceBudgets(match_rate=0.95, median_iou=None, map_points=2.0, mask_iou=0.90,
+                            mask_map_points=2.0),
+}
+
+
+@dataclass(frozen=True)
 class SemanticBudgets:
     """verify's gates for a segmenter of one precision: the share of input pixels where the
     artifact's class equals the torch model's, and the largest test mIoU drop in points."""

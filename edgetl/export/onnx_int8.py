@@ -315,7 +315,69 @@ class MiouJudge:
                 "validation_images": len(self.samples)}
 
 
-JUDGES = {"classification": TopOneJudge, "detection": MapJudge, "semantic": MiouJudge}
+class MaskMapJudge(MapJudge):
+    """Instance segmentation: detection's judge on validation *mask* mAP and AP50 (masks
+    pasted at each file's size, pycocotools `segm`) with verify's mask mAP budget, and also
+    verify's mask parity: the median mask IoU of the float32 graph's confident detections
+    matched in the int8 graph must reach verify's `mask_iou` (a mAP on a small validation
+    split can hold while every mask shifts by a pixel)."""
+
+    def __init__(self, ctx: ExportContext, fp32_path: Path) -> None:
+        from edgetl.export.formats import INSTANCE_BUDGETS
+
+        self.max_dets = int(ctx.info.head.get("max_detections", 100))
+        self.budgets = INSTANCE_BUDGETS[ctx.fmt.precision]
+        self.truth: list[list[dict]] | None = None
+        self.found: list[Any] | None = None
+        super().__init__(ctx, fp32_path)
+        self.fp32_found = self.found
+        self.allowed_points = DETECTION_SEARCH_SHARE * self.budgets.mask_map_points
+
+    def _map(self, path: Path) -> dict[str, float]:
+        import onnxruntime as ort
+
+        from edgetl.evaluate.instance_run import truth_masks
+        from edgetl.metrics.instance import InstanceEvaluator
+        from edgetl.postprocess import concat_outputs, instances_from_outputs
+
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        names = [o.name for o in session.get_outputs()]
+        parts, geometries = [], []
+        for inputs, geos in self.batches:
+            parts.append(dict(zip(names, session.run(None, {INPUT_NAME: inputs}), strict=True)))
+            geometries += geos
+        self.found = instances_from_outputs(concat_outputs(parts), geometries)
+        if self.truth is None:
+            self.truth = truth_masks(self.samples, [f.size for f in self.found])
+        evaluator = InstanceEvaluator(self.record, self.max_dets)
+        evaluator.update(self.samples, self.found, self.truth)
+        stats = evaluator.compute().mask_stats
+        return {"map": stats["map"], "map50": stats["map50"]}
+
+    def row(self, path: Path) -> dict[str, Any]:
+        from edgetl.verify.instance import check_mask_parity
+
+        row = super().row(path)
+        if self.reference is None:
+            return {**row, "val_median_mask_iou": None}
+        parity = check_mask_parity(self.fp32_found, self.found, self.budgets).details
+        median = parity["median_mask_iou"]
+        return {**row, "val_median_mask_iou": median,
+                "text": f"{row['text']}; median mask IoU {median:.4f} against float32 over "
+                        f"{parity['matched']} matched detections"}
+
+    def met(self, row: dict[str, Any]) -> bool:
+        iou = row.get("val_median_mask_iou")
+        return super().met(row) and (iou is None or iou >= self.budgets.mask_iou)
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "mask_iou_budget": self.budgets.mask_iou,
+                "judged_on": "validation mask mAP drop against float32 (pycocotools segm) "
+                             "and the median mask IoU of matched detections"}
+
+
+JUDGES = {"classification": TopOneJudge, "detection": MapJudge, "semantic": MiouJudge,
+          "instance": MaskMapJudge}
 
 
 def agreement_lower_bound(agreed: int, n: int, confidence: float = CONFIDENCE) -> float:

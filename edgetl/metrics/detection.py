@@ -5,10 +5,12 @@ crowd boxes are COCO crowd regions) and detections (original pixels) image by im
 `compute()` runs pycocotools' `COCOeval` (evaluate, accumulate, summarize) for the report.
 
 Intervals: the per-image matching that `COCOeval.evaluate` produces is computed once; a
-bootstrap resample of images is then a re-indexing of those per-image records, handed back to
-pycocotools' own `accumulate` (images drawn twice appear twice). So every AP in the report,
-point estimate or resample, is pycocotools' arithmetic. `paired_map_delta` resamples the same
-images for two sets of detections (verify: artifact against the torch model).
+bootstrap resample of images is then a re-indexing of those per-image records (images drawn
+twice appear twice), accumulated with pycocotools' arithmetic for the one curve mAP reads
+(`_resample_stats`: its `accumulate`, vectorised; equal to `accumulate` + `summarize` on every
+resample, tested). So every AP in the report, point estimate or resample, is pycocotools'.
+`paired_map_delta` resamples the same images for two sets of detections (verify: artifact
+against the torch model).
 """
 
 from __future__ import annotations
@@ -91,17 +93,26 @@ class DetectionEvaluator:
 
     def coco_eval(self) -> Any:
         """pycocotools' COCOeval after `evaluate()` (per-image matching done)."""
+        return self._coco_eval(self.gt, self.dt, "bbox")
+
+    def _coco_eval(self, annotations: list[dict[str, Any]], results: list[dict[str, Any]],
+                   iou_type: str, max_dets: int | None = None) -> Any:
+        """COCOeval of `results` against `annotations` on this evaluator's images; with
+        `max_dets`, the detections per image scored are [1, 10, max_dets] (COCO's 100 is too
+        few for images with hundreds of instances)."""
         from pycocotools.coco import COCO
         from pycocotools.cocoeval import COCOeval
 
         gt = COCO()
-        gt.dataset = {"images": self.images, "annotations": self.gt,
+        gt.dataset = {"images": self.images, "annotations": annotations,
                       "categories": [{"id": i + 1, "name": n}
                                      for i, n in enumerate(self.record.names)]}
         with _quiet():
             gt.createIndex()
-            dt = gt.loadRes(self.dt) if self.dt else _empty_results(gt)
-            evaluation = COCOeval(gt, dt, iouType="bbox")
+            dt = gt.loadRes(results) if results else _empty_results(gt)
+            evaluation = COCOeval(gt, dt, iouType=iou_type)
+            if max_dets is not None:
+                evaluation.params.maxDets = [1, 10, max(100, int(max_dets))]
             evaluation.evaluate()
         return evaluation
 
@@ -136,8 +147,30 @@ def summarize(evaluation: Any) -> dict[str, float]:
     with _quiet():
         evaluation.accumulate()
         evaluation.summarize()
-    return {name: max(0.0, float(v)) for name, v in zip(STAT_NAMES, evaluation.stats,
-                                                        strict=True)}
+    stats = {name: max(0.0, float(v)) for name, v in zip(STAT_NAMES, evaluation.stats,
+                                                         strict=True)}
+    if evaluation.params.maxDets[-1] != 100:
+        stats.update(_precision_stats(evaluation))
+    return stats
+
+
+def _precision_stats(evaluation: Any) -> dict[str, float]:
+    """The AP numbers at the largest detection count. pycocotools' `summarize` reads mAP and
+    the area APs at 100 detections, a count that is not in the list once `maxDets` changes
+    (they come out -1); AP50 and AP75 at `maxDets[-1]` are what it computes already."""
+    precision = evaluation.eval["precision"][..., -1]  # [T, R, K, A] at maxDets[-1]
+    thresholds = evaluation.params.iouThrs
+
+    def mean(values: np.ndarray) -> float:
+        kept = values[values > -1]
+        return float(kept.mean()) if kept.size else 0.0
+
+    return {"map": mean(precision[:, :, :, 0]),
+            "map50": mean(precision[np.isclose(thresholds, 0.5), :, :, 0]),
+            "map75": mean(precision[np.isclose(thresholds, 0.75), :, :, 0]),
+            "map_small": mean(precision[:, :, :, 1]),
+            "map_medium": mean(precision[:, :, :, 2]),
+            "map_large": mean(precision[:, :, :, 3])}
 
 
 def _per_class(evaluation: Any, record: TaskRecord, gt: list[dict[str, Any]]
@@ -183,15 +216,78 @@ def _resampled(evaluation: Any, order: np.ndarray) -> Any:
     return clone
 
 
+def _per_image_records(evaluation: Any) -> list[list[tuple | None]]:
+    """Per class, per image: what accumulate reads of COCOeval's record for all areas at the
+    largest detection count (scores, matches [T, D], ignored [T, D], counted truths)."""
+    params = evaluation._paramsEval
+    n_images, n_areas = len(params.imgIds), len(params.areaRng)
+    n_classes = len(params.catIds) if params.useCats else 1
+    most = params.maxDets[-1]
+    out = []
+    for k in range(n_classes):
+        rows: list[tuple | None] = []
+        for i in range(n_images):
+            record = evaluation.evalImgs[k * n_areas * n_images + i]
+            rows.append(None if record is None else (
+                np.asarray(record["dtScores"][:most]), record["dtMatches"][:, :most],
+                record["dtIgnore"][:, :most],
+                int(np.count_nonzero(np.asarray(record["gtIgnore"]) == 0))))
+        out.append(rows)
+    return out
+
+
+def _resample_stats(records: list[list[tuple | None]], order: np.ndarray,
+                    iou_thresholds: np.ndarray, recall_points: np.ndarray) -> dict[str, float]:
+    """map and map50 of one resample of images: pycocotools' `accumulate` for all areas at
+    the largest detection count, vectorised (its per-detection Python loop is the
+    precision envelope, a reversed running maximum here), then read as `summarize` reads it.
+    The same arithmetic in the same order, so the same numbers (tested)."""
+    curves = []
+    for rows in records:
+        picked = [rows[int(i)] for i in order if rows[int(i)] is not None]
+        if not picked:
+            continue
+        truths = sum(r[3] for r in picked)
+        if truths == 0:
+            continue
+        scores = np.concatenate([r[0] for r in picked])
+        ranked = np.argsort(-scores, kind="mergesort")
+        matched = np.concatenate([r[1] for r in picked], axis=1)[:, ranked]
+        ignored = np.concatenate([r[2] for r in picked], axis=1)[:, ranked]
+        tp = np.cumsum(np.logical_and(matched, ~ignored), axis=1).astype(float)
+        fp = np.cumsum(np.logical_and(~matched.astype(bool), ~ignored), axis=1).astype(float)
+        precision = np.zeros((len(iou_thresholds), len(recall_points)))
+        for t in range(len(iou_thresholds)):
+            found = tp[t].size
+            if not found:
+                continue
+            recall = tp[t] / truths
+            precise = tp[t] / (fp[t] + tp[t] + np.spacing(1))
+            envelope = np.maximum.accumulate(precise[::-1])[::-1]
+            where = np.searchsorted(recall, recall_points, side="left")
+            ok = where < found
+            precision[t, ok] = envelope[where[ok]]
+        curves.append(precision)
+    if not curves:
+        return {"map": 0.0, "map50": 0.0}
+    stacked = np.stack(curves, axis=-1)  # [T, R, classes]
+    return {"map": float(stacked.mean()),
+            "map50": float(stacked[np.isclose(iou_thresholds, 0.5)].mean())}
+
+
 def bootstrap_stats(evaluation: Any, rounds: int, seed: int = 0,
                     orders: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """map and map50 over `rounds` resamples of the images (pycocotools' accumulate)."""
+    """map and map50 over `rounds` resamples of the images (pycocotools' accumulate
+    arithmetic, `_resample_stats`)."""
     n_images = len(evaluation._paramsEval.imgIds)
     if orders is None:
         orders = np.random.default_rng(seed).integers(0, n_images, size=(rounds, n_images))
+    records = _per_image_records(evaluation)
+    thresholds = np.asarray(evaluation.params.iouThrs)
+    points = np.asarray(evaluation.params.recThrs)
     values: dict[str, list[float]] = {"map": [], "map50": []}
     for order in orders:
-        stats = summarize(_resampled(evaluation, order))
+        stats = _resample_stats(records, order, thresholds, points)
         values["map"].append(stats["map"])
         values["map50"].append(stats["map50"])
     return {name: np.asarray(v) for name, v in values.items()}

@@ -42,6 +42,22 @@ def deployable(model: nn.Module, task: str, raw: bool = False
         if raw:
             return RawDetectionOutputs(model).eval(), RAW_OUTPUT_NAMES, record
         return DetectionOutputs(model).eval(), OUTPUT_NAMES, record
+    if task == "instance":
+        if raw:
+            raise UsageError("--raw applies to detection artifacts",
+                             "export instance models with their masks (no --raw)")
+        from edgetl.models.instance_outputs import INSTANCE_OUTPUT_NAMES, InstanceOutputs
+
+        settings = model.settings
+        record = {"kind": "fcos+mask", "raw": False, "box_format": "xyxy",
+                  "box_units": "input pixels (map back with the image's letterbox geometry)",
+                  "score_threshold": settings.score_threshold, "nms_iou": settings.nms_iou,
+                  "max_detections": settings.max_detections, "strides": list(model.strides),
+                  "score": "sqrt(sigmoid(cls_logits) * sigmoid(bbox_ctrness))",
+                  "mask_resolution": settings.mask_resolution,
+                  "masks": "P(pixel in the instance) on an MxM grid over each box (input "
+                           "pixels); paste into the box and threshold at 0.5"}
+        return InstanceOutputs(model).eval(), INSTANCE_OUTPUT_NAMES, record
     if task == "semantic":
         record = {"kind": model.settings.kind, "raw": raw,
                   "mask": "class index per input pixel (uint8), argmax of the logits; map back "

@@ -35,6 +35,7 @@ from edgetl.models.layout import BlockLayout, timm_blocks
 from edgetl.spec import PreprocessSpec
 
 FEATURE_STRIDES = (8, 16, 32)  # backbone levels the pyramid starts from (C3, C4, C5)
+CLASS_LAYERS = ("head.classification_head.cls_logits.",)  # replaced when classes differ
 
 
 @dataclass(frozen=True)
@@ -202,10 +203,15 @@ def _out_indices(arch: str) -> tuple[int, ...]:
 
 
 def build_detector(arch: str, num_classes: int, settings: DetectorSettings,
-                   input_size: tuple[int, int], weights: str | None = None
-                   ) -> tuple[EdgeFCOS, PreprocessSpec]:
+                   input_size: tuple[int, int], weights: str | None = None,
+                   model_class: type[EdgeFCOS] = EdgeFCOS,
+                   class_layers: tuple[str, ...] = CLASS_LAYERS,
+                   optional: tuple[str, ...] = ()) -> tuple[EdgeFCOS, PreprocessSpec]:
     """The detector with the backbone's pretrained ImageNet weights (neck and head new), and
-    the weights' own spec (the caller fits it to the input size with letterbox)."""
+    the weights' own spec (the caller fits it to the input size with letterbox).
+
+    `model_class` (an `EdgeFCOS` subclass, e.g. the instance model), `class_layers` and
+    `optional` are passed on to `load_detector_checkpoint` when `weights` is a checkpoint."""
     from edgetl.models import registry
 
     body, channels = _features_body(arch)
@@ -215,10 +221,10 @@ def build_detector(arch: str, num_classes: int, settings: DetectorSettings,
     else:
         pretrained, spec = registry.create_backbone(arch, weights)
         _load_body(body, pretrained.state_dict(), arch)
-    model = EdgeFCOS(TimmPyramid(body, channels, settings.fpn_channels, settings.extra_levels),
-                     num_classes, settings, input_size)
+    model = model_class(TimmPyramid(body, channels, settings.fpn_channels,
+                                    settings.extra_levels), num_classes, settings, input_size)
     if detector_file:
-        load_detector_checkpoint(model, str(weights))
+        load_detector_checkpoint(model, str(weights), class_layers, optional)
     return model, spec
 
 
@@ -243,21 +249,25 @@ def _is_detector_file(path: str) -> bool:
         k.startswith("head.") for k in state)
 
 
-CLASS_LAYERS = ("head.classification_head.cls_logits.",)
 
-
-def load_detector_checkpoint(model: EdgeFCOS, path: str) -> list[str]:
-    """Load a torchvision-format detector checkpoint; its class layers are replaced (kept new)
-    when its class count differs. Everything else must fit exactly. Returns the keys left new.
-    """
+def load_detector_checkpoint(model: EdgeFCOS, path: str,
+                             class_layers: tuple[str, ...] = CLASS_LAYERS,
+                             optional: tuple[str, ...] = ()) -> list[str]:
+    """Load a torchvision-format detector checkpoint; its class layers (`class_layers`
+    prefixes) are replaced (kept new) when its class count differs. A part named in
+    `optional` (a key prefix) that the file lacks entirely stays new too (a detector's file
+    for the instance model: the mask branch starts new). Everything else must fit exactly.
+    Returns the keys left new."""
     from edgetl.models import weights as W
 
     state = W.read_state_dict(path)
     own = model.state_dict()
-    replaced = [k for k in own if k.startswith(CLASS_LAYERS) and k in state
+    replaced = [k for k in own if k.startswith(class_layers) and k in state
                 and state[k].shape != own[k].shape]
     for key in replaced:
         del state[key]
+    absent = [p for p in optional if not any(k.startswith(p) for k in state)]
+    replaced += [k for k in own if absent and k.startswith(tuple(absent))]
     missing = [k for k in own if k not in state and k not in replaced]
     unexpected = [k for k in state if k not in own]
     wrong = [k for k in state if k in own and state[k].shape != own[k].shape]

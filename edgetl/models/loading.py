@@ -20,6 +20,7 @@ SKELETONS: dict[str, str] = {
     "classification": "edgetl.models.head:skeleton_for",
     "detection": "edgetl.models.detector:skeleton_for",
     "semantic": "edgetl.models.segmenter:skeleton_for",
+    "instance": "edgetl.models.instance:skeleton_for",
 }
 
 

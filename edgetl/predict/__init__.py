@@ -4,7 +4,8 @@ Torch-free on purpose (onnxruntime, numpy and PIL only): this is the code path a
 a device. The spec and task record come from the artifact's own metadata (read through the
 onnxruntime session, so not even the `onnx` package is needed); images go through
 `edgetl.data.reference`, which `verify` proves equal to training's evaluation transform.
-Per task: a classifier's top-k here, a detector's boxes in `edgetl.predict.detect`.
+Per task: a classifier's top-k here, a detector's boxes in `edgetl.predict.detect`, an
+instance model's boxes and masks in `edgetl.predict.instances`.
 A classifier's decision is argmax, or the operating point its artifact carries
 (`edgetl.decision`: the class when its probability reaches the threshold, otherwise the most
 probable other class); each prediction says which rule decided.
@@ -142,7 +143,8 @@ def predict_images(artifact: str | Path, images: Sequence[str | Path], top_k: in
                    batch: int = DEFAULT_BATCH, min_score: float = 0.3,
                    force: bool = False, tile: bool = False, overlap: int = 32) -> list[Any]:
     """Per image, in the order given: a classifier's top-k labels and softmax probabilities
-    (`Prediction`), a detector's boxes above `min_score` (`detect.ImageDetections`), a
+    (`Prediction`), a detector's boxes above `min_score` (`detect.ImageDetections`), an
+    instance model's boxes and masks above `min_score` (`instances.ImageInstances`), a
     segmenter's class map at the file's size (`segment.ImageMask`; `tile`: large images tile
     by tile)."""
     if top_k < 1:
@@ -153,6 +155,13 @@ def predict_images(artifact: str | Path, images: Sequence[str | Path], top_k: in
 
         try:
             return detect_images(runner, info, images, batch, min_score)
+        finally:
+            runner.close()
+    if info.task_record.task == "instance":
+        from edgetl.predict.instances import segment_instances
+
+        try:
+            return segment_instances(runner, info, images, batch, min_score)
         finally:
             runner.close()
     if info.task_record.task == "semantic":

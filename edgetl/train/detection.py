@@ -127,7 +127,8 @@ class DetectionTrainer(PhasedTrainer):
         boxes = sum(len(s.target.boxes) for s in self.train_s)
         if boxes == 0:
             raise DataError("the training split holds no boxes",
-                            "check the annotations (edgetl data inspect DATA --task detection)")
+                            "check the annotations (edgetl data inspect DATA --task "
+                            f"{self.recipe.task})")
         counts = dict.fromkeys(self.task_record.names, 0)
         for sample in self.train_s:
             for label, crowd in zip(sample.target.labels, sample.target.crowd, strict=True):
@@ -183,20 +184,28 @@ class DetectionTrainer(PhasedTrainer):
     def plan_phase(self, phase_index: int) -> PhasePlan:
         phase = self.recipe.phases[phase_index]
         trainable = self.freeze(phase)
-        index = self.task_record.index
-        transform = dense_train_transform(self.spec, self.augment) if phase.augment else \
-            dense_eval_transform(self.spec)
-        train = DataLoader(BoxSamples(self.train_s, self.train_images, transform, index),
+        transform = self.train_transform() if phase.augment else self.eval_transform()
+        train = DataLoader(self.samples_of(self.train_s, self.train_images, transform),
                            batch_size=self.recipe.train.batch_size, shuffle=True,
                            generator=self.generator, collate_fn=collate, num_workers=0,
                            pin_memory=self.dev == "cuda", drop_last=self._drop_last)
         val = None
         if self.val_s:
-            val = DataLoader(BoxSamples(self.val_s, self.val_images,
-                                        dense_eval_transform(self.spec), index),
+            val = DataLoader(self.samples_of(self.val_s, self.val_images, self.eval_transform()),
                              batch_size=self.recipe.train.eval_batch_size, shuffle=False,
                              collate_fn=collate, num_workers=0)
         return PhasePlan(phase, trainable, self.model, train, val, cached=False)
+
+    # The dataset and transforms of a phase (the instance trainer adds masks to both).
+    def train_transform(self) -> Any:
+        return dense_train_transform(self.spec, self.augment)
+
+    def eval_transform(self) -> Any:
+        return dense_eval_transform(self.spec)
+
+    def samples_of(self, samples: list[Sample], images: list[DecodedImage], transform: Any
+                   ) -> Dataset:
+        return BoxSamples(samples, images, transform, self.task_record.index)
 
     def _targets(self, targets: list[dict[str, torch.Tensor]]) -> list[dict[str, torch.Tensor]]:
         return [{k: v.to(self.rt.device, non_blocking=True) for k, v in t.items()}

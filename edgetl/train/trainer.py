@@ -61,6 +61,7 @@ TRAINERS: dict[str, str] = {
     "classification": "edgetl.train.classification:ClassificationTrainer",
     "detection": "edgetl.train.detection:DetectionTrainer",
     "semantic": "edgetl.train.semantic:SemanticTrainer",
+    "instance": "edgetl.train.instance:InstanceTrainer",
 }
 
 

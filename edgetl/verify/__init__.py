@@ -99,6 +99,11 @@ def verify_artifact(
 
         budgets: Any = detection_budgets(art.precision, top1_budget, accuracy_budget)
         budget_record = {**budgets.__dict__}
+    elif task == "instance":
+        from edgetl.verify.instance import instance_budgets
+
+        budgets = instance_budgets(art.precision, top1_budget, accuracy_budget)
+        budget_record = {**budgets.__dict__}
     elif task == "semantic":
         from edgetl.verify.semantic import semantic_budgets
 
@@ -201,8 +206,8 @@ def _task_checks(task: str, side: _BothSides, info: Any, samples: list[Any],
     on both sides."""
     from edgetl.verify.checks import check_outputs, failed
 
-    gates = {"detection": ("parity", "map"), "semantic": ("parity", "miou")}.get(
-        task, ("parity", "accuracy"))
+    gates = {"detection": ("parity", "map"), "semantic": ("parity", "miou"),
+             "instance": ("parity", "mask_parity", "mask_map")}.get(task, ("parity", "accuracy"))
     if side.run_error is not None:
         return [failed(name, side.run_error) for name in gates]
     reference, artifact = side.joined("reference"), side.joined("artifact")
@@ -221,6 +226,18 @@ def _task_checks(task: str, side: _BothSides, info: Any, samples: list[Any],
         return [check_coordinates(samples, info.spec, side.geometries), *checks,
                 check_detection_parity(ref, art, budgets),
                 check_detection_map(samples, info.task_record, ref, art, sizes, budgets)]
+    if task == "instance":
+        from edgetl.postprocess import instances_from_outputs
+        from edgetl.verify.detection import check_coordinates, check_detection_parity
+        from edgetl.verify.instance import check_mask_map, check_mask_parity
+
+        ref = instances_from_outputs(reference, side.geometries)
+        art = instances_from_outputs(artifact, side.geometries)
+        max_dets = int(info.head.get("max_detections", 100))
+        return [check_coordinates(samples, info.spec, side.geometries), *checks,
+                check_detection_parity(ref, art, budgets),
+                check_mask_parity(ref, art, budgets),
+                check_mask_map(samples, info.task_record, ref, art, budgets, max_dets)]
     if task == "semantic":
         from edgetl.postprocess import masks_from_outputs
         from edgetl.runfolder import RunFolder

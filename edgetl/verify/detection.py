@@ -46,21 +46,29 @@ def match_detections(reference: Detections, candidate: Detections, min_score: fl
                      iou: float = MATCH_IOU) -> tuple[int, list[float]]:
     """(reference detections considered, IoUs of the matched ones): greedy by reference score,
     each candidate used once, same label required."""
-    ref = reference.above(min_score)
-    order = np.argsort(-ref.scores, kind="stable")
-    overlaps = _iou_matrix(ref.boxes, candidate.boxes)
+    considered, pairs = match_pairs(reference, candidate, min_score, iou)
+    return considered, [overlap for _, _, overlap in pairs]
+
+
+def match_pairs(reference: Detections, candidate: Detections, min_score: float,
+                iou: float = MATCH_IOU) -> tuple[int, list[tuple[int, int, float]]]:
+    """`match_detections` with the pairs: (reference row, candidate row, box IoU), rows of
+    the detections as given (the reference's above `min_score` only)."""
+    rows = np.flatnonzero(reference.scores >= min_score)
+    order = rows[np.argsort(-reference.scores[rows], kind="stable")]
+    overlaps = _iou_matrix(reference.boxes, candidate.boxes)
     free = np.ones(len(candidate.boxes), dtype=bool)
-    matched: list[float] = []
+    matched: list[tuple[int, int, float]] = []
     for i in order:
-        same = (candidate.labels == ref.labels[i]) & free
+        same = (candidate.labels == reference.labels[i]) & free
         if not same.any():
             continue
         row = np.where(same, overlaps[i], -1.0)
         best = int(np.argmax(row))
         if row[best] >= iou:
             free[best] = False
-            matched.append(float(row[best]))
-    return len(ref.scores), matched
+            matched.append((int(i), best, float(row[best])))
+    return len(rows), matched
 
 
 def check_detection_parity(reference: list[Detections], candidate: list[Detections],

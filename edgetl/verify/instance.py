@@ -1,0 +1,104 @@
+"""verify's instance checks: detection's, then the masks of matched detections and mask mAP.
+
+- coordinates and box parity: detection's (`edgetl.verify.detection`) on the same rows;
+- mask parity: the torch model's confident detections matched to the artifact's (same label,
+  box IoU >= 0.5, greedily by score); each matched pair's masks are pasted at the file's size
+  (`postprocess.paste_mask`, as predict does) and the median mask IoU is gated;
+- mask map: the artifact's test mask mAP and AP50 against the torch model's on the same images
+  (pycocotools `segm`), with a paired bootstrap interval of the difference.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from edgetl.data.samples import Sample
+from edgetl.export.formats import InstanceBudgets
+from edgetl.postprocess import Instances, paste_mask
+from edgetl.spec import TaskRecord
+from edgetl.verify.checks import CheckResult
+from edgetl.verify.detection import PAIRED_BOOTSTRAP, match_pairs
+
+
+def instance_budgets(precision: str, match_rate: float | None,
+                     map_points: float | None) -> InstanceBudgets:
+    """The precision's budgets; the flags override the match rate and the mask mAP points."""
+    from dataclasses import replace
+
+    from edgetl.export.formats import INSTANCE_BUDGETS
+
+    base = INSTANCE_BUDGETS.get(precision, INSTANCE_BUDGETS["int8"])
+    changes: dict[str, Any] = {}
+    if match_rate is not None:
+        changes["match_rate"] = match_rate
+    if map_points is not None:
+        changes["mask_map_points"] = map_points
+    return replace(base, **changes)
+
+
+def mask_iou(a: Instances, i: int, b: Instances, j: int) -> float:
+    """IoU of instance `i` of `a` and instance `j` of `b`, pasted at the file's size (only
+    the window both boxes cover is built)."""
+    crop_a, (left_a, top_a) = paste_mask(a.masks[i], a.paste_boxes[i], a.size)
+    crop_b, (left_b, top_b) = paste_mask(b.masks[j], b.paste_boxes[j], b.size)
+    left, top = min(left_a, left_b), min(top_a, top_b)
+    right = max(left_a + crop_a.shape[1], left_b + crop_b.shape[1])
+    bottom = max(top_a + crop_a.shape[0], top_b + crop_b.shape[0])
+    window = np.zeros((2, bottom - top, right - left), dtype=bool)
+    window[0, top_a - top:top_a - top + crop_a.shape[0],
+           left_a - left:left_a - left + crop_a.shape[1]] = crop_a
+    window[1, top_b - top:top_b - top + crop_b.shape[0],
+           left_b - left:left_b - left + crop_b.shape[1]] = crop_b
+    union = int(np.logical_or(window[0], window[1]).sum())
+    return 1.0 if union == 0 else float(np.logical_and(window[0], window[1]).sum() / union)
+
+
+def check_mask_parity(reference: list[Instances], candidate: list[Instances],
+                      budgets: InstanceBudgets) -> CheckResult:
+    """Median mask IoU of the torch model's confident detections matched in the artifact."""
+    ious: list[float] = []
+    considered = 0
+    for ref, cand in zip(reference, candidate, strict=True):
+        n, pairs = match_pairs(ref, cand, budgets.min_score)
+        considered += n
+        ious += [mask_iou(ref, i, cand, j) for i, j, _ in pairs]
+    median = float(np.median(ious)) if ious else (1.0 if not considered else 0.0)
+    passed = median >= budgets.mask_iou
+    summary = (f"median mask IoU {median:.4f} over {len(ious)} matched detections of "
+               f"{considered} (score >= {budgets.min_score}), budget >= {budgets.mask_iou}")
+    return CheckResult("mask_parity", passed, summary, {
+        "matched": len(ious), "reference_detections": considered, "median_mask_iou": median,
+        "budget": budgets.mask_iou, "min_mask_iou": float(min(ious)) if ious else None,
+        "share_below_budget": float(np.mean(np.asarray(ious) < budgets.mask_iou))
+        if ious else 0.0})
+
+
+def check_mask_map(samples: list[Sample], record: TaskRecord, reference: list[Instances],
+                   candidate: list[Instances], budgets: InstanceBudgets,
+                   max_dets: int) -> CheckResult:
+    """Test mask mAP/AP50 of the artifact against the torch model's, paired bootstrap."""
+    from edgetl.evaluate.instance_run import truth_masks
+    from edgetl.metrics.detection import paired_map_delta
+    from edgetl.metrics.instance import InstanceEvaluator
+
+    truth = truth_masks(samples, [f.size for f in reference])
+    evaluations = []
+    for found in (reference, candidate):
+        evaluator = InstanceEvaluator(record, max_dets)
+        evaluator.update(samples, found, truth)
+        evaluations.append(evaluator._coco_eval(evaluator.gt_segm, evaluator.dt_segm, "segm",
+                                                max_dets))
+    delta = paired_map_delta(*evaluations, rounds=PAIRED_BOOTSTRAP)
+    drops = {name: -row["delta"] * 100.0 for name, row in delta.items()}
+    passed = all(drop <= budgets.mask_map_points + 1e-9 for drop in drops.values())
+    m, m50 = delta["map"], delta["map50"]
+    summary = (f"mask mAP torch {m['first']:.4f}, artifact {m['second']:.4f} "
+               f"({-drops['map']:+.2f} points, 95% CI {m['delta_ci95'][0] * 100:+.2f} to "
+               f"{m['delta_ci95'][1] * 100:+.2f}); mask AP50 {m50['first']:.4f} -> "
+               f"{m50['second']:.4f} ({-drops['map50']:+.2f}); budget "
+               f"-{budgets.mask_map_points} points")
+    return CheckResult("mask_map", passed, summary, {
+        "images": len(samples), "budget_points": budgets.mask_map_points, **delta,
+        "drop_points": drops, "paired_bootstrap_rounds": PAIRED_BOOTSTRAP})
