@@ -30,7 +30,9 @@ ARTIFACTS = {"onnx": "model.onnx", "onnx-fp16": "model.fp16.onnx",
              "onnx-int8": "model.int8-qdq.onnx"}
 HEADLINE = {"classification": ("accuracy", "accuracy_ci95"),
             "detection": ("map", "map_ci95", "map50", "map50_ci95", "map75", "ar100"),
-            "semantic": ("miou", "miou_ci95", "mdice", "pixel_accuracy")}
+            "semantic": ("miou", "miou_ci95", "mdice", "pixel_accuracy"),
+            "instance": ("mask_map", "mask_map_ci95", "mask_map50", "box_map", "box_map50",
+                         "n_images", "n_instances")}
 
 
 def edgetl(*args: object) -> subprocess.CompletedProcess[str]:
