@@ -17,17 +17,10 @@ import numpy as np
 
 from edgetl.data.samples import Sample
 from edgetl.metrics.detection import DEFAULT_BOOTSTRAP
-from edgetl.metrics.instance import MIN_SCORE, InstanceEvaluator
+from edgetl.metrics.instance import MIN_SCORE, InstanceEvaluator, truth_masks
 from edgetl.postprocess import Instances, instances_from_outputs
 
 WORST_IMAGES = 6
-
-
-def truth_masks(samples: list[Sample], sizes: list[tuple[int, int]]) -> list[list[dict]]:
-    """Each sample's instance masks as RLE at its file's (H, W)."""
-    from edgetl.data.detection.masks import instance_rles
-
-    return [instance_rles(s.target.masks, size) for s, size in zip(samples, sizes, strict=True)]
 
 
 def score(record: Any, samples: list[Sample], found: list[Instances], meta: dict[str, Any],

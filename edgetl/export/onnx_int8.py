@@ -336,8 +336,7 @@ class MaskMapJudge(MapJudge):
     def _map(self, path: Path) -> dict[str, float]:
         import onnxruntime as ort
 
-        from edgetl.evaluate.instance_run import truth_masks
-        from edgetl.metrics.instance import InstanceEvaluator
+        from edgetl.metrics.instance import InstanceEvaluator, truth_masks
         from edgetl.postprocess import concat_outputs, instances_from_outputs
 
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -355,16 +354,18 @@ class MaskMapJudge(MapJudge):
         return {"map": stats["map"], "map50": stats["map50"]}
 
     def row(self, path: Path) -> dict[str, Any]:
-        from edgetl.verify.instance import check_mask_parity
+        import numpy as np
+
+        from edgetl.metrics.matching import matched_mask_ious
 
         row = super().row(path)
         if self.reference is None:
             return {**row, "val_median_mask_iou": None}
-        parity = check_mask_parity(self.fp32_found, self.found, self.budgets).details
-        median = parity["median_mask_iou"]
+        considered, ious = matched_mask_ious(self.fp32_found, self.found, self.budgets.min_score)
+        median = float(np.median(ious)) if ious else (1.0 if not considered else 0.0)
         return {**row, "val_median_mask_iou": median,
                 "text": f"{row['text']}; median mask IoU {median:.4f} against float32 over "
-                        f"{parity['matched']} matched detections"}
+                        f"{len(ious)} matched detections"}
 
     def met(self, row: dict[str, Any]) -> bool:
         iou = row.get("val_median_mask_iou")

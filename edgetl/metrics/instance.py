@@ -132,3 +132,10 @@ def per_image_f1(evaluation: Any, min_score: float = MIN_SCORE) -> list[float]:
             counts[i] += (tp, int((kept & ~matched).sum()), truth - tp)
     return [1.0 if tp + fp + fn == 0 else float(2 * tp / (2 * tp + fp + fn))
             for tp, fp, fn in counts]
+
+
+def truth_masks(samples: list[Sample], sizes: list[tuple[int, int]]) -> list[list[dict]]:
+    """Each sample's instance masks as RLE at its file's (H, W)."""
+    from edgetl.data.detection.masks import instance_rles
+
+    return [instance_rles(s.target.masks, size) for s, size in zip(samples, sizes, strict=True)]

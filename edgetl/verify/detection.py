@@ -19,27 +19,13 @@ import numpy as np
 from edgetl.data.samples import Sample
 from edgetl.export.formats import DetectionBudgets
 from edgetl.geometry import Geometry
+from edgetl.metrics.matching import MATCH_IOU, match_pairs
 from edgetl.postprocess import Detections
 from edgetl.spec import PreprocessSpec, TaskRecord
 from edgetl.verify.checks import CheckResult
 
 COORDINATE_BUDGET_PX = 0.5
-MATCH_IOU = 0.5
 PAIRED_BOOTSTRAP = 500
-
-
-def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box in `a` [n, 4] with every box in `b` [m, 4] (x1y1x2y2)."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-12)
 
 
 def match_detections(reference: Detections, candidate: Detections, min_score: float,
@@ -48,27 +34,6 @@ def match_detections(reference: Detections, candidate: Detections, min_score: fl
     each candidate used once, same label required."""
     considered, pairs = match_pairs(reference, candidate, min_score, iou)
     return considered, [overlap for _, _, overlap in pairs]
-
-
-def match_pairs(reference: Detections, candidate: Detections, min_score: float,
-                iou: float = MATCH_IOU) -> tuple[int, list[tuple[int, int, float]]]:
-    """`match_detections` with the pairs: (reference row, candidate row, box IoU), rows of
-    the detections as given (the reference's above `min_score` only)."""
-    rows = np.flatnonzero(reference.scores >= min_score)
-    order = rows[np.argsort(-reference.scores[rows], kind="stable")]
-    overlaps = _iou_matrix(reference.boxes, candidate.boxes)
-    free = np.ones(len(candidate.boxes), dtype=bool)
-    matched: list[tuple[int, int, float]] = []
-    for i in order:
-        same = (candidate.labels == reference.labels[i]) & free
-        if not same.any():
-            continue
-        row = np.where(same, overlaps[i], -1.0)
-        best = int(np.argmax(row))
-        if row[best] >= iou:
-            free[best] = False
-            matched.append((int(i), best, float(row[best])))
-    return len(rows), matched
 
 
 def check_detection_parity(reference: list[Detections], candidate: list[Detections],

@@ -16,10 +16,11 @@ import numpy as np
 
 from edgetl.data.samples import Sample
 from edgetl.export.formats import InstanceBudgets
-from edgetl.postprocess import Instances, paste_mask
+from edgetl.metrics.matching import matched_mask_ious
+from edgetl.postprocess import Instances
 from edgetl.spec import TaskRecord
 from edgetl.verify.checks import CheckResult
-from edgetl.verify.detection import PAIRED_BOOTSTRAP, match_pairs
+from edgetl.verify.detection import PAIRED_BOOTSTRAP
 
 
 def instance_budgets(precision: str, match_rate: float | None,
@@ -38,32 +39,10 @@ def instance_budgets(precision: str, match_rate: float | None,
     return replace(base, **changes)
 
 
-def mask_iou(a: Instances, i: int, b: Instances, j: int) -> float:
-    """IoU of instance `i` of `a` and instance `j` of `b`, pasted at the file's size (only
-    the window both boxes cover is built)."""
-    crop_a, (left_a, top_a) = paste_mask(a.masks[i], a.paste_boxes[i], a.size)
-    crop_b, (left_b, top_b) = paste_mask(b.masks[j], b.paste_boxes[j], b.size)
-    left, top = min(left_a, left_b), min(top_a, top_b)
-    right = max(left_a + crop_a.shape[1], left_b + crop_b.shape[1])
-    bottom = max(top_a + crop_a.shape[0], top_b + crop_b.shape[0])
-    window = np.zeros((2, bottom - top, right - left), dtype=bool)
-    window[0, top_a - top:top_a - top + crop_a.shape[0],
-           left_a - left:left_a - left + crop_a.shape[1]] = crop_a
-    window[1, top_b - top:top_b - top + crop_b.shape[0],
-           left_b - left:left_b - left + crop_b.shape[1]] = crop_b
-    union = int(np.logical_or(window[0], window[1]).sum())
-    return 1.0 if union == 0 else float(np.logical_and(window[0], window[1]).sum() / union)
-
-
 def check_mask_parity(reference: list[Instances], candidate: list[Instances],
                       budgets: InstanceBudgets) -> CheckResult:
     """Median mask IoU of the torch model's confident detections matched in the artifact."""
-    ious: list[float] = []
-    considered = 0
-    for ref, cand in zip(reference, candidate, strict=True):
-        n, pairs = match_pairs(ref, cand, budgets.min_score)
-        considered += n
-        ious += [mask_iou(ref, i, cand, j) for i, j, _ in pairs]
+    considered, ious = matched_mask_ious(reference, candidate, budgets.min_score)
     median = float(np.median(ious)) if ious else (1.0 if not considered else 0.0)
     passed = median >= budgets.mask_iou
     summary = (f"median mask IoU {median:.4f} over {len(ious)} matched detections of "
@@ -79,9 +58,8 @@ def check_mask_map(samples: list[Sample], record: TaskRecord, reference: list[In
                    candidate: list[Instances], budgets: InstanceBudgets,
                    max_dets: int) -> CheckResult:
     """Test mask mAP/AP50 of the artifact against the torch model's, paired bootstrap."""
-    from edgetl.evaluate.instance_run import truth_masks
     from edgetl.metrics.detection import paired_map_delta
-    from edgetl.metrics.instance import InstanceEvaluator
+    from edgetl.metrics.instance import InstanceEvaluator, truth_masks
 
     truth = truth_masks(samples, [f.size for f in reference])
     evaluations = []
