@@ -123,3 +123,33 @@ def test_recipe_keeps_instance_settings_in_model_instance(tmp_path) -> None:
         load_recipe(None, ["task=instance", "model.detector.max_detections=500"])
     with pytest.raises(RecipeError, match="even"):
         InstanceSettings(mask_resolution=15)
+
+
+def test_sanitize_drops_degenerate_boxes_and_their_ids_but_keeps_the_id_map() -> None:
+    """A single box that degenerates must not take the image's one id map with it (torchvision's
+    SanitizeBoundingBoxes indexes masks by box, which emptied it: nuclei training crashed)."""
+    from torchvision import tv_tensors
+
+    from edgetl.data.transforms_dense import SanitizePerBox
+
+    idmap = torch.zeros((1, 20, 30))
+    idmap[0, 2:6, 3:9] = 1.0
+    sanitize = SanitizePerBox(("labels", "ids"))
+    one = {"boxes": tv_tensors.BoundingBoxes([[3.0, 2.0, 3.5, 6.0]], format="XYXY",
+                                             canvas_size=(20, 30)),
+           "labels": torch.tensor([0]), "ids": torch.tensor([1]), "masks": tv_tensors.Mask(idmap)}
+    out = sanitize(one)
+    assert out["boxes"].shape == (0, 4) and out["ids"].numel() == 0
+    assert out["labels"].numel() == 0
+    assert torch.equal(out["masks"], idmap)  # untouched
+    assert isinstance(out["boxes"], tv_tensors.BoundingBoxes)
+
+    three = {"boxes": tv_tensors.BoundingBoxes([[3.0, 2.0, 9.0, 6.0], [10.0, 10.0, 10.5, 15.0],
+                                                [29.5, 1.0, 35.0, 4.0]], format="XYXY",
+                                               canvas_size=(20, 30)),
+             "labels": torch.tensor([0, 1, 2]), "ids": torch.tensor([1, 2, 3]),
+             "masks": tv_tensors.Mask(idmap)}
+    out = sanitize(three)  # the second is 0.5 px wide; the third is 5.5 x 3: kept
+    assert out["ids"].tolist() == [1, 3] and out["labels"].tolist() == [0, 2]
+    assert out["boxes"].tolist() == [[3.0, 2.0, 9.0, 6.0], [29.5, 1.0, 35.0, 4.0]]
+    assert out["masks"].shape == (1, 20, 30)

@@ -154,12 +154,33 @@ def dense_train_transform(spec: PreprocessSpec, aug: DenseAugment, mask_fill: in
     if aug.vflip:
         steps.append(v2.RandomVerticalFlip())
     if boxes:
-        keys = ("labels", *per_box)
         steps.append(v2.SanitizeBoundingBoxes(min_size=1.0) if not per_box else
-                     v2.SanitizeBoundingBoxes(min_size=1.0, labels_getter=lambda sample: tuple(
-                         sample[k] for k in keys)))
+                     SanitizePerBox(("labels", *per_box), min_size=1.0))
     steps.append(_NormalizeImage(spec))
     return v2.Compose(steps)
+
+
+class SanitizePerBox:
+    """Drop degenerate boxes and the same rows of the per-box entries `keys`, leaving masks
+    whole. torchvision's `SanitizeBoundingBoxes` also indexes every `Mask` by the kept boxes
+    (it takes masks to be one per box), so an instance-id map, one mask for all boxes, lost
+    its only channel whenever a single box was dropped."""
+
+    def __init__(self, keys: tuple[str, ...], min_size: float = 1.0) -> None:
+        self.keys = keys
+        self.min_size = min_size
+
+    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
+        boxes = sample["boxes"]
+        height, width = boxes.canvas_size
+        valid = ((boxes[:, 2] - boxes[:, 0] >= self.min_size)
+                 & (boxes[:, 3] - boxes[:, 1] >= self.min_size)
+                 & (boxes >= 0).all(dim=-1) & (boxes[:, 0] < width) & (boxes[:, 1] < height))
+        out = dict(sample)
+        out["boxes"] = tv_tensors.wrap(boxes[valid], like=boxes)
+        for key in self.keys:
+            out[key] = sample[key][valid]
+        return out
 
 
 def dense_eval_transform(spec: PreprocessSpec, mask_fill: int = 255) -> v2.Compose:
