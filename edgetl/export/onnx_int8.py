@@ -193,6 +193,29 @@ class TopOneJudge:
                 "validation_images": self.checker.count}
 
 
+def geometry_batches(samples: list[Any], spec: Any) -> list[tuple[Any, list[Any]]]:
+    """The dense judges' validation inputs, preprocessed once: (batch, geometries) pairs."""
+    from edgetl.data.reference import preprocess_with_geometry
+
+    return [preprocess_with_geometry([s.path for s in samples[i:i + CALIBRATION_BATCH]], spec)
+            for i in range(0, len(samples), CALIBRATION_BATCH)]
+
+
+def run_batches(path: Path, batches: list[tuple[Any, list[Any]]]
+                ) -> tuple[list[dict[str, Any]], list[Any]]:
+    """One ONNX Runtime CPU session of `path` over the judge's batches: the named outputs of
+    each batch and every image's geometry, in order."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    parts, geometries = [], []
+    for inputs, geos in batches:
+        parts.append(dict(zip(names, session.run(None, {INPUT_NAME: inputs}), strict=True)))
+        geometries += geos
+    return parts, geometries
+
+
 class MapJudge:
     """Detection: the int8 graph's validation mAP and AP50 against the float32 graph's (both
     scored with pycocotools against the ground truth). Met when each drops by at most
@@ -200,31 +223,20 @@ class MapJudge:
     test split decides."""
 
     def __init__(self, ctx: ExportContext, fp32_path: Path) -> None:
-        from edgetl.data.reference import preprocess_with_geometry
 
         self.record = ctx.info.task_record
         samples = ctx.run_folder.dataset().by_split("val")[:AGREEMENT_IMAGES]
         self.samples = samples
-        self.batches = []
-        for start in range(0, len(samples), CALIBRATION_BATCH):
-            paths = [s.path for s in samples[start:start + CALIBRATION_BATCH]]
-            self.batches.append(preprocess_with_geometry(paths, ctx.spec))
+        self.batches = geometry_batches(samples, ctx.spec)
         budget = DETECTION_BUDGETS[ctx.fmt.precision].map_points
         self.allowed_points = DETECTION_SEARCH_SHARE * budget
         self.reference = self._map(fp32_path) if samples else None
 
     def _map(self, path: Path) -> dict[str, float]:
-        import onnxruntime as ort
-
         from edgetl.metrics.detection import DetectionEvaluator
         from edgetl.postprocess import concat_outputs, detections_from_outputs
 
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        names = [o.name for o in session.get_outputs()]
-        parts, geometries = [], []
-        for inputs, geos in self.batches:
-            parts.append(dict(zip(names, session.run(None, {INPUT_NAME: inputs}), strict=True)))
-            geometries += geos
+        parts, geometries = run_batches(path, self.batches)
         evaluator = DetectionEvaluator(self.record)
         evaluator.update(self.samples, detections_from_outputs(concat_outputs(parts),
                                                                geometries))
@@ -261,7 +273,6 @@ class MiouJudge:
     most `DETECTION_SEARCH_SHARE` of verify's mIoU budget."""
 
     def __init__(self, ctx: ExportContext, fp32_path: Path) -> None:
-        from edgetl.data.reference import preprocess_with_geometry
         from edgetl.data.semantic import read_mask
         from edgetl.export.formats import SEMANTIC_BUDGETS
 
@@ -269,26 +280,16 @@ class MiouJudge:
         data = ctx.run_folder.dataset()
         self.samples = data.by_split("val")[:AGREEMENT_IMAGES]
         self.truth = [read_mask(s.target, data.record) for s in self.samples]
-        self.batches = []
-        for start in range(0, len(self.samples), CALIBRATION_BATCH):
-            paths = [s.path for s in self.samples[start:start + CALIBRATION_BATCH]]
-            self.batches.append(preprocess_with_geometry(paths, ctx.spec))
+        self.batches = geometry_batches(self.samples, ctx.spec)
         budget = SEMANTIC_BUDGETS[ctx.fmt.precision].miou_points
         self.allowed_points = DETECTION_SEARCH_SHARE * budget
         self.reference = self._miou(fp32_path) if self.samples else None
 
     def _miou(self, path: Path) -> float:
-        import onnxruntime as ort
-
         from edgetl.metrics.semantic import SegmentationEvaluator
         from edgetl.postprocess import concat_outputs, masks_from_outputs
 
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        names = [o.name for o in session.get_outputs()]
-        parts, geometries = [], []
-        for inputs, geos in self.batches:
-            parts.append(dict(zip(names, session.run(None, {INPUT_NAME: inputs}), strict=True)))
-            geometries += geos
+        parts, geometries = run_batches(path, self.batches)
         evaluator = SegmentationEvaluator(self.record)
         for truth, guess in zip(self.truth, masks_from_outputs(concat_outputs(parts),
                                                                geometries), strict=True):
@@ -334,17 +335,10 @@ class MaskMapJudge(MapJudge):
         self.allowed_points = DETECTION_SEARCH_SHARE * self.budgets.mask_map_points
 
     def _map(self, path: Path) -> dict[str, float]:
-        import onnxruntime as ort
-
         from edgetl.metrics.instance import InstanceEvaluator, truth_masks
         from edgetl.postprocess import concat_outputs, instances_from_outputs
 
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        names = [o.name for o in session.get_outputs()]
-        parts, geometries = [], []
-        for inputs, geos in self.batches:
-            parts.append(dict(zip(names, session.run(None, {INPUT_NAME: inputs}), strict=True)))
-            geometries += geos
+        parts, geometries = run_batches(path, self.batches)
         self.found = instances_from_outputs(concat_outputs(parts), geometries)
         if self.truth is None:
             self.truth = truth_masks(self.samples, [f.size for f in self.found])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from edgetl.errors import UsageError
 
@@ -95,6 +96,14 @@ class SelectConfig:
             raise UsageError(f"--bench-iters must be >= 1, got {self.bench.iters}")
         if self.bench.threads is not None and self.bench.threads < 1:
             raise UsageError(f"--threads must be >= 1, got {self.bench.threads}")
+
+    def bench_config(self, artifact: Path) -> Any:
+        """bench's settings for one artifact: the same for the untrained probe and the pick."""
+        from edgetl.bench.runner import BenchConfig
+
+        return BenchConfig(artifact=artifact, backends=(self.backend,), batches=(self.batch,),
+                           threads=self.bench.threads, warmup=self.bench.warmup,
+                           min_time=self.bench.min_time, iters=self.bench.iters)
 
     def formats(self) -> dict[str, str]:
         """precision -> export format, in the order the precisions were given."""

@@ -23,7 +23,7 @@ def confirm_deployment(run: Path, precision: str, fmt: str, folder: Path,
                        config: SelectConfig) -> dict[str, Any]:
     """Export `run` as `fmt`, time it; the record says whether it is deployable and why not."""
     from edgetl.bench.report import write_json
-    from edgetl.bench.runner import BenchConfig, run_bench
+    from edgetl.bench.runner import run_bench
     from edgetl.export import ExportOptions, export_run
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -32,10 +32,7 @@ def confirm_deployment(run: Path, precision: str, fmt: str, folder: Path,
     exported = export_run(run, fmt, out=folder, options=ExportOptions())
     manifest = json.loads(Path(f"{exported.path}.manifest.json").read_text())
     search = ((manifest.get("details") or {}).get("quantization") or {}).get("accuracy_search")
-    bench = config.bench
-    timing = BenchConfig(artifact=exported.path, backends=(config.backend,),
-                         batches=(config.batch,), threads=bench.threads, warmup=bench.warmup,
-                         min_time=bench.min_time, iters=bench.iters)
+    timing = config.bench_config(exported.path)
     stat = config.budget_on
     result = run_bench(timing)
     row = result.report["rows"][0]

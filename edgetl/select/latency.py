@@ -50,7 +50,7 @@ def measure_candidate(task: SelectTask, recipe: Recipe, candidate: Candidate, sp
     """Export the untrained candidate per precision and time each: the candidate's latency
     record (spec fingerprint, one entry per precision, seconds taken)."""
     from edgetl.bench.report import write_json
-    from edgetl.bench.runner import BenchConfig, run_bench
+    from edgetl.bench.runner import run_bench
     from edgetl.export import ExportOptions, export_run
     from edgetl.runfolder import RunFolder
 
@@ -71,11 +71,7 @@ def measure_candidate(task: SelectTask, recipe: Recipe, candidate: Candidate, sp
                                     int8_target_agreement=0.0 if precision == "int8" else None)
             exported = export_run(probe, fmt, out=probe / "export", options=options)
             export_seconds = time.perf_counter() - t0
-            bench = config.bench
-            result = run_bench(BenchConfig(
-                artifact=exported.path, backends=(config.backend,), batches=(config.batch,),
-                threads=bench.threads, warmup=bench.warmup, min_time=bench.min_time,
-                iters=bench.iters))
+            result = run_bench(config.bench_config(exported.path))
             report_path = write_json(result.report, folder / f"bench-{precision}.json")
             row = result.report["rows"][0]
             env = env or result.report.get("env")
