@@ -63,3 +63,38 @@ def test_bench_interrupt_is_not_a_pass(artifacts: dict[str, Path], tmp_path: Pat
     assert rc == 130, stderr
     assert last_line(stderr).startswith("error: interrupted: bench of")
     assert list(tmp_path.iterdir()) == []  # neither the JSON nor its histogram
+
+
+def test_a_ctrl_c_during_an_import_waits_for_the_import(tmp_path: Path) -> None:
+    """An exception inside an extension's initialisation aborts the process (onnx's nanobind
+    module did, exit -6): the interrupt is held back until the import has finished."""
+    import subprocess
+    import sys
+    import textwrap
+
+    (tmp_path / "slow_module.py").write_text(textwrap.dedent("""
+        import os, signal, time
+        os.kill(os.getpid(), signal.SIGINT)
+        deadline = time.time() + 0.3
+        while time.time() < deadline:
+            sum(range(1000))
+        FINISHED = True
+    """))
+    (tmp_path / "main.py").write_text(textwrap.dedent("""
+        import sys, time
+        from edgetl import interrupt
+        interrupt.install()
+        try:
+            with interrupt.activity("the import test"):
+                import slow_module
+                print("imported", slow_module.FINISHED, flush=True)
+                time.sleep(5)
+            print("no interrupt")
+        except KeyboardInterrupt:
+            print("interrupted after the import:", interrupt.interrupted_line())
+    """))
+    done = subprocess.run([sys.executable, "main.py"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "imported True", "interrupted after the import: interrupted: the import test"]
