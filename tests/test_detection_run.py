@@ -115,6 +115,18 @@ def test_exports_pass_verify(det_run: Path, det_artifacts: dict[str, Path], fmt:
     if fmt == "onnx":
         assert checks["parity"]["details"]["match_rate"] == 1.0
         assert checks["parity"]["details"]["median_iou"] >= 0.98
+    if fmt == "onnx-int8":
+        assert _quantised_outside_network(model) == []
+
+
+def _quantised_outside_network(model: onnx.ModelProto) -> list[str]:
+    """Nodes outside the backbone and head whose outputs an int8 graph quantises: box
+    decoding, NMS and output packing must stay float (quantised, boxes fell on a uint8 grid)."""
+    producer = {out: node.name for node in model.graph.node for out in node.output}
+    sources = [producer.get(node.input[0], "") for node in model.graph.node
+               if node.op_type == "QuantizeLinear"]
+    assert any(s.startswith("/backbone/") for s in sources)  # the network is quantised
+    return [s for s in sources if s and s.split("/")[1:2] not in (["backbone"], ["head"])]
 
 
 def _edited(src: Path, dst: Path, changes: dict[str, object]) -> Path:

@@ -52,6 +52,10 @@ from edgetl.export.onnx_fp32 import finalize_onnx, prepare_module, trace_to_onnx
 from edgetl.export.preprocess_graph import EMBEDDED_PREFIX
 
 CALIBRATION_BATCH = 8  # images per calibration run
+# Modules of detection and instance graphs that int8 may quantise; the rest is post-processing.
+NETWORK_SCOPES = ("backbone", "head", "mask_head", "mask_predictor")
+POSTPROCESS_RULE = ("detection/instance: nodes outside " + ", ".join(NETWORK_SCOPES)
+                    + " (box decoding, NMS, RoI pooling arithmetic, outputs) stay float32")
 COMPUTE_OPS = ("Conv", "Gemm", "MatMul")
 META_INT8_FLOAT = "edgetl.int8_float_nodes"  # JSON: which nodes stayed float32, and why
 AGREEMENT_IMAGES = 2000  # validation images (at most) used to measure int8/float32 agreement
@@ -68,6 +72,18 @@ CONFIDENCE = 0.95
 SELECTED_CONFIDENCE = 0.99
 # Detection: the search aims at this share of verify's test-mAP budget on validation.
 DETECTION_SEARCH_SHARE = 0.5
+
+
+def postprocess_nodes(nodes: Any, task: str) -> list[str]:
+    """Detection and instance graphs: every node outside the network's modules (box decoding,
+    NMS, RoI pooling's level and coordinate arithmetic, output packing), kept float32.
+    Quantised, the boxes and the RoIs fed to mask pooling fell on a uint8 grid (1.5 px steps
+    at 384 px) and sigmoid scores on 256 levels, damage the accuracy search cannot undo by
+    keeping network layers float."""
+    if task not in ("detection", "instance"):
+        return []
+    return [n.name for n in nodes if n.name.split("/")[1:2] not in
+            [[scope] for scope in NETWORK_SCOPES]]
 
 
 def quantisation_evidence(model: Any) -> dict[str, int]:
@@ -434,12 +450,15 @@ def export(ctx: ExportContext) -> ExportResult:
         with quiet():
             _pre_process(fp32_path, pre_path)
         graph = onnx.load(str(pre_path)).graph
-        compute = [n for n in graph.node if n.op_type in COMPUTE_OPS and n.name not in embedded]
+        post = postprocess_nodes(graph.node, ctx.info.task_record.task)
+        always_float = embedded + post
+        compute = [n for n in graph.node
+                   if n.op_type in COMPUTE_OPS and n.name not in set(always_float)]
         judge = JUDGES[ctx.info.task_record.task](ctx, fp32_path)
         quantiser = Quantiser(pre_path, batches, options.calibration_method, work)
         found: SearchResult = search(
             lambda out, exclude: quantiser(out, exclude), work, [n.name for n in graph.node],
-            [n.name for n in compute], embedded, judge,
+            [n.name for n in compute], always_float, judge,
             _sensitivity(ctx, quantiser, fp32_path, graph, compute, embedded, work))
         model = onnx.load(str(found.path))
     evidence = quantisation_evidence(model)
@@ -462,7 +481,8 @@ def export(ctx: ExportContext) -> ExportResult:
             "calibration_fingerprint": calibration_fingerprint(samples, ctx.spec),
             "calibration_transform": "edgetl.data.reference (deployment reference path)",
             "calibration_reused": quantiser.reuses_calibration,
-            "excluded_nodes": found.exclude,
+            "excluded_nodes": [n for n in found.exclude if n not in set(post)],
+            "postprocess_float": {"nodes": len(post), "rule": POSTPROCESS_RULE},
             "float_nodes": found.record(),
             "accuracy_search": {**judge.describe(), "strategy": found.strategy,
                                 "rounds": found.rounds, "met": found.met,
