@@ -95,7 +95,8 @@ def train_item(sample, names: list[str], flip: bool) -> tuple[torch.Tensor, dict
 
 
 def train(model: torch.nn.Module, samples: list, names: list[str], epochs: int,
-          minutes: float, seed: int) -> dict[str, object]:
+          minutes: float, seed: int, make_item=train_item) -> dict[str, object]:
+    """The tutorial's loop; `make_item(sample, names, flip)` gives (image, target)."""
     rng = random.Random(seed)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=0.005, momentum=0.9, weight_decay=5e-4)
@@ -117,7 +118,7 @@ def train(model: torch.nn.Module, samples: list, names: list[str], epochs: int,
                 factor = 0.001 * (1 - alpha) + alpha
                 for group in optimizer.param_groups:
                     group["lr"] = 0.005 * factor
-            items = [train_item(samples[i], names, rng.random() < 0.5)
+            items = [make_item(samples[i], names, rng.random() < 0.5)
                      for i in order[step * batch:(step + 1) * batch]]
             loss_terms = model([i for i, _ in items], [t for _, t in items])
             loss = sum(loss_terms.values())
@@ -155,10 +156,11 @@ def evaluate(model: torch.nn.Module, samples: list, record) -> dict[str, object]
 
 
 @torch.no_grad()
-def latency_ms(model: torch.nn.Module, size: int, rounds: int = 50) -> dict[str, float]:
+def latency_ms(model: torch.nn.Module, size: int, rounds: int = 50, warmup: int = 5
+               ) -> dict[str, float]:
     model.eval()
     image = [torch.rand(3, size, size)]
-    for _ in range(5):
+    for _ in range(warmup):
         model(image)
     times = []
     for _ in range(rounds):

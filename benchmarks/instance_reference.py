@@ -27,18 +27,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import math
 import os
-import platform
-import random
-import statistics
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
-from detect_reference import freeze_like_torchvision, keep_bn_frozen, to_tensor
-from machine_info import cpu_name
+from detect_reference import _ci, _machine, freeze_like_torchvision, latency_ms, to_tensor, train
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ANCHOR_SIZES = (16, 32, 64, 128)  # per level: strides 8, 16, 32 and the max-pool level 64
@@ -92,7 +85,8 @@ def _keep_head_resolution(model: torch.nn.Module) -> None:
     transform.postprocess = postprocess
 
 
-def train_item(sample, flip: bool) -> tuple[torch.Tensor, dict]:
+def train_item(sample, names: list[str], flip: bool) -> tuple[torch.Tensor, dict]:
+    """One image and its boxes and masks (one class: `names` is unused)."""
     from edgetl.data.detection.masks import instance_id_map
 
     image = to_tensor(sample.path)
@@ -110,47 +104,6 @@ def train_item(sample, flip: bool) -> tuple[torch.Tensor, dict]:
                              boxes[:, 3]], dim=1) if len(boxes) else boxes
     wide = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
     return image, {"boxes": boxes[wide], "labels": labels[wide], "masks": masks[wide]}
-
-
-def train(model: torch.nn.Module, samples: list, epochs: int, minutes: float,
-          seed: int) -> dict[str, object]:
-    rng = random.Random(seed)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=0.005, momentum=0.9, weight_decay=5e-4)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=3, gamma=0.1)
-    batch = 2
-    steps = math.ceil(len(samples) / batch)
-    warmup_iters = min(1000, steps - 1)
-    start = time.perf_counter()
-    history = []
-    for epoch in range(epochs):
-        model.train()
-        keep_bn_frozen(model)
-        order = list(range(len(samples)))
-        rng.shuffle(order)
-        losses = []
-        for step in range(steps):
-            if epoch == 0:  # the tutorial's linear warm-up from 0.001x
-                alpha = step / max(1, warmup_iters)
-                for group in optimizer.param_groups:
-                    group["lr"] = 0.005 * (0.001 * (1 - alpha) + alpha)
-            items = [train_item(samples[i], rng.random() < 0.5)
-                     for i in order[step * batch:(step + 1) * batch]]
-            loss_terms = model([i for i, _ in items], [t for _, t in items])
-            loss = sum(loss_terms.values())
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
-        scheduler.step()
-        elapsed = time.perf_counter() - start
-        history.append({"epoch": epoch + 1, "loss": statistics.fmean(losses),
-                        "minutes": elapsed / 60})
-        print(f"epoch {epoch + 1}: loss {history[-1]['loss']:.4f}  {elapsed / 60:.1f} min",
-              flush=True)
-        if elapsed / 60 >= minutes:
-            break
-    return {"epochs": history, "training_minutes": (time.perf_counter() - start) / 60}
 
 
 @torch.no_grad()
@@ -173,21 +126,6 @@ def evaluate(model: torch.nn.Module, samples: list, record, max_det: int) -> dic
     keys = ("mask_map", "mask_map50", "mask_map75", "mask_map_ci95", "mask_map50_ci95",
             "box_map", "box_map50", "box_map_ci95", "n_images", "n_instances")
     return {k: data[k] for k in keys}
-
-
-@torch.no_grad()
-def latency_ms(model: torch.nn.Module, size: int, rounds: int = 30) -> dict[str, float]:
-    model.eval()
-    image = [torch.rand(3, size, size)]
-    for _ in range(3):
-        model(image)
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        model(image)
-        times.append((time.perf_counter() - start) * 1000)
-    return {"p50": statistics.median(times), "p90": float(np.percentile(times, 90)),
-            "threads": torch.get_num_threads()}
 
 
 def main() -> None:
@@ -216,7 +154,8 @@ def main() -> None:
     if args.limit:
         train_samples, test_samples = train_samples[:args.limit], test_samples[:args.limit]
     model = build_reference(arch, 2, args.size, args.max_det)
-    trained = train(model, train_samples, args.epochs, args.minutes, args.seed)
+    trained = train(model, train_samples, [], args.epochs, args.minutes, args.seed,
+                    make_item=train_item)
     metrics = evaluate(model, test_samples, record, args.max_det)
     result = {
         "what": "plain torchvision Mask R-CNN reference (tutorial recipe) on an edgetl run's "
@@ -228,7 +167,8 @@ def main() -> None:
         "max_detections": args.max_det,
         "n_train": len(train_samples), "n_test": len(test_samples),
         "parameters_m": sum(p.numel() for p in model.parameters()) / 1e6,
-        **trained, "test": metrics, "torch_cpu_latency_ms": latency_ms(model, args.size),
+        **trained, "test": metrics,
+        "torch_cpu_latency_ms": latency_ms(model, args.size, rounds=30, warmup=3),
         "machine": _machine(), "date": dt.date.today().isoformat(),
         "command": f"python benchmarks/instance_reference.py {args.run} --name {args.name} "
                    f"--epochs {args.epochs} --minutes {args.minutes} --size {args.size} "
@@ -240,14 +180,6 @@ def main() -> None:
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     stem.with_suffix(".md").write_text(_markdown(result))
     print(json.dumps(result["test"], indent=2))
-
-
-def _machine() -> dict[str, object]:
-    import torchvision
-
-    return {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
-            "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "load_average": list(os.getloadavg())}
 
 
 def _markdown(result: dict) -> str:
@@ -265,10 +197,6 @@ def _markdown(result: dict) -> str:
             f"{test['box_map']:.3f} | {_ci(test['box_map_ci95'])} | {test['box_map50']:.3f} | "
             f"{result['torch_cpu_latency_ms']['p50']:.1f} |\n\n"
             f"Command: `{result['command']}`\n")
-
-
-def _ci(interval: list[float]) -> str:
-    return f"{interval[0]:.3f}-{interval[1]:.3f}"
 
 
 if __name__ == "__main__":

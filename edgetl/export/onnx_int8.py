@@ -82,8 +82,13 @@ def postprocess_nodes(nodes: Any, task: str) -> list[str]:
     keeping network layers float."""
     if task not in ("detection", "instance"):
         return []
-    return [n.name for n in nodes if n.name.split("/")[1:2] not in
-            [[scope] for scope in NETWORK_SCOPES]]
+    return [n.name for n in nodes if _scope(n.name) not in NETWORK_SCOPES]
+
+
+def _scope(node_name: str) -> str:
+    """The module a node was traced from ('/backbone/body/...' -> 'backbone'; '' for none)."""
+    parts = node_name.split("/")
+    return parts[1] if len(parts) > 1 else ""
 
 
 def quantisation_evidence(model: Any) -> dict[str, int]:
@@ -452,8 +457,8 @@ def export(ctx: ExportContext) -> ExportResult:
         graph = onnx.load(str(pre_path)).graph
         post = postprocess_nodes(graph.node, ctx.info.task_record.task)
         always_float = embedded + post
-        compute = [n for n in graph.node
-                   if n.op_type in COMPUTE_OPS and n.name not in set(always_float)]
+        skipped, post_set = set(always_float), set(post)
+        compute = [n for n in graph.node if n.op_type in COMPUTE_OPS and n.name not in skipped]
         judge = JUDGES[ctx.info.task_record.task](ctx, fp32_path)
         quantiser = Quantiser(pre_path, batches, options.calibration_method, work)
         found: SearchResult = search(
@@ -481,7 +486,7 @@ def export(ctx: ExportContext) -> ExportResult:
             "calibration_fingerprint": calibration_fingerprint(samples, ctx.spec),
             "calibration_transform": "edgetl.data.reference (deployment reference path)",
             "calibration_reused": quantiser.reuses_calibration,
-            "excluded_nodes": [n for n in found.exclude if n not in set(post)],
+            "excluded_nodes": [n for n in found.exclude if n not in post_set],
             "postprocess_float": {"nodes": len(post), "rule": POSTPROCESS_RULE},
             "float_nodes": found.record(),
             "accuracy_search": {**judge.describe(), "strategy": found.strategy,
