@@ -257,7 +257,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"{acc['every_backbone_above_budget_excluded']})",
         f"- pick {sel['pick']['id']} as {sel['pick']['format']}; validation {v['metric']} "
         f"{v['value']:.4f} ({v['ci95'][0]:.4f}-{v['ci95'][1]:.4f}, n={v['n']})",
-        f"- the written recipe fine-tuned as is: test {t['metric']} {t['value']}"
+        f"- the written recipe fine-tuned as is: test {t['metric']} {t['value']:.4f}"
         + (f" ({t['ci95'][0]:.4f}-{t['ci95'][1]:.4f}, n={t['n']})" if t["ci95"] else "")
         + f"; within the validation interval: **{acc['test_within_val_interval']}**",
         f"- deployed {dep['format']}: verify exit {dep['verify_exit']}; bench p50/p90 "

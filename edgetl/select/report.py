@@ -77,7 +77,7 @@ def plot_scatter(record: dict[str, Any], out_png: Path) -> Path:
 
     config, metric = record["config"], record["metric"]
     stat = config["budget_on"]
-    fig, ax = plt.subplots(figsize=(8, 5.5))
+    fig, ax = plt.subplots(figsize=(10, 5.5))
     trained = [r for r in record["candidates"] if r.get("training")]
     by_id = {r["id"]: r for r in trained}
     for row in trained:
@@ -98,12 +98,21 @@ def plot_scatter(record: dict[str, Any], out_png: Path) -> Path:
         ax.scatter([row["deploy_latency_ms"][stat]], [row["training"]["value"]], s=180,
                    facecolors="none", edgecolors="tab:green", linewidths=2, label="pick",
                    zorder=5)
+        deployed = (record.get("pick") or {}).get("deployed_latency_ms")
+        if deployed:  # the confirmed artifact: trained, exported (float nodes kept), timed
+            ax.plot([row["deploy_latency_ms"][stat], deployed[stat]],
+                    [row["training"]["value"]] * 2, color="tab:green", linestyle=":")
+            ax.scatter([deployed[stat]], [row["training"]["value"]], marker="D", s=40,
+                       color="tab:green", label="pick, trained and exported", zorder=5)
     over = [r for r in record["candidates"] if r["status"] == "over_budget"]
     if over:
         lowest = min((r["training"]["ci95"][0] for r in trained), default=0.0)
         xs = [min(p[f"{stat}_ms"] for p in r["latency"]["precisions"].values()) for r in over]
         ax.scatter(xs, [lowest] * len(xs), marker="x", color="grey",
                    label="over budget (not trained)")
+        for row, x in zip(over, xs, strict=True):
+            ax.annotate(row["id"], (x, lowest), fontsize=7, color="grey", xytext=(4, 4),
+                        textcoords="offset points")
     ax.axvline(config["budget_ms"], color="tab:red", linestyle="--",
                label=f"budget {stat} {config['budget_ms']:g} ms")
     ax.set_xlabel(f"{stat} latency per call (ms), {config['backend']} batch {config['batch']}, "
@@ -111,7 +120,8 @@ def plot_scatter(record: dict[str, Any], out_png: Path) -> Path:
     ax.set_ylabel(f"{metric} (validation, 95% interval)")
     ax.set_title("edgetl select: accuracy against latency")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    # outside the axes: inside, it covered the over-budget crosses in the lower right corner
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     atomic_write_with(out_png, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
