@@ -197,12 +197,17 @@ def test_candidates_are_backbones_with_offline_weights() -> None:
     assert [c.id for c in chosen] == ["mobilenetv2_100@64"]
 
 
-def test_dense_tasks_are_refused_by_the_task_seam() -> None:
-    from edgetl.select.tasks import task_for
+def test_the_task_seam_covers_detection_and_instance_and_refuses_semantic() -> None:
+    from edgetl.select.tasks import check_metric, task_for
 
     assert task_for("classification").sizes == (160, 224, 288)
-    with pytest.raises(UsageError, match="does not support detection"):
-        task_for("detection")
+    assert task_for("detection").sizes == task_for("instance").sizes == (256, 320, 384, 512)
+    with pytest.raises(UsageError, match="does not support semantic"):
+        task_for("semantic")
+    check_metric(task_for("detection"), "detection", "val_map50")
+    # a metric without an interval from the task's evaluator is refused before any work
+    with pytest.raises(UsageError, match="cannot score detection candidates on val_loss"):
+        check_metric(task_for("detection"), "detection", "val_loss")
 
 
 def test_the_latency_probe_never_holds_test_images() -> None:
@@ -454,9 +459,9 @@ def test_dense_recipe_and_missing_backend_are_refused_before_work(
     import onnxruntime as ort
 
     root = Path(__file__).resolve().parents[1]
-    done = edgetl("select", root / "recipes" / "detect-lite0.yaml", "--budget-ms", "5",
+    done = edgetl("select", root / "recipes" / "semantic-lite0.yaml", "--budget-ms", "5",
                   "--out", tiny["root"] / "dense")
-    assert done.returncode == 2 and "does not support detection" in done.stderr
+    assert done.returncode == 2 and "does not support semantic" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         done = edgetl("select", tiny["recipe"], "--budget-ms", "5", "--backend", "ort-cuda",
@@ -468,3 +473,91 @@ def test_dense_recipe_and_missing_backend_are_refused_before_work(
     done = edgetl("select", tiny["recipe"], "--budget-ms", "5", "--out", full)
     assert done.returncode == 2 and "already exists and is not empty" in done.stderr
     assert [p.name for p in full.iterdir()] == ["keep.txt"]
+
+
+# =========================================================================== detection
+DET_RECIPE = """\
+name: tiny-det
+task: detection
+data: {{source: {data}, val_fraction: 0.25, test_fraction: 0.2}}
+model:
+  architecture: mobilenetv2_100
+  input_size: 128
+  detector: {{fpn_channels: 32, head_convs: 1}}
+train: {{batch_size: 8, eval_batch_size: 8, num_threads: 2}}
+phases:
+  - {{name: A, epochs: 2, unfreeze: head, lr: 5.0e-3}}
+"""
+
+
+def test_select_detection_budget_validation_map_and_recipe(tmp_path: Path) -> None:
+    """A detector at 96 px (about 3-4 ms a call here, fp32) and at 512 px (about 50 ms fp32,
+    25 ms int8): budget p90 <= 15 ms. The 512 px one is dropped in both precisions; the 96 px
+    one trains phase A and is scored on validation mAP with its interval, the figure
+    `edgetl evaluate --split val` gives for the same checkpoint."""
+    import detgen
+
+    from edgetl.recipe import load_recipe
+
+    data = detgen.make_voc(tmp_path / "voc", 40, seed=3)
+    recipe = tmp_path / "det.yaml"
+    recipe.write_text(DET_RECIPE.format(data=data))
+    out = tmp_path / "sel"
+    done = edgetl("select", recipe, "--budget-ms", "15", "--backbones", "mobilenetv2_100",
+                  "--sizes", "96,512", "--precision", "fp32,int8", *FAST_BENCH, "--threads",
+                  "1", "--out", out)
+    assert done.returncode == 0, done.stderr
+    record = json.loads((out / "select.json").read_text())
+    assert record["task"] == "detection" and record["metric"] == "val_map"
+    rows = {r["id"]: r for r in record["candidates"]}
+    big, small = rows["mobilenetv2_100@512"], rows["mobilenetv2_100@96"]
+    # both precisions were exported and timed, the int8 probe unjudged (untrained network)
+    for row in (big, small):
+        assert set(row["latency"]["precisions"]) == {"fp32", "int8"}
+    over = min(p["p90_ms"] for p in big["latency"]["precisions"].values()) > 15.0
+    assert big["status"] == ("over_budget" if over else "trained")
+    assert over, "the 512 px detector came in under 15 ms: the budget no longer separates"
+    assert not (out / "candidates" / "mobilenetv2_100-512").exists()
+    assert small["status"] == "trained" and record["pick"]["id"] == "mobilenetv2_100@96"
+    t = small["training"]
+    assert t["metric"] == "val_map" and t["n"] == record["split"]["counts"]["val"]
+    assert t["ci95"][0] <= t["value"] <= t["ci95"][1]
+    assert t["spec_fingerprint"] == small["latency"]["spec_fingerprint"]
+    report = tmp_path / "val.json"
+    done = edgetl("evaluate", t["run"], "--split", "val", "--json", report)
+    assert done.returncode == 0, done.stderr
+    evaluated = json.loads(report.read_text())
+    assert t["value"] == pytest.approx(evaluated["map"], abs=1e-9)
+    assert t["ci95"] == pytest.approx(evaluated["map_ci95"], abs=1e-9)
+    # deployed in the first precision within budget (fp32), confirmed trained and timed
+    deployed = small["deployment"][-1]
+    assert deployed["precision"] == small["deploy_precision"]
+    assert deployed["deployable"] and deployed["p90_ms"] <= 15.0
+    written = load_recipe(out / "recipe.yaml")
+    assert (written.task, written.model.architecture, written.model.input_size) == \
+        ("detection", "mobilenetv2_100", 96)
+    assert (written.model.detector.fpn_channels, written.model.detector.head_convs) == (32, 1)
+
+
+def test_the_dense_probe_head_sends_nothing_to_nms() -> None:
+    """Untrained, FCOS's prior and centre-ness score every position about 0.07, above the 0.05
+    threshold: the output is full. Quieted, nothing passes, whatever the image."""
+    import torch
+
+    from edgetl.models.deployable import deployable
+    from edgetl.models.detector import DetectorSettings, build_detector
+    from edgetl.select.dense import background_head
+
+    settings = DetectorSettings.from_dict({"fpn_channels": 32, "head_convs": 1})
+    torch.manual_seed(0)
+    model, _ = build_detector("mobilenetv2_100", 2, settings, (96, 96), None)
+    outputs = deployable(model.eval(), "detection")[0].eval()
+    images = torch.randn(2, 3, 96, 96)
+    with torch.inference_mode():
+        before = outputs(images)["num_detections"].tolist()
+    assert before == [settings.max_detections] * 2
+    assert background_head(model) == 1
+    with torch.inference_mode():
+        after = outputs(images)
+    assert after["num_detections"].tolist() == [0, 0]
+    assert float(after["scores"].max()) == 0.0

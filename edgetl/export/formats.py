@@ -140,7 +140,8 @@ class ExportOptions:
     checkpoint: str = "best"
     seed: int = 0
     # int8: minimum top-1 agreement with float32 on the run's validation split; early layers
-    # stay float32 until it holds (None: the format's verify budget).
+    # stay float32 until it holds (None: the format's verify budget; 0: the fully quantised
+    # graph, unjudged, for any task: select's latency probe of untrained networks).
     int8_target_agreement: float | None = None
     raw: bool = False  # detection: the head's outputs, no decoding or NMS in the graph
     # classification: CLASS:recall=R or CLASS:precision=P, its threshold chosen on validation

@@ -392,6 +392,26 @@ class MaskMapJudge(MapJudge):
                              "and the median mask IoU of matched detections"}
 
 
+class UnjudgedJudge:
+    """Accepts the first (fully quantised) graph without scoring it: an untrained network's
+    latency probe (`int8_target_agreement=0`), where accuracy means nothing."""
+
+    def __init__(self, ctx: ExportContext, fp32_path: Path) -> None:
+        pass
+
+    def row(self, path: Path) -> dict[str, Any]:
+        return {"text": "not judged (int8_target_agreement 0: the fully quantised graph)"}
+
+    def met(self, row: dict[str, Any]) -> bool:
+        return True
+
+    met_selected = met
+
+    def describe(self) -> dict[str, Any]:
+        return {"judged_on": "nothing: int8_target_agreement 0 accepts the fully quantised "
+                             "graph"}
+
+
 JUDGES = {"classification": TopOneJudge, "detection": MapJudge, "semantic": MiouJudge,
           "instance": MaskMapJudge}
 
@@ -459,7 +479,9 @@ def export(ctx: ExportContext) -> ExportResult:
         always_float = embedded + post
         skipped, post_set = set(always_float), set(post)
         compute = [n for n in graph.node if n.op_type in COMPUTE_OPS and n.name not in skipped]
-        judge = JUDGES[ctx.info.task_record.task](ctx, fp32_path)
+        unjudged = options.int8_target_agreement == 0.0
+        judge = (UnjudgedJudge if unjudged else JUDGES[ctx.info.task_record.task])(
+            ctx, fp32_path)
         quantiser = Quantiser(pre_path, batches, options.calibration_method, work)
         found: SearchResult = search(
             lambda out, exclude: quantiser(out, exclude), work, [n.name for n in graph.node],

@@ -6,14 +6,15 @@ Steps (`run.run_select`):
 2. latency first: each candidate's untrained network is exported per precision with the
    ordinary exporters and timed with `edgetl bench`'s own runner and statistics; candidates
    whose budget statistic (p90 unless asked for p50) is over budget in every precision are
-   dropped, with their figures (`probe.py`, `latency.py`);
+   dropped, with their figures (`latency.py`; each task's probe in `classification.py`,
+   `dense.py`);
 3. accuracy next, cheapest first, within the time budget: the same short recipe for each
    survivor on one shared leakage-safe split, scored on the validation split with the
    selection metric and a bootstrap interval (`accuracy.py`);
 4. the Pareto front, the pick, a recipe `edgetl finetune` runs as is, `select.json`, a table
    and a scatter PNG (`rules.py`, `report.py`).
 
-What differs per task is looked up in `tasks.TASKS` (classification in this version).
+What differs per task is looked up in `tasks.TASKS` (classification, detection, instance).
 """
 
 from __future__ import annotations

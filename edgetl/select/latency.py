@@ -12,7 +12,9 @@ is kept as `LATENCY/<candidate>/bench-<precision>.json` (a baseline for `edgetl 
 int8 on an untrained network: the exporter's accuracy search is told to accept the first,
 fully quantised graph (`int8_target_agreement=0`), the fastest int8 graph. A trained model's
 int8 export may keep a few leading layers in float32 to meet verify's agreement budget, which
-can make it slightly slower than the figure measured here.
+can make it slightly slower than the figure measured here. Detection and instance probes have
+a quiet classification head (`dense.background_head`): no candidate reaches NMS or the mask
+branch, so the figure is the network's, a lower bound of the trained artifact's.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from edgetl.select.rules import (
     pareto_front,
     pick,
 )
-from edgetl.select.tasks import task_for
+from edgetl.select.tasks import check_metric, task_for
 
 Say = Callable[[str], None]
 LATENCY_FOLDER = "latency"
@@ -97,6 +97,7 @@ def run_select(config: SelectConfig, say: Say) -> SelectResult:
     config.validate()
     recipe = load_base_recipe(config)
     task = task_for(recipe.task)
+    check_metric(task, recipe.task, recipe.selection_metric)
     preflight_backend(config.backend)
     check_out(config.out)
     sizes = config.sizes or task.sizes
@@ -128,7 +129,8 @@ def run_select(config: SelectConfig, say: Say) -> SelectResult:
         "metric": recipe.selection_metric,
         "higher_is_better": not recipe.selection_metric.endswith("loss"),
         "split": {"folder": str(config.out / DATA_FOLDER),
-                  "counts": {k: sum(v.values()) for k, v in split.data.split_counts().items()}},
+                  # images per split (per-class counts overlap for dense tasks)
+                  "counts": {k: len(split.data.by_split(k)) for k in split.data.split_counts()}},
         "notes": notes, "pareto_front": [], "pick": None, "alternatives": [],
     }
     rows = _latency_step(task, recipes, candidates, split, config, record, say)

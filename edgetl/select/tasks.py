@@ -2,10 +2,11 @@
 
 A task plugs in with one row: its default candidate input sizes, a function that writes an
 untrained checkpoint of a candidate (the network exported for latency, with the weights' own
-spec), and a function that scores a trained candidate's best checkpoint on the validation split
-with the selection metric and its interval. Classification has its row; the dense tasks would
-add theirs (sizes 256-512, validation mAP/mIoU with the bootstrap intervals their evaluators
-already compute) without touching the steps in `run.py`.
+spec), a function that scores a trained candidate's best checkpoint on the validation split
+with the selection metric and its interval, and the selection metrics that function can score.
+Classification, detection and instance segmentation have their rows; semantic segmentation
+would add its own (validation mIoU with the interval its evaluator computes) without touching
+the steps in `run.py`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class SelectTask:
     sizes: tuple[int, ...]  # default candidate input sizes (pixels, square)
     probe: str  # "module:function(recipe, record, folder, data) -> PreprocessSpec"
     score: str  # "module:function(run_dir, metric, device) -> dict"
+    metrics: tuple[str, ...]  # the selection metrics `score` can score with an interval
 
     def probe_fn(self) -> Callable[..., Any]:
         return _load(self.probe)
@@ -36,21 +38,40 @@ TASKS: dict[str, SelectTask] = {
         sizes=(160, 224, 288),
         probe="edgetl.select.classification:untrained_checkpoint",
         score="edgetl.select.classification:score_on_validation",
+        metrics=("val_accuracy", "val_balanced_accuracy", "val_macro_f1", "val_loss"),
+    ),
+    "detection": SelectTask(
+        sizes=(256, 320, 384, 512),
+        probe="edgetl.select.dense:untrained_checkpoint",
+        score="edgetl.select.dense:score_on_validation",
+        metrics=("val_map", "val_map50"),
+    ),
+    "instance": SelectTask(
+        sizes=(256, 320, 384, 512),
+        probe="edgetl.select.dense:untrained_checkpoint",
+        score="edgetl.select.dense:score_on_validation",
+        metrics=("val_mask_map", "val_map"),
     ),
 }
-# Where the dense tasks' candidate sizes would start (the issue's 256-512).
-PLANNED_SIZES = {"detection": (256, 320, 384, 512), "semantic": (256, 320, 384, 512),
-                 "instance": (256, 320, 384, 512)}
 
 
 def task_for(task: str) -> SelectTask:
     """The row of `task`, or one line saying select does not cover it yet (exit 2)."""
     if task not in TASKS:
         raise UsageError(
-            f"edgetl select does not support {task} recipes in this version (classification "
-            "only)", f"train {task} candidates with edgetl finetune and compare them with "
-            "edgetl evaluate and edgetl bench")
+            f"edgetl select does not support {task} recipes in this version (classification, "
+            "detection and instance only)",
+            f"train {task} candidates with edgetl finetune and compare them with edgetl "
+            "evaluate and edgetl bench")
     return TASKS[task]
+
+
+def check_metric(row: SelectTask, task: str, metric: str) -> None:
+    """Refuse (exit 2, before any work) a selection metric the task's row cannot score."""
+    if metric not in row.metrics:
+        raise UsageError(f"edgetl select cannot score {task} candidates on {metric} with an "
+                         "interval", f"set train.select_metric to one of "
+                         f"{', '.join(row.metrics)}")
 
 
 def _load(target: str) -> Callable[..., Any]:
