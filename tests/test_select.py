@@ -537,6 +537,7 @@ def test_select_detection_budget_validation_map_and_recipe(tmp_path: Path) -> No
     assert (written.task, written.model.architecture, written.model.input_size) == \
         ("detection", "mobilenetv2_100", 96)
     assert (written.model.detector.fpn_channels, written.model.detector.head_convs) == (32, 1)
+    assert written.description.startswith("tiny-det with mobilenetv2_100 at 96 px")
 
 
 def test_the_dense_probe_head_sends_nothing_to_nms() -> None:

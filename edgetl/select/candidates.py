@@ -37,6 +37,9 @@ class Candidate:
         says which candidate it is (finetune's default run folder is runs/<name>)."""
         data = base.model_dump(mode="json")
         data["name"] = f"{base.name}-{self.architecture}-{self.input_size}"
+        # the base's words describe its own backbone; say which candidate this recipe is
+        data["description"] = (f"{base.name} with {self.architecture} at {self.input_size} px "
+                               "(a candidate of edgetl select)")
         data["model"].update(architecture=self.architecture, weights=self.weights,
                              input_size=self.input_size)
         data["phases"] = phases
