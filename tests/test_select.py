@@ -197,13 +197,14 @@ def test_candidates_are_backbones_with_offline_weights() -> None:
     assert [c.id for c in chosen] == ["mobilenetv2_100@64"]
 
 
-def test_the_task_seam_covers_detection_and_instance_and_refuses_semantic() -> None:
+def test_the_task_seam_covers_every_task_and_refuses_metrics_without_an_interval() -> None:
     from edgetl.select.tasks import check_metric, task_for
 
     assert task_for("classification").sizes == (160, 224, 288)
-    assert task_for("detection").sizes == task_for("instance").sizes == (256, 320, 384, 512)
-    with pytest.raises(UsageError, match="does not support semantic"):
-        task_for("semantic")
+    for dense in ("detection", "semantic", "instance"):
+        assert task_for(dense).sizes == (256, 320, 384, 512)
+    with pytest.raises(UsageError, match="does not support panoptic"):
+        task_for("panoptic")
     check_metric(task_for("detection"), "detection", "val_map50")
     # a metric without an interval from the task's evaluator is refused before any work
     with pytest.raises(UsageError, match="cannot score detection candidates on val_loss"):
@@ -460,8 +461,9 @@ def test_dense_recipe_and_missing_backend_are_refused_before_work(
 
     root = Path(__file__).resolve().parents[1]
     done = edgetl("select", root / "recipes" / "semantic-lite0.yaml", "--budget-ms", "5",
-                  "--out", tiny["root"] / "dense")
-    assert done.returncode == 2 and "does not support semantic" in done.stderr
+                  "--set", "train.select_metric=val_loss", "--out", tiny["root"] / "dense")
+    assert done.returncode == 2 and "cannot score semantic candidates on val_loss" in \
+        done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         done = edgetl("select", tiny["recipe"], "--budget-ms", "5", "--backend", "ort-cuda",
@@ -562,3 +564,48 @@ def test_the_dense_probe_head_sends_nothing_to_nms() -> None:
         after = outputs(images)
     assert after["num_detections"].tolist() == [0, 0]
     assert float(after["scores"].max()) == 0.0
+
+
+SEG_RECIPE = """\
+name: tiny-seg
+task: semantic
+data: {{source: {data}, val_fraction: 0.25, test_fraction: 0.2}}
+model:
+  architecture: mobilenetv2_100
+  input_size: 128
+  segmenter: {{inter_channels: 32}}
+loss: {{type: ce_dice}}
+train: {{batch_size: 8, eval_batch_size: 8, num_threads: 2}}
+phases:
+  - {{name: A, epochs: 2, unfreeze: head, lr: 5.0e-3}}
+"""
+
+
+def test_select_semantic_scores_validation_miou_as_evaluate_does(tmp_path: Path) -> None:
+    """A segmenter at 96 px (about 3 ms a call here) and at 512 px (about 45 ms), fp32,
+    budget p90 <= 20 ms: the 512 px one is dropped, the 96 px one trained and scored on
+    validation mIoU with its interval, the figures `edgetl evaluate --split val` gives."""
+    import seggen
+
+    data = seggen.make_masks(tmp_path / "data", 30, seed=1)
+    recipe = tmp_path / "seg.yaml"
+    recipe.write_text(SEG_RECIPE.format(data=data))
+    out = tmp_path / "sel"
+    done = edgetl("select", recipe, "--budget-ms", "20", "--backbones", "mobilenetv2_100",
+                  "--sizes", "96,512", "--precision", "fp32", *FAST_BENCH, "--threads", "1",
+                  "--out", out)
+    assert done.returncode == 0, done.stderr
+    record = json.loads((out / "select.json").read_text())
+    rows = {r["id"]: r for r in record["candidates"]}
+    big, small = rows["mobilenetv2_100@512"], rows["mobilenetv2_100@96"]
+    assert big["latency"]["precisions"]["fp32"]["p90_ms"] > 20.0, "the budget no longer separates"
+    assert big["status"] == "over_budget" and small["status"] == "trained"
+    t = small["training"]
+    assert t["metric"] == "val_miou" and t["n"] == record["split"]["counts"]["val"]
+    report = tmp_path / "val.json"
+    done = edgetl("evaluate", t["run"], "--split", "val", "--json", report)
+    assert done.returncode == 0, done.stderr
+    evaluated = json.loads(report.read_text())
+    assert t["value"] == pytest.approx(evaluated["miou"], abs=1e-9)
+    assert t["ci95"] == pytest.approx(evaluated["miou_ci95"], abs=1e-9)
+    assert record["pick"]["id"] == "mobilenetv2_100@96"

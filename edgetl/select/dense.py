@@ -1,10 +1,10 @@
-"""The detection and instance rows of `edgetl select`: an untrained candidate, a trained one scored.
+"""The dense rows of `edgetl select`: an untrained candidate, and a trained one scored.
 
 The untrained checkpoint is the network `finetune` would start from: the backbone's offline
-pretrained weights under a new neck and head built from the recipe's `model.detector` (or
-`model.instance`) settings, at the candidate's input size, with the spec resolved from the
-weights and the recipe. The score is `edgetl evaluate RUN --split val`'s COCO report: the
-selection metric with its bootstrap interval over images.
+pretrained weights under a new neck and head built from the recipe's `model.detector`,
+`model.instance` or `model.segmenter` settings, at the candidate's input size, with the spec
+resolved from the weights and the recipe. The score is `edgetl evaluate RUN --split val`'s
+report (COCO mAP, or mIoU): the selection metric with its bootstrap interval over images.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from edgetl.spec import PreprocessSpec, TaskRecord
 REPORT_KEYS = {
     "detection": {"val_map": "map", "val_map50": "map50"},
     "instance": {"val_mask_map": "mask_map", "val_map": "box_map"},
+    "semantic": {"val_miou": "miou"},
 }
 
 
@@ -27,6 +28,13 @@ def _network(recipe: Recipe, record: TaskRecord) -> tuple[Any, PreprocessSpec, d
     from edgetl.models.specs import DENSE_INPUT_SIZE
 
     size = recipe.model.input_size or DENSE_INPUT_SIZE
+    if recipe.task == "semantic":
+        from edgetl.models.segmenter import SegmenterSettings, build_segmenter
+
+        segmenter = SegmenterSettings(**recipe.model.segmenter.model_dump())
+        model, spec = build_segmenter(recipe.model.architecture, record.num_classes, segmenter,
+                                      recipe.model.weights)
+        return model, spec, segmenter.to_dict()
     if recipe.task == "detection":
         from edgetl.models.detector import DetectorSettings, build_detector
 
@@ -78,14 +86,20 @@ def untrained_checkpoint(recipe: Recipe, record: TaskRecord, folder: Path,
 
     torch.manual_seed(recipe.train.seed)
     model, weights_spec, head = _network(recipe, record)
-    if background_head(model) == 0:
+    extra: dict[str, Any] = {}
+    if recipe.task == "semantic":  # what the trainer records: the masks' decoding
+        from edgetl.runfolder import RunFolder
+
+        extra = {"class_weights": None,
+                 "mask_record": RunFolder(folder).dataset().record.to_dict()}
+    elif background_head(model) == 0:
         raise RuntimeError(f"{recipe.model.architecture}: no FCOS classification layer to "
                            "quiet for the latency probe (a bug)")
     spec = resolve_spec(recipe, weights_spec)
     save_checkpoint(folder / "best", model.eval(), architecture=recipe.model.architecture,
                     head=head, spec=spec, task_record=record,
-                    extra={"data": data, "epoch": 0, "phase": "untrained (edgetl select)",
-                           "metrics": {}})
+                    extra={"data": data, **extra, "epoch": 0,
+                           "phase": "untrained (edgetl select)", "metrics": {}})
     return spec
 
 
@@ -95,7 +109,13 @@ def score_on_validation(run_dir: Path, metric: str, device: str = "cpu") -> dict
     from edgetl.runfolder import RunFolder
 
     task = RunFolder(run_dir).recipe().task
-    if task == "detection":
+    if task == "semantic":
+        from edgetl.evaluate.semantic_run import evaluate_segmenter_checkpoint
+
+        report = evaluate_segmenter_checkpoint(run_dir, split="val", device=device)
+        extra = {"val_miou": report["miou"], "val_mdice": report["mdice"],
+                 "val_pixel_accuracy": report["pixel_accuracy"]}
+    elif task == "detection":
         from edgetl.evaluate.detection_run import evaluate_detector_checkpoint
 
         report = evaluate_detector_checkpoint(run_dir, split="val", device=device)

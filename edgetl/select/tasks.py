@@ -4,9 +4,7 @@ A task plugs in with one row: its default candidate input sizes, a function that
 untrained checkpoint of a candidate (the network exported for latency, with the weights' own
 spec), a function that scores a trained candidate's best checkpoint on the validation split
 with the selection metric and its interval, and the selection metrics that function can score.
-Classification, detection and instance segmentation have their rows; semantic segmentation
-would add its own (validation mIoU with the interval its evaluator computes) without touching
-the steps in `run.py`.
+Classification has its row; the dense tasks share `dense.py` for theirs.
 """
 
 from __future__ import annotations
@@ -46,6 +44,12 @@ TASKS: dict[str, SelectTask] = {
         score="edgetl.select.dense:score_on_validation",
         metrics=("val_map", "val_map50"),
     ),
+    "semantic": SelectTask(
+        sizes=(256, 320, 384, 512),
+        probe="edgetl.select.dense:untrained_checkpoint",
+        score="edgetl.select.dense:score_on_validation",
+        metrics=("val_miou",),
+    ),
     "instance": SelectTask(
         sizes=(256, 320, 384, 512),
         probe="edgetl.select.dense:untrained_checkpoint",
@@ -60,7 +64,7 @@ def task_for(task: str) -> SelectTask:
     if task not in TASKS:
         raise UsageError(
             f"edgetl select does not support {task} recipes in this version (classification, "
-            "detection and instance only)",
+            "detection, semantic and instance only)",
             f"train {task} candidates with edgetl finetune and compare them with edgetl "
             "evaluate and edgetl bench")
     return TASKS[task]
