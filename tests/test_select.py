@@ -492,6 +492,16 @@ phases:
 """
 
 
+def _scored_as_evaluate_does(training: dict, key: str, tmp_path: Path) -> None:
+    """select's validation score and interval equal `edgetl evaluate --split val`'s."""
+    report = tmp_path / "val.json"
+    done = edgetl("evaluate", training["run"], "--split", "val", "--json", report)
+    assert done.returncode == 0, done.stderr
+    evaluated = json.loads(report.read_text())
+    assert training["value"] == pytest.approx(evaluated[key], abs=1e-9)
+    assert training["ci95"] == pytest.approx(evaluated[f"{key}_ci95"], abs=1e-9)
+
+
 def test_select_detection_budget_validation_map_and_recipe(tmp_path: Path) -> None:
     """A detector at 96 px (about 3-4 ms a call here, fp32) and at 512 px (about 50 ms fp32,
     25 ms int8): budget p90 <= 15 ms. The 512 px one is dropped in both precisions; the 96 px
@@ -525,12 +535,7 @@ def test_select_detection_budget_validation_map_and_recipe(tmp_path: Path) -> No
     assert t["metric"] == "val_map" and t["n"] == record["split"]["counts"]["val"]
     assert t["ci95"][0] <= t["value"] <= t["ci95"][1]
     assert t["spec_fingerprint"] == small["latency"]["spec_fingerprint"]
-    report = tmp_path / "val.json"
-    done = edgetl("evaluate", t["run"], "--split", "val", "--json", report)
-    assert done.returncode == 0, done.stderr
-    evaluated = json.loads(report.read_text())
-    assert t["value"] == pytest.approx(evaluated["map"], abs=1e-9)
-    assert t["ci95"] == pytest.approx(evaluated["map_ci95"], abs=1e-9)
+    _scored_as_evaluate_does(t, "map", tmp_path)
     # deployed in the first precision within budget (fp32), confirmed trained and timed
     deployed = small["deployment"][-1]
     assert deployed["precision"] == small["deploy_precision"]
@@ -602,10 +607,5 @@ def test_select_semantic_scores_validation_miou_as_evaluate_does(tmp_path: Path)
     assert big["status"] == "over_budget" and small["status"] == "trained"
     t = small["training"]
     assert t["metric"] == "val_miou" and t["n"] == record["split"]["counts"]["val"]
-    report = tmp_path / "val.json"
-    done = edgetl("evaluate", t["run"], "--split", "val", "--json", report)
-    assert done.returncode == 0, done.stderr
-    evaluated = json.loads(report.read_text())
-    assert t["value"] == pytest.approx(evaluated["miou"], abs=1e-9)
-    assert t["ci95"] == pytest.approx(evaluated["miou_ci95"], abs=1e-9)
+    _scored_as_evaluate_does(t, "miou", tmp_path)
     assert record["pick"]["id"] == "mobilenetv2_100@96"
