@@ -139,8 +139,8 @@ def train(model: torch.nn.Module, samples: list, names: list[str], epochs: int,
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, samples: list, record) -> dict[str, object]:
+    from edgetl.artifact.postprocess import Detections
     from edgetl.metrics.detection import DetectionEvaluator
-    from edgetl.postprocess import Detections
 
     model.eval()
     evaluator = DetectionEvaluator(record)

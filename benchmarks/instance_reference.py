@@ -108,8 +108,8 @@ def train_item(sample, names: list[str], flip: bool) -> tuple[torch.Tensor, dict
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, samples: list, record, max_det: int) -> dict[str, object]:
+    from edgetl.artifact.postprocess import Instances
     from edgetl.metrics.instance import InstanceEvaluator, truth_masks
-    from edgetl.postprocess import Instances
 
     model.eval()
     evaluator = InstanceEvaluator(record, max_det)

@@ -16,6 +16,14 @@ EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70  # an unexpected exception: a bug, not a user error
 
 
+class DataWarning(UserWarning):
+    """Something in the data was skipped or looks wrong, but the data set is still usable.
+
+    Sources report through `warnings.warn(..., DataWarning)` (not a logger) so library users see
+    them by default and tests can catch them; the CLI shows each as one `warning:` line.
+    """
+
+
 class EdgetlError(Exception):
     """Base class: a message that says what went wrong and what to do about it."""
 

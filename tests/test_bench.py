@@ -86,7 +86,7 @@ def with_other_spec(src: Path, dst: Path) -> Path:
     """A copy of an artifact whose embedded spec differs (bilinear instead of the run's resize)."""
     import onnx
 
-    from edgetl.export.manifest import META_SPEC, META_SPEC_FINGERPRINT, set_onnx_metadata
+    from edgetl.artifact.manifest import META_SPEC, META_SPEC_FINGERPRINT, set_onnx_metadata
     from edgetl.spec import PreprocessSpec
 
     model = onnx.load(str(src))

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from edgetl.artifact.postprocess import Detections
 from edgetl.data.samples import Sample
 from edgetl.data.targets import BoxTarget
 from edgetl.metrics.detection import DetectionEvaluator, paired_map_delta
-from edgetl.postprocess import Detections
 from edgetl.spec import TaskRecord
 
 RECORD = TaskRecord(("cat", "dog"), task="detection")

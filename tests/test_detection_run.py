@@ -132,7 +132,7 @@ def _quantised_outside_network(model: onnx.ModelProto) -> list[str]:
 def _edited(src: Path, dst: Path, changes: dict[str, object]) -> Path:
     import shutil
 
-    from edgetl.export.manifest import META_SPEC, META_SPEC_FINGERPRINT, manifest_path
+    from edgetl.artifact.manifest import META_SPEC, META_SPEC_FINGERPRINT, manifest_path
     from edgetl.spec import PreprocessSpec
 
     model = onnx.load(str(src))
@@ -163,9 +163,9 @@ def test_edited_letterbox_fails_verify_naming_it(det_run: Path, det_artifacts: d
 def test_predict_without_torch_matches_the_torch_model(det_run: Path,
                                                       det_artifacts: dict[str, Path],
                                                       tmp_path: Path) -> None:
+    from edgetl.artifact.postprocess import Detections, detections_from_outputs
     from edgetl.evaluate.detection_run import torch_detections
     from edgetl.models.loading import load_model
-    from edgetl.postprocess import Detections, detections_from_outputs
     from edgetl.runfolder import RunFolder
     from edgetl.verify.detection import match_detections
 

@@ -17,9 +17,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from edgetl.checkpoint import read_checkpoint_info
-from edgetl.export.calibration import select_calibration_samples
-from edgetl.export.manifest import (
+from edgetl.artifact.manifest import (
     META_ARCHITECTURE,
     META_LABELS,
     META_SPEC,
@@ -29,6 +27,8 @@ from edgetl.export.manifest import (
     manifest_path,
     read_artifact,
 )
+from edgetl.checkpoint import read_checkpoint_info
+from edgetl.export.calibration import select_calibration_samples
 from edgetl.io import sha256_file
 
 REPO = Path(__file__).resolve().parents[1]

@@ -64,7 +64,7 @@ def test_torchvision_boxes_agree_with_numpy_within_half_a_pixel(source: tuple[in
 def test_letterbox_pixels_torch_equal_reference(tmp_path) -> None:
     from PIL import Image
 
-    from edgetl.data.reference import pixels_and_geometry
+    from edgetl.artifact.reference import pixels_and_geometry
     from edgetl.data.transforms import load_image
 
     rng = np.random.default_rng(1)

@@ -80,9 +80,9 @@ def test_exports_have_masks_and_pass_verify(run: Path, fmt: str, tmp_path: Path)
 
 
 def test_predict_without_torch_writes_instance_masks(run: Path, tmp_path: Path) -> None:
+    from edgetl.artifact.postprocess import instances_from_outputs
     from edgetl.evaluate.detection_run import torch_detections
     from edgetl.models.loading import load_model
-    from edgetl.postprocess import instances_from_outputs
     from edgetl.runfolder import RunFolder
 
     blocker = tmp_path / "blocker" / "torch"

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgetl.artifact.postprocess import Instances, paste_mask
 from edgetl.data.detection.masks import encode
 from edgetl.data.samples import Sample
 from edgetl.data.targets import InstanceMask, InstanceTarget
 from edgetl.metrics.instance import InstanceEvaluator
-from edgetl.postprocess import Instances, paste_mask
 from edgetl.spec import TaskRecord
 
 REPO = Path(__file__).resolve().parents[1]

@@ -185,9 +185,9 @@ def test_export_ranks_then_falls_back_to_the_prefix(fixture_run, tmp_path) -> No
     ranking's 1..16 most damaging nodes, then the leading-node prefix, each recorded."""
     import json
 
+    from edgetl.artifact.manifest import manifest_path
     from edgetl.export import ExportOptions, export_run
     from edgetl.export.int8_search import SENSITIVE_STEPS
-    from edgetl.export.manifest import manifest_path
 
     path = export_run(fixture_run, "onnx-int8", tmp_path / "m.onnx",
                       ExportOptions(int8_target_agreement=1.01)).path

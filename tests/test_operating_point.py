@@ -189,8 +189,8 @@ def test_finetune_reports_and_export_records_the_recipes_point(op_run: Path,
         assert lo <= test[key] <= hi
     assert set(report["pr_curves"]) == {"blobs", "checks", "stripes"}
 
+    from edgetl.artifact.manifest import read_artifact
     from edgetl.export import export_run
-    from edgetl.export.manifest import read_artifact
 
     export_run(op_run, "onnx", tmp_path / "model.onnx")  # no option: the recipe's point
 
@@ -233,8 +233,8 @@ def test_predict_applies_the_recorded_threshold_without_torch(op_run: Path,
     import onnx
     from test_predict import torch_blocked_env
 
+    from edgetl.artifact.manifest import META_DECISION, set_onnx_metadata
     from edgetl.export import ExportOptions, export_run
-    from edgetl.export.manifest import META_DECISION, set_onnx_metadata
     from edgetl.predict import predict_artifact_on_samples
     from edgetl.runfolder import RunFolder
 

@@ -50,7 +50,7 @@ def test_16bit_images_are_refused_unless_the_recipe_scales_them(tmp_path: Path,
 
 def test_16bit_read_by_real_range_identically_in_torch_and_reference(deep_images: Path) -> None:
     """Both pipelines read 16-bit grey as the 8-bit image it was made from (v * 257), exactly."""
-    from edgetl.data.reference import pixels_uint8
+    from edgetl.artifact.reference import pixels_uint8
     from edgetl.data.transforms import geometry_transform, load_image
     from edgetl.spec import PreprocessSpec
 

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 from reliability_common import edgetl, last_line, mount_tmpfs, unmount
 
-from edgetl.export.manifest import META_SPEC, manifest_path
+from edgetl.artifact.manifest import META_SPEC, manifest_path
 
 
 def one_error_line(proc, code: int) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from reliability_common import interrupt_when_ready, last_line, tiny_recipe
 
-from edgetl.export.manifest import manifest_path
+from edgetl.artifact.manifest import manifest_path
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgetl.data.reference import normalize, pixels_uint8, preprocess_file
+from edgetl.artifact.reference import normalize, pixels_uint8, preprocess_file
 from edgetl.spec import PreprocessSpec
 
 torch = pytest.importorskip("torch")

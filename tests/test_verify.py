@@ -13,7 +13,7 @@ import numpy as np
 import onnx
 import pytest
 
-from edgetl.export.manifest import META_SPEC, manifest_path
+from edgetl.artifact.manifest import META_SPEC, manifest_path
 from edgetl.verify import verify_artifact
 from edgetl.verify.checks import mcnemar_exact_p
 

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from edgetl.artifact.manifest import ArtifactInfo
 from edgetl.bench.inputs import tile_paths
 from edgetl.bench.target import Target
 from edgetl.bench.timing import HostClock
 from edgetl.errors import UsageError
-from edgetl.export.manifest import ArtifactInfo
 
 E2E_BACKENDS = ("ort-cpu", "ort-cuda", "tensorrt", "torch")
 TOP_K = 3
@@ -30,7 +30,7 @@ def e2e_target(backend: str, info: ArtifactInfo, paths: Sequence[str], batch: in
                threads: int | None, run: Path | None = None, which: str = "best",
                device: str = "cpu") -> Target:
     """A target whose step is predict's whole path for `batch` image files."""
-    from edgetl.postprocess import (
+    from edgetl.artifact.postprocess import (
         detections_from_outputs,
         instances_from_outputs,
         masks_from_outputs,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgetl.data.reference import preprocess_batch
+from edgetl.artifact.reference import preprocess_batch
 from edgetl.data.samples import DataSet
 from edgetl.errors import ArtifactError, DataError
 from edgetl.spec import PreprocessSpec

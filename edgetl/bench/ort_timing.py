@@ -89,13 +89,10 @@ def require_provider(provider: str, backend: str) -> None:
 def _bound_session(path: Path, batch: np.ndarray, providers: list[Any], threads: int | None
                    ) -> tuple[Any, Any, Any]:
     """A session plus an IOBinding with device input/output OrtValues (batch copied once)."""
+    from edgetl.runtime.onnxrt import open_session
+
     ort = _ort()
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if threads is not None:
-        options.intra_op_num_threads = threads
-    session = ort.InferenceSession(str(path), options, providers=providers)
+    session = open_session(path, providers=providers, threads=threads)
     first_in, first_out = session.get_inputs()[0], session.get_outputs()[0]
     dtype = {"tensor(float)": np.float32, "tensor(float16)": np.float16,
              "tensor(uint8)": np.uint8}.get(first_in.type)

@@ -68,15 +68,10 @@ class ReferenceWorkload:
     """An open session of the reference graph for one thread count."""
 
     def __init__(self, threads: int | None) -> None:
-        import onnxruntime as ort
+        from edgetl.runtime.onnxrt import open_session
 
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        options.inter_op_num_threads = 1
-        if threads is not None:
-            options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(build_reference_model(), options,
-                                            providers=["CPUExecutionProvider"])
+        self.session = open_session(build_reference_model(), threads=threads,
+                                    inter_op_threads=1)
         self.threads = threads
         x = np.random.default_rng(1).standard_normal((1, 64, 28, 28)).astype(np.float32)
         self._feed = {"x": x}

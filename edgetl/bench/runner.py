@@ -135,7 +135,7 @@ def preflight(backend: str, subject: Subject) -> None:
     art = subject.require_artifact(backend)
     is_engine = art.path.suffix == ".engine"
     if backend == "tensorrt":
-        from edgetl.export.tensorrt_engine import require_tensorrt
+        from edgetl.runtime.tensorrt_runner import require_tensorrt
 
         require_tensorrt()
         if not is_engine:
@@ -164,7 +164,7 @@ def _factories(backend: str, mode: str, batch: int, subject: Subject, paths: lis
     if mode == "e2e":
         info = subject.artifact
         if backend == "torch":
-            from edgetl.export.manifest import ArtifactInfo
+            from edgetl.artifact.manifest import ArtifactInfo
 
             spec, labels = subject.run_spec_and_labels()
             info = ArtifactInfo(path=subject.require_run(), format="checkpoint", precision="fp32",

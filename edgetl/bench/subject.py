@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgetl.artifact.manifest import ArtifactInfo, read_artifact
 from edgetl.errors import ArtifactError, UsageError
-from edgetl.export.manifest import ArtifactInfo, read_artifact
 from edgetl.io import sha256_file
 from edgetl.spec import PreprocessSpec, TaskRecord
 

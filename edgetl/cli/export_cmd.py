@@ -41,8 +41,8 @@ def register(app: typer.Typer) -> None:
                  "'none': argmax)."),
     ) -> None:
         """Export the best checkpoint with its preprocessing spec embedded."""
+        from edgetl.artifact.manifest import manifest_path
         from edgetl.export import ExportOptions, export_run, get_format, resolve_target
-        from edgetl.export.manifest import manifest_path
         from edgetl.interrupt import activity
         from edgetl.io import outputs_together, require_writable
 
@@ -97,7 +97,7 @@ def register(app: typer.Typer) -> None:
 
 def _print_decision(artifact: Path) -> None:
     """The operating point the artifact records, and what it gave on validation."""
-    from edgetl.export.manifest import read_artifact
+    from edgetl.artifact.manifest import read_artifact
 
     point = read_artifact(artifact).decision
     if point is None:

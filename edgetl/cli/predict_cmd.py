@@ -91,7 +91,7 @@ def register(app: typer.Typer) -> None:
 
 def _write_segmentation(artifact: Path, results: list, draw: Path | None,
                         masks: Path | None) -> None:
-    from edgetl.export.manifest import read_artifact
+    from edgetl.artifact.manifest import read_artifact
     from edgetl.predict.segment import palette_of, write_mask, write_overlay
 
     palette = palette_of(read_artifact(artifact))

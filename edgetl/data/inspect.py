@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from edgetl.artifact.reference import HIGH_BIT_DEPTH_MODES
 from edgetl.data.dedup import (
     DEFAULT_NEAR_DUP_THRESHOLD,
     MAX_THUMB_MAD,
@@ -20,7 +21,6 @@ from edgetl.data.dedup import (
     exact_duplicate_groups,
 )
 from edgetl.data.grouping import group_report
-from edgetl.data.reference import HIGH_BIT_DEPTH_MODES
 from edgetl.data.samples import SPLITS, DataSet
 from edgetl.data.split import cluster_entry, crosses
 

@@ -11,6 +11,9 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+# defined with the errors so `edgetl.artifact.reference` warns without importing `data`
+from edgetl.errors import DataWarning as DataWarning
+
 if TYPE_CHECKING:
     from edgetl.data.targets import Target
 
@@ -18,14 +21,6 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 )
-
-
-class DataWarning(UserWarning):
-    """Something in the data was skipped or looks wrong, but the data set is still usable.
-
-    Sources report through `warnings.warn(..., DataWarning)` (not a logger) so library users see
-    them by default and tests can catch them; the CLI shows each as one `warning:` line.
-    """
 
 
 def is_image_name(name: str) -> bool:

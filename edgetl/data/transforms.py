@@ -20,7 +20,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import InterpolationMode, v2
 from torchvision.transforms.v2 import functional as F
 
-from edgetl.data.reference import decode_image, to_hwc3
+from edgetl.artifact.reference import decode_image, to_hwc3
 from edgetl.errors import RecipeError
 from edgetl.geometry import geometry_for
 from edgetl.spec import PreprocessSpec

@@ -21,10 +21,10 @@ def evaluate_artifact(path: str | Path, split: str = "test", data: str | None = 
     """The report of the artifact's decisions: its operating point when it carries one (the
     rule of `edgetl.decision`), argmax otherwise. `operating_points`: targets to analyse
     through the artifact, chosen on the source run's validation split."""
+    from edgetl.artifact.manifest import read_artifact
     from edgetl.decision import ARGMAX_RULE
     from edgetl.evaluate.operating import analyse, requested_targets
     from edgetl.evaluate.samples import evaluation_samples
-    from edgetl.export.manifest import read_artifact
     from edgetl.metrics.classification import classification_report
     from edgetl.metrics.operating_point import figures_at
     from edgetl.predict import predict_artifact_on_samples

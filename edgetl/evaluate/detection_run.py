@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from edgetl.artifact.postprocess import Detections, detections_from_outputs
 from edgetl.data.samples import Sample
 from edgetl.geometry import Geometry
 from edgetl.metrics.detection import DEFAULT_BOOTSTRAP, DetectionEvaluator
-from edgetl.postprocess import Detections, detections_from_outputs
 
 EVAL_BATCH = 8
 
@@ -28,10 +28,10 @@ def torch_detections(model: Any, spec: Any, samples: list[Sample], device: str =
     training evaluation path."""
     import torch
 
+    from edgetl.artifact.postprocess import concat_outputs
     from edgetl.data.transforms import geometry_transform, load_image, normalize_transform
     from edgetl.geometry import geometry_for
     from edgetl.models.deployable import deployable
-    from edgetl.postprocess import concat_outputs
 
     outputs = deployable(model, task)[0].to(device).eval()
     to_input, normalize = geometry_transform(spec), normalize_transform(spec)

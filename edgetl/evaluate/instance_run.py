@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from edgetl.artifact.postprocess import Instances, instances_from_outputs
 from edgetl.data.samples import Sample
 from edgetl.metrics.detection import DEFAULT_BOOTSTRAP
 from edgetl.metrics.instance import MIN_SCORE, InstanceEvaluator, truth_masks
-from edgetl.postprocess import Instances, instances_from_outputs
 
 WORST_IMAGES = 6
 
@@ -78,8 +78,8 @@ def evaluate_instance_checkpoint(run: str | Path, split: str = "test", data: str
 def evaluate_instance_artifact(path: str | Path, split: str = "test", data: str | None = None,
                                backend: str = "ort-cpu") -> dict[str, Any]:
     """The same report through an exported artifact (deployment preprocessing, its graph)."""
+    from edgetl.artifact.manifest import read_artifact
     from edgetl.evaluate.samples import evaluation_samples
-    from edgetl.export.manifest import read_artifact
 
     info = read_artifact(Path(path))
     samples, origin = evaluation_samples(info.source_run, split, data, "instance")
@@ -105,7 +105,7 @@ def draw_worst(report: dict[str, Any], out_png: Path) -> Path | None:
     target = Path(report["target"])
     run = target if target.is_dir() else None
     if run is None:
-        from edgetl.export.manifest import read_artifact
+        from edgetl.artifact.manifest import read_artifact
 
         run = read_artifact(target).source_run
     from edgetl.evaluate.samples import evaluation_samples

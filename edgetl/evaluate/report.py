@@ -64,7 +64,7 @@ def evaluate_target(target: Path, split: str = "test", data: str | None = None,
         return evaluate_checkpoint(target, split=split, data=data, device=device,
                                    operating_points=operating_points)
     if target.is_file():
-        from edgetl.export.manifest import read_artifact
+        from edgetl.artifact.manifest import read_artifact
 
         task = read_artifact(target).task_record.task
         return _evaluator(ARTIFACT_EVALUATORS, task)(

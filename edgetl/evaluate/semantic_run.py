@@ -25,10 +25,10 @@ def torch_masks(model: Any, spec: Any, samples: list[Sample], device: str = "cpu
     """The segmenter's deployable `mask` output for files, through the training eval path."""
     import torch
 
+    from edgetl.artifact.postprocess import concat_outputs
     from edgetl.data.transforms import geometry_transform, load_image, normalize_transform
     from edgetl.geometry import geometry_for
     from edgetl.models.deployable import deployable
-    from edgetl.postprocess import concat_outputs
 
     module, _, _ = deployable(model, "semantic")
     module = module.to(device).eval()
@@ -74,10 +74,10 @@ def score(record: Any, mask_record: Any, samples: list[Sample], predicted: list[
 def draw_worst(report: dict[str, Any], out_png: Path) -> Path | None:
     """A figure of the report's worst images: the photo, the truth and the prediction in
     class colours. Predicts those few images again with the report's own target."""
+    from edgetl.artifact.postprocess import masks_from_outputs
     from edgetl.data.semantic import read_mask
     from edgetl.evaluate.plots import plot_mask_rows
     from edgetl.evaluate.samples import evaluation_samples
-    from edgetl.postprocess import masks_from_outputs
     from edgetl.runfolder import RunFolder
 
     target = Path(report["target"])
@@ -119,9 +119,9 @@ def draw_worst(report: dict[str, Any], out_png: Path) -> Path | None:
 def evaluate_segmenter_checkpoint(run: str | Path, split: str = "test", data: str | None = None,
                                   device: str = "cpu") -> dict[str, Any]:
     """mIoU, Dice and the rest of a run's best checkpoint on `split`."""
+    from edgetl.artifact.postprocess import masks_from_outputs
     from edgetl.evaluate.samples import evaluation_samples
     from edgetl.models.loading import load_model
-    from edgetl.postprocess import masks_from_outputs
 
     model, info = load_model(run, "best")
     samples, origin = evaluation_samples(Path(run), split, data, "semantic")
@@ -136,8 +136,8 @@ def evaluate_segmenter_checkpoint(run: str | Path, split: str = "test", data: st
 def evaluate_segmenter_artifact(path: str | Path, split: str = "test", data: str | None = None,
                                 backend: str = "ort-cpu") -> dict[str, Any]:
     """The same report through an exported artifact (deployment preprocessing, its graph)."""
+    from edgetl.artifact.postprocess import masks_from_outputs
     from edgetl.evaluate.samples import evaluation_samples
-    from edgetl.postprocess import masks_from_outputs
     from edgetl.predict import open_artifact, run_files
 
     runner, info = open_artifact(path, backend)

@@ -1,4 +1,5 @@
-"""Export a run's checkpoint to deployable artifacts, one module per format (see formats.py).
+"""Export a run's checkpoint to deployable artifacts, one module per format (the table is
+`edgetl.artifact.formats`).
 
 `export_run(run, "onnx-int8")` loads the checkpoint, hands an `ExportContext` to the format's
 module and returns an `ExportResult` (where the artifact and its manifest went). Formats are
@@ -12,14 +13,15 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from edgetl.errors import UsageError
-from edgetl.export.formats import (
+from edgetl.artifact.formats import (
+    FAMILIES,
     FORMATS,
     ExportFormat,
-    ExportOptions,
     artifact_filename,
     get_format,
 )
+from edgetl.errors import UsageError
+from edgetl.export.options import ExportOptions
 
 __all__ = ["FORMATS", "ExportFormat", "ExportOptions", "default_artifact_path", "export_run",
            "get_format", "resolve_target"]
@@ -40,7 +42,7 @@ def resolve_target(run: str | Path, fmt: ExportFormat, out: str | Path | None,
         return default_artifact_path(run, fmt, embed)
     out = Path(out)
     target = out / artifact_filename(fmt, embed) if out.is_dir() or not out.suffix else out
-    expected = ".engine" if fmt.family == "tensorrt" else ".onnx"
+    expected = FAMILIES[fmt.family].suffix
     if target.suffix != expected:
         raise UsageError(f"--out {target} does not end in {expected}, the {fmt.name} file type",
                          f"name a {expected} file or a folder")
@@ -71,7 +73,7 @@ def export_run(run: str | Path, fmt: str, out: str | Path | None = None,
     options.validate()
     row = get_format(fmt)
     if row.family == "tensorrt":  # fail fast (exit 3) before loading anything heavy
-        from edgetl.export.tensorrt_engine import require_tensorrt
+        from edgetl.runtime.tensorrt_runner import require_tensorrt
 
         require_tensorrt()
     info = read_checkpoint_info(run, options.checkpoint)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgetl.data.reference import preprocess_batch
+from edgetl.artifact.reference import preprocess_batch
 from edgetl.data.samples import Sample
 from edgetl.spec import PreprocessSpec
 

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgetl.artifact.formats import ExportFormat
+from edgetl.artifact.manifest import build_metadata
 from edgetl.checkpoint import CheckpointInfo, now_iso, package_versions
 from edgetl.decision import OperatingPoint
-from edgetl.export.formats import ExportFormat, ExportOptions
-from edgetl.export.manifest import build_metadata
+from edgetl.export.options import ExportOptions
 from edgetl.export.preprocess_graph import embedded_spec
 from edgetl.runfolder import RunFolder
 from edgetl.spec import PreprocessSpec

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from edgetl.artifact.manifest import INPUT_NAME
 from edgetl.errors import ArtifactError
-from edgetl.export.manifest import INPUT_NAME
 
 METHODS = ("minmax", "entropy", "percentile")
 

@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from edgetl.export.manifest import INPUT_NAME
+from edgetl.artifact.manifest import INPUT_NAME
 
 SENSITIVITY_IMAGES = 96  # validation images per measured set at most
 MIN_IMAGES = 32
@@ -123,11 +123,9 @@ def subset(batches: list[np.ndarray], count: int) -> list[np.ndarray]:
 def run_logits(path: Path, batches: list[np.ndarray]) -> np.ndarray:
     """The graph's first output for the batches, on ONNX Runtime's CPU provider (default
     graph optimisations: what the artifact will run with)."""
-    import onnxruntime as ort
+    from edgetl.runtime.onnxrt import open_session
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = open_session(path)
     return np.concatenate([session.run(None, {INPUT_NAME: b})[0] for b in batches])
 
 

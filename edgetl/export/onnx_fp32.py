@@ -13,9 +13,9 @@ import io
 import warnings
 from typing import Any
 
+from edgetl.artifact.manifest import INPUT_NAME, OUTPUT_NAME, set_onnx_metadata, write_manifest
 from edgetl.errors import ArtifactError
 from edgetl.export.context import ExportContext, ExportResult
-from edgetl.export.manifest import INPUT_NAME, OUTPUT_NAME, set_onnx_metadata, write_manifest
 from edgetl.export.preprocess_graph import example_input, wrap_with_preprocessing
 from edgetl.export.static_padding import fold_pads_into_convs, make_same_padding_static
 from edgetl.io import atomic_write_bytes
@@ -133,12 +133,11 @@ def _smoke_test(data: bytes, ctx: ExportContext) -> None:
     """onnxruntime must load and run the bytes on a batch of 2 before they count as exported:
     every output batched, floating outputs finite, a classifier's logits [2, classes]."""
     import numpy as np
-    import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
+    from edgetl.runtime.onnxrt import open_session
+
     try:
-        session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        session = open_session(data)
         example = example_input(ctx.info.spec, embedded=ctx.options.embed_preprocessing).numpy()
         names = [o.name for o in session.get_outputs()]
         outputs = dict(zip(names, session.run(None, {INPUT_NAME: example}), strict=True))

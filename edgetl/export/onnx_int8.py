@@ -33,6 +33,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from edgetl.artifact.formats import DETECTION_BUDGETS
+from edgetl.artifact.manifest import INPUT_NAME
 from edgetl.decision import logits_decider
 from edgetl.errors import ArtifactError
 from edgetl.export.calibration import (
@@ -44,10 +46,8 @@ from edgetl.export.calibration import (
     training_samples,
 )
 from edgetl.export.context import ExportContext, ExportResult
-from edgetl.export.formats import DETECTION_BUDGETS
 from edgetl.export.int8_quantise import Quantiser, quiet
 from edgetl.export.int8_search import SearchResult, search
-from edgetl.export.manifest import INPUT_NAME
 from edgetl.export.onnx_fp32 import finalize_onnx, prepare_module, trace_to_onnx
 from edgetl.export.preprocess_graph import EMBEDDED_PREFIX
 
@@ -134,9 +134,10 @@ class _AgreementCheck:
 
     def _top1(self, path: Path) -> Any:
         import numpy as np
-        import onnxruntime as ort
 
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        from edgetl.runtime.onnxrt import open_session
+
+        session = open_session(path)
         return np.concatenate([self.decide(session.run(None, {INPUT_NAME: b})[0])
                                for b in self.batches])
 
@@ -216,7 +217,7 @@ class TopOneJudge:
 
 def geometry_batches(samples: list[Any], spec: Any) -> list[tuple[Any, list[Any]]]:
     """The dense judges' validation inputs, preprocessed once: (batch, geometries) pairs."""
-    from edgetl.data.reference import preprocess_with_geometry
+    from edgetl.artifact.reference import preprocess_with_geometry
 
     return [preprocess_with_geometry([s.path for s in samples[i:i + CALIBRATION_BATCH]], spec)
             for i in range(0, len(samples), CALIBRATION_BATCH)]
@@ -226,9 +227,9 @@ def run_batches(path: Path, batches: list[tuple[Any, list[Any]]]
                 ) -> tuple[list[dict[str, Any]], list[Any]]:
     """One ONNX Runtime CPU session of `path` over the judge's batches: the named outputs of
     each batch and every image's geometry, in order."""
-    import onnxruntime as ort
+    from edgetl.runtime.onnxrt import open_session
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = open_session(path)
     names = [o.name for o in session.get_outputs()]
     parts, geometries = [], []
     for inputs, geos in batches:
@@ -254,8 +255,8 @@ class MapJudge:
         self.reference = self._map(fp32_path) if samples else None
 
     def _map(self, path: Path) -> dict[str, float]:
+        from edgetl.artifact.postprocess import concat_outputs, detections_from_outputs
         from edgetl.metrics.detection import DetectionEvaluator
-        from edgetl.postprocess import concat_outputs, detections_from_outputs
 
         parts, geometries = run_batches(path, self.batches)
         evaluator = DetectionEvaluator(self.record)
@@ -294,8 +295,8 @@ class MiouJudge:
     most `DETECTION_SEARCH_SHARE` of verify's mIoU budget."""
 
     def __init__(self, ctx: ExportContext, fp32_path: Path) -> None:
+        from edgetl.artifact.formats import SEMANTIC_BUDGETS
         from edgetl.data.semantic import read_mask
-        from edgetl.export.formats import SEMANTIC_BUDGETS
 
         self.record = ctx.info.task_record
         data = ctx.run_folder.dataset()
@@ -307,8 +308,8 @@ class MiouJudge:
         self.reference = self._miou(fp32_path) if self.samples else None
 
     def _miou(self, path: Path) -> float:
+        from edgetl.artifact.postprocess import concat_outputs, masks_from_outputs
         from edgetl.metrics.semantic import SegmentationEvaluator
-        from edgetl.postprocess import concat_outputs, masks_from_outputs
 
         parts, geometries = run_batches(path, self.batches)
         evaluator = SegmentationEvaluator(self.record)
@@ -345,7 +346,7 @@ class MaskMapJudge(MapJudge):
     split can hold while every mask shifts by a pixel)."""
 
     def __init__(self, ctx: ExportContext, fp32_path: Path) -> None:
-        from edgetl.export.formats import INSTANCE_BUDGETS
+        from edgetl.artifact.formats import INSTANCE_BUDGETS
 
         self.max_dets = int(ctx.info.head.get("max_detections", 100))
         self.budgets = INSTANCE_BUDGETS[ctx.fmt.precision]
@@ -356,8 +357,8 @@ class MaskMapJudge(MapJudge):
         self.allowed_points = DETECTION_SEARCH_SHARE * self.budgets.mask_map_points
 
     def _map(self, path: Path) -> dict[str, float]:
+        from edgetl.artifact.postprocess import concat_outputs, instances_from_outputs
         from edgetl.metrics.instance import InstanceEvaluator, truth_masks
-        from edgetl.postprocess import concat_outputs, instances_from_outputs
 
         parts, geometries = run_batches(path, self.batches)
         self.found = instances_from_outputs(concat_outputs(parts), geometries)
@@ -506,7 +507,7 @@ def export(ctx: ExportContext) -> ExportResult:
             "calibration_images_requested": options.calibration_images,
             "calibration_classes": class_counts(samples),
             "calibration_fingerprint": calibration_fingerprint(samples, ctx.spec),
-            "calibration_transform": "edgetl.data.reference (deployment reference path)",
+            "calibration_transform": "edgetl.artifact.reference (deployment reference path)",
             "calibration_reused": quantiser.reuses_calibration,
             "excluded_nodes": [n for n in found.exclude if n not in post_set],
             "postprocess_float": {"nodes": len(post), "rule": POSTPROCESS_RULE},

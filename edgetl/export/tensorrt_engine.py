@@ -20,6 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from edgetl.artifact.manifest import INPUT_NAME, write_manifest
 from edgetl.errors import ArtifactError, BackendUnavailableError
 from edgetl.export.calibration import (
     calibration_batches,
@@ -29,25 +30,12 @@ from edgetl.export.calibration import (
     training_samples,
 )
 from edgetl.export.context import ExportContext, ExportResult
-from edgetl.export.manifest import INPUT_NAME, write_manifest
 from edgetl.export.onnx_fp32 import describe_io, prepare_module, trace_to_onnx
 from edgetl.io import atomic_write_bytes
+from edgetl.runtime.tensorrt_runner import require_tensorrt
 
 WORKSPACE_BYTES = 2 << 30
 CALIBRATION_BATCH = 8
-
-
-def require_tensorrt() -> Any:
-    """The `tensorrt` module, or exit 3 with what to do."""
-    try:
-        import tensorrt
-    except ImportError as exc:
-        raise BackendUnavailableError(
-            "TensorRT is not installed here (no Python package 'tensorrt')",
-            "build engines on the target machine with an NVIDIA GPU after 'pip install "
-            "tensorrt' (TensorRT 10), or export --format onnx, onnx-fp16 or onnx-int8",
-        ) from exc
-    return tensorrt
 
 
 def _require_cuda() -> Any:
@@ -151,7 +139,7 @@ def export(ctx: ExportContext) -> ExportResult:
             "classes": class_counts(samples),
             "fingerprint": fingerprint,
             "cache": cache.name,
-            "transform": "edgetl.data.reference (deployment reference path)",
+            "transform": "edgetl.artifact.reference (deployment reference path)",
         }
     engine = build_engine(model.SerializeToString(), ctx, calibration, cache)
     atomic_write_bytes(ctx.target, engine)

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from edgetl.artifact.postprocess import Detections
 from edgetl.data.samples import Sample
-from edgetl.postprocess import Detections
 from edgetl.spec import TaskRecord
 
 STAT_NAMES = ("map", "map50", "map75", "map_small", "map_medium", "map_large",

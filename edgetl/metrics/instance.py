@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from edgetl.artifact.postprocess import Instances
 from edgetl.data.samples import Sample
 from edgetl.metrics.detection import (
     DetectionEvaluator,
@@ -24,7 +25,6 @@ from edgetl.metrics.detection import (
     percentile_interval,
     summarize,
 )
-from edgetl.postprocess import Instances
 from edgetl.spec import TaskRecord
 
 MIN_SCORE = 0.3  # per-image F1 counts detections at or above this score (predict's default)

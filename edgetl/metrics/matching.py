@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgetl.postprocess import Detections, Instances, paste_mask
+from edgetl.artifact.postprocess import Detections, Instances, paste_mask
 
 MATCH_IOU = 0.5
 

@@ -9,7 +9,7 @@
 The mask branch runs on the K kept boxes of every image (padding rows are zero-area boxes
 whose masks are zeroed), so the graph has no data-dependent shapes. Pasting a mask into the
 image (resize to the box, threshold 0.5) is post-processing in numpy
-(`edgetl.postprocess.paste_mask`): the artifact stays small and the masks keep their
+(`edgetl.artifact.postprocess.paste_mask`): the artifact stays small and the masks keep their
 resolution whatever the image size.
 """
 

@@ -3,7 +3,7 @@
 Torch-free on purpose (onnxruntime, numpy and PIL only): this is the code path a user copies to
 a device. The spec and task record come from the artifact's own metadata (read through the
 onnxruntime session, so not even the `onnx` package is needed); images go through
-`edgetl.data.reference`, which `verify` proves equal to training's evaluation transform.
+`edgetl.artifact.reference`, which `verify` proves equal to training's evaluation transform.
 Per task: a classifier's top-k here, a detector's boxes in `edgetl.predict.detect`, an
 instance model's boxes and masks in `edgetl.predict.instances`.
 A classifier's decision is argmax, or the operating point its artifact carries
@@ -21,10 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from edgetl.data.reference import preprocess_with_geometry
-from edgetl.decision import ARGMAX_RULE, OperatingPoint
-from edgetl.errors import ArtifactError, UsageError
-from edgetl.export.manifest import (
+from edgetl.artifact.manifest import (
     OUTPUT_NAME,
     ArtifactInfo,
     metadata_from_mapping,
@@ -32,8 +29,11 @@ from edgetl.export.manifest import (
     read_manifest,
     spec_tampering,
 )
+from edgetl.artifact.postprocess import concat_outputs
+from edgetl.artifact.reference import preprocess_with_geometry
+from edgetl.decision import ARGMAX_RULE, OperatingPoint
+from edgetl.errors import ArtifactError, UsageError
 from edgetl.geometry import Geometry
-from edgetl.postprocess import concat_outputs
 from edgetl.runtime import Runner, open_runner
 
 DEFAULT_BATCH = 16

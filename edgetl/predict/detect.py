@@ -1,7 +1,8 @@
 """A detector's predictions: boxes in each file's own pixels, as JSON and drawn on the images.
 
-Torch-free (numpy, PIL). The artifact's fixed-K outputs go through `edgetl.postprocess`, the
-same reading evaluate and verify use; boxes come back through each image's letterbox geometry.
+Torch-free (numpy, PIL). The artifact's fixed-K outputs go through
+`edgetl.artifact.postprocess`, the same reading evaluate and verify use; boxes come back through
+each image's letterbox geometry.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgetl.export.manifest import ArtifactInfo
-from edgetl.postprocess import Detections, detections_from_outputs
+from edgetl.artifact.manifest import ArtifactInfo
+from edgetl.artifact.postprocess import Detections, detections_from_outputs
 from edgetl.runtime import Runner
 
 PALETTE = ((230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180),

@@ -1,11 +1,11 @@
 """An instance model's predictions: boxes, scores, labels and masks in each file's own pixels.
 
 Torch-free (numpy, PIL, pycocotools for RLE). The artifact's fixed-K outputs go through
-`edgetl.postprocess.instances_from_outputs` (the reading evaluate uses): boxes come back through
-each image's letterbox geometry and each [M, M] mask is pasted into its box at the file's size
-(bilinear, threshold 0.5). Per image: the detections above `min_score` with their mask as COCO
-RLE, and one id map (0 background, k + 1 on detection k; the higher score wins an overlap),
-written as a PNG by `--masks` and drawn by `--draw`.
+`edgetl.artifact.postprocess.instances_from_outputs` (the reading evaluate uses): boxes come
+back through each image's letterbox geometry and each [M, M] mask is pasted into its box at the
+file's size (bilinear, threshold 0.5). Per image: the detections above `min_score` with their
+mask as COCO RLE, and one id map (0 background, k + 1 on detection k; the higher score wins an
+overlap), written as a PNG by `--masks` and drawn by `--draw`.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from edgetl.export.manifest import ArtifactInfo
-from edgetl.postprocess import instances_from_outputs
+from edgetl.artifact.manifest import ArtifactInfo
+from edgetl.artifact.postprocess import instances_from_outputs
 from edgetl.predict.detect import PALETTE
 from edgetl.runtime import Runner
 

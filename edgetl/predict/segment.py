@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from edgetl.export.manifest import ArtifactInfo
+from edgetl.artifact.manifest import ArtifactInfo
 from edgetl.runtime import Runner
 
 DEFAULT_OVERLAP = 32
@@ -49,8 +49,8 @@ def segment_images(runner: Runner, info: ArtifactInfo, images: Sequence[str | Pa
                    batch: int, tile: bool = False, overlap: int = DEFAULT_OVERLAP
                    ) -> list[ImageMask]:
     """Class maps of image files at their own size (tiled when `tile` and larger)."""
+    from edgetl.artifact.postprocess import masks_from_outputs
     from edgetl.errors import UsageError
-    from edgetl.postprocess import masks_from_outputs
     from edgetl.predict import run_files
 
     if info.postprocess.get("raw"):
@@ -77,7 +77,7 @@ def tile_starts(length: int, window: int, overlap: int) -> list[int]:
 
 
 def _tiled(runner: Runner, info: ArtifactInfo, path: str, overlap: int) -> ImageMask:
-    from edgetl.data.reference import apply_geometry, decode_image, normalize, to_hwc3
+    from edgetl.artifact.reference import apply_geometry, decode_image, normalize, to_hwc3
 
     spec = info.spec
     image = decode_image(path, spec.color_mode, spec.high_bit_depth)

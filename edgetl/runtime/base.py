@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from edgetl.postprocess import concat_outputs
+from edgetl.artifact.postprocess import concat_outputs
 
 BACKENDS: tuple[str, ...] = ("ort-cpu", "ort-cuda", "tensorrt", "torch")
 

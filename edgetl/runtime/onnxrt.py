@@ -8,6 +8,7 @@ as GPU ones. With `io_binding=True` the output stays on the GPU until one copy a
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,8 @@ def available_providers() -> list[str]:
     return list(ort.get_available_providers())
 
 
-def _session_options(threads: int | None, optimization: str) -> Any:
+def _session_options(threads: int | None, optimization: str,
+                     inter_op_threads: int | None = None) -> Any:
     import onnxruntime as ort
 
     if optimization not in _OPT_LEVELS:
@@ -45,6 +47,8 @@ def _session_options(threads: int | None, optimization: str) -> Any:
             raise UsageError(f"thread count must be >= 1, got {threads}")
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+    if inter_op_threads is not None:
+        options.inter_op_num_threads = inter_op_threads
     options.graph_optimization_level = {
         "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
         "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
@@ -52,6 +56,44 @@ def _session_options(threads: int | None, optimization: str) -> Any:
         "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
     }[optimization]
     return options
+
+
+def cuda_providers(device_id: int = 0) -> list[Any]:
+    """The providers of an `ort-cuda` session; exit 3 when onnxruntime has no CUDA provider.
+    CUDA/cuDNN from the nvidia-* wheels are preloaded where installed."""
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        raise BackendUnavailableError(
+            f"this onnxruntime {ort.__version__} has no CUDA provider "
+            f"(providers: {', '.join(ort.get_available_providers())})",
+            "install onnxruntime-gpu matching your CUDA, or use --backend ort-cpu",
+        )
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is not None:  # CUDA/cuDNN from the nvidia-* wheels, where installed
+        with contextlib.suppress(Exception):  # best effort; the check after loading decides
+            preload()
+    return [("CUDAExecutionProvider", {"device_id": device_id}), "CPUExecutionProvider"]
+
+
+def open_session(
+    model: str | Path | bytes,
+    *,
+    providers: Sequence[Any] = ("CPUExecutionProvider",),
+    threads: int | None = None,
+    optimization: str = "all",
+    inter_op_threads: int | None = None,
+) -> Any:
+    """An onnxruntime `InferenceSession` of a file or serialized graph: every session edgetl
+    opens (runners, export's checks and int8 search, bench) is opened here, with one set of
+    options: errors-only logging, the graph optimisation level by name (ONNX Runtime's default,
+    "all", unless asked), and with `threads` that many intra-op threads and one inter-op thread.
+    onnxruntime's own errors pass through untyped; callers word them."""
+    import onnxruntime as ort
+
+    options = _session_options(threads, optimization, inter_op_threads)
+    source = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(source, options, providers=list(providers))
 
 
 class OrtRunner(Runner):
@@ -67,30 +109,18 @@ class OrtRunner(Runner):
         optimization: str = "all",
         device_id: int = 0,
     ) -> None:
-        import onnxruntime as ort
-
         if backend not in _PROVIDERS:
             raise UsageError(f"unknown onnxruntime backend {backend!r}", "use ort-cpu or ort-cuda")
         self.backend = backend
         self.path = Path(path)
         self.io_binding = io_binding and backend == "ort-cuda"
-        providers: list[Any] = ["CPUExecutionProvider"]
-        if backend == "ort-cuda":
-            if "CUDAExecutionProvider" not in ort.get_available_providers():
-                raise BackendUnavailableError(
-                    f"this onnxruntime {ort.__version__} has no CUDA provider "
-                    f"(providers: {', '.join(ort.get_available_providers())})",
-                    "install onnxruntime-gpu matching your CUDA, or use --backend ort-cpu",
-                )
-            preload = getattr(ort, "preload_dlls", None)
-            if preload is not None:  # CUDA/cuDNN from the nvidia-* wheels, where installed
-                with contextlib.suppress(Exception):  # best effort; the check below decides
-                    preload()
-            providers = [("CUDAExecutionProvider", {"device_id": device_id}),
-                         "CPUExecutionProvider"]
-        options = _session_options(intra_op_num_threads, optimization)
+        providers = (cuda_providers(device_id) if backend == "ort-cuda"
+                     else ["CPUExecutionProvider"])
         try:
-            self.session = ort.InferenceSession(str(self.path), options, providers=providers)
+            self.session = open_session(self.path, providers=providers,
+                                        threads=intra_op_num_threads, optimization=optimization)
+        except UsageError:
+            raise
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise ArtifactError(f"onnxruntime cannot load {self.path}: {exc}") from exc
         if backend == "ort-cuda" and "CUDAExecutionProvider" not in self.session.get_providers():

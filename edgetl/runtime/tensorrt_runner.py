@@ -13,8 +13,20 @@ from typing import Any
 import numpy as np
 
 from edgetl.errors import ArtifactError, BackendUnavailableError
-from edgetl.export.tensorrt_engine import require_tensorrt
 from edgetl.runtime.base import Runner
+
+
+def require_tensorrt() -> Any:
+    """The `tensorrt` module, or exit 3 with what to do."""
+    try:
+        import tensorrt
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            "TensorRT is not installed here (no Python package 'tensorrt')",
+            "build engines on the target machine with an NVIDIA GPU after 'pip install "
+            "tensorrt' (TensorRT 10), or export --format onnx, onnx-fp16 or onnx-int8",
+        ) from exc
+    return tensorrt
 
 
 def _torch_cuda() -> Any:

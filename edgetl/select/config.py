@@ -16,7 +16,7 @@ from edgetl.errors import UsageError
 BACKENDS = ("ort-cpu", "ort-cuda", "tensorrt")
 BUDGET_STATS = ("p90", "p50")
 PHASE_CHOICES = ("A", "all")
-# backend -> precision -> export format (the rows of edgetl.export.formats.FORMATS)
+# backend -> precision -> export format (the rows of edgetl.artifact.formats.FORMATS)
 FORMAT_FOR: dict[str, dict[str, str]] = {
     "ort-cpu": {"fp32": "onnx", "fp16": "onnx-fp16", "int8": "onnx-int8"},
     "ort-cuda": {"fp32": "onnx", "fp16": "onnx-fp16", "int8": "onnx-int8"},

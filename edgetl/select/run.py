@@ -58,7 +58,7 @@ def preflight_backend(backend: str) -> None:
 
         require_provider("CUDAExecutionProvider", backend)
     elif backend == "tensorrt":
-        from edgetl.export.tensorrt_engine import require_tensorrt
+        from edgetl.runtime.tensorrt_runner import require_tensorrt
 
         require_tensorrt()
 

@@ -25,6 +25,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision import tv_tensors
 
+from edgetl.artifact.postprocess import Detections
 from edgetl.data.samples import DataSet, Sample
 from edgetl.data.transforms import load_uint8_tensor
 from edgetl.data.transforms_dense import (
@@ -36,7 +37,6 @@ from edgetl.errors import DataError, RecipeError
 from edgetl.geometry import geometry_for
 from edgetl.metrics.detection import DetectionEvaluator
 from edgetl.models.specs import DENSE_INPUT_SIZE, resolve_spec
-from edgetl.postprocess import Detections
 from edgetl.spec import PreprocessSpec
 from edgetl.train.loop import train_one_epoch
 from edgetl.train.progress import progress_bar

@@ -21,13 +21,13 @@ import torch
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
+from edgetl.artifact.postprocess import Instances
 from edgetl.data.detection.masks import instance_id_map, instance_rles
 from edgetl.data.samples import Sample
 from edgetl.data.transforms_dense import dense_eval_transform, dense_train_transform
 from edgetl.geometry import geometry_for
 from edgetl.metrics.instance import InstanceEvaluator
 from edgetl.models.specs import DENSE_INPUT_SIZE
-from edgetl.postprocess import Instances
 from edgetl.spec import PreprocessSpec
 from edgetl.train.detection import BoxSamples, DecodedImage, DetectionTrainer
 from edgetl.train.trainer import PhasePlan

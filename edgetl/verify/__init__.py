@@ -25,7 +25,7 @@ DEFAULT_BATCH = 32
 def default_budgets(fmt: str, precision: str, top1: float | None = None,
                     accuracy_points: float | None = None) -> Budgets:
     """The format table's budgets for this artifact, with any flag overrides applied."""
-    from edgetl.export.formats import FORMATS
+    from edgetl.artifact.formats import FORMATS
 
     row = FORMATS.get(fmt) or next((f for f in FORMATS.values() if f.precision == precision),
                                    FORMATS["onnx"])
@@ -82,8 +82,8 @@ def verify_artifact(
     `top1_budget` / `accuracy_budget` override the parity and dataset gates: top-1 agreement
     and accuracy points for a classifier, matched-detection share and mAP points for a
     detector."""
+    from edgetl.artifact.manifest import read_artifact
     from edgetl.checkpoint import package_versions, read_checkpoint_info
-    from edgetl.export.manifest import read_artifact
     from edgetl.runtime import open_runner
     from edgetl.verify.checks import check_labels, check_source, check_spec
 
@@ -147,7 +147,7 @@ class _BothSides:
         self.run_error: str | None = None
 
     def joined(self, which: str) -> dict[str, Any]:
-        from edgetl.postprocess import concat_outputs
+        from edgetl.artifact.postprocess import concat_outputs
 
         return concat_outputs(getattr(self, which))
 
@@ -160,7 +160,7 @@ def _run_both(art: Any, info: Any, runner: Any, samples: list[Any], batch: int,
     import numpy as np
     import torch
 
-    from edgetl.data.reference import normalize, pixels_and_geometry
+    from edgetl.artifact.reference import normalize, pixels_and_geometry
     from edgetl.data.transforms import geometry_transform, load_image, normalize_transform
     from edgetl.models.deployable import deployable
     from edgetl.models.loading import load_model
@@ -213,7 +213,7 @@ def _task_checks(task: str, side: _BothSides, info: Any, samples: list[Any],
     reference, artifact = side.joined("reference"), side.joined("artifact")
     checks = [check_outputs(reference, artifact)]
     if task == "detection":
-        from edgetl.postprocess import detections_from_outputs
+        from edgetl.artifact.postprocess import detections_from_outputs
         from edgetl.verify.detection import (
             check_coordinates,
             check_detection_map,
@@ -227,7 +227,7 @@ def _task_checks(task: str, side: _BothSides, info: Any, samples: list[Any],
                 check_detection_parity(ref, art, budgets),
                 check_detection_map(samples, info.task_record, ref, art, sizes, budgets)]
     if task == "instance":
-        from edgetl.postprocess import instances_from_outputs
+        from edgetl.artifact.postprocess import instances_from_outputs
         from edgetl.verify.detection import check_coordinates, check_detection_parity
         from edgetl.verify.instance import check_mask_map, check_mask_parity
 
@@ -239,7 +239,7 @@ def _task_checks(task: str, side: _BothSides, info: Any, samples: list[Any],
                 check_mask_parity(ref, art, budgets),
                 check_mask_map(samples, info.task_record, ref, art, budgets, max_dets)]
     if task == "semantic":
-        from edgetl.postprocess import masks_from_outputs
+        from edgetl.artifact.postprocess import masks_from_outputs
         from edgetl.runfolder import RunFolder
         from edgetl.verify.semantic import check_miou, check_pixel_parity
 
@@ -259,8 +259,8 @@ def _classification_checks(side: _BothSides, info: Any, samples: list[Any], budg
                            point: Any = None) -> list[CheckResult]:
     import numpy as np
 
+    from edgetl.artifact.manifest import OUTPUT_NAME
     from edgetl.errors import DataError
-    from edgetl.export.manifest import OUTPUT_NAME
     from edgetl.verify.checks import check_accuracy, check_parity
 
     unknown = sorted({s.label for s in samples} - set(info.task_record.names))

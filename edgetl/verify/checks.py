@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from edgetl.artifact.manifest import META_SPEC_FINGERPRINT, ArtifactInfo
 from edgetl.checkpoint import CheckpointInfo
 from edgetl.decision import OperatingPoint, logits_decider
-from edgetl.export.manifest import META_SPEC_FINGERPRINT, ArtifactInfo
 from edgetl.io import sha256_file
 from edgetl.spec import PreprocessSpec, TaskRecord
 
@@ -194,7 +194,7 @@ class GoldenAccumulator:
         return CheckResult("preprocessing", passed, summary, {
             "images": len(self.rows),
             "units": "absolute difference in 0-255 units (normalised differences * std / scale)",
-            "reference": "edgetl.data.reference with the artifact's spec",
+            "reference": "edgetl.artifact.reference with the artifact's spec",
             "training_eval": "torchvision eval_transform with the run's spec",
             **stats,
             "worst_images": worst,

@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
+from edgetl.artifact.formats import DetectionBudgets
+from edgetl.artifact.postprocess import Detections
 from edgetl.data.samples import Sample
-from edgetl.export.formats import DetectionBudgets
 from edgetl.geometry import Geometry
 from edgetl.metrics.matching import MATCH_IOU, match_pairs
-from edgetl.postprocess import Detections
 from edgetl.spec import PreprocessSpec, TaskRecord
 from edgetl.verify.checks import CheckResult
 
@@ -125,7 +125,7 @@ def detection_budgets(precision: str, match_rate: float | None,
     """The precision's budgets with any flag overrides applied."""
     from dataclasses import replace
 
-    from edgetl.export.formats import DETECTION_BUDGETS
+    from edgetl.artifact.formats import DETECTION_BUDGETS
 
     base = DETECTION_BUDGETS.get(precision, DETECTION_BUDGETS["int8"])
     changes: dict[str, Any] = {}

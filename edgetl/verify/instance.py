@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from edgetl.artifact.formats import InstanceBudgets
+from edgetl.artifact.postprocess import Instances
 from edgetl.data.samples import Sample
-from edgetl.export.formats import InstanceBudgets
 from edgetl.metrics.matching import matched_mask_ious
-from edgetl.postprocess import Instances
 from edgetl.spec import TaskRecord
 from edgetl.verify.checks import CheckResult
 from edgetl.verify.detection import PAIRED_BOOTSTRAP
@@ -28,7 +28,7 @@ def instance_budgets(precision: str, match_rate: float | None,
     """The precision's budgets; the flags override the match rate and the mask mAP points."""
     from dataclasses import replace
 
-    from edgetl.export.formats import INSTANCE_BUDGETS
+    from edgetl.artifact.formats import INSTANCE_BUDGETS
 
     base = INSTANCE_BUDGETS.get(precision, INSTANCE_BUDGETS["int8"])
     changes: dict[str, Any] = {}

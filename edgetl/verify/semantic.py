@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from edgetl.artifact.formats import SemanticBudgets
 from edgetl.data.samples import Sample
-from edgetl.export.formats import SemanticBudgets
 from edgetl.geometry import Geometry
 from edgetl.spec import TaskRecord
 from edgetl.verify.checks import CheckResult
@@ -75,7 +75,7 @@ def semantic_budgets(precision: str, pixel_agreement: float | None,
     """The precision's budgets with any flag overrides applied."""
     from dataclasses import replace
 
-    from edgetl.export.formats import SEMANTIC_BUDGETS
+    from edgetl.artifact.formats import SEMANTIC_BUDGETS
 
     base = SEMANTIC_BUDGETS.get(precision, SEMANTIC_BUDGETS["int8"])
     changes: dict[str, Any] = {}

@@ -78,7 +78,7 @@ def _warn_if_huge(img: Image.Image, path: str | Path) -> None:
     if limit and img.width * img.height > limit:
         import warnings
 
-        from edgetl.data.samples import DataWarning
+        from edgetl.errors import DataWarning
 
         warnings.warn(f"{path} is very large ({img.width}x{img.height} = "
                       f"{img.width * img.height:,} pixels, over PIL's decompression-bomb "

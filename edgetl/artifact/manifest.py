@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgetl.artifact.formats import family_of
 from edgetl.decision import OperatingPoint
 from edgetl.errors import ArtifactError, SpecError, UsageError
 from edgetl.io import atomic_write_json, sha256_file
@@ -272,7 +273,8 @@ def read_artifact(path: str | Path) -> ArtifactInfo:
     if not path.is_file():
         raise ArtifactError(f"artifact not found: {path}", "pass the file 'edgetl export' wrote")
     manifest = read_manifest(path)
-    if path.suffix == ".onnx":
+    family = family_of(path)
+    if family is not None and family.embedded_metadata:
         return metadata_from_mapping(path, onnx_metadata(path), manifest)
     if manifest is None:
         raise ArtifactError(
