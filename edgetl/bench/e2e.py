@@ -20,8 +20,9 @@ from edgetl.bench.inputs import tile_paths
 from edgetl.bench.target import Target
 from edgetl.bench.timing import HostClock
 from edgetl.errors import UsageError
+from edgetl.runtime.backends import BACKENDS
 
-E2E_BACKENDS = ("ort-cpu", "ort-cuda", "tensorrt", "torch")
+E2E_BACKENDS = BACKENDS  # every backend with a runner
 TOP_K = 3
 DETECTION_MIN_SCORE = 0.3  # predict's default
 

@@ -17,6 +17,7 @@ outputs are synchronised explicitly), so the host clock around it is device-sync
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from edgetl.bench.memory import device_used_mb
 from edgetl.bench.target import Target
 from edgetl.bench.timing import HostClock
 from edgetl.errors import ArtifactError, BackendUnavailableError
+from edgetl.runtime.onnxrt import require_provider
 
 CPU_SESSION_DEFAULTS = "all graph optimisations, inter-op 1 thread, sequential execution"
 
@@ -69,21 +71,6 @@ def _ort() -> Any:
         with contextlib.suppress(Exception):
             preload()
     return ort
-
-
-def require_provider(provider: str, backend: str) -> None:
-    """Exit 3 before any work when onnxruntime lacks `provider`."""
-    import onnxruntime as ort
-
-    available = ort.get_available_providers()
-    if provider not in available:
-        raise BackendUnavailableError(
-            f"--backend {backend}: this onnxruntime {ort.__version__} has no {provider} "
-            f"(it has {', '.join(available)})",
-            ("install onnxruntime-gpu built for this machine's CUDA" if backend == "ort-cuda"
-             else "install onnxruntime-gpu with TensorRT 10 libraries")
-            + " on a machine with an NVIDIA GPU, or use --backend ort-cpu",
-        )
 
 
 def _bound_session(path: Path, batch: np.ndarray, providers: list[Any], threads: int | None
@@ -199,3 +186,11 @@ def ort_trt_target(path: Path, batch: np.ndarray, precision: str) -> Target:
         ("plain", [("TensorrtExecutionProvider", options), *rest]),
     ]
     return _gpu_target("ort-trt", path, batch, precision, attempts)
+
+
+# backend -> its target (path, batch, precision, threads); the GPU ones use no CPU threads
+TIMERS: dict[str, Callable[[Path, np.ndarray, str, int | None], Target]] = {
+    "ort-cpu": ort_cpu_target,
+    "ort-cuda": lambda path, batch, precision, _threads: ort_cuda_target(path, batch, precision),
+    "ort-trt": lambda path, batch, precision, _threads: ort_trt_target(path, batch, precision),
+}

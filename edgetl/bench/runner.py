@@ -24,8 +24,9 @@ from edgetl.bench.subject import Subject, open_subject
 from edgetl.bench.target import Target
 from edgetl.bench.timing import measure_with_cpu, warm_up
 from edgetl.errors import UsageError
+from edgetl.runtime.backends import ALL_BACKENDS, BACKEND_TABLE, check_runs
 
-BACKEND_NAMES = ("auto", "torch", "ort-cpu", "ort-cuda", "ort-trt", "tensorrt")
+BACKEND_NAMES = ("auto", *ALL_BACKENDS)
 MODES = ("compute", "e2e")
 DEFAULT_MIN_TIME = 2.0
 BUSY_LOAD_PER_CORE = 0.5  # warn when the 1-minute load average is above this per usable core
@@ -127,27 +128,13 @@ def resolve_backends(requested: Sequence[str], subject: Subject) -> list[str]:
 
 def preflight(backend: str, subject: Subject) -> None:
     """Raise (exit 3 or 2) now if `backend` cannot run here or cannot run this artifact."""
-    from edgetl.bench.ort_timing import require_provider
-
-    if backend == "torch":
+    row = BACKEND_TABLE[backend]
+    if row.runs_checkpoint:
         subject.require_run()
         return
     art = subject.require_artifact(backend)
-    is_engine = art.path.suffix == ".engine"
-    if backend == "tensorrt":
-        from edgetl.runtime.tensorrt_runner import require_tensorrt
-
-        require_tensorrt()
-        if not is_engine:
-            raise UsageError(f"--backend tensorrt needs a TensorRT engine, not {art.path.name}",
-                             "export one with --format tensorrt-fp16 or tensorrt-int8")
-        return
-    if is_engine:
-        raise UsageError(f"{art.path.name} is a TensorRT engine", "use --backend tensorrt")
-    if backend == "ort-cuda":
-        require_provider("CUDAExecutionProvider", backend)
-    elif backend == "ort-trt":
-        require_provider("TensorrtExecutionProvider", backend)
+    row.require_available()
+    check_runs(row, art.path)
 
 
 def _factories(backend: str, mode: str, batch: int, subject: Subject, paths: list[str],
@@ -181,25 +168,22 @@ def _factories(backend: str, mode: str, batch: int, subject: Subject, paths: lis
                              device)
     art = subject.require_artifact(backend)
     data = preprocessed_batch(paths, art.spec, batch)
-    if backend == "ort-cpu":
-        return [lambda: ort_timing.ort_cpu_target(art.path, data, art.precision, config.threads)]
-    if backend == "ort-cuda":
-        return [lambda: ort_timing.ort_cuda_target(art.path, data, art.precision)]
-    if backend == "ort-trt":
-        return [lambda: ort_timing.ort_trt_target(art.path, data, art.precision)]
+    timer = ort_timing.TIMERS.get(backend)
+    if timer is not None:  # ONNX Runtime: bench's own sessions (device buffers, CUDA graphs)
+        return [lambda: timer(art.path, data, art.precision, config.threads)]
 
-    def tensorrt() -> Target:
+    def through_runner() -> Target:  # any other backend: its runner's whole run call
         from edgetl.bench.target import Target as _Target
         from edgetl.bench.timing import HostClock
-        from edgetl.runtime.tensorrt_runner import TensorRTRunner
+        from edgetl.runtime import open_runner
 
-        runner = TensorRTRunner(art.path)
-        return _Target(backend="tensorrt", precision=art.precision,
+        runner = open_runner(art.path, backend)
+        return _Target(backend=backend, precision=art.precision,
                        step=lambda: runner.run(data), clock=HostClock(), threads=None,
                        details={"includes": "host->device input and device->host output copies"},
                        closer=runner.close)
 
-    return [tensorrt]
+    return [through_runner]
 
 
 def _time_target(target: Target, mode: str, batch: int, config: BenchConfig,

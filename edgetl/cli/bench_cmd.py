@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from edgetl.cli.common import console, err_console
+from edgetl.runtime.backends import ALL_BACKENDS
 
 
 def _image_files(values: list[Path]) -> tuple[Path, ...]:
@@ -28,7 +29,7 @@ def register(app: typer.Typer) -> None:
         artifact: Path = typer.Argument(..., help="Exported artifact (.onnx/.engine) or run "
                                         "folder (torch, or its export/model.onnx)."),
         backend: list[str] = typer.Option(
-            ["auto"], "--backend", help="auto, torch, ort-cpu, ort-cuda, ort-trt, tensorrt "
+            ["auto"], "--backend", help=f"auto, {', '.join(ALL_BACKENDS)} "
             "(repeatable or comma list). auto: the fastest this machine has for the artifact."),
         batch: str = typer.Option("1", "--batch", help="Comma-separated batch sizes, e.g. 1,8."),
         threads: int | None = typer.Option(None, "--threads",

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from edgetl.cli.common import console
+from edgetl.runtime.backends import ARTIFACT_BACKENDS, or_list
 
 
 def register(app: typer.Typer) -> None:
@@ -32,7 +33,7 @@ def register(app: typer.Typer) -> None:
                                   "than the input tile by tile, at their own scale."),
         overlap: int = typer.Option(32, "--tile-overlap", help="Pixels neighbouring tiles "
                                     "share (--tile)."),
-        backend: str = typer.Option("ort-cpu", "--backend", help="ort-cpu, ort-cuda or tensorrt."),
+        backend: str = typer.Option("ort-cpu", "--backend", help=f"{or_list(ARTIFACT_BACKENDS)}."),
         threads: int | None = typer.Option(None, "--threads",
                                            help="onnxruntime intra-op threads."),
         force: bool = typer.Option(False, "--force", help="Run an artifact whose embedded spec "

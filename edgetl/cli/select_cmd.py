@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from edgetl.runtime.backends import ARTIFACT_BACKENDS, or_list
+
 
 def register(app: typer.Typer) -> None:
     @app.command("select")
@@ -19,7 +21,7 @@ def register(app: typer.Typer) -> None:
         budget_on: str = typer.Option("p90", "--budget-on",
                                       help="The statistic the budget applies to: p90 or p50."),
         backend: str = typer.Option("ort-cpu", "--backend",
-                                    help="ort-cpu, ort-cuda or tensorrt (as edgetl bench)."),
+                                    help=f"{or_list(ARTIFACT_BACKENDS)} (as edgetl bench)."),
         batch: int = typer.Option(1, "--batch", help="Images per timed call."),
         precision: str = typer.Option(
             "fp32,int8", "--precision", help="Precisions to export and time, in order of "

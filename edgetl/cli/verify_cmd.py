@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from edgetl.cli.common import console
+from edgetl.runtime.backends import ARTIFACT_BACKENDS, or_list
 
 
 def register(app: typer.Typer) -> None:
@@ -16,7 +17,7 @@ def register(app: typer.Typer) -> None:
         against: Path = typer.Option(..., "--against", help="Run folder it came from."),
         split: str = typer.Option("test", "--split", help="Split to check on."),
         json_out: Path | None = typer.Option(None, "--json", help="Write the report as JSON."),
-        backend: str = typer.Option("ort-cpu", "--backend", help="ort-cpu, ort-cuda or tensorrt."),
+        backend: str = typer.Option("ort-cpu", "--backend", help=f"{or_list(ARTIFACT_BACKENDS)}."),
         top1_budget: float | None = typer.Option(
             None, "--top1-budget",
             help="Minimum top-1 agreement with PyTorch, 0-1 (default by precision: fp32 1.0, "

@@ -1,19 +1,29 @@
 """Runners: one per backend behind `Runner` (see base.py), opened by name with `open_runner`.
 
-Backends are imported only when opened, so importing this package pulls in neither torch nor
-onnxruntime; `predict` relies on that.
+The backends are the rows of `backends.BACKEND_TABLE`; a backend is imported only when opened,
+so importing this package pulls in neither torch nor onnxruntime (`predict` relies on that), nor
+numpy until `Runner` is asked for (the CLI's help reads the backend names from here).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from edgetl.errors import UsageError
-from edgetl.runtime.base import BACKENDS, Runner
+from edgetl.runtime.backends import ARTIFACT_BACKENDS, BACKENDS, artifact_backend, check_runs
 
-ARTIFACT_BACKENDS: tuple[str, ...] = ("ort-cpu", "ort-cuda", "tensorrt")
+if TYPE_CHECKING:
+    from edgetl.runtime.base import Runner
 
 __all__ = ["ARTIFACT_BACKENDS", "BACKENDS", "Runner", "open_runner"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Runner":  # numpy, imported when a runner is really wanted
+        from edgetl.runtime.base import Runner
+
+        return Runner
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def open_runner(
@@ -23,26 +33,14 @@ def open_runner(
     threads: int | None = None,
     io_binding: bool = False,
 ) -> Runner:
-    """A runner for an exported artifact on `backend` (ort-cpu, ort-cuda or tensorrt).
+    """A runner for an exported artifact on `backend` (a row of `BACKEND_TABLE` that runs
+    artifacts: ort-cpu, ort-cuda or tensorrt).
 
-    ONNX files run on onnxruntime, `.engine` files on TensorRT; asking for the other pairing is
-    a usage error rather than a confusing backend failure.
+    Each backend runs the artifact families its row names (ONNX graphs on onnxruntime, `.engine`
+    files on TensorRT); asking for another pairing is a usage error rather than a confusing
+    backend failure.
     """
-    path = Path(artifact)
-    is_engine = path.suffix == ".engine"
-    if backend in ("ort-cpu", "ort-cuda"):
-        if is_engine:
-            raise UsageError(f"{path.name} is a TensorRT engine", "use --backend tensorrt")
-        from edgetl.runtime.onnxrt import OrtRunner
-
-        return OrtRunner(path, backend, intra_op_num_threads=threads, io_binding=io_binding)
-    if backend == "tensorrt":
-        if not is_engine:
-            raise UsageError(
-                f"{path.name} is not a TensorRT engine",
-                "export one with --format tensorrt-fp16 or tensorrt-int8, or use --backend ort-cpu",
-            )
-        from edgetl.runtime.tensorrt_runner import TensorRTRunner
-
-        return TensorRTRunner(path)
-    raise UsageError(f"unknown backend {backend!r}", f"use one of {', '.join(ARTIFACT_BACKENDS)}")
+    row = artifact_backend(backend)
+    check_runs(row, artifact)
+    return row.runner_class().for_artifact(Path(artifact), backend, threads=threads,
+                                           io_binding=io_binding)

@@ -10,13 +10,12 @@ Casting to the artifact's own input dtype is the runner's job.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edgetl.artifact.postprocess import concat_outputs
-
-BACKENDS: tuple[str, ...] = ("ort-cpu", "ort-cuda", "tensorrt", "torch")
 
 
 class Runner(ABC):
@@ -27,6 +26,12 @@ class Runner(ABC):
     input_dtype: np.dtype = np.dtype(np.float32)
     max_batch: int | None = None  # None: any batch size
     output_names: tuple[str, ...] = ("logits",)
+
+    @classmethod
+    def for_artifact(cls, path: Path, backend: str, *, threads: int | None = None,
+                     io_binding: bool = False) -> Runner:
+        """Open an exported artifact (`open_runner`'s call); runners with options override it."""
+        return cls(path)  # type: ignore[call-arg]
 
     @abstractmethod
     def _run(self, batch: np.ndarray) -> dict[str, np.ndarray]:

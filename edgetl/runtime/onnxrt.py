@@ -1,4 +1,5 @@
-"""ONNX Runtime runners: `ort-cpu` and `ort-cuda` (torch-free, used by `predict`).
+"""ONNX Runtime: `open_session` (every session edgetl opens), the `ort-cpu` and `ort-cuda`
+runners (torch-free, used by `predict`) and the provider checks of the ort-* backends.
 
 `ort-cuda` refuses to fall back silently: if the CUDA provider is missing or fails to load, it
 raises `BackendUnavailableError` instead of quietly running on the CPU and reporting CPU figures
@@ -56,6 +57,31 @@ def _session_options(threads: int | None, optimization: str,
         "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
     }[optimization]
     return options
+
+
+def require_provider(provider: str, backend: str) -> None:
+    """Exit 3 before any work when onnxruntime lacks `provider`."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if provider not in available:
+        raise BackendUnavailableError(
+            f"--backend {backend}: this onnxruntime {ort.__version__} has no {provider} "
+            f"(it has {', '.join(available)})",
+            ("install onnxruntime-gpu built for this machine's CUDA" if backend == "ort-cuda"
+             else "install onnxruntime-gpu with TensorRT 10 libraries")
+            + " on a machine with an NVIDIA GPU, or use --backend ort-cpu",
+        )
+
+
+def require_cuda_provider() -> None:
+    """`ort-cuda`'s check before any work (its row's `require`)."""
+    require_provider("CUDAExecutionProvider", "ort-cuda")
+
+
+def require_tensorrt_provider() -> None:
+    """`ort-trt`'s check before any work (its row's `require`)."""
+    require_provider("TensorrtExecutionProvider", "ort-trt")
 
 
 def cuda_providers(device_id: int = 0) -> list[Any]:
@@ -137,6 +163,11 @@ class OrtRunner(Runner):
         self.input_shape = list(first_in.shape)
         self.output_names = tuple(o.name for o in self.session.get_outputs())
         self.device_id = device_id
+
+    @classmethod
+    def for_artifact(cls, path: Path, backend: str, *, threads: int | None = None,
+                     io_binding: bool = False) -> OrtRunner:
+        return cls(path, backend, intra_op_num_threads=threads, io_binding=io_binding)
 
     @property
     def metadata(self) -> dict[str, str]:

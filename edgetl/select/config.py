@@ -11,16 +11,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgetl.artifact.formats import FORMATS
 from edgetl.errors import UsageError
+from edgetl.runtime.backends import ARTIFACT_BACKENDS, BACKEND_TABLE
 
-BACKENDS = ("ort-cpu", "ort-cuda", "tensorrt")
+BACKENDS = ARTIFACT_BACKENDS
 BUDGET_STATS = ("p90", "p50")
 PHASE_CHOICES = ("A", "all")
-# backend -> precision -> export format (the rows of edgetl.artifact.formats.FORMATS)
+# backend -> precision -> export format: the formats whose family the backend runs
 FORMAT_FOR: dict[str, dict[str, str]] = {
-    "ort-cpu": {"fp32": "onnx", "fp16": "onnx-fp16", "int8": "onnx-int8"},
-    "ort-cuda": {"fp32": "onnx", "fp16": "onnx-fp16", "int8": "onnx-int8"},
-    "tensorrt": {"fp16": "tensorrt-fp16", "int8": "tensorrt-int8"},
+    backend: {FORMATS[f].precision: f for f in BACKEND_TABLE[backend].formats()}
+    for backend in BACKENDS
 }
 DEFAULT_CALIBRATION_IMAGES = 16  # the untrained probe's int8 calibration (latency only)
 BENCH_IMAGES = 8  # distinct validation images each probe is timed on

@@ -53,14 +53,9 @@ def load_base_recipe(config: SelectConfig) -> Recipe:
 
 def preflight_backend(backend: str) -> None:
     """Exit 3 now when the backend is not on this machine (before minutes of exports)."""
-    if backend == "ort-cuda":
-        from edgetl.bench.ort_timing import require_provider
+    from edgetl.runtime.backends import BACKEND_TABLE
 
-        require_provider("CUDAExecutionProvider", backend)
-    elif backend == "tensorrt":
-        from edgetl.runtime.tensorrt_runner import require_tensorrt
-
-        require_tensorrt()
+    BACKEND_TABLE[backend].require_available()
 
 
 def check_out(out: Path) -> None:
