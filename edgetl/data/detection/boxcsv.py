@@ -1,8 +1,10 @@
 """Box CSV: `path,xmin,ymin,xmax,ymax,label`, one row per box, read and written.
 
 Relative paths resolve against the CSV's folder. A row whose box fields are all empty is an
-image without boxes. Optional columns: `difficult` (1: a crowd box), `group`, `split`
-(train/val/test or empty), `width,height` (checked against the image). Class order comes from
+image without boxes. An image with a row that cannot be used (not four numbers, no label, an
+unknown class, no area in the image) is left out and listed. Optional columns: `difficult`
+(1: a crowd box), `group`, `split` (train/val/test or empty), `width,height` (checked against
+the image). Class order comes from
 `<csv stem>.classes.txt` beside the file, else `classes.txt` in its folder, else sorted names.
 
 `write_box_csv` writes a detection data set in this format with absolute paths and the class
@@ -59,6 +61,7 @@ class _Image:
     size: tuple[int, int] | None
     line: int
     boxes: list[tuple[Box, str, bool, int]] = field(default_factory=list)  # box, label, crowd, line
+    bad: list[tuple[str, str]] = field(default_factory=list)  # (where, detail) of unusable rows
 
 
 def _read_rows(csv_path: Path) -> list[dict[str, str]]:
@@ -119,11 +122,11 @@ def _collect(csv_path: Path, rows: list[dict[str, str]], group_column: str,
         try:
             box = tuple(float(v) for v in coords)
         except ValueError:
-            problems.add(where, P.BAD_ANNOTATION, f"box {coords} is not four numbers")
+            image.bad.append((where, f"box {coords} is not four numbers"))
             continue
         if not label or not all(math.isfinite(v) for v in box):
-            problems.add(where, P.BAD_ANNOTATION, "box without a label" if not label
-                         else f"box {coords} is not finite")
+            image.bad.append((where, "box without a label" if not label
+                              else f"box {coords} is not finite"))
             continue
         crowd = _value(row, "difficult").lower() in ("1", "true", "yes")
         image.boxes.append((box, label, crowd, line))  # type: ignore[arg-type]
@@ -141,6 +144,9 @@ def read_box_csv(csv_path: Path, task: str, problems: P.Problems,
     classes = ClassNames(read_names(names_file), str(names_file)) if names_file else ClassNames()
     records: list[Record] = []
     for image in _collect(csv_path, rows, group_column, problems):
+        mark = problems.mark()
+        for where, detail in image.bad:
+            problems.add(where, P.BAD_ANNOTATION, detail)
         if not os.path.isfile(image.path):
             problems.add(image.path, P.IMAGE_MISSING, f"{csv_path.name} line {image.line}")
             continue
@@ -167,6 +173,8 @@ def read_box_csv(csv_path: Path, task: str, problems: P.Problems,
                 boxes.append(box)
                 labels.append(label)
                 crowd.append(is_crowd)
+        if problems.lost_objects(mark, image.path):
+            continue
         target = BoxTarget(boxes=tuple(boxes), labels=tuple(labels), crowd=tuple(crowd),
                            image_size=size)
         records.append(Record(path=image.path, target=target, group=image.group,

@@ -1,0 +1,120 @@
+"""Reliability of the data side (issue 26): readers never misread, through the real CLI.
+
+Each test writes small real files, runs `edgetl` as a user would, and checks the exit code,
+the last line of stderr, and the files left behind.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import annotgen as ag
+import numpy as np
+import pytest
+from reliability_common import edgetl, last_line
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(26)
+
+
+def split_rows(path: Path) -> dict[str, list[dict]]:
+    rows: dict[str, list[dict]] = {}
+    with open(path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            rows.setdefault(Path(row["path"]).name, []).append(row)
+    return rows
+
+
+# ------------------------------------------------- item 1: an image that lost an object is out
+
+
+def test_voc_image_with_a_zero_area_box_is_left_out_of_the_split(tmp_path: Path, rng) -> None:
+    data = tmp_path / "voc"
+    for i in range(6):
+        ag.image(data / f"raccoon-{i}.jpg", rng, (64, 48))
+        ag.voc_xml(data / f"raccoon-{i}.xml", f"raccoon-{i}.jpg", (64, 48),
+                   [("raccoon", (5, 5, 30, 30), 0)])
+    # raccoon-3 has a real raccoon and a zero-area box: kept, it would teach the first as
+    # background if the second were only dropped
+    ag.voc_xml(data / "raccoon-3.xml", "raccoon-3.jpg", (64, 48),
+               [("raccoon", (5, 5, 30, 30), 0), ("raccoon", (40, 10, 40, 20), 0)])
+    ag.image(data / "empty.jpg", rng, (64, 48))  # an XML without objects: background
+    ag.voc_xml(data / "empty.xml", "empty.jpg", (64, 48), [])
+    out = tmp_path / "split.csv"
+    result = edgetl("data", "split", data, "--task", "detection", "--out", out,
+                    "--val", "0.2", "--test", "0.2")
+    assert result.returncode == 0, result.stderr
+    rows = split_rows(out)
+    assert "raccoon-3.jpg" not in rows
+    assert sorted(rows) == ["empty.jpg", *(f"raccoon-{i}.jpg" for i in (0, 1, 2, 4, 5))]
+    assert rows["empty.jpg"][0]["label"] == ""  # the format's background image stays
+    assert "image left out: raccoon-3.jpg" in result.stderr
+    assert "box dropped" in result.stderr and "DataSet.skipped" not in result.stderr
+    inspect = edgetl("data", "inspect", data, "--task", "detection")
+    assert inspect.returncode == 0, inspect.stderr
+    assert "image left out: raccoon-3.jpg" in inspect.stdout
+
+
+def test_coco_unknown_category_leaves_its_image_out(tmp_path: Path, rng) -> None:
+    images, anns = [], []
+    for i in range(5):
+        ag.image(tmp_path / "coco" / f"{i}.png", rng, (64, 48))
+        images.append({"id": i + 1, "file_name": f"{i}.png", "width": 64, "height": 48})
+        anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": 1,
+                     "bbox": [4, 4, 20, 20]})
+    anns.append({"id": 99, "image_id": 3, "category_id": 7, "bbox": [30, 10, 10, 10]})
+    ag.image(tmp_path / "coco" / "bare.png", rng, (64, 48))  # no annotations: background
+    images.append({"id": 9, "file_name": "bare.png", "width": 64, "height": 48})
+    coco = ag.coco_json(tmp_path / "coco" / "instances.json", images, anns,
+                        [{"id": 1, "name": "raccoon"}])
+    out = tmp_path / "split.csv"
+    result = edgetl("data", "split", f"coco:{coco}", "--task", "detection", "--out", out,
+                    "--val", "0.2", "--test", "0.2")
+    assert result.returncode == 0, result.stderr
+    rows = split_rows(out)
+    assert "2.png" not in rows and sorted(rows) == ["0.png", "1.png", "3.png", "4.png",
+                                                    "bare.png"]
+    assert "category_id 7 is not among the categories; image left out: 2.png" in result.stderr
+
+
+def test_a_set_whose_every_image_lost_an_object_is_exit_2(tmp_path: Path, rng) -> None:
+    data = tmp_path / "voc"
+    ag.image(data / "a.jpg", rng, (64, 48))
+    ag.voc_xml(data / "a.xml", "a.jpg", (64, 48), [("cat", (5, 5, 5, 30), 0)])
+    out = tmp_path / "split.csv"
+    out.write_text("kept\n")
+    result = edgetl("data", "split", data, "--task", "detection", "--out", out)
+    assert result.returncode == 2
+    line = last_line(result.stderr)
+    assert line.startswith("error: ") and "no usable image" in line
+    assert "image left out: a.jpg" in line
+    assert out.read_text() == "kept\n"  # nothing written over
+
+
+# ------------------------------------------------- item 10: a full 8-bit id map
+
+
+def test_full_8_bit_id_map_is_left_out_and_says_16_bit(tmp_path: Path, rng) -> None:
+    data = tmp_path / "cells"
+    (data / "classes.txt").parent.mkdir(parents=True)
+    (data / "classes.txt").write_text("nucleus\n")
+    for name in ("ok", "full"):
+        ag.image(data / "images" / f"{name}.png", rng, (64, 48))
+    ok = np.zeros((48, 64), dtype=np.int64)
+    ok[2:8, 2:8], ok[20:30, 20:30] = 1, 2
+    ag.id_png(data / "masks" / "ok.png", ok)
+    # 300 instances written as 8 bits: ids past 255 wrapped onto 0..44
+    full = (np.arange(48 * 64).reshape(48, 64) // 10 % 300 + 1) % 256
+    ag.id_png(data / "masks" / "full.png", full)
+    result = edgetl("data", "inspect", data, "--task", "instance")
+    assert result.returncode == 0, result.stderr
+    assert "id map full" in result.stderr and "16-bit PNG" in result.stderr
+    assert "image left out: full.png" in result.stderr
+    report_json = tmp_path / "r.json"
+    edgetl("data", "inspect", data, "--task", "instance", "--json", report_json)
+    report = json.loads(report_json.read_text())
+    assert report["n_images"] == 1 and report["problem_counts"] == {"id map full": 1}
