@@ -118,3 +118,44 @@ def test_full_8_bit_id_map_is_left_out_and_says_16_bit(tmp_path: Path, rng) -> N
     edgetl("data", "inspect", data, "--task", "instance", "--json", report_json)
     report = json.loads(report_json.read_text())
     assert report["n_images"] == 1 and report["problem_counts"] == {"id map full": 1}
+
+
+# ------------------------------------------------- item 9: an unquoted comma in a CSV label
+
+
+def test_manifest_row_with_more_fields_than_the_header_names_its_line(tmp_path: Path,
+                                                                      rng) -> None:
+    for i in range(4):
+        ag.image(tmp_path / f"{i}.jpg", rng, (48, 48))
+    manifest = tmp_path / "labels.csv"
+    manifest.write_text("path,label\n0.jpg,street\n1.jpg,street, urban\n2.jpg,field\n"
+                        "3.jpg,field\n")
+    out = tmp_path / "split.csv"
+    out.write_text("path,label,group,split\n")
+    for command in (("data", "inspect", manifest),
+                    ("data", "split", manifest, "--out", out)):
+        result = edgetl(*command)
+        assert result.returncode == 2, result.stderr
+        line = last_line(result.stderr)
+        assert line.startswith("error: ") and f"manifest {manifest} line 3" in line
+        assert "3 fields where the header has 2" in line and "' urban'" in line
+        assert "quote a value that holds a comma" in line
+    assert out.read_text() == "path,label,group,split\n"  # nothing written over
+    manifest.write_text('path,label\n0.jpg,street\n1.jpg,"street, urban"\n2.jpg,field\n'
+                        "3.jpg,field\n")
+    report = tmp_path / "r.json"
+    result = edgetl("data", "inspect", manifest, "--json", report)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(report.read_text())["classes"]["street, urban"] == 1
+
+
+def test_box_csv_row_with_more_fields_than_the_header_names_its_line(tmp_path: Path,
+                                                                     rng) -> None:
+    ag.image(tmp_path / "a.jpg", rng, (64, 48))
+    boxes = tmp_path / "boxes.csv"
+    boxes.write_text("path,xmin,ymin,xmax,ymax,label\na.jpg,1,1,20,20,street sign\n"
+                     "a.jpg,5,5,30,30,traffic, light\n")
+    result = edgetl("data", "inspect", f"csv:{boxes}", "--task", "detection")
+    assert result.returncode == 2
+    line = last_line(result.stderr)
+    assert f"box CSV {boxes} line 3: 7 fields where the header has 6" in line

@@ -20,6 +20,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgetl.data.csvrows import csv_rows
 from edgetl.data.detection import problems as P
 from edgetl.data.detection.build import ClassNames, Record, assemble
 from edgetl.data.detection.geometry import Box, check_box, size_error
@@ -69,14 +70,14 @@ def _read_rows(csv_path: Path) -> list[dict[str, str]]:
         text = csv_path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read box CSV {csv_path}: {exc}") from exc
-    reader = csv.DictReader(io.StringIO(text))
-    reader.fieldnames = [(n or "").strip().lower() for n in (reader.fieldnames or [])]
-    missing = [c for c in BOX_COLUMNS if c not in reader.fieldnames]
+    header, rows = csv_rows(text, f"box CSV {csv_path}")
+    names = [n.lower() for n in header]
+    rows = [{k.lower(): v for k, v in r.items() if k is not None} for r in rows]
+    missing = [c for c in BOX_COLUMNS if c not in names]
     if missing:
         raise DataError(f"box CSV {csv_path} lacks column(s) {missing}; header is "
-                        f"{reader.fieldnames}", hint="the first line must be "
+                        f"{names}", hint="the first line must be "
                         "path,xmin,ymin,xmax,ymax,label[,difficult][,group][,split]")
-    rows = [r for r in reader if any((v or "").strip() for k, v in r.items() if k)]
     if not rows:
         raise DataError(f"box CSV {csv_path} has no rows")
     return rows
