@@ -159,3 +159,20 @@ def test_box_csv_row_with_more_fields_than_the_header_names_its_line(tmp_path: P
     assert result.returncode == 2
     line = last_line(result.stderr)
     assert f"box CSV {boxes} line 3: 7 fields where the header has 6" in line
+
+
+# ------------------------------------------------- item 10: reasons a user can read
+
+
+def test_inspect_reasons_never_print_an_in_memory_buffer(tmp_path: Path, rng) -> None:
+    for label in ("a", "b"):
+        for i in range(3):
+            ag.image(tmp_path / label / f"{i}.jpg", rng, (48, 48))
+    (tmp_path / "a" / "notes.jpg").write_text("not an image\n")
+    report = tmp_path / "r.json"
+    result = edgetl("data", "inspect", tmp_path, "--json", report)
+    assert result.returncode == 0, result.stderr
+    assert "BytesIO" not in result.stdout + result.stderr + report.read_text()
+    reasons = {Path(e["path"]).name: e["reason"] for e in json.loads(report.read_text())
+               ["unreadable"]}
+    assert reasons == {"notes.jpg": "cannot decode (not an image format PIL recognises)"}
