@@ -176,3 +176,38 @@ def test_inspect_reasons_never_print_an_in_memory_buffer(tmp_path: Path, rng) ->
     reasons = {Path(e["path"]).name: e["reason"] for e in json.loads(report.read_text())
                ["unreadable"]}
     assert reasons == {"notes.jpg": "cannot decode (not an image format PIL recognises)"}
+
+
+# ------------------------------------------------- item 5: data without splits is no test split
+
+
+def test_evaluate_artifact_on_data_without_splits_refuses_or_takes_a_split(
+        fixture_run: Path, tmp_path: Path) -> None:
+    model = tmp_path / "model.onnx"
+    result = edgetl("export", fixture_run, "--format", "onnx", "--out", model)
+    assert result.returncode == 0, result.stderr
+    with open(fixture_run / "split.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    data = tmp_path / "flat"  # the run's images, train ones included, in class folders
+    for row in rows:
+        (data / row["label"]).mkdir(parents=True, exist_ok=True)
+        (data / row["label"] / Path(row["path"]).name).symlink_to(row["path"])
+    report = tmp_path / "eval.json"
+    report.write_text("{}\n")
+    result = edgetl("evaluate", model, "--data", data, "--json", report)
+    assert result.returncode == 2
+    line = last_line(result.stderr)
+    assert line.startswith("error: ") and "has no train/val/test split" in line
+    assert "--split-from RUN" in line and "--split all" in line
+    assert report.read_text() == "{}\n"  # nothing written over
+    result = edgetl("evaluate", model, "--split-from", fixture_run, "--json", report)
+    assert result.returncode == 0, result.stderr
+    scored = json.loads(report.read_text())
+    assert scored["split"] == "test" and scored["data"] == str(fixture_run / "split.csv")
+    assert scored["n"] == sum(r["split"] == "test" for r in rows)
+    result = edgetl("evaluate", model, "--data", data, "--split", "all", "--json", report)
+    assert result.returncode == 0, result.stderr
+    scored = json.loads(report.read_text())
+    assert scored["split"] == "all" and scored["n"] == len(rows)
+    result = edgetl("evaluate", model, "--data", data, "--split-from", fixture_run)
+    assert result.returncode == 2 and "pass one of them" in last_line(result.stderr)
