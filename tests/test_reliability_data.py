@@ -211,3 +211,35 @@ def test_evaluate_artifact_on_data_without_splits_refuses_or_takes_a_split(
     assert scored["split"] == "all" and scored["n"] == len(rows)
     result = edgetl("evaluate", model, "--data", data, "--split-from", fixture_run)
     assert result.returncode == 2 and "pass one of them" in last_line(result.stderr)
+
+
+# ------------------------------------------------- item 8: one picture under two labels
+
+
+def test_finetune_warns_about_one_image_in_two_class_folders(tmp_path: Path, rng) -> None:
+    from reliability_common import tiny_recipe
+
+    data = tmp_path / "tree"
+    for label in ("street", "field"):
+        for i in range(8):
+            ag.image(data / label / f"{label}-{i}.jpg", rng, (64, 64))
+    (data / "field" / "twin.jpg").symlink_to(data / "street" / "street-0.jpg")
+    recipe = tiny_recipe(tmp_path / "r.yaml", data)
+    run = tmp_path / "run"
+    result = edgetl("finetune", recipe, "--out", run, "--set", "data.val_fraction=0.25",
+                    "--set", "data.test_fraction=0.25")
+    assert result.returncode == 0, result.stderr
+    assert "1 duplicate cluster(s) carry different labels" in result.stderr
+    assert f"{data / 'street' / 'street-0.jpg'} as 'street'" in result.stderr
+    assert f"{data / 'field' / 'twin.jpg'} as 'field'" in result.stderr
+    leakage = json.loads((run / "leakage.json").read_text())
+    [conflict] = leakage["label_conflicts"]
+    assert sorted(conflict["labels"]) == ["field", "street"] and conflict["exact"]
+    refused = tmp_path / "refused"
+    result = edgetl("finetune", recipe, "--out", refused, "--set",
+                    "data.label_conflicts=refuse")
+    assert result.returncode == 2
+    line = last_line(result.stderr)
+    assert line.startswith("error: 1 duplicate cluster(s) carry different labels")
+    assert "data.label_conflicts: warn" in line
+    assert not (refused / "summary.json").exists() and not (refused / "best").exists()

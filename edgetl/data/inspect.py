@@ -22,7 +22,7 @@ from edgetl.data.dedup import (
 from edgetl.data.grouping import group_report
 from edgetl.data.reference import HIGH_BIT_DEPTH_MODES
 from edgetl.data.samples import SPLITS, DataSet
-from edgetl.data.split import cluster_entry, crosses
+from edgetl.data.split import cluster_entry, conflict_warning, crosses, label_conflicts
 
 IMBALANCE_WARN_RATIO = 3.0
 _UNREADABLE_PREFIXES = ("cannot decode", "cannot read")
@@ -80,7 +80,7 @@ def inspect_data(
              for g in exact_duplicate_groups(infos)]
     near = [e for e in entries if not e["exact"]]
     across = [e for e in entries if crosses(e["splits"])] if ds.has_splits else None
-    conflicts = [e for e in entries if len(set(e["labels"])) > 1]
+    conflicts = label_conflicts(entries)
     ratio = imbalance_ratio(classes)
 
     notes: list[str] = []
@@ -101,7 +101,7 @@ def inspect_data(
         notes.append(f"{len(across)} duplicate cluster(s) cross the given splits: "
                      "`edgetl data split` holds the train side out")
     if conflicts:
-        notes.append(f"{len(conflicts)} duplicate cluster(s) carry different labels")
+        notes.append(conflict_warning(conflicts))
     groups = group_report(ds)
     if groups["across_splits"]:
         notes.append(f"{len(groups['across_splits'])} group(s) cross the given splits: "
