@@ -20,9 +20,10 @@ from edgetl.data.dedup import (
     exact_duplicate_groups,
 )
 from edgetl.data.grouping import group_report
+from edgetl.data.orientation import rotation_summary
 from edgetl.data.reference import HIGH_BIT_DEPTH_MODES
 from edgetl.data.samples import SPLITS, DataSet
-from edgetl.data.split import cluster_entry, conflict_warning, crosses, label_conflicts
+from edgetl.data.split import cluster_entry, crosses, label_conflicts
 
 IMBALANCE_WARN_RATIO = 3.0
 _UNREADABLE_PREFIXES = ("cannot decode", "cannot read")
@@ -97,11 +98,14 @@ def inspect_data(
         notes.append(f"{sum(deep.values())} high-bit-depth image(s) ({modes}): training and "
                      "predict refuse them unless the recipe sets preprocess.high_bit_depth: "
                      "scale (0-65535 read as 0-255; PIL alone would clip them at 255)")
+    rotated, rotated_note = rotation_summary([infos[i] for i in ok])
+    if rotated_note:
+        notes.append(rotated_note)
     if across:
         notes.append(f"{len(across)} duplicate cluster(s) cross the given splits: "
                      "`edgetl data split` holds the train side out")
     if conflicts:
-        notes.append(conflict_warning(conflicts))
+        notes.append(f"{len(conflicts)} duplicate cluster(s) carry different labels")
     groups = group_report(ds)
     if groups["across_splits"]:
         notes.append(f"{len(groups['across_splits'])} group(s) cross the given splits: "
@@ -117,6 +121,7 @@ def inspect_data(
         "sizes": _size_summary([(infos[i].width, infos[i].height) for i in ok]),
         "modes": dict(Counter(infos[i].mode for i in ok).most_common()),
         "high_bit_depth_images": sum(deep.values()),
+        "exif_rotated_images": rotated,
         "formats": dict(Counter(infos[i].format for i in ok).most_common()),
         "unreadable": unreadable,
         "skipped": other_skipped,

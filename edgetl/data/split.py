@@ -241,15 +241,14 @@ def label_conflicts(entries: Sequence[dict]) -> list[dict]:
 
 
 def conflict_warning(conflicts: Sequence[dict]) -> str:
-    """One sentence for label conflicts, naming the first (what finetune and inspect say)."""
+    """One sentence for identical files under different labels, naming the first."""
     first = conflicts[0]
     shown = ", ".join(f"{p} as {label!r}" for p, label in
                       zip(first["paths"], first["labels"], strict=True))
-    kind = "identical" if first["exact"] else "near-identical"
-    more = f" (and {len(conflicts) - 1} more cluster(s))" if len(conflicts) > 1 else ""
-    return (f"{len(conflicts)} duplicate cluster(s) carry different labels: e.g. {kind} files "
-            f"{shown}{more}; the model is taught the same picture as two classes: keep one "
-            "copy under its right label")
+    more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
+    return (f"{len(conflicts)} image(s) carry two labels: identical files {shown}{more}; the "
+            "model would be taught one picture as two classes: keep one copy under its "
+            "right label")
 
 
 def crosses(splits: Sequence[str | None]) -> bool:

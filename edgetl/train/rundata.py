@@ -63,8 +63,9 @@ def make_split(recipe: Recipe) -> SplitData:
     data = make_splits(data, recipe.data.val_fraction, recipe.data.test_fraction,
                        recipe.train.seed, recipe.data.near_duplicate_threshold)
     leakage = leakage_report(data, near_dup_threshold=recipe.data.near_duplicate_threshold)
-    if leakage["label_conflicts"]:  # what `data inspect` says, said where it matters
-        said = conflict_warning(leakage["label_conflicts"])
+    same = [c for c in leakage["label_conflicts"] if c["exact"]]  # near-duplicates may differ
+    if same:  # what `data inspect` lists, said where it matters
+        said = conflict_warning(same)
         if recipe.data.label_conflicts == "refuse":
             raise DataError(said, "or set data.label_conflicts: warn to train on them anyway")
         warnings.warn(said, DataWarning, stacklevel=2)
