@@ -229,7 +229,7 @@ def test_finetune_warns_about_one_image_in_two_class_folders(tmp_path: Path, rng
     result = edgetl("finetune", recipe, "--out", run, "--set", "data.val_fraction=0.25",
                     "--set", "data.test_fraction=0.25")
     assert result.returncode == 0, result.stderr
-    assert "1 duplicate cluster(s) carry different labels" in result.stderr
+    assert "1 image(s) carry two labels: identical files" in result.stderr
     assert f"{data / 'street' / 'street-0.jpg'} as 'street'" in result.stderr
     assert f"{data / 'field' / 'twin.jpg'} as 'field'" in result.stderr
     leakage = json.loads((run / "leakage.json").read_text())
@@ -240,6 +240,69 @@ def test_finetune_warns_about_one_image_in_two_class_folders(tmp_path: Path, rng
                     "data.label_conflicts=refuse")
     assert result.returncode == 2
     line = last_line(result.stderr)
-    assert line.startswith("error: 1 duplicate cluster(s) carry different labels")
+    assert line.startswith("error: 1 image(s) carry two labels")
     assert "data.label_conflicts: warn" in line
     assert not (refused / "summary.json").exists() and not (refused / "best").exists()
+
+
+# ------------------------------------------------- item 4: EXIF orientation
+
+
+def sideways_jpeg(path: Path, rng, box: tuple[int, int, int, int]) -> np.ndarray:
+    """A 64x48 upright picture with a red square at `box`, stored as 48x64 pixels plus the
+    EXIF Orientation 6 a phone writes; returns the upright pixels."""
+    import imagegen
+    from PIL import Image
+
+    upright = np.asarray(imagegen.textured_image(rng, (64, 48)).convert("RGB")).copy()
+    upright[box[1]:box[3], box[0]:box[2]] = (230, 20, 20)
+    stored = Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stored.save(path, quality=95, exif=exif)
+    return upright
+
+
+def test_exif_rotated_photo_is_read_upright_with_its_boxes(tmp_path: Path, rng) -> None:
+    from PIL import Image
+
+    from edgetl.data.reference import decode_image
+    from edgetl.data.transforms import load_uint8_tensor
+    from edgetl.spec import PreprocessSpec
+
+    data = tmp_path / "voc"
+    box = (40, 10, 60, 30)  # drawn on the upright 64x48 picture: outside the stored 48 px width
+    upright = sideways_jpeg(data / "phone.jpg", rng, box)
+    with Image.open(data / "phone.jpg") as img:
+        assert img.size == (48, 64)  # stored sideways
+    ag.voc_xml(data / "phone.xml", "phone.jpg", (64, 48), [("raccoon", box, 0)])
+    for i in range(4):
+        ag.image(data / f"plain-{i}.jpg", rng, (64, 48))
+        ag.voc_xml(data / f"plain-{i}.xml", f"plain-{i}.jpg", (64, 48),
+                   [("raccoon", (5, 5, 25, 25), 0)])
+    report = tmp_path / "inspect.json"
+    result = edgetl("data", "inspect", data, "--task", "detection", "--json", report)
+    assert result.returncode == 0, result.stderr
+    found = json.loads(report.read_text())
+    assert found["exif_rotated_images"] == {"count": 1, "paths": [str(data / "phone.jpg")]}
+    assert found["invalid_boxes"] == [] and found["problem_counts"] == {}
+    assert "1 image(s) carry an EXIF rotation" in result.stdout + result.stderr
+    out = tmp_path / "split.csv"
+    result = edgetl("data", "split", data, "--task", "detection", "--out", out)
+    assert result.returncode == 0, result.stderr
+    [row] = split_rows(out)["phone.jpg"]
+    assert [float(row[k]) for k in ("xmin", "ymin", "xmax", "ymax")] == list(box)
+    assert (row["width"], row["height"]) == ("64", "48")
+    # training's decode and the deployment reference both see the upright picture
+    spec = PreprocessSpec(input_size=(64, 64), resize_mode="exact", resize_size=(64, 64),
+                          crop_size=None, geometry="letterbox")
+    reference = np.asarray(decode_image(data / "phone.jpg", "rgb"))
+    tensor = load_uint8_tensor(str(data / "phone.jpg"), spec).numpy().transpose(1, 2, 0)
+    assert reference.shape == tensor.shape == (48, 64, 3)
+    assert np.array_equal(reference, tensor)
+    error = np.abs(reference.astype(int) - upright.astype(int)).mean()  # JPEG noise only
+    turned = np.abs(reference[::-1, ::-1].astype(int) - upright.astype(int)).mean()
+    assert error < 12 and turned > 3 * error
+    square = reference[box[1] + 2:box[3] - 2, box[0] + 2:box[2] - 2].reshape(-1, 3).mean(0)
+    assert square[0] > 200 and square[1] < 60  # the red square where the box says
