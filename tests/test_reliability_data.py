@@ -198,7 +198,8 @@ def test_evaluate_artifact_on_data_without_splits_refuses_or_takes_a_split(
     assert result.returncode == 2
     line = last_line(result.stderr)
     assert line.startswith("error: ") and "has no train/val/test split" in line
-    assert "--split-from RUN" in line and "--split all" in line
+    assert f"--split-from {fixture_run} to score the test split" in line
+    assert "--split all" in line
     assert report.read_text() == "{}\n"  # nothing written over
     result = edgetl("evaluate", model, "--split-from", fixture_run, "--json", report)
     assert result.returncode == 0, result.stderr

@@ -5,10 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgetl.data.samples import Sample
-from edgetl.errors import ArtifactError, DataError, UsageError
+from edgetl.errors import ArtifactError, DataError, EdgetlError, UsageError
 from edgetl.runfolder import SPLIT_NAMES, RunFolder
 
 ALL = "all"  # every image of the data, whatever its split: reported as split "all"
+
+
+def _run_words(run: Path | None) -> str:
+    """The run to name in a hint: the model's own when its split file is still there."""
+    try:
+        if run is not None and RunFolder(run).split_path().is_file():
+            return str(run)
+    except (EdgetlError, OSError):
+        pass
+    return "RUN"
 
 
 def evaluation_samples(run: Path | None, split: str, data: str | None,
@@ -41,8 +51,9 @@ def evaluation_samples(run: Path | None, split: str, data: str | None,
             f"{data} has no train/val/test split, so it has no '{split}' split: scoring all "
             f"{len(dataset.samples)} image(s) as '{split}' would count any a model was trained "
             "on",
-            f"pass --split-from RUN to score the {split} split of the run the model came from "
-            "(its split file), or --split all to score every image (reported as 'all')")
+            f"pass --split-from {_run_words(run)} to score the {split} split of the run the "
+            "model came from (its split file), or --split all to score every image (reported "
+            "as 'all')")
     if not samples:
         raise DataError(f"split '{split}' of {data} holds no images",
                         "use --split train, val or test")
