@@ -23,13 +23,14 @@ def csv_rows(text: str, where: str) -> tuple[list[str], list[dict[str, str]]]:
     reader.fieldnames = header
     rows = []
     for row in reader:
-        surplus = [v for v in row.get(None) or [] if (v or "").strip()]  # type: ignore[call-overload]
+        extra: list[str] = list(row.pop(None, None) or [])  # type: ignore[call-overload]
+        surplus = [v for v in extra if (v or "").strip()]
         if surplus:
             raise DataError(
-                f"{where} line {reader.line_num}: {len(header) + len(row[None])} fields "  # type: ignore[index]
-                f"where the header has {len(header)} ({','.join(header)}); the extra "
+                f"{where} line {reader.line_num}: {len(header) + len(extra)} fields where the "
+                f"header has {len(header)} ({','.join(header)}); the extra "
                 f"{', '.join(repr(v) for v in surplus)} would be lost",
                 hint="quote a value that holds a comma, e.g. \"street, urban\"")
-        if any((v or "").strip() for k, v in row.items() if k is not None):
+        if any((v or "").strip() for v in row.values()):
             rows.append(row)
     return header, rows

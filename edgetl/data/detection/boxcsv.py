@@ -72,7 +72,7 @@ def _read_rows(csv_path: Path) -> list[dict[str, str]]:
         raise DataError(f"cannot read box CSV {csv_path}: {exc}") from exc
     header, rows = csv_rows(text, f"box CSV {csv_path}")
     names = [n.lower() for n in header]
-    rows = [{k.lower(): v for k, v in r.items() if k is not None} for r in rows]
+    rows = [{k.lower(): v for k, v in r.items()} for r in rows]
     missing = [c for c in BOX_COLUMNS if c not in names]
     if missing:
         raise DataError(f"box CSV {csv_path} lacks column(s) {missing}; header is "
