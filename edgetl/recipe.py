@@ -28,6 +28,9 @@ class DataConfig(_Strict):
     val_fraction: float = Field(0.15, ge=0.0, lt=0.5)
     test_fraction: float = Field(0.15, ge=0.0, lt=0.5)
     near_duplicate_threshold: int = Field(6, ge=0, le=32)
+    # the same picture under two labels (a symlink or copy in two class folders): a warning,
+    # or an error before any training with "refuse"
+    label_conflicts: Literal["warn", "refuse"] = "warn"
     cache_dir: str | None = None  # keep the decoded-image cache on disk here (reused across runs)
 
 

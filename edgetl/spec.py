@@ -37,10 +37,14 @@ ADDED_FIELDS: dict[str, object] = {"geometry": "crop", "fill": (0, 0, 0),
                                    "high_bit_depth": "refuse"}
 DEFAULT_LETTERBOX_FILL = (114, 114, 114)
 
+# Every spec's decode turns the image upright by its EXIF Orientation tag first
+# (`data/orientation.py`): a step of schema edgetl.preprocess/1 itself, not a field.
 _COLOR_WORDS = {
-    "rgb": "decode with PIL and convert to RGB",
-    "grayscale3": "decode with PIL, convert to 8-bit grayscale (L) and repeat it into 3 channels",
-    "bgr": "decode with PIL, convert to RGB, then reverse the channels to BGR",
+    "rgb": "decode with PIL, turn upright by the EXIF orientation, convert to RGB",
+    "grayscale3": "decode with PIL, turn upright by the EXIF orientation, convert to 8-bit "
+                  "grayscale (L) and repeat it into 3 channels",
+    "bgr": "decode with PIL, turn upright by the EXIF orientation, convert to RGB, then "
+           "reverse the channels to BGR",
 }
 
 

@@ -121,6 +121,9 @@ def test_voc_bad_input_is_listed_and_one_warning_sums_it_up(tmp_path: Path, rng)
     ag.image(images / "ok.png", rng, (64, 48))
     ag.voc_xml(xml / "ok.xml", "ok.png", (64, 48), [
         ("cat", (50, 30, 80, 60), 0),   # reaches outside: clipped
+        ("dog", (2, 3, 12, 13), 0)])
+    ag.image(images / "lost.png", rng, (64, 48))  # objects lost: the image is left out
+    ag.voc_xml(xml / "lost.xml", "lost.png", (64, 48), [
         ("cat", (70, 10, 90, 20), 0),   # entirely outside: nothing left
         ("cow", (1, 1, 5, 5), 0),       # not in classes.txt
         ("dog", (5, 5, 5, 9), 0),       # zero width
@@ -138,14 +141,21 @@ def test_voc_bad_input_is_listed_and_one_warning_sums_it_up(tmp_path: Path, rng)
     assert by_name(ds)["ok.png"].target.boxes == ((50, 30, 64, 48), (2, 3, 12, 13))
     assert by_name(ds)["ok.png"].target.labels == ("cat", "dog")
     assert kinds(ds) == {
-        "ok.xml": [P.BOX_CLIPPED, P.BOX_DROPPED, P.UNKNOWN_CLASS, P.BOX_DROPPED],
+        "ok.xml": [P.BOX_CLIPPED],
+        "lost.xml": [P.BOX_DROPPED, P.UNKNOWN_CLASS, P.BOX_DROPPED],
         "ghost.xml": [P.IMAGE_MISSING], "empty.xml": [P.BAD_ANNOTATION],
-        "size.xml": [P.IMAGE_SIZE], "empty.png": [P.NO_ANNOTATION],
-        "lonely.png": [P.NO_ANNOTATION], "broken.jpg": ["cannot decode"]}
+        "size.xml": [P.IMAGE_SIZE], "lonely.png": [P.NO_ANNOTATION],
+        "broken.jpg": ["cannot decode"]}
     assert (str(xml / "ok.xml"), f"{P.BOX_CLIPPED}: cat [50, 30, 80, 60] outside the 64x48 "
             "image: clipped to [50, 30, 64, 48]") in ds.skipped
+    assert (str(xml / "lost.xml"), f"{P.BOX_DROPPED}: dog [5, 5, 5, 9]: zero or negative "
+            "width/height; image left out: lost.png") in ds.skipped
+    # the empty XML is one problem that names its image, not a second "no annotation"
+    assert (str(xml / "empty.xml"), f"{P.BAD_ANNOTATION}: empty file; image left out: "
+            "empty.png") in ds.skipped
     assert f"{len(ds.skipped)} annotation or image problem(s)" in message
-    assert "2 box dropped" in message and "2 no annotation" in message
+    assert "2 box dropped" in message and "1 no annotation" in message
+    assert "DataSet.skipped" not in message and "edgetl data inspect" in message
 
 
 def test_voc_without_usable_data_exits_2_with_one_line(tmp_path: Path, rng) -> None:
@@ -154,7 +164,8 @@ def test_voc_without_usable_data_exits_2_with_one_line(tmp_path: Path, rng) -> N
     result = run_cli("data", "inspect", str(tmp_path), "--task", "detection")
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert lines[-1].startswith("error: ") and "no boxes" in lines[-1]
+    assert lines[-1].startswith("error: ") and "no usable image" in lines[-1]
+    assert "image left out: a.png" in lines[-1]
     assert "Traceback" not in result.stderr
     ag.voc_xml(tmp_path / "a.xml", "gone.png", (64, 48), [("cat", (1, 1, 9, 9), 0)])
     (tmp_path / "a.png").unlink()
@@ -200,21 +211,28 @@ def test_coco_per_split_files_as_labelling_tools_export(tmp_path: Path, rng) -> 
 
 def test_coco_bad_references_are_listed(tmp_path: Path, rng) -> None:
     ag.image(tmp_path / "images" / "a.png", rng, (64, 48))
+    ag.image(tmp_path / "images" / "b.png", rng, (64, 48))
     images = [{"id": 1, "file_name": "a.png", "width": 64, "height": 48},
-              {"id": 2, "file_name": "missing.png", "width": 64, "height": 48}]
+              {"id": 2, "file_name": "missing.png", "width": 64, "height": 48},
+              {"id": 3, "file_name": "b.png", "width": 64, "height": 48}]
     anns = [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [40, 30, 40, 30]},
             {"id": 2, "image_id": 99, "category_id": 1, "bbox": [1, 1, 5, 5]},
-            {"id": 3, "image_id": 1, "category_id": 7, "bbox": [1, 1, 5, 5]},
-            {"id": 4, "image_id": 2, "category_id": 1, "bbox": [1, 1, 5, 5]}]
+            {"id": 3, "image_id": 3, "category_id": 7, "bbox": [1, 1, 5, 5]},
+            {"id": 4, "image_id": 2, "category_id": 1, "bbox": [1, 1, 5, 5]},
+            {"id": 5, "image_id": 3, "category_id": 1, "bbox": [20, 20, 9, 9]}]
     coco = ag.coco_json(tmp_path / "annotations" / "instances.json", images, anns,
                         [{"id": 1, "name": "cat"}])
     ds, message = load_warned(f"coco:{coco}")
-    assert [Path(s.path).name for s in ds.samples] == ["a.png"]  # found from annotations/..
+    # found from annotations/..; b.png lost its category_id 7 object: left out, not kept
+    # with its cat alone (the other object would be taught as background)
+    assert [Path(s.path).name for s in ds.samples] == ["a.png"]
     assert ds.samples[0].target.boxes == ((40, 30, 64, 48),)
     got = sorted(P.kind_of(r) for _, r in ds.skipped)
     assert got == sorted([P.BOX_CLIPPED, P.IMAGE_MISSING, P.UNKNOWN_CLASS, P.UNKNOWN_IMAGE,
                           P.UNKNOWN_IMAGE])
     assert "image_id 99" in " ".join(r for _, r in ds.skipped)
+    assert (f"{coco} annotation 3", f"{P.UNKNOWN_CLASS}: category_id 7 is not among the "
+            "categories; image left out: b.png") in ds.skipped
     assert "5 annotation or image problem(s)" in message
 
 
@@ -230,15 +248,18 @@ def test_coco_empty_or_broken_file_is_a_data_error(tmp_path: Path) -> None:
 
 def test_coco_malformed_fields_are_listed_or_one_error(tmp_path: Path, rng) -> None:
     ag.image(tmp_path / "a.png", rng, (64, 48))
+    ag.image(tmp_path / "c.png", rng, (64, 48))
     cats = [{"id": 1, "name": "cat"}]
     coco = ag.coco_json(tmp_path / "odd.json", [{"id": [1], "file_name": "a.png"},
-                                                {"id": 2, "file_name": "a.png"}], [
+                                                {"id": 2, "file_name": "a.png"},
+                                                {"id": 3, "file_name": "c.png"}], [
         {"id": 1, "image_id": [1], "category_id": 1, "bbox": [1, 1, 2, 2]},
-        {"id": 2, "image_id": 2, "category_id": 1, "bbox": "1,2,3,4",
+        {"id": 2, "image_id": 3, "category_id": 1, "bbox": "1,2,3,4",
          "segmentation": {"size": "ab", "counts": "x"}},
         {"id": 3, "image_id": 2, "category_id": 1, "segmentation": [[1, 1, 30, 1, 30, 30]]}],
         cats)
     ds, _ = load_warned(str(coco))
+    assert [Path(s.path).name for s in ds.samples] == ["a.png"]  # c.png lost its object
     assert ds.samples[0].target.boxes == ((1, 1, 30, 30),)  # from the polygon: no bbox
     assert [P.kind_of(r) for _, r in ds.skipped] == [P.BAD_ANNOTATION, P.UNKNOWN_IMAGE,
                                                      P.MASK_DROPPED]
@@ -285,20 +306,25 @@ def test_yolo_bad_lines_and_images_train_layout(tmp_path: Path, rng) -> None:
     (tmp_path / "classes.txt").write_text("cat\n")
     ag.image(tmp_path / "images" / "train" / "a.png", rng, (64, 48))
     ag.image(tmp_path / "images" / "val" / "b.png", rng, (64, 48))
+    ag.image(tmp_path / "images" / "train" / "c.png", rng, (64, 48))
     ag.yolo_txt(tmp_path / "labels" / "train" / "a.txt", [
+        "0 0.9 0.5 0.4 0.25"])     # reaches past the right edge: clipped
+    ag.yolo_txt(tmp_path / "labels" / "train" / "c.txt", [
         "0 0.5 0.5 0.25",          # four fields
         "5 0.5 0.5 0.1 0.1",       # no class 5
-        "0 0.9 0.5 0.4 0.25",      # reaches past the right edge: clipped
+        "0 0.5 0.5 0.1 0.1",
         "0 x 0.5 0.1 0.1"])        # not a number
     ag.yolo_txt(tmp_path / "labels" / "val" / "b.txt", ["0 0.5 0.5 0.5 0.5"])
     ds, _ = load_warned(str(tmp_path))
+    assert sorted(by_name(ds)) == ["a.png", "b.png"]  # c.png lost objects: left out
     a, b = by_name(ds)["a.png"], by_name(ds)["b.png"]
     assert (a.split, b.split) == ("train", "val")
     assert a.target.boxes == (((0.9 - 0.2) * 64, 18, 64, 30),)
     assert b.target.boxes == ((16, 12, 48, 36),)
     assert [P.kind_of(r) for _, r in ds.skipped] == [
-        P.BAD_ANNOTATION, P.UNKNOWN_CLASS, P.BOX_CLIPPED, P.BAD_ANNOTATION]
-    assert "4 fields" in ds.skipped[0][1] and ds.skipped[0][0].endswith("a.txt line 1")
+        P.BOX_CLIPPED, P.BAD_ANNOTATION, P.UNKNOWN_CLASS, P.BAD_ANNOTATION]
+    assert "4 fields" in ds.skipped[1][1] and ds.skipped[1][0].endswith("c.txt line 1")
+    assert ds.skipped[1][1].endswith("image left out: c.png")
 
 
 def test_yolo_without_class_names_says_what_to_add(tmp_path: Path, rng) -> None:
@@ -333,8 +359,10 @@ def test_box_csv_rows_groups_splits_and_problems(tmp_path: Path, rng) -> None:
                                           image_size=(48, 64))
     assert (s["a.png"].group, s["a.png"].split) == ("g1", "train")
     assert s["b.png"].target.boxes == () and (s["b.png"].group, s["b.png"].split) == ("g2", None)
-    assert s["c.png"].target.boxes == ((1.5, 2.5, 70, 50),) and s["c.png"].split == "test"
+    assert "c.png" not in s  # its second box is not four numbers: the image is left out
     assert sorted(P.kind_of(r) for _, r in ds.skipped) == [P.BAD_ANNOTATION, P.IMAGE_MISSING]
+    assert (f"{csv_path} line 6", f"{P.BAD_ANNOTATION}: box ['1', '2', '3', ''] is not four "
+            "numbers; image left out: c.png") in ds.skipped
 
 
 def test_box_csv_conflicting_split_for_one_image_is_an_error(tmp_path: Path, rng) -> None:

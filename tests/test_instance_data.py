@@ -68,25 +68,27 @@ def _rle(rows: slice, cols: slice, size=(48, 64)) -> dict:
 
 
 def coco_instances(root: Path, rng) -> Path:
-    """a.png (64x48) with polygons, RLE, uncompressed crowd RLE and broken masks; b.png."""
-    ag.image(root / "images" / "a.png", rng, (64, 48))
-    ag.image(root / "images" / "b.png", rng, (64, 48))
+    """a.png (64x48) with polygons, RLE, uncompressed crowd RLE and a clipped polygon; b.png;
+    c.png with broken masks (left out)."""
+    for name in ("a", "b", "c"):
+        ag.image(root / "images" / f"{name}.png", rng, (64, 48))
     anns = [
-        {"category_id": 1, "segmentation": [[10, 10, 30, 10, 30, 20, 10, 20]]},
-        {"category_id": 2, "segmentation": _rle(slice(5, 10), slice(40, 50))},
-        {"category_id": 2, "segmentation": {"size": [48, 64], "counts": [0, 10, 3062]},
-         "iscrowd": 1},
-        {"category_id": 1, "segmentation": [[1, 1, 5, 5]]},                   # 2 points
-        {"category_id": 1, "segmentation": [[50, 30, 80, 30, 80, 60, 50, 60]]},  # clipped
-        {"category_id": 1, "segmentation": [[70, 50, 90, 50, 90, 70]]},        # outside
-        {"category_id": 2, "segmentation": {"size": [10, 10], "counts": [0, 5, 95]}},
+        (1, {"category_id": 1, "segmentation": [[10, 10, 30, 10, 30, 20, 10, 20]]}),
+        (1, {"category_id": 2, "segmentation": _rle(slice(5, 10), slice(40, 50))}),
+        (1, {"category_id": 2, "segmentation": {"size": [48, 64], "counts": [0, 10, 3062]},
+             "iscrowd": 1}),
+        (3, {"category_id": 1, "segmentation": [[1, 1, 5, 5]]}),                  # 2 points
+        (1, {"category_id": 1, "segmentation": [[50, 30, 80, 30, 80, 60, 50, 60]]}),  # clipped
+        (3, {"category_id": 1, "segmentation": [[70, 50, 90, 50, 90, 70]]}),       # outside
+        (3, {"category_id": 2, "segmentation": {"size": [10, 10], "counts": [0, 5, 95]}}),
     ]
-    anns = [{"id": i, "image_id": 1, "bbox": [0, 0, 1, 1], **a} for i, a in enumerate(anns, 1)]
+    anns = [{"id": i, "image_id": image, "bbox": [0, 0, 1, 1], **a}
+            for i, (image, a) in enumerate(anns, 1)]
     anns.append({"id": 99, "image_id": 2, "category_id": 1,
                  "segmentation": [[2.5, 3.5, 20.25, 3.5, 11, 30.75]]})
     return ag.coco_json(root / "instances.json",
-                        [{"id": 1, "file_name": "a.png", "width": 64, "height": 48},
-                         {"id": 2, "file_name": "b.png", "width": 64, "height": 48}],
+                        [{"id": k, "file_name": f"{n}.png", "width": 64, "height": 48}
+                         for k, n in ((1, "a"), (2, "b"), (3, "c"))],
                         anns, [{"id": 1, "name": "cell"}, {"id": 2, "name": "blob"}])
 
 
@@ -106,9 +108,11 @@ def test_coco_polygons_and_rle_with_bad_masks(tmp_path: Path, rng) -> None:
     assert mask_array(a.masks[2], a.image_size).sum() == 10
     b = by_name(ds)["b.png"].target
     assert b.boxes == ((2.5, 3.5, 20.25, 30.75),)
-    assert problem_kinds(ds) == [P.POLYGON_DROPPED, P.MASK_DROPPED, P.POLYGON_CLIPPED,
+    assert "c.png" not in by_name(ds)  # its masks cannot be used: left out, not kept empty
+    assert problem_kinds(ds) == [P.POLYGON_CLIPPED, P.POLYGON_DROPPED, P.MASK_DROPPED,
                                  P.POLYGON_DROPPED, P.MASK_DROPPED, P.MASK_SIZE]
-    assert "fewer than 3 points" in ds.skipped[0][1]
+    assert "fewer than 3 points" in ds.skipped[1][1]
+    assert ds.skipped[1][1].endswith("image left out: c.png")
     assert "RLE size 10x10, image 64x48" in ds.skipped[-1][1]
     boxes = load(str(tmp_path / "instances.json"), "detection")  # detection reads bbox
     assert by_name(boxes)["a.png"].target.boxes[0] == (0, 0, 1, 1)
@@ -116,25 +120,26 @@ def test_coco_polygons_and_rle_with_bad_masks(tmp_path: Path, rng) -> None:
 
 def test_via_balloon_layout_with_splits(tmp_path: Path, rng) -> None:
     (tmp_path / "classes.txt").write_text("balloon\n")
-    for split, names in (("train", ["t1.jpg", "t2.jpg"]), ("val", ["v1.jpg"])):
+    for split, names in (("train", ["t1.jpg", "t2.jpg", "t3.jpg"]), ("val", ["v1.jpg", "v2.jpg"])):
         for name in names:
             ag.image(tmp_path / split / name, rng, (64, 48))
     square = [(10, 10), (20, 10), (20, 30), (10, 30)]
     ag.via_json(tmp_path / "train" / "via_region_data.json", {
         "t1.jpg": [ag.via_region(square),
                    ag.via_region(shape={"name": "rect", "x": 30, "y": 5, "width": 10,
-                                        "height": 8}, attributes={"name": "balloon"}),
+                                        "height": 8}, attributes={"name": "balloon"})],
+        "t2.jpg": [],
+        "t3.jpg": [ag.via_region(square),
                    ag.via_region(shape={"name": "circle", "cx": 5, "cy": 5, "r": 3}),
-                   ag.via_region([(1, 1), (4, 4)])],
-        "t2.jpg": []})
+                   ag.via_region([(1, 1), (4, 4)])]})
     ag.via_json(tmp_path / "val" / "via_region_data.json",
-                {"v1.jpg": [ag.via_region([(60, 40), (70, 40), (70, 50)],
-                                          attributes={"label": "kite"})]})
+                {"v1.jpg": [], "v2.jpg": [ag.via_region([(60, 40), (70, 40), (70, 50)],
+                                                         attributes={"label": "kite"})]})
     ds = load(str(tmp_path), warned=True)
     assert ds.origin == f"via:{tmp_path}" and ds.classes == ["balloon"]
     s = by_name(ds)
     assert {k: v.split for k, v in s.items()} == {"t1.jpg": "train", "t2.jpg": "train",
-                                                 "v1.jpg": "val"}
+                                                 "v1.jpg": "val"}  # t3, v2 left out
     t1 = s["t1.jpg"].target
     assert t1.boxes == ((10, 10, 20, 30), (30, 5, 40, 13))
     assert t1.masks[1].polygons == ((30, 5, 40, 5, 40, 13, 30, 13),)
@@ -150,17 +155,22 @@ def test_via_balloon_layout_with_splits(tmp_path: Path, rng) -> None:
 def test_yolo_segments_instance_and_detection(tmp_path: Path, rng) -> None:
     (tmp_path / "classes.txt").write_text("leaf\n")
     ag.image(tmp_path / "images" / "a.png", rng, (64, 48))
-    ag.yolo_txt(tmp_path / "labels" / "a.txt", [
-        "0 0.25 0.25 0.75 0.25 0.75 0.75 0.25 0.75",
-        "0 0.5 0.5 0.2 0.2",                    # a box: not an instance
-        "0 0.1 0.1 0.2 0.2 0.3"])               # six fields
-    inst = by_name(load(str(tmp_path), warned=True))["a.png"].target
+    ag.image(tmp_path / "images" / "b.png", rng, (64, 48))
+    ag.image(tmp_path / "images" / "c.png", rng, (64, 48))
+    ag.yolo_txt(tmp_path / "labels" / "a.txt", ["0 0.25 0.25 0.75 0.25 0.75 0.75 0.25 0.75"])
+    ag.yolo_txt(tmp_path / "labels" / "b.txt", ["0 0.5 0.5 0.2 0.2"])  # a box: no instance
+    ag.yolo_txt(tmp_path / "labels" / "c.txt", ["0 0.25 0.25 0.75 0.25 0.75 0.75 0.25 0.75",
+                                                "0 0.1 0.1 0.2 0.2 0.3"])  # six fields
+    instances = load(str(tmp_path), warned=True)
+    assert sorted(by_name(instances)) == ["a.png"]
+    inst = by_name(instances)["a.png"].target
     assert inst.boxes == ((16, 12, 48, 36),)
     assert inst.masks[0].polygons == ((16, 12, 48, 12, 48, 36, 16, 36),)
     det = load(str(tmp_path), "detection", warned=True)
-    assert by_name(det)["a.png"].target.boxes == (
-        (16, 12, 48, 36), ((0.5 - 0.1) * 64, (0.5 - 0.1) * 48, (0.5 + 0.1) * 64,
-                           (0.5 + 0.1) * 48))
+    assert sorted(by_name(det)) == ["a.png", "b.png"]
+    assert by_name(det)["a.png"].target.boxes == ((16, 12, 48, 36),)
+    assert by_name(det)["b.png"].target.boxes == (
+        ((0.5 - 0.1) * 64, (0.5 - 0.1) * 48, (0.5 + 0.1) * 64, (0.5 + 0.1) * 48),)
     assert problem_kinds(det) == [P.BAD_ANNOTATION]
 
 
@@ -192,14 +202,13 @@ def test_instance_id_pngs_8_and_16_bit_with_mappings(tmp_path: Path, rng) -> Non
     ds = load(str(tmp_path), warned=True)
     assert ds.origin == f"masks:{tmp_path}" and ds.classes == ["cat", "dog"]
     s = by_name(ds)
-    assert sorted(s) == ["a.png", "b.png", "f.png"]
+    assert sorted(s) == ["a.png", "b.png"]  # f.png: instance 3 has no class, left out
     a, b = s["a.png"].target, s["b.png"].target
     assert a.boxes == ((3, 2, 10, 6), (20, 10, 30, 20)) and a.labels == ("cat", "dog")
     assert a.masks[1] == InstanceMask(id_png=str(tmp_path / "masks" / "a.png"), id_value=2)
     assert b.boxes == ((0, 0, 5, 5), (30, 10, 40, 15)) and b.labels == ("dog", "cat")
     assert b.image_size == (30, 40) and b.masks[1].id_value == 1000
     assert mask_array(b.masks[0], b.image_size).sum() == 25
-    assert s["f.png"].target.boxes == ((0, 0, 4, 4),)
     got = {Path(p).name: P.kind_of(r) for p, r in ds.skipped}
     assert got == {"c.png": P.MASK_SIZE, "d.png": P.NO_ANNOTATION, "e.png": P.BAD_ANNOTATION,
                    "f.png": P.UNKNOWN_CLASS}
@@ -208,21 +217,26 @@ def test_instance_id_pngs_8_and_16_bit_with_mappings(tmp_path: Path, rng) -> Non
 
 def test_binary_instance_masks_that_overlap(tmp_path: Path, rng) -> None:
     (tmp_path / "classes.txt").write_text("nucleus\n")
-    ag.image(tmp_path / "images" / "g.png", rng, (32, 24))
-    folder = tmp_path / "masks" / "g"  # one binary PNG per instance, applied in name order
-    folder.mkdir(parents=True)
-    for name, rows, cols in (("0", slice(6, 8), slice(6, 8)), ("1", slice(0, 10), slice(0, 10)),
-                             ("2", slice(5, 15), slice(5, 15))):
-        mask = np.zeros((24, 32), dtype=np.uint8)
-        mask[rows, cols] = 255
-        Image.fromarray(mask, mode="L").save(folder / f"{name}.png")
+    for image, masks in (("g", (("1", slice(0, 10), slice(0, 10)),
+                                ("2", slice(5, 15), slice(5, 15)))),
+                         ("k", (("0", slice(6, 8), slice(6, 8)),
+                                ("1", slice(0, 10), slice(0, 10))))):
+        ag.image(tmp_path / "images" / f"{image}.png", rng, (32, 24))
+        folder = tmp_path / "masks" / image  # one binary PNG per instance, in name order
+        folder.mkdir(parents=True)
+        for name, rows, cols in masks:
+            mask = np.zeros((24, 32), dtype=np.uint8)
+            mask[rows, cols] = 255
+            Image.fromarray(mask, mode="L").save(folder / f"{name}.png")
     ds = load(str(tmp_path), warned=True)
+    assert [Path(s.path).name for s in ds.samples] == ["g.png"]  # k lost instance 0
     g = ds.samples[0].target
     assert g.labels == ("nucleus", "nucleus") and g.boxes == ((0, 0, 10, 10), (5, 5, 15, 15))
     assert [int(mask_array(m, (24, 32)).sum()) for m in g.masks] == [75, 100]
     assert problem_kinds(ds) == [P.MASK_OVERLAP, P.MASK_OVERLAP, P.MASK_DROPPED]
-    assert "shares 4 pixel(s) with 0" in ds.skipped[0][1]
-    assert "shares 25 pixel(s) with 1" in ds.skipped[1][1]
+    assert "shares 25 pixel(s) with 1" in ds.skipped[0][1]
+    assert "shares 4 pixel(s) with 0" in ds.skipped[1][1]
+    assert ds.skipped[2][1].endswith("image left out: k.png")
 
 
 def test_coco_split_file_round_trips(tmp_path: Path, rng) -> None:
@@ -282,7 +296,7 @@ def test_cli_inspect_instance_json(tmp_path: Path, rng) -> None:
     assert areas["original"] == {"small": 5, "medium": 0, "large": 0}
     assert areas["input"] == {"small": 2, "medium": 3, "large": 0}
     assert [P.kind_of(e["reason"]) for e in report["degenerate_polygons"]] == [
-        P.POLYGON_DROPPED, P.POLYGON_CLIPPED, P.POLYGON_DROPPED]
+        P.POLYGON_CLIPPED, P.POLYGON_DROPPED, P.POLYGON_DROPPED]
     assert len(report["mask_size_mismatches"]) == 1
     assert report["objects_per_image"]["max"] == 4
     assert "Degenerate polygons" in result.stdout and "instances per image" in result.stdout

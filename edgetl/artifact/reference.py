@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from edgetl import geometry
+from edgetl.data.orientation import upright
 from edgetl.errors import DataError, SpecError
 from edgetl.geometry import Geometry
 from edgetl.spec import PreprocessSpec
@@ -41,6 +42,7 @@ def decode_image(path: str | Path, color_mode: str,
         with Image.open(path) as img:
             _warn_if_huge(img, path)
             img.load()
+            img = upright(img)  # as viewers and labelling tools show it (data/orientation.py)
             if img.mode in HIGH_BIT_DEPTH_MODES:
                 img = to_8bit(img, path, high_bit_depth)
             if color_mode == "grayscale3":

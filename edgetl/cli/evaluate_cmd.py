@@ -14,6 +14,10 @@ def register(app: typer.Typer) -> None:
         target: Path = typer.Argument(..., help="Run folder or exported artifact (.onnx)."),
         data: str | None = typer.Option(None, "--data", help="Data source (default: the run's)."),
         split: str = typer.Option("test", "--split", help="Split to evaluate."),
+        split_from: Path | None = typer.Option(
+            None, "--split-from",
+            help="Score this run's split (its split file) instead of --data: for data "
+                 "without train/val/test folders. `--split all` scores every image."),
         json_out: Path | None = typer.Option(None, "--json", help="Write metrics as JSON."),
         out: Path | None = typer.Option(None, "--out", help="Folder for the report and plots."),
         device: str = typer.Option("cpu", "--device", help="cpu or cuda (runs only)."),
@@ -29,11 +33,15 @@ def register(app: typer.Typer) -> None:
         from edgetl.data.samples import SPLITS
         from edgetl.errors import UsageError
         from edgetl.evaluate.report import evaluate_target, write_report
+        from edgetl.evaluate.samples import ALL
         from edgetl.interrupt import activity
         from edgetl.io import outputs_together, require_writable
 
-        if split not in SPLITS:
-            raise UsageError(f"--split {split!r} is not a split", f"use {', '.join(SPLITS)}")
+        if split not in (*SPLITS, ALL):
+            raise UsageError(f"--split {split!r} is not a split",
+                             f"use {', '.join(SPLITS)} or {ALL}")
+        if split_from is not None:
+            data = split_file_of(split_from, data)
         if device not in ("cpu", "cuda"):
             raise UsageError(f"--device must be cpu or cuda, got {device!r}")
         if target.is_dir():  # runs evaluate with torch on this device: is it here?
@@ -58,3 +66,21 @@ def register(app: typer.Typer) -> None:
                      out / f"pr-curve-{split}.png", out / f"worst-{split}.png") if out else ()
             with outputs_together(json_out, *extra):
                 write_report(report, json_out, out)
+
+
+def split_file_of(run: Path, data: str | None) -> str:
+    """The split file of `run` (for --split-from), checked before any work."""
+    from edgetl.errors import EdgetlError, UsageError
+    from edgetl.runfolder import RunFolder
+
+    if data is not None:
+        raise UsageError("--split-from and --data both name the images to score",
+                         "pass one of them")
+    try:
+        path: Path | None = RunFolder(run).split_path()
+    except (EdgetlError, OSError):  # no task record: not a run
+        path = None
+    if path is None or not path.is_file():
+        raise UsageError(f"--split-from {run}: not a run folder with a split file",
+                         "pass the folder of a run made by 'edgetl finetune'")
+    return str(path)

@@ -10,12 +10,13 @@ a fraction of the cost. Results are cached per process by (path, size, mtime).
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from edgetl.data.samples import DataSet, DataWarning
 
@@ -47,9 +48,19 @@ def _file_key(path: str) -> tuple[str, int, int] | None:
     return path, stat.st_size, stat.st_mtime_ns
 
 
+_IN_MEMORY = re.compile(r"\s*<_io\.\w+ object at 0x[0-9a-fA-F]+>")
+
+
 def describe_error(exc: BaseException) -> str:
-    """One short line for a decode failure (shown in reports and warnings)."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    """One short line for a decode failure (shown in reports and warnings).
+
+    PIL names what it read from, which is an in-memory buffer when the bytes were read first
+    (`dedup.py`); that object's repr says nothing to a user and is left out. The path is in
+    the report's own column.
+    """
+    if isinstance(exc, UnidentifiedImageError):
+        return "cannot decode (not an image format PIL recognises)"
+    text = _IN_MEMORY.sub("", " ".join(str(exc).split())) or type(exc).__name__
     return f"cannot decode ({type(exc).__name__}: {text})"
 
 

@@ -38,6 +38,7 @@ import numpy as np
 from PIL import Image
 
 from edgetl.data.checks import default_workers, describe_error, quiet_pil
+from edgetl.data.orientation import orientation, upright_size
 
 DEFAULT_NEAR_DUP_THRESHOLD = 6
 MAX_THUMB_MAD = 0.07
@@ -58,6 +59,7 @@ class ImageInfo:
     phash: int | None = None
     thumb: np.ndarray | None = field(default=None, repr=False, compare=False)
     error: str | None = None
+    orientation: int = 1  # EXIF Orientation; width and height are the upright picture's
 
 
 @dataclass(frozen=True)
@@ -109,13 +111,15 @@ def scan_image(path: str) -> ImageInfo:
     digest = hashlib.sha256(data).hexdigest()
     try:
         with Image.open(io.BytesIO(data)) as img:
-            width, height, mode, fmt = img.width, img.height, img.mode, img.format or ""
+            width, height = upright_size(img)
+            mode, fmt, turn = img.mode, img.format or "", orientation(img)
             if fmt == "JPEG":
                 img.draft(img.mode, _DRAFT_SIZE)
             img.load()
             gray = _to_gray(img)
         info = ImageInfo(path=path, sha256=digest, width=width, height=height, mode=mode,
-                         format=fmt, phash=_phash_int(gray), thumb=_thumb(gray))
+                         format=fmt, phash=_phash_int(gray), thumb=_thumb(gray),
+                         orientation=turn)
     except Exception as exc:  # any decoder failure is reported, not raised
         info = ImageInfo(path=path, sha256=digest, error=describe_error(exc))
     _SCANNED[key] = info

@@ -21,8 +21,9 @@ from edgetl.data.dedup import (
     exact_duplicate_groups,
 )
 from edgetl.data.grouping import group_report
+from edgetl.data.orientation import rotation_summary
 from edgetl.data.samples import SPLITS, DataSet
-from edgetl.data.split import cluster_entry, crosses
+from edgetl.data.split import cluster_entry, crosses, label_conflicts
 
 IMBALANCE_WARN_RATIO = 3.0
 _UNREADABLE_PREFIXES = ("cannot decode", "cannot read")
@@ -80,7 +81,7 @@ def inspect_data(
              for g in exact_duplicate_groups(infos)]
     near = [e for e in entries if not e["exact"]]
     across = [e for e in entries if crosses(e["splits"])] if ds.has_splits else None
-    conflicts = [e for e in entries if len(set(e["labels"])) > 1]
+    conflicts = label_conflicts(entries)
     ratio = imbalance_ratio(classes)
 
     notes: list[str] = []
@@ -97,6 +98,9 @@ def inspect_data(
         notes.append(f"{sum(deep.values())} high-bit-depth image(s) ({modes}): training and "
                      "predict refuse them unless the recipe sets preprocess.high_bit_depth: "
                      "scale (0-65535 read as 0-255; PIL alone would clip them at 255)")
+    rotated, rotated_note = rotation_summary([infos[i] for i in ok])
+    if rotated_note:
+        notes.append(rotated_note)
     if across:
         notes.append(f"{len(across)} duplicate cluster(s) cross the given splits: "
                      "`edgetl data split` holds the train side out")
@@ -117,6 +121,7 @@ def inspect_data(
         "sizes": _size_summary([(infos[i].width, infos[i].height) for i in ok]),
         "modes": dict(Counter(infos[i].mode for i in ok).most_common()),
         "high_bit_depth_images": sum(deep.values()),
+        "exif_rotated_images": rotated,
         "formats": dict(Counter(infos[i].format for i in ok).most_common()),
         "unreadable": unreadable,
         "skipped": other_skipped,

@@ -1,9 +1,10 @@
 """CSV manifest source and writer: `path,label[,group][,split]`, one row per image.
 
 Relative paths resolve against the CSV's own folder, so a manifest can travel with its images.
-`split` is 'train', 'val', 'test' or empty (not assigned). Extra columns are ignored when reading,
-which lets `--group-column` pick any column as the group, and carried into a split written from
-the manifest (`extra_columns`). Classes are sorted: a CSV defines no order.
+`split` is 'train', 'val', 'test' or empty (not assigned). A row with more fields than the
+header (an unquoted comma in a label) is an error naming its line. Extra columns are ignored
+when reading, which lets `--group-column` pick any column as the group, and carried into a
+split written from the manifest (`extra_columns`). Classes are sorted: a CSV defines no order.
 `write_manifest` writes absolute paths so its output works from any folder.
 """
 
@@ -15,6 +16,7 @@ import os
 import warnings
 from pathlib import Path
 
+from edgetl.data.csvrows import csv_rows
 from edgetl.data.samples import SPLITS, DataSet, DataWarning, Sample, is_image_name
 from edgetl.errors import DataError
 from edgetl.io import atomic_write_text
@@ -27,16 +29,7 @@ def _read_rows(csv_path: Path) -> tuple[list[str], list[dict[str, str]]]:
         text = csv_path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read manifest {csv_path}: {exc}") from exc
-    reader = csv.DictReader(io.StringIO(text))
-    header = [(name or "").strip() for name in (reader.fieldnames or [])]
-    reader.fieldnames = header
-    rows = [row for row in reader if not _blank(row)]
-    return header, rows
-
-
-def _blank(row: dict[str, str]) -> bool:
-    """True for an empty line (extra values beyond the header sit under the key None)."""
-    return all(not (value or "").strip() for key, value in row.items() if key is not None)
+    return csv_rows(text, f"manifest {csv_path}")
 
 
 def read_manifest(csv_path: str | Path, *, group_column: str = "group") -> DataSet:

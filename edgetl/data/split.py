@@ -40,7 +40,8 @@ from edgetl.data.samples import NO_CLASS, SPLITS, DataSet, Sample
 from edgetl.errors import DataError, UsageError
 
 # write_manifest re-exported: callers save the split they used
-__all__ = ["cluster_entry", "crosses", "leakage_report", "make_splits", "split_units",
+__all__ = ["cluster_entry", "conflict_warning", "crosses", "label_conflicts", "leakage_report",
+           "make_splits", "split_units",
            "strata_matrix", "write_manifest"]
 
 Progress = Callable[[int], None]
@@ -233,6 +234,23 @@ def cluster_entry(cluster: DuplicateCluster, samples: Sequence[Sample]) -> dict:
     }
 
 
+def label_conflicts(entries: Sequence[dict]) -> list[dict]:
+    """The duplicate clusters (`cluster_entry`s) whose members carry different labels: the same
+    picture (a symlink, a copy) taught as two classes."""
+    return [e for e in entries if len(set(e["labels"])) > 1]
+
+
+def conflict_warning(conflicts: Sequence[dict]) -> str:
+    """One sentence for identical files under different labels, naming the first."""
+    first = conflicts[0]
+    shown = ", ".join(f"{p} as {label!r}" for p, label in
+                      zip(first["paths"], first["labels"], strict=True))
+    more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
+    return (f"{len(conflicts)} image(s) carry two labels: identical files {shown}{more}; the "
+            "model would be taught one picture as two classes: keep one copy under its "
+            "right label")
+
+
 def crosses(splits: Sequence[str | None]) -> bool:
     """True when assigned splits (None ignored) differ."""
     return len({s for s in splits if s is not None}) > 1
@@ -269,5 +287,6 @@ def leakage_report(
         "near_dup_threshold": near_dup_threshold,
         "duplicate_clusters": entries,
         "clusters_across_splits": across,
+        "label_conflicts": label_conflicts(entries),
         "leak_free": not groups_across and not across,
     }

@@ -111,8 +111,9 @@ def plot_mask_rows(rows: list[tuple[str, Any, Any, float]], record: Any, out_png
     fig, axes = plt.subplots(len(rows), 3, figsize=(11, 2.9 * len(rows)), squeeze=False)
     for (path, truth, guess, miou), (ax_img, ax_truth, ax_guess) in zip(rows, axes,
                                                                           strict=True):
+        from edgetl.data.orientation import upright
         with Image.open(path) as img:
-            ax_img.imshow(np.asarray(img.convert("RGB")))
+            ax_img.imshow(np.asarray(upright(img).convert("RGB")))
         valid = truth < record.num_classes
         shown = np.zeros((*truth.shape, 3), np.uint8)
         shown[valid] = colours[truth[valid].astype(np.int64)]

@@ -79,10 +79,10 @@ def draw_instances(result: ImageInstances, out_dir: Path, alpha: float = 0.5) ->
     written to OUT_DIR/<stem>.png (atomic)."""
     from PIL import Image, ImageDraw
 
+    from edgetl.data.orientation import upright
     from edgetl.io import atomic_write_with
-
     with Image.open(result.image) as img:
-        photo = np.asarray(img.convert("RGB")).astype(np.float64)
+        photo = np.asarray(upright(img).convert("RGB")).astype(np.float64)
     colours = np.array([PALETTE[k % len(PALETTE)] for k in range(len(result.detections) + 1)],
                        dtype=np.float64)
     inside = result.ids > 0

@@ -32,6 +32,7 @@ def cache_key(paths: list[str], spec: PreprocessSpec) -> str:
     geometry = {k: v for k, v in spec.to_dict().items()
                 if k in ("color_mode", "resize_mode", "resize_size", "interpolation", "antialias",
                          "decoder", "high_bit_depth")}
+    geometry["orientation"] = "exif"  # caches from before images were turned upright differ
     digest.update(json.dumps(geometry, sort_keys=True).encode())
     for path in paths:
         stat = os.stat(path)

@@ -6,6 +6,7 @@ classes), so it trains on exactly the images it started with.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,15 +53,23 @@ def make_split(recipe: Recipe) -> SplitData:
     together). For classification it depends only on the data, the fractions, the seed and
     the near-duplicate threshold, so every recipe that shares them (any backbone or input size)
     gets this split; the built-in neon-trees detection set is tiled to the input size."""
+    from edgetl.data.samples import DataWarning
     from edgetl.data.sources import load_data
-    from edgetl.data.split import leakage_report, make_splits
+    from edgetl.data.split import conflict_warning, leakage_report, make_splits
+    from edgetl.errors import DataError
 
     data = load_data(_source(recipe),
                      task=None if recipe.task == "classification" else recipe.task)
     data = make_splits(data, recipe.data.val_fraction, recipe.data.test_fraction,
                        recipe.train.seed, recipe.data.near_duplicate_threshold)
-    return SplitData(data, task_record_of(data),
-                     leakage_report(data, near_dup_threshold=recipe.data.near_duplicate_threshold))
+    leakage = leakage_report(data, near_dup_threshold=recipe.data.near_duplicate_threshold)
+    same = [c for c in leakage["label_conflicts"] if c["exact"]]  # near-duplicates may differ
+    if same:  # what `data inspect` lists, said where it matters
+        said = conflict_warning(same)
+        if recipe.data.label_conflicts == "refuse":
+            raise DataError(said, "or set data.label_conflicts: warn to train on them anyway")
+        warnings.warn(said, DataWarning, stacklevel=2)
+    return SplitData(data, task_record_of(data), leakage)
 
 
 def split_once(recipe: Recipe, run: RunFolder, resume: bool,

@@ -1,8 +1,10 @@
 """Box CSV: `path,xmin,ymin,xmax,ymax,label`, one row per box, read and written.
 
 Relative paths resolve against the CSV's folder. A row whose box fields are all empty is an
-image without boxes. Optional columns: `difficult` (1: a crowd box), `group`, `split`
-(train/val/test or empty), `width,height` (checked against the image). Class order comes from
+image without boxes. An image with a row that cannot be used (not four numbers, no label, an
+unknown class, no area in the image) is left out and listed. Optional columns: `difficult`
+(1: a crowd box), `group`, `split` (train/val/test or empty), `width,height` (checked against
+the image). Class order comes from
 `<csv stem>.classes.txt` beside the file, else `classes.txt` in its folder, else sorted names.
 
 `write_box_csv` writes a detection data set in this format with absolute paths and the class
@@ -18,6 +20,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgetl.data.csvrows import csv_rows
 from edgetl.data.detection import problems as P
 from edgetl.data.detection.build import ClassNames, Record, assemble
 from edgetl.data.detection.geometry import Box, check_box, size_error
@@ -59,6 +62,7 @@ class _Image:
     size: tuple[int, int] | None
     line: int
     boxes: list[tuple[Box, str, bool, int]] = field(default_factory=list)  # box, label, crowd, line
+    bad: list[tuple[str, str]] = field(default_factory=list)  # (where, detail) of unusable rows
 
 
 def _read_rows(csv_path: Path) -> list[dict[str, str]]:
@@ -66,14 +70,14 @@ def _read_rows(csv_path: Path) -> list[dict[str, str]]:
         text = csv_path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read box CSV {csv_path}: {exc}") from exc
-    reader = csv.DictReader(io.StringIO(text))
-    reader.fieldnames = [(n or "").strip().lower() for n in (reader.fieldnames or [])]
-    missing = [c for c in BOX_COLUMNS if c not in reader.fieldnames]
+    header, rows = csv_rows(text, f"box CSV {csv_path}")
+    names = [n.lower() for n in header]
+    rows = [{k.lower(): v for k, v in r.items()} for r in rows]
+    missing = [c for c in BOX_COLUMNS if c not in names]
     if missing:
         raise DataError(f"box CSV {csv_path} lacks column(s) {missing}; header is "
-                        f"{reader.fieldnames}", hint="the first line must be "
+                        f"{names}", hint="the first line must be "
                         "path,xmin,ymin,xmax,ymax,label[,difficult][,group][,split]")
-    rows = [r for r in reader if any((v or "").strip() for k, v in r.items() if k)]
     if not rows:
         raise DataError(f"box CSV {csv_path} has no rows")
     return rows
@@ -119,11 +123,11 @@ def _collect(csv_path: Path, rows: list[dict[str, str]], group_column: str,
         try:
             box = tuple(float(v) for v in coords)
         except ValueError:
-            problems.add(where, P.BAD_ANNOTATION, f"box {coords} is not four numbers")
+            image.bad.append((where, f"box {coords} is not four numbers"))
             continue
         if not label or not all(math.isfinite(v) for v in box):
-            problems.add(where, P.BAD_ANNOTATION, "box without a label" if not label
-                         else f"box {coords} is not finite")
+            image.bad.append((where, "box without a label" if not label
+                              else f"box {coords} is not finite"))
             continue
         crowd = _value(row, "difficult").lower() in ("1", "true", "yes")
         image.boxes.append((box, label, crowd, line))  # type: ignore[arg-type]
@@ -141,6 +145,9 @@ def read_box_csv(csv_path: Path, task: str, problems: P.Problems,
     classes = ClassNames(read_names(names_file), str(names_file)) if names_file else ClassNames()
     records: list[Record] = []
     for image in _collect(csv_path, rows, group_column, problems):
+        mark = problems.mark()
+        for where, detail in image.bad:
+            problems.add(where, P.BAD_ANNOTATION, detail)
         if not os.path.isfile(image.path):
             problems.add(image.path, P.IMAGE_MISSING, f"{csv_path.name} line {image.line}")
             continue
@@ -167,6 +174,8 @@ def read_box_csv(csv_path: Path, task: str, problems: P.Problems,
                 boxes.append(box)
                 labels.append(label)
                 crowd.append(is_crowd)
+        if problems.lost_objects(mark, image.path):
+            continue
         target = BoxTarget(boxes=tuple(boxes), labels=tuple(labels), crowd=tuple(crowd),
                            image_size=size)
         records.append(Record(path=image.path, target=target, group=image.group,

@@ -6,6 +6,9 @@ Sources: one COCO file (its images found below the file's folder, or below the f
 with the split in the file name). Class order is the categories sorted by id. `iscrowd` marks
 crowd regions. Detection reads `bbox` (x, y, w, h); instance segmentation reads `segmentation`
 (polygons or RLE) and takes each box from its mask's extents, so a box always matches its mask.
+An image with no annotations is an image without objects (the format says so); an image with an
+annotation that cannot be used (unknown category_id, a box or mask without area, a mask of
+another size) is left out and listed, never kept with the object missing.
 A category that only names the supercategory of the others and has no annotations (Roboflow
 exports add one) is not a class.
 
@@ -344,9 +347,14 @@ def read_coco(source: Path, task: str, problems: P.Problems) -> DataSet:
                 categories.used.add(ann["category_id"])
         per_file.append((f, images))
     classes, by_id = categories.order(notes)
-    records = [Record(path=str(img.path), target=_target(img, task, by_id, f, problems),
-                      group=img.group, split=img.split)
-               for f, images in per_file for img in images.values()]
+    records = []
+    for f, images in per_file:
+        for img in images.values():
+            mark = problems.mark()
+            target = _target(img, task, by_id, f, problems)
+            if not problems.lost_objects(mark, str(img.path)):
+                records.append(Record(path=str(img.path), target=target, group=img.group,
+                                      split=img.split))
     where = source if source.is_file() else f"{source} ({len(files)} COCO files)"
     name = source.stem if source.is_file() else source.name
     return assemble(name=name, origin=f"coco:{source}", task=task, classes=classes,

@@ -14,6 +14,7 @@ import os
 from PIL import Image
 
 from edgetl.data.checks import describe_error, quiet_pil
+from edgetl.data.orientation import upright_size
 
 Size = tuple[int, int]  # (height, width), the order of BoxTarget.image_size
 Box = tuple[float, float, float, float]
@@ -31,7 +32,8 @@ def image_size(path: str) -> Size:
     if key not in _SIZES:
         try:
             with quiet_pil(), Image.open(path) as img:
-                _SIZES[key] = (int(img.height), int(img.width))
+                width, height = upright_size(img)  # EXIF-turned, as annotations are drawn
+                _SIZES[key] = (int(height), int(width))
         except Exception as exc:  # PIL raises many types for a bad header; all mean unreadable
             raise OSError(describe_error(exc)) from exc
     return _SIZES[key]

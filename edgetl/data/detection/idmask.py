@@ -2,7 +2,9 @@
 
 Two forms per image:
 - `masks/<stem>.png` (or .tif): 8- or 16-bit, 0 = background, each other value one instance
-  (the form of the nuclei development set). Instances cannot overlap in this form.
+  (the form of the nuclei development set). Instances cannot overlap in this form. A map that
+  uses its format's largest id (255 in 8 bits) is full, and ids past it have wrapped around
+  onto others: its image is left out, with a line saying to save 16-bit PNGs.
 - `masks/<stem>/*.png`: one binary mask per instance (the Data Science Bowl 2018 layout), whose
   instances must not overlap either: where two do, the later file (in name order) keeps the
   pixels, the overlap is listed, and an instance left empty is dropped. These masks are stored
@@ -11,7 +13,8 @@ Classes: `masks/<stem>.json` ({"<id or mask file stem>": "class"}) for one image
 `masks/instances.json` ({"<stem>": {...}}) for all; without either, every instance is the only
 class of `classes.txt`, else `object`. A classes.txt fixes the order; otherwise names are sorted.
 Boxes are the instances' pixel extents. `train/ val/ test/` folders with images/ and masks/
-give splits.
+give splits. An image with an instance that cannot be used (no class, a mask of another size, a
+mask file that does not decode, one left empty by overlaps) is left out and listed.
 """
 
 from __future__ import annotations
@@ -75,8 +78,22 @@ def _id_png(path: Path, size: Size, problems: P.Problems
     if ids.min() < 0:
         problems.add(str(path), P.BAD_ANNOTATION, "negative instance ids")
         return None
+    top = _largest_id(path)
+    if top is not None and int(ids.max()) >= top:
+        problems.add(str(path), P.ID_MAP_FULL,
+                     f"it uses id {top}, the largest a {top.bit_length()}-bit PNG holds: ids "
+                     f"past {top} wrap around to 0, 1, ... and merge instances; save the ids "
+                     "as a 16-bit PNG")
+        return None
     return [(str(v), box, InstanceMask(id_png=str(path), id_value=v))
             for v, box in _extents(ids).items()]
+
+
+def _largest_id(path: Path) -> int | None:
+    """The largest id the PNG's pixel format holds (255 for 8-bit, 65535 for 16-bit)."""
+    with Image.open(path) as img:
+        mode = img.mode
+    return 255 if mode in ("L", "P") else 65535 if mode.startswith("I;16") else None
 
 
 def _binary_folder(folder: Path, size: Size, problems: P.Problems
@@ -89,7 +106,7 @@ def _binary_folder(folder: Path, size: Size, problems: P.Problems
             with Image.open(path) as img:
                 pixels = np.asarray(img.convert("L") if img.mode not in ("L", "1") else img) > 0
         except Exception as exc:  # any decoder failure: this instance is unusable
-            problems.add(str(path), describe_error(exc))
+            problems.add(str(path), P.MASK_DROPPED, describe_error(exc))
             continue
         if pixels.shape != size:
             problems.add(str(path), P.MASK_SIZE, f"mask {pixels.shape[1]}x{pixels.shape[0]}, "
@@ -152,6 +169,7 @@ def read_id_masks(root: Path, task: str, problems: P.Problems) -> DataSet:
             if size is None:
                 problems.add(str(image), reason or "cannot decode")
                 continue
+            mark = problems.mark()
             candidates = [masks / f"{rel}{s}" for s in MASK_SUFFIXES]
             mask_file = next((c for c in candidates if c.is_file()), None)
             if mask_file is not None:
@@ -162,6 +180,7 @@ def read_id_masks(root: Path, task: str, problems: P.Problems) -> DataSet:
                 problems.add(str(image), P.NO_ANNOTATION, f"no mask {rel}.png in {masks}")
                 continue
             if found is None:
+                problems.lost_objects(mark, str(image))
                 continue
             own = masks / f"{rel}.json"
             mapping = _image_mapping(own, problems) if own.is_file() else shared.get(str(rel))
@@ -179,6 +198,8 @@ def read_id_masks(root: Path, task: str, problems: P.Problems) -> DataSet:
                 boxes.append(box)
                 labels.append(name)
                 inst.append(mask)
+            if problems.lost_objects(mark, str(image)):
+                continue
             target = InstanceTarget(boxes=tuple(boxes), labels=tuple(labels),
                                     masks=tuple(inst), image_size=size)
             records.append(Record(path=str(image), target=target, split=split))

@@ -24,6 +24,7 @@ from edgetl.data.detection import problems as P
 from edgetl.data.detection.geometry import size_error
 from edgetl.data.detection.masks import mask_area, read_id_png
 from edgetl.data.inspect import _size_summary
+from edgetl.data.orientation import rotation_summary
 from edgetl.data.samples import SPLITS, DataSet, Sample
 from edgetl.data.split import cluster_entry, crosses
 from edgetl.data.targets import InstanceTarget
@@ -168,6 +169,7 @@ def inspect_detection(
              for g in exact_duplicate_groups(infos)]
     across = [e for e in entries if crosses(e["splits"])] if ds.has_splits else None
     invalid = _entries(ds.skipped, P.BOX_KINDS)
+    rotated, rotated_note = rotation_summary([infos[i] for i in ok])
     listed = {(e["path"], e["reason"]) for e in invalid + unreadable}
     others = [{"path": p, "reason": r} for p, r in ds.skipped if (p, r) not in listed]
     report = {
@@ -181,6 +183,7 @@ def inspect_detection(
         "box_sizes": _box_sizes(samples, input_size),
         "sizes": _size_summary([(infos[i].width, infos[i].height) for i in ok]),
         "modes": dict(Counter(infos[i].mode for i in ok).most_common()),
+        "exif_rotated_images": rotated,
         "invalid_boxes": invalid,
         "unreadable": unreadable,
         "problems": others,
@@ -196,7 +199,7 @@ def inspect_detection(
         report["degenerate_polygons"] = _entries(ds.skipped, P.POLYGON_KINDS)
         report["mask_size_mismatches"] = _entries(ds.skipped, (P.MASK_SIZE,))
         report["mask_overlaps"] = _entries(ds.skipped, (P.MASK_OVERLAP,))
-    report["warnings"] = _warnings(report)
+    report["warnings"] = _warnings(report) + ([rotated_note] if rotated_note else [])
     return report
 
 

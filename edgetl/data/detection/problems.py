@@ -7,6 +7,7 @@ Undecodable images keep the classification readers' wording (`cannot decode (...
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections import Counter
 
@@ -25,9 +26,15 @@ POLYGON_DROPPED = "polygon dropped"
 MASK_DROPPED = "mask dropped"
 MASK_SIZE = "mask size differs from the image"
 MASK_OVERLAP = "overlapping instance masks"
+ID_MAP_FULL = "id map full"
 UNREADABLE_PREFIXES = ("cannot decode", "cannot read")
 
 BOX_KINDS = (BOX_CLIPPED, BOX_DROPPED)
+# An annotation of these kinds lost an object of its image: the image is left out, not kept as
+# one with fewer objects (the lost object would be taught as background). Clipping repairs.
+LOSING_KINDS = frozenset({BOX_DROPPED, UNKNOWN_CLASS, BAD_ANNOTATION, POLYGON_DROPPED,
+                          MASK_DROPPED, MASK_SIZE, ID_MAP_FULL})
+LEFT_OUT = "image left out"
 POLYGON_KINDS = (POLYGON_CLIPPED, POLYGON_DROPPED)
 
 
@@ -48,6 +55,26 @@ class Problems:
     def add(self, path: str, kind: str, detail: str = "") -> None:
         self.items.append((str(path), f"{kind}: {detail}" if detail else kind))
 
+    def mark(self) -> int:
+        """Where the next image's problems start (for `lost_objects`)."""
+        return len(self.items)
+
+    def lost_objects(self, since: int, image: str) -> bool:
+        """True when a problem recorded since `since` lost an object of `image`.
+
+        Those entries then say that the image is left out, so the one line that reports an
+        annotation also says what became of its image (one problem, not two).
+        """
+        name = os.path.basename(str(image))
+        lost = False
+        for k in range(since, len(self.items)):
+            path, reason = self.items[k]
+            if kind_of(reason) in LOSING_KINDS and LEFT_OUT not in reason:
+                self.items[k] = (path, f"{reason}; {LEFT_OUT}: {name}" if ":" in reason
+                                 else f"{reason}: {LEFT_OUT}: {name}")
+                lost = True
+        return lost
+
     def extend(self, items: list[tuple[str, str]]) -> None:
         self.items.extend(items)
 
@@ -64,7 +91,7 @@ class Problems:
         if not self.items:
             return
         path, reason = self.items[0]
-        more = f" (and {len(self.items) - 1} more; all in DataSet.skipped and `data inspect`)" \
+        more = f" (and {len(self.items) - 1} more: `edgetl data inspect` lists them all)" \
             if len(self.items) > 1 else ""
         warnings.warn(f"{where}: {len(self.items)} annotation or image problem(s): "
                       f"{self.summary()}; e.g. {path}: {reason}{more}", DataWarning,

@@ -1,13 +1,14 @@
 """VIA (VGG Image Annotator) JSON: polygon regions per image, as in the "balloon" example.
 
-The file (`via_region_data.json` or any VIA export or project file) maps keys to
-`{"filename", "regions": [{"shape_attributes": {...}, "region_attributes": {...}}]}`; a project
-file nests that under `_via_img_metadata`. Shapes: `polygon` (`all_points_x`, `all_points_y`)
-and `rect` (x, y, width, height, taken as its four corners); other shapes are listed and not
-used. A region's class is its `region_attributes` value under class/label/name/type/category
-(or the single string value, or the checked key of a checkbox attribute); without one it is the
-only name of `classes.txt`, else `object`. Images are found beside the JSON; split folders
-(`train/ val/ test/`, each with its JSON) give the splits.
+The file (`via_region_data.json` or any VIA export or project file) maps keys to `{"filename",
+"regions": [{"shape_attributes": {...}, "region_attributes": {...}}]}`; a project file nests
+that under `_via_img_metadata`. Shapes: `polygon` (`all_points_x`, `all_points_y`) and `rect`
+(x, y, width, height, taken as its four corners); other shapes are listed and not used (and
+their image left out, as with any region that cannot be used). A region's class is its
+`region_attributes` value under class/label/name/type/category (or the single string value, or
+the checked key of a checkbox attribute); without one it is the only name of `classes.txt`, else
+`object`. Images are found beside the JSON; split folders (`train/ val/ test/`, each with its
+JSON) give the splits.
 """
 
 from __future__ import annotations
@@ -115,6 +116,7 @@ def _read_file(json_path: Path, split: str | None, task: str, classes: ClassName
         regions = entry.get("regions") or []
         regions = list(regions.values()) if isinstance(regions, dict) else regions
         boxes, labels, masks = [], [], []
+        mark = problems.mark()
         for k, region in enumerate(regions):
             where = f"{json_path} {entry['filename']} region {k}"
             region = region if isinstance(region, dict) else {}
@@ -138,6 +140,8 @@ def _read_file(json_path: Path, split: str | None, task: str, classes: ClassName
             boxes.append(box)
             labels.append(name)
             masks.append(InstanceMask(polygons=kept))
+        if problems.lost_objects(mark, str(image)):
+            continue
         target: BoxTarget | InstanceTarget = InstanceTarget(
             boxes=tuple(boxes), labels=tuple(labels), masks=tuple(masks), image_size=size)
         records.append(Record(path=str(image), target=target, split=split))

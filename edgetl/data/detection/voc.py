@@ -8,7 +8,9 @@ Layouts:
   `train/ val/ (valid/) test/` subfolders as splits when present.
 An XML names its image by `<filename>`, found as described in `layout.ImageIndex`, else by the
 XML's own stem. Images no XML names are listed and not used (an image without objects needs an
-XML without objects). Class order: `classes.txt` at the root if present, else sorted names.
+XML without objects); so are images with an object that cannot be used (a box without area, a
+class outside classes.txt, an object without name or numbers), which would otherwise teach the
+object as background. Class order: `classes.txt` at the root if present, else sorted names.
 """
 
 from __future__ import annotations
@@ -123,7 +125,11 @@ def _read_pairs(xmls: list[Path], index: ImageIndex, split_of: dict[str, str | N
         try:
             ann = parse_voc_xml(xml)
         except ValueError as exc:
-            problems.add(str(xml), P.BAD_ANNOTATION, str(exc))
+            image = index.find("", xml.parent, stem=xml.stem)
+            if image is not None:  # its image is this problem, not a second one
+                used.add(image)
+            problems.add(str(xml), P.BAD_ANNOTATION, f"{exc}" + (
+                f"; {P.LEFT_OUT}: {image.name}" if image is not None else ""))
             continue
         image = index.find(ann.filename, xml.parent, stem=xml.stem)
         if image is None:
@@ -140,7 +146,10 @@ def _read_pairs(xmls: list[Path], index: ImageIndex, split_of: dict[str, str | N
         if size is None:
             problems.add(str(image), reason or "cannot decode")
             continue
+        mark = problems.mark()
         target = voc_target(ann, xml, size, classes, problems)
+        if problems.lost_objects(mark, str(image)):
+            continue
         records.append(Record(path=str(image), target=target,
                               split=split_of.get(xml.stem, split_of.get("*"))))
     for image in index.paths:

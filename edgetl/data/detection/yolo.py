@@ -4,7 +4,8 @@ Each line is `class cx cy w h` (a box) or `class x1 y1 x2 y2 ...` (a polygon of 
 points, Ultralytics' segmentation labels); coordinates are fractions of the image's width and
 height, turned into pixels here. Detection takes boxes, and a polygon's extents; instance
 segmentation takes polygons only. An image without a label file is an image without objects
-(the format's convention; counted in the notes). Class names: `data.yaml` (`names:` as a list
+(the format's convention; counted in the notes), and so is an empty label file; an image with a
+line that cannot be used is left out and listed. Class names: `data.yaml` (`names:` as a list
 or an {index: name} mapping) or `classes.txt` at the root, in index order.
 
 Layouts: `images/` + `labels/` at the root; `train/ val/ (valid/) test/` each with `images/` and
@@ -152,7 +153,10 @@ def read_yolo(root: Path, task: str, problems: P.Problems) -> DataSet:
                 problems.add(str(image), reason or "cannot decode")
                 continue
             if label.is_file():
+                mark = problems.mark()
                 target = _parse(label, size, task, names, problems)
+                if problems.lost_objects(mark, str(image)):
+                    continue
             else:
                 unlabelled += 1
                 target = (InstanceTarget if task == "instance" else BoxTarget)(image_size=size)

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from edgetl.data.orientation import upright_size
 from edgetl.data.semantic.classmap import ClassEntry
 from edgetl.data.semantic.layout import Pair
 from edgetl.data.semantic.problems import Problem
@@ -145,7 +146,7 @@ def _check_annotation(ann: dict[str, Any], values: dict[Any, int]) -> str | None
 def _image_size(path: Path) -> tuple[int, int] | str:
     try:
         with Image.open(path) as img:
-            return img.width, img.height
+            return upright_size(img)
     except Exception as exc:  # any decoder failure
         return f"cannot open ({type(exc).__name__}: {exc})"
 

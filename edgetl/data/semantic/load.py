@@ -33,6 +33,7 @@ from pathlib import Path
 from PIL import Image
 
 from edgetl.data.checks import decode_error, default_workers, describe_error, quiet_pil
+from edgetl.data.orientation import upright_size
 from edgetl.data.samples import SPLITS, DataSet, DataWarning, Sample, stratum_key
 from edgetl.data.semantic.classmap import (
     CLASS_DICT_FILE,
@@ -273,7 +274,7 @@ def _image_check(path: str, decode: bool) -> tuple[tuple[int, int] | None, str |
     """(width, height) or None, and the reason the image is unusable (None when fine)."""
     try:
         with Image.open(path) as img:
-            size = (img.width, img.height)
+            size = upright_size(img)
     except FileNotFoundError:
         return None, "file not found"
     except Exception as exc:  # any failure to open the header: unreadable

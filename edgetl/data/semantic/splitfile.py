@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgetl.data.csvrows import csv_rows
 from edgetl.data.samples import SPLITS
 from edgetl.data.semantic.problems import Problem
 from edgetl.data.semantic.record import MaskRecord
@@ -105,10 +106,7 @@ def _read_csv(path: Path) -> tuple[str, list[str], list[dict[str, str]]]:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read split file {path}: {exc}") from exc
-    reader = csv.DictReader(io.StringIO(text))
-    header = [(name or "").strip() for name in (reader.fieldnames or [])]
-    reader.fieldnames = header
-    rows = [r for r in reader if any((v or "").strip() for k, v in r.items() if k is not None)]
+    header, rows = csv_rows(text, f"split file {path}")
     missing = [c for c in ("path", "mask") if c not in header]
     if missing:
         raise DataError(f"split file {path} lacks column(s) {missing}; header is {header}",
