@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from edgetl import geometry
-from edgetl.data.orientation import upright
+from edgetl.artifact.orientation import upright
 from edgetl.errors import DataError, SpecError
 from edgetl.geometry import Geometry
 from edgetl.spec import PreprocessSpec

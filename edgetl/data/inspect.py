@@ -21,7 +21,7 @@ from edgetl.data.dedup import (
     exact_duplicate_groups,
 )
 from edgetl.data.grouping import group_report
-from edgetl.data.orientation import rotation_summary
+from edgetl.artifact.orientation import rotation_summary
 from edgetl.data.samples import SPLITS, DataSet
 from edgetl.data.split import cluster_entry, crosses, label_conflicts
 

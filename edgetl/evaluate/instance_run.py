@@ -121,7 +121,7 @@ def draw_worst(report: dict[str, Any], out_png: Path) -> Path | None:
     plt = _pyplot()
     fig, axes = plt.subplots(len(picked), 3, figsize=(11, 3.2 * len(picked)), squeeze=False)
     for sample, guess, (ax_img, ax_truth, ax_guess) in zip(picked, found, axes, strict=True):
-        from edgetl.data.orientation import upright
+        from edgetl.artifact.orientation import upright
         with Image.open(sample.path) as img:
             photo = np.asarray(upright(img).convert("RGB"))
         truth = _truth_ids(sample, guess.size)

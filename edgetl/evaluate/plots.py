@@ -111,7 +111,7 @@ def plot_mask_rows(rows: list[tuple[str, Any, Any, float]], record: Any, out_png
     fig, axes = plt.subplots(len(rows), 3, figsize=(11, 2.9 * len(rows)), squeeze=False)
     for (path, truth, guess, miou), (ax_img, ax_truth, ax_guess) in zip(rows, axes,
                                                                           strict=True):
-        from edgetl.data.orientation import upright
+        from edgetl.artifact.orientation import upright
         with Image.open(path) as img:
             ax_img.imshow(np.asarray(upright(img).convert("RGB")))
         valid = truth < record.num_classes

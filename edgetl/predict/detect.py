@@ -61,7 +61,7 @@ def draw_detections(result: ImageDetections, out_dir: Path) -> Path:
     """The image with its boxes and labels drawn, written to OUT_DIR/<stem>.png (atomic)."""
     from PIL import Image, ImageDraw
 
-    from edgetl.data.orientation import upright
+    from edgetl.artifact.orientation import upright
     from edgetl.io import atomic_write_with
 
     with Image.open(result.image) as img:

@@ -79,7 +79,7 @@ def draw_instances(result: ImageInstances, out_dir: Path, alpha: float = 0.5) ->
     written to OUT_DIR/<stem>.png (atomic)."""
     from PIL import Image, ImageDraw
 
-    from edgetl.data.orientation import upright
+    from edgetl.artifact.orientation import upright
     from edgetl.io import atomic_write_with
     with Image.open(result.image) as img:
         photo = np.asarray(upright(img).convert("RGB")).astype(np.float64)

@@ -144,7 +144,7 @@ def write_overlay(result: ImageMask, folder: Path, palette: list[tuple[int, int,
     from edgetl.io import atomic_write_with
 
     folder.mkdir(parents=True, exist_ok=True)
-    from edgetl.data.orientation import upright
+    from edgetl.artifact.orientation import upright
     with Image.open(result.image) as img:
         base = np.asarray(upright(img).convert("RGB"), dtype=np.float32)
     colours = np.asarray(palette, dtype=np.float32)[result.mask.astype(np.int64)]

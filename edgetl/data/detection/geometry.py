@@ -14,7 +14,7 @@ import os
 from PIL import Image
 
 from edgetl.data.checks import describe_error, quiet_pil
-from edgetl.data.orientation import upright_size
+from edgetl.artifact.orientation import upright_size
 
 Size = tuple[int, int]  # (height, width), the order of BoxTarget.image_size
 Box = tuple[float, float, float, float]

@@ -24,7 +24,7 @@ from edgetl.data.detection import problems as P
 from edgetl.data.detection.geometry import size_error
 from edgetl.data.detection.masks import mask_area, read_id_png
 from edgetl.data.inspect import _size_summary
-from edgetl.data.orientation import rotation_summary
+from edgetl.artifact.orientation import rotation_summary
 from edgetl.data.samples import SPLITS, DataSet, Sample
 from edgetl.data.split import cluster_entry, crosses
 from edgetl.data.targets import InstanceTarget

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from edgetl.data.orientation import upright_size
+from edgetl.artifact.orientation import upright_size
 from edgetl.data.semantic.classmap import ClassEntry
 from edgetl.data.semantic.layout import Pair
 from edgetl.data.semantic.problems import Problem
