@@ -8,7 +8,9 @@ remembers the innermost `activity(...)` at the moment of the signal before raisi
 `outputs_together` removed a half-written set), `interrupted_line()` says what was cut short and
 how to resume. Commands only declare activities; the exit code and the message live in one place.
 A signal that lands while a module imports is held back until the import has finished (a SIGALRM
-retry every 50 ms), because an exception inside an extension's initialisation aborts the process.
+retry every 50 ms), because an exception inside an extension's initialisation aborts the process;
+the message then names the activity the held interrupt is raised in, since that is the work it
+cuts short.
 """
 
 from __future__ import annotations
@@ -79,6 +81,8 @@ def _on_retry(signum: int, frame: FrameType | None) -> None:
         signal.setitimer(signal.ITIMER_REAL, _RETRY_S)
         return
     _deferred.clear()
+    if _stack:  # the work this interrupt now cuts short, not whatever ran when it was sent
+        _fired[:] = [_stack[-1]]
     raise KeyboardInterrupt
 
 

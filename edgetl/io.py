@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -24,8 +25,29 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def finite_or_none(obj: Any) -> Any:
+    """`obj` with every NaN or infinite number replaced by None (JSON null), numpy scalars as
+    Python numbers: a value that could not be computed is missing, not a bare `NaN`."""
+    if isinstance(obj, dict):
+        return {key: finite_or_none(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_or_none(value) for value in obj]
+    if hasattr(obj, "dtype") and hasattr(obj, "item") and getattr(obj, "ndim", None) == 0:
+        obj = obj.item()  # a numpy scalar
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def json_text(obj: Any, **kwargs: Any) -> str:
+    """Strict JSON (RFC 8259) of `obj`: non-finite numbers become null (`finite_or_none`);
+    `allow_nan=False` keeps a bare NaN or Infinity out of every file edgetl writes."""
+    kwargs.setdefault("default", str)
+    return json.dumps(finite_or_none(obj), allow_nan=False, **kwargs)
+
+
 def atomic_write_json(path: str | Path, obj: Any) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+    return atomic_write_text(path, json_text(obj, indent=2, sort_keys=False) + "\n")
 
 
 def atomic_write_with(path: str | Path, writer: Callable[[str], object]) -> Path:

@@ -36,7 +36,7 @@ class DataConfig(_Strict):
 
 class HeadSettings(_Strict):
     dropout: float = Field(0.2, ge=0.0, lt=1.0)
-    hidden: int = Field(0, ge=0)
+    hidden: int = Field(0, ge=0, le=8192)  # units of an extra hidden layer (0: none)
 
 
 class DetectorConfig(_Strict):
@@ -47,11 +47,11 @@ class DetectorConfig(_Strict):
     head_convs: int = Field(2, ge=0, le=6)
     head_norm: Literal["group", "none"] = "group"  # the towers' norm (shared by all levels)
     extra_levels: int = Field(2, ge=0, le=2)  # P6, P7 above the backbone's P3-P5
-    center_sampling_radius: float = Field(1.5, gt=0)
+    center_sampling_radius: float = Field(1.5, gt=0, le=10)  # in strides
     score_threshold: float = Field(0.05, ge=0, lt=1)  # kept by NMS (predict shows >= 0.3)
     nms_iou: float = Field(0.6, gt=0, le=1)
     max_detections: int = Field(100, ge=1, le=10000)  # K: rows of the artifact's outputs
-    anchor_scale: float = Field(1.0, gt=0)  # point size relative to its level's stride
+    anchor_scale: float = Field(1.0, gt=0, le=16)  # point size relative to its level's stride
 
 
 class InstanceConfig(DetectorConfig):
@@ -65,8 +65,16 @@ class InstanceConfig(DetectorConfig):
     mask_resolution: int = Field(14, ge=4, le=112)
     mask_convs: int = Field(2, ge=1, le=8)
     mask_channels: int = Field(64, ge=8, le=512)
-    mask_weight: float = Field(1.0, gt=0)  # the mask loss's weight next to FCOS's losses
+    mask_weight: float = Field(1.0, gt=0, le=100)  # the mask loss's weight next to FCOS's
     mask_rois_per_image: int = Field(128, ge=1, le=10000)  # boxes the mask loss sees per image
+
+    @field_validator("mask_resolution")
+    @classmethod
+    def _even(cls, value: int) -> int:
+        """Refused here, not when the model is built after the data was read and split."""
+        if value % 2:
+            raise ValueError(f"mask_resolution must be even, got {value} (14 or 28, say)")
+        return value
 
 
 class SegmenterConfig(_Strict):

@@ -98,3 +98,35 @@ def test_a_ctrl_c_during_an_import_waits_for_the_import(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
         "imported True", "interrupted after the import: interrupted: the import test"]
+
+
+def test_a_held_ctrl_c_names_the_work_it_cuts_short(tmp_path: Path) -> None:
+    """A Ctrl-C sent while an import ran before any activity began is raised once the import has
+    finished, inside the command's activity: the message names that work, not "the command"."""
+    import subprocess
+    import sys
+    import textwrap
+
+    (tmp_path / "slow_module.py").write_text(textwrap.dedent("""
+        import os, signal, time
+        os.kill(os.getpid(), signal.SIGINT)
+        deadline = time.time() + 0.3
+        while time.time() < deadline:
+            sum(range(1000))
+    """))
+    (tmp_path / "main.py").write_text(textwrap.dedent("""
+        import time
+        from edgetl import interrupt
+        interrupt.install()
+        try:
+            import slow_module
+            with interrupt.activity("bench of model.onnx"):
+                time.sleep(5)
+            print("no interrupt")
+        except KeyboardInterrupt:
+            print(interrupt.interrupted_line())
+    """))
+    done = subprocess.run([sys.executable, "main.py"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["interrupted: bench of model.onnx"]

@@ -100,11 +100,12 @@ def register(app: typer.Typer) -> None:
                               f"{row['mode']}: p50 {row['p50_ms']:.3f} ms, {row['iters']} calls",
                               highlight=False)
 
-        console.print(f"benchmarking {artifact}: batch {batch}, backend "
-                      f"{', '.join(config.backends)}, mode {', '.join(config.modes)}",
-                      highlight=False)
         with activity(f"bench of {artifact}", "no report was written and no gate passed: run "
                       "it again"):
+            # printed inside the activity: a Ctrl-C right after this line names the bench
+            console.print(f"benchmarking {artifact}: batch {batch}, backend "
+                          f"{', '.join(config.backends)}, mode {', '.join(config.modes)}",
+                          highlight=False)
             result = run_bench(config, progress)
             report = result.report
             if baseline_report is not None:

@@ -54,11 +54,11 @@ def register(app: typer.Typer) -> None:
         options.validate()
         target = resolve_target(run, get_format(fmt), out, embed_preprocessing)
         require_writable(target, "--out")
-        console.print(f"exporting {run} ({checkpoint} checkpoint) as {fmt} -> {target}",
-                      highlight=False)
         with activity(f"export of {run} as {fmt}",
                       f"no artifact or manifest was left at {target}: run the same command "
                       "again"), outputs_together(target, manifest_path(target)):
+            console.print(f"exporting {run} ({checkpoint} checkpoint) as {fmt} -> {target}",
+                          highlight=False)
             result = export_run(run, fmt, out, options)
         console.print(f"[green]exported[/green] {result.format} ({result.precision}) -> "
                       f"{result.path} ({result.size_bytes / 1e6:.2f} MB)")

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import typer
 
 from edgetl.cli.common import console
+from edgetl.io import json_text
 
 app = typer.Typer(help="Backbones, their weight sources and preprocessing specs.",
                   no_args_is_help=True)
@@ -19,7 +18,7 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON."
 
     rows = list_backbones()
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        typer.echo(json_text(rows, indent=2))
         return
     from rich import box
     from rich.table import Table

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -42,7 +41,7 @@ def register(app: typer.Typer) -> None:
         """Predictions from the artifact and its embedded spec only (no torch): top-k classes,
         or boxes in each image's own pixels."""
         from edgetl.interrupt import activity
-        from edgetl.io import atomic_write_text
+        from edgetl.io import atomic_write_text, json_text
         from edgetl.predict import predict_images
 
         with activity(f"predict with {artifact}", "nothing was printed: run it again"):
@@ -74,7 +73,7 @@ def register(app: typer.Typer) -> None:
         if segmentation and (draw is not None or masks is not None):
             _write_segmentation(artifact, results, draw, masks)
         if json_out is not None:
-            text = json.dumps({"artifact": str(artifact),
+            text = json_text({"artifact": str(artifact),
                                "predictions": [r.to_dict() for r in results]}, indent=2)
             if json_out == "-":
                 typer.echo(text)

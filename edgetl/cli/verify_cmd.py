@@ -39,10 +39,10 @@ def register(app: typer.Typer) -> None:
         check_options(split, top1_budget, accuracy_budget, max_images)
         if json_out is not None:
             require_writable(json_out, "--json")
-        console.print(f"verifying {artifact} against {against} on the {split} split",
-                      highlight=False)
         with activity(f"verify of {artifact}",
                       "no report was written and the gate did not pass: run it again"):
+            console.print(f"verifying {artifact} against {against} on the {split} split",
+                          highlight=False)
             report = verify_artifact(
                 artifact, against, split, backend, top1_budget=top1_budget,
                 accuracy_budget=accuracy_budget, max_images=max_images, threads=threads,

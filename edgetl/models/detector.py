@@ -25,8 +25,14 @@ from typing import Any
 
 import torch
 from torch import nn
+from torchvision.models.detection._utils import BoxLinearCoder
 from torchvision.models.detection.anchor_utils import AnchorGenerator
-from torchvision.models.detection.fcos import FCOS, FCOSHead
+from torchvision.models.detection.fcos import (
+    FCOS,
+    FCOSClassificationHead,
+    FCOSHead,
+    FCOSRegressionHead,
+)
 from torchvision.models.detection.image_list import ImageList
 from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelP6P7
 
@@ -61,9 +67,6 @@ class DetectorSettings:
             raise RecipeError(f"head_norm must be group or none, got {self.head_norm!r}")
         if self.extra_levels not in (0, 1, 2):
             raise RecipeError("extra_levels must be 0, 1 or 2 (P6, P7)")
-        if self.head_norm == "group" and self.fpn_channels % head_groups(self.fpn_channels):
-            raise RecipeError(f"group norm needs fpn_channels divisible by "
-                              f"{head_groups(self.fpn_channels)}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,9 +78,27 @@ class DetectorSettings:
 
 
 def head_groups(channels: int) -> int:
-    """torchvision's 32 groups, but at least 2 channels per group: a 1x1 top level (small
-    inputs) has one value per channel, and group norm needs more than one per group."""
-    return max(1, min(32, channels // 2))
+    """torchvision's 32 groups, but at least 2 channels per group (a 1x1 top level, from small
+    inputs, has one value per channel, and group norm needs more than one per group), and a
+    divisor of `channels`, so every width the recipe schema accepts builds (16: 8 groups)."""
+    most = max(1, min(32, channels // 2))
+    return next(g for g in range(most, 0, -1) if channels % g == 0)
+
+
+class EdgeFCOSHead(FCOSHead):
+    """torchvision's FCOS head with the towers' norm as a setting: torchvision's own
+    `FCOSHead` makes GroupNorm(32, ...) itself, which fails for widths not divisible by 32;
+    its two sub-heads take a `norm_layer`. The same layers, in the same order, with the same
+    initialisation (a norm draws no random numbers)."""
+
+    def __init__(self, in_channels: int, num_classes: int, num_convs: int,
+                 norm_layer: Any) -> None:
+        nn.Module.__init__(self)
+        self.box_coder = BoxLinearCoder(normalize_by_size=True)
+        self.classification_head = FCOSClassificationHead(in_channels, 1, num_classes,
+                                                          num_convs, norm_layer=norm_layer)
+        self.regression_head = FCOSRegressionHead(in_channels, 1, num_convs,
+                                                  norm_layer=norm_layer)
 
 
 class LastLevelP6(LastLevelP6P7):
@@ -121,9 +142,9 @@ class EdgeFCOS(FCOS):
         strides = [FEATURE_STRIDES[0] * 2**i for i in range(levels)]
         sizes = tuple((stride * settings.anchor_scale,) for stride in strides)
         anchors = AnchorGenerator(sizes, ((1.0,),) * levels)
-        head = FCOSHead(backbone.out_channels, 1, num_classes, num_convs=settings.head_convs)
-        _replace_norms(head, lambda c: nn.Identity() if settings.head_norm == "none"
-                       else nn.GroupNorm(head_groups(c), c))
+        head = EdgeFCOSHead(backbone.out_channels, num_classes, settings.head_convs,
+                            lambda c: nn.Identity() if settings.head_norm == "none"
+                            else nn.GroupNorm(head_groups(c), c))
         super().__init__(backbone, num_classes, anchor_generator=anchors, head=head,
                          center_sampling_radius=settings.center_sampling_radius,
                          score_thresh=settings.score_threshold, nms_thresh=settings.nms_iou,
@@ -161,16 +182,6 @@ class EdgeFCOS(FCOS):
         head = [n for n in names if n not in set(body)]
         return BlockLayout(head=head, blocks=timm_blocks(self.backbone.body, body,
                                                          "backbone.body."))
-
-
-def _replace_norms(module: nn.Module, norm: Any) -> None:
-    """Swap every GroupNorm for `norm(channels)` in place (torchvision's FCOSHead has no
-    norm_layer argument of its own; its two sub-heads do)."""
-    for name, child in module.named_children():
-        if isinstance(child, nn.GroupNorm):
-            setattr(module, name, norm(child.num_channels))
-        else:
-            _replace_norms(child, norm)
 
 
 def _features_body(arch: str) -> tuple[nn.Module, list[int]]:

@@ -181,9 +181,11 @@ def train_one_epoch(
 ) -> dict[str, float]:
     """One pass over `loader`: `move(batch)` -> (inputs, targets) on the device (default: a
     tensor pair), `compute_loss(inputs, targets)` -> the step's loss. Loss is accumulated on the
-    device; one host sync at the end of the epoch."""
+    device; one host sync at the end of the epoch. `first_step_loss`: the loss of the first step,
+    on the weights the epoch started from (the divergence check's reference)."""
     move = move or (lambda b: (rt.move(b[0]), b[1].to(rt.device, non_blocking=True)))
     total = torch.zeros((), device=rt.device)
+    first: torch.Tensor | None = None
     seen = 0
     start = time.perf_counter()
     for batch in loader:
@@ -196,6 +198,8 @@ def train_one_epoch(
         if after_step:
             after_step()
         total += loss.detach() * len(targets)
+        if first is None:
+            first = loss.detach().clone()
         seen += len(targets)
         if progress:
             progress(len(targets))
@@ -205,6 +209,7 @@ def train_one_epoch(
         "train_loss": total_loss / max(1, seen),
         "images_per_s": seen / seconds if seconds > 0 else 0.0,
         "train_seconds": seconds,
+        "first_step_loss": float(first.item()) if first is not None else float("nan"),
     }
 
 

@@ -21,9 +21,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from edgetl.errors import ArtifactError
-from edgetl.io import atomic_write_text, require_writable
+from edgetl.errors import ArtifactError, RecipeError
+from edgetl.io import atomic_write_text, json_text, require_writable
 from edgetl.runfolder import RUN_MARKER
+from edgetl.train.divergence import FAILED_FILE
 
 STATE_FILE = "train_state.json"
 METRICS = "metrics.jsonl"
@@ -33,7 +34,7 @@ RUN_ENTRIES = frozenset({
     MARKER, "recipe.yaml", "split.csv", "split.json", "split.csv.json", "split.classes.txt",
     "labels.json", "leakage.json", METRICS, "curves.png",
     "test_metrics.json", "summary.json", "best", "last", "best.tmp", "last.tmp", "best.old",
-    "last.old", "phase_start.safetensors",
+    "last.old", "phase_start.safetensors", FAILED_FILE,
 })
 
 
@@ -62,7 +63,7 @@ def repair_metrics(path: Path) -> list[dict[str, Any]]:
     """Drop lines that are not whole JSON (an append cut short), saying so; the whole lines."""
     rows, torn = read_metrics(path)
     if torn:
-        atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+        atomic_write_text(path, "".join(json_text(r) + "\n" for r in rows))
         which = "its last line" if len(torn) == 1 else f"lines {', '.join(map(str, torn))}"
         _warn(f"{path}: dropped {which}, not whole JSON (an interrupted write)")
     return rows
@@ -126,6 +127,7 @@ def open_run_folder(out: Path, resume: bool, console: Any) -> bool:
         return False
     if not (out / "recipe.yaml").is_file():
         return True  # prepare_run_folder says there is nothing to resume
+    refuse_failed(out)
     for name in ("last", "best"):
         recover_folder(out / name)
     rows = repair_metrics(out / METRICS)
@@ -137,6 +139,21 @@ def open_run_folder(out: Path, resume: bool, console: Any) -> bool:
             "so there is no saved training state to continue from",
             "start a new run with another --out (best/, if any, is kept)")
     return True
+
+
+def refuse_failed(out: Path) -> None:
+    """A run that stopped because it diverged would diverge again from the same state with the
+    same recipe (and --resume refuses another recipe): say so instead of trying."""
+    path = out / FAILED_FILE
+    if not path.is_file():
+        return
+    try:
+        reason = json.loads(path.read_text()).get("reason", "see the file")
+    except (json.JSONDecodeError, AttributeError, OSError):
+        reason = "see the file"
+    raise RecipeError(f"cannot resume {out}: training diverged there ({reason}; {path}), and "
+                      "the same recipe would diverge again",
+                      "lower the learning rate and start a new run with another --out")
 
 
 def _note(console: Any, text: str) -> None:

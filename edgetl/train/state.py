@@ -45,6 +45,8 @@ class TrainState:
     lr_scale: float = 1.0
     spike_retries: int = 0
     spikes: list[dict[str, Any]] = field(default_factory=list)
+    # The divergence check (edgetl/train/divergence.py): the loss of the phase's first step.
+    phase_first_loss: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import json
 import math
 import time
 import warnings
@@ -28,13 +27,19 @@ from torch.utils.data import DistributedSampler
 from edgetl.checkpoint import save_checkpoint
 from edgetl.data.samples import DataSet
 from edgetl.devices import resolve_device, use_channels_last
-from edgetl.errors import DataError
+from edgetl.errors import DataError, RecipeError
 from edgetl.evaluate.plots import plot_curves
-from edgetl.io import append_line, atomic_write_json
+from edgetl.io import append_line, atomic_write_json, json_text
 from edgetl.recipe import PhaseConfig, Recipe
 from edgetl.runfolder import RunFolder
 from edgetl.spec import PreprocessSpec
 from edgetl.train.distributed import init_from_env, shutdown, wrap
+from edgetl.train.divergence import (
+    FAILED_FILE,
+    divergence_reason,
+    failure_record,
+    reference_loss,
+)
 from edgetl.train.ema import WeightAverage
 from edgetl.train.feasible import check_recipe, check_splits
 from edgetl.train.finetune import RunResult
@@ -296,6 +301,7 @@ class PhasedTrainer:
         state.epoch_in_phase = state.step_in_phase = state.bad_epochs = 0
         state.phase_best_value = state.phase_best_loss = state.phase_start = None
         state.lr_scale, state.spike_retries = 1.0, 0
+        state.phase_first_loss = None
         if stopped_early:
             state.stopped_early.append(stopped_early)
 
@@ -353,7 +359,10 @@ class PhasedTrainer:
 
         for epoch in range(state.epoch_in_phase, phase.epochs):
             line, stop = self.run_epoch(plan, optimizer, on_step, epoch)
-            action = self._check_spike(line, phase, epoch, start_weights)
+            if "diverged" in line:
+                action = self._on_divergence(line, phase, epoch, start_weights)
+            else:
+                action = self._check_spike(line, phase, epoch, start_weights)
             if action in ("lower_lr", "revert"):
                 stop = line["early_stopped"] = False
                 self._roll_back(start_weights, action)
@@ -363,7 +372,7 @@ class PhasedTrainer:
                     self.ema.copy_to_model()  # the next phase starts from the averaged weights
                 self._next_phase(phase.name if stop else None)
             if self.dist.is_main:
-                append_line(self.run_folder.metrics_path, json.dumps(line))
+                append_line(self.run_folder.metrics_path, json_text(line))
                 self._save_last(line, optimizer)
             self._print_epoch(line)
             if stop:
@@ -417,6 +426,13 @@ class PhasedTrainer:
         action = decide(train.on_spike, state.spike_retries, train.spike_retries)
         if start_weights is None and action != "continue":
             action = "continue"  # the starting weights are gone (see _phase_start)
+        return self._record_spike(line, phase, epoch, reason, action)
+
+    def _record_spike(self, line: dict[str, Any], phase: PhaseConfig, epoch: int, reason: str,
+                      action: str) -> str:
+        """Keep a spike (or a rolled-back divergence) in the state, the line and a warning."""
+        state, train, start = self.state, self.recipe.train, self.state.phase_start
+        assert start is not None
         event = {"phase": phase.name, "epoch": line["epoch"], "phase_epoch": epoch + 1,
                  "reason": reason, "start": start, "action": action,
                  "lr_scale": state.lr_scale * (train.spike_lr_factor
@@ -431,6 +447,38 @@ class PhasedTrainer:
         self._warn(f"phase {phase.name} epoch {epoch + 1}: spike, {reason} (start: epoch "
                    f"{start.get('epoch')}); {words}")
         return action
+
+    def _on_divergence(self, line: dict[str, Any], phase: PhaseConfig, epoch: int,
+                       start_weights: dict[str, torch.Tensor] | None) -> str:
+        """A diverged epoch: where the spike guard guards the phase with `lower_lr` and has a
+        retry left, it rolls back and retries at a lower learning rate; otherwise the run stops
+        here (`_stop_diverged`): a phase that diverges even so is a recipe error, which a revert
+        would hide behind an exit 0."""
+        train = self.recipe.train
+        if start_weights is None or train.on_spike != "lower_lr" or \
+                self.state.spike_retries >= train.spike_retries:
+            self._stop_diverged(line, phase)
+        return self._record_spike(line, phase, epoch, f"diverged: {line['diverged']}",
+                                  "lower_lr")
+
+    def _stop_diverged(self, line: dict[str, Any], phase: PhaseConfig) -> None:
+        """Stop the run with exit 2. The diverged epoch is neither logged nor saved: last/,
+        best/ and metrics.jsonl stay at the last finite epoch; failed.json says why, so the
+        folder never looks like a run that can simply be resumed or that finished."""
+        saved = self.state.global_epoch - 1
+        best = self.state.best_epoch
+        kept = (f"best/ holds epoch {best}, last/ epoch {saved}" if saved and best is not None
+                else f"last/ holds epoch {saved}" if saved else "no epoch was saved")
+        lr = f"{phase.lr * self.state.lr_scale:g}"
+        message = (f"training diverged in phase {phase.name} epoch {line['phase_epoch']} (run "
+                   f"epoch {line['epoch']}, learning rate {lr}): {line['diverged']}; the run "
+                   f"stopped, {kept}, no test report")
+        hint = (f"lower phase {phase.name}'s lr and start a new run with another --out" if saved
+                else f"lower phase {phase.name}'s lr and run again")
+        if self.dist.is_main:
+            atomic_write_json(self.out / FAILED_FILE, failure_record(
+                line["diverged"], line, best, saved, f"{message} ({hint})"))
+        raise RecipeError(message, hint)
 
     def _roll_back(self, start_weights: dict[str, torch.Tensor] | None, action: str) -> None:
         """Put the phase's starting weights back; for a retry, restart the phase's counters at a
@@ -478,6 +526,7 @@ class PhasedTrainer:
                 bar.advance(task, n)
 
             stats = self.train_epoch(plan, optimizer, on_step, advance)
+            first_loss = self.dist.mean(stats.pop("first_step_loss"), self.rt.device)
             stats["train_loss"] = self.dist.mean(stats["train_loss"], self.rt.device)
             stats["images_per_s"] = self.dist.sum(stats["images_per_s"], self.rt.device)
             self.model.eval()
@@ -494,6 +543,13 @@ class PhasedTrainer:
             "trainable_blocks": plan.trainable, "cached_frozen": plan.cached,
             "wall_seconds": round(time.perf_counter() - self.start, 3),
         }
+        if epoch == 0:  # a phase's first epoch (a retried one too): its reference loss
+            state.phase_first_loss = first_loss
+        reason = divergence_reason(line, reference_loss(state.phase_first_loss,
+                                                        state.phase_start))
+        if reason is not None:  # never selected, never counted by early stopping
+            line["diverged"], line["early_stopped"] = reason, False
+            return line, False
         select, loss = self.select, val.get("val_loss")
         if val:
             state.held = start_figures(line, select)

@@ -45,7 +45,7 @@ from edgetl.data.detection.masks import (
 from edgetl.data.samples import SPLITS, DataSet
 from edgetl.data.targets import BoxTarget, InstanceMask, InstanceTarget
 from edgetl.errors import DataError
-from edgetl.io import atomic_write_text
+from edgetl.io import atomic_write_text, json_text
 
 _HEAD_BYTES = 1 << 22
 
@@ -408,4 +408,4 @@ def write_coco(ds: DataSet, path: str | Path) -> Path:
 
     id-PNG masks become RLE (the same pixels); polygons and RLE are written as they are.
     """
-    return atomic_write_text(path, json.dumps(coco_document(ds)) + "\n")
+    return atomic_write_text(path, json_text(coco_document(ds)) + "\n")
