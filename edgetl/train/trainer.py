@@ -204,9 +204,9 @@ class PhasedTrainer:
             raise DataError("the training split is empty",
                             "check the data source and split fractions")
         self.check_data(data)
-        self.notes = check_splits(data, self.task_record.names, recipe.data.val_fraction,
-                                  recipe.data.test_fraction)
         self._resolve_selection()
+        self.notes = check_splits(data, self.task_record.names, recipe.data.val_fraction,
+                                  recipe.data.test_fraction, self.select)
         torch.manual_seed(recipe.train.seed)  # the new head's initial weights
         self.model, weights_spec = self.build_model()
         self.spec = self.resolve_spec(weights_spec)
