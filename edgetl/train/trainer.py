@@ -153,7 +153,8 @@ class PhasedTrainer:
     def train_epoch(self, plan: PhasePlan, optimizer: torch.optim.Optimizer,
                     on_step: Callable[[], None], advance: Callable[[int], None]
                     ) -> dict[str, float]:
-        """One pass over the training inputs: train_loss, images_per_s, train_seconds."""
+        """One pass over the training inputs: train_loss, images_per_s, train_seconds, and
+        first_step_loss (the divergence check's reference; `train_one_epoch` gives them all)."""
         raise NotImplementedError
 
     def validate(self, plan: PhasePlan, advance: Callable[[int], None]) -> dict[str, float]:
@@ -526,7 +527,7 @@ class PhasedTrainer:
                 bar.advance(task, n)
 
             stats = self.train_epoch(plan, optimizer, on_step, advance)
-            first_loss = self.dist.mean(stats.pop("first_step_loss"), self.rt.device)
+            first_loss = self.dist.mean(stats.pop("first_step_loss", math.nan), self.rt.device)
             stats["train_loss"] = self.dist.mean(stats["train_loss"], self.rt.device)
             stats["images_per_s"] = self.dist.sum(stats["images_per_s"], self.rt.device)
             self.model.eval()
