@@ -405,3 +405,33 @@ class TaskRecord:
     def fingerprint(self) -> str:
         text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# ----------------------------------------------------------------------- records of an artifact
+# Artifact metadata key of the task record's fingerprint (beside `edgetl.labels`), so that an
+# edit of the class names after export is detected as an edit of the spec is.
+LABELS_FINGERPRINT_KEY = "edgetl.labels_fingerprint"
+
+
+def edited_record(path: Any, what: str, actual: str,
+                  recorded: list[tuple[str | None, str]]) -> str | None:
+    """Why an artifact's embedded `what` (fingerprint `actual`) is not the one exported, or
+    None: every fingerprint recorded at export (`(value, where)`, None: not recorded) must be
+    `actual`."""
+    for value, where in recorded:
+        if value is not None and value != actual:
+            return (f"{path}: its embedded {what} (fingerprint {actual[:12]}) is not the one "
+                    f"exported (fingerprint {str(value)[:12]} {where}): it was edited after "
+                    "export")
+    return None
+
+
+def unfingerprinted_labels(path: Any, metadata: dict[str, str]) -> str | None:
+    """An artifact exported before task records were fingerprinted: accepted (refusing would
+    break every artifact already deployed), with this warning, since an edit of its class
+    names cannot be detected."""
+    if LABELS_FINGERPRINT_KEY in metadata:
+        return None
+    return (f"{path} records no fingerprint of its class names (exported by an older edgetl): "
+            "an edit of its labels after export cannot be detected; re-export it to have them "
+            "checked")

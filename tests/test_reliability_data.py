@@ -268,7 +268,7 @@ def sideways_jpeg(path: Path, rng, box: tuple[int, int, int, int]) -> np.ndarray
 def test_exif_rotated_photo_is_read_upright_with_its_boxes(tmp_path: Path, rng) -> None:
     from PIL import Image
 
-    from edgetl.data.reference import decode_image
+    from edgetl.artifact.reference import decode_image
     from edgetl.data.transforms import load_uint8_tensor
     from edgetl.spec import PreprocessSpec
 

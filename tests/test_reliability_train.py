@@ -62,17 +62,67 @@ def test_resume_without_last_says_it_cannot(trained: tuple[Path, Path], tmp_path
 
 
 # --------------------------------------------------------------------------- item 4
-def test_torn_metrics_line_is_dropped_on_resume(trained: tuple[Path, Path],
+@pytest.fixture(scope="module")
+def interrupted(tmp_path_factory: pytest.TempPathFactory, manifest: Path) -> tuple[Path, Path]:
+    """(recipe, run) of a four-epoch run stopped by a real Ctrl-C after its first epoch."""
+    from reliability_common import interrupt_when_ready
+
+    root = tmp_path_factory.mktemp("rel_interrupted")
+    recipe = tiny_recipe(root / "r.yaml", manifest, epochs=4)
+    rc, _, stderr = interrupt_when_ready(["finetune", recipe, "--out", root / "run"],
+                                         "epoch   1 ")
+    assert rc == 130, stderr
+    return recipe, root / "run"
+
+
+def saved_epoch(run: Path) -> int:
+    return json.loads((run / "last" / "train_state.json").read_text())["global_epoch"]
+
+
+def test_torn_metrics_line_is_dropped_on_resume(interrupted: tuple[Path, Path],
                                                 tmp_path: Path) -> None:
-    recipe, source = trained
+    recipe, source = interrupted
     run = copy_run(source, tmp_path / "run")
     with open(run / "metrics.jsonl", "a") as handle:
-        handle.write('{"epoch": 3, "phase": "A", "train_lo')  # an append cut short
+        handle.write('{"epoch": 9, "phase": "A", "train_lo')  # an append cut short
     proc = edgetl("finetune", recipe, "--out", run, "--resume")
     assert proc.returncode == 0, proc.stderr
     assert "warning: " in proc.stderr and "dropped its last line" in proc.stderr
-    assert epochs_of(run) == [1, 2]
-    assert json.loads((run / "summary.json").read_text())["best_epoch"] in (1, 2)
+    assert epochs_of(run) == [1, 2, 3, 4]
+    assert json.loads((run / "summary.json").read_text())["best_epoch"] in (1, 2, 3, 4)
+
+
+def test_a_torn_line_of_a_saved_epoch_is_written_back(interrupted: tuple[Path, Path],
+                                                      tmp_path: Path) -> None:
+    """Issue 26, item 10: the torn line was an epoch last/ had saved; resuming goes on after
+    it, so it used to be missing from metrics.jsonl for good."""
+    recipe, source = interrupted
+    run = copy_run(source, tmp_path / "run")
+    saved = saved_epoch(run)
+    lines = metrics_text(run).splitlines()
+    original = json.loads(lines[saved - 1])
+    (run / "metrics.jsonl").write_text("".join(x + "\n" for x in lines[:saved - 1])
+                                       + lines[saved - 1][:25])
+    proc = edgetl("finetune", recipe, "--out", run, "--resume")
+    assert proc.returncode == 0, proc.stderr
+    assert f"wrote back the line of epoch {saved} from last/" in proc.stderr
+    assert epochs_of(run) == [1, 2, 3, 4]
+    assert json.loads(metrics_text(run).splitlines()[saved - 1]) == original
+
+
+def test_resume_of_a_finished_run_changes_nothing(trained: tuple[Path, Path],
+                                                  tmp_path: Path) -> None:
+    """Issue 26, item 7: it used to rewrite summary.json with train_seconds 0.0."""
+    recipe, source = trained
+    run = copy_run(source, tmp_path / "run")
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    proc = edgetl("finetune", recipe, "--out", run, "--resume")
+    assert proc.returncode == 0, proc.stderr
+    assert last_line(proc.stderr) == (
+        f"warning: {run} is a finished run (summary.json, best epoch "
+        f"{json.loads((run / 'summary.json').read_text())['best_epoch']}): nothing to resume, "
+        "nothing was changed; to train again, start a new run with another --out")
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
 
 
 # --------------------------------------------------------------------------- item 5
@@ -184,7 +234,8 @@ def test_a_class_no_split_can_score_is_named(tmp_path: Path, manifest: Path) -> 
     proc = edgetl("finetune", tiny_recipe(tmp_path / "r.yaml", lonely), "--out",
                   tmp_path / "run")
     assert proc.returncode == 0, proc.stderr
-    for split, what in (("val", "validation accuracy"), ("test", "the test report")):
+    for split, what in (("val", "the validation metric val_accuracy"),
+                        ("test", "the test report")):
         assert (f"warning: the {split} split has no image of class(es) blobs: {what} cannot "
                 "score them") in proc.stderr
 

@@ -27,7 +27,7 @@ from edgetl.artifact.formats import family_of
 from edgetl.decision import OperatingPoint
 from edgetl.errors import ArtifactError, SpecError, UsageError
 from edgetl.io import atomic_write_json, sha256_file
-from edgetl.spec import PreprocessSpec, TaskRecord
+from edgetl.spec import LABELS_FINGERPRINT_KEY, PreprocessSpec, TaskRecord, edited_record
 
 ARTIFACT_SCHEMA = "edgetl.artifact/1"
 MANIFEST_SUFFIX = ".manifest.json"
@@ -116,16 +116,16 @@ class ArtifactInfo:
 
 
 def spec_tampering(info: ArtifactInfo) -> str | None:
-    """Why an artifact's embedded spec cannot be trusted (edited after export), or None: its
-    fingerprint must be the one recorded beside it at export, and the manifest's."""
-    actual = info.spec.fingerprint()
-    for recorded, where in ((info.metadata.get(META_SPEC_FINGERPRINT), "recorded in it"),
-                            ((info.manifest or {}).get("spec_fingerprint"), "in its manifest")):
-        if recorded is not None and recorded != actual:
-            return (f"{info.path}: its embedded preprocessing spec (fingerprint {actual[:12]}) "
-                    f"is not the one exported (fingerprint {str(recorded)[:12]} {where}): "
-                    "it was edited after export")
-    return None
+    """Why an artifact's embedded spec or task record (class names) cannot be trusted (edited
+    after export), or None: each fingerprint must be the one recorded beside it at export, and
+    the manifest's."""
+    manifest = info.manifest or {}
+    return edited_record(info.path, "preprocessing spec", info.spec.fingerprint(), [
+        (info.metadata.get(META_SPEC_FINGERPRINT), "recorded in it"),
+        (manifest.get("spec_fingerprint"), "in its manifest")]) or edited_record(
+        info.path, "labels (edgetl.labels)", info.task_record.fingerprint(), [
+            (info.metadata.get(LABELS_FINGERPRINT_KEY), "recorded in it"),
+            (manifest.get("labels_fingerprint"), "in its manifest")])
 
 
 def build_metadata(
@@ -158,6 +158,7 @@ def build_metadata(
         META_SPEC: spec.canonical_json(),
         META_SPEC_FINGERPRINT: spec.fingerprint(),
         META_LABELS: json.dumps(task_record.to_dict(), sort_keys=True, separators=(",", ":")),
+        LABELS_FINGERPRINT_KEY: task_record.fingerprint(),
         META_ARCHITECTURE: architecture,
         META_VERSION: __version__,
         META_WEIGHTS_SHA256: weights_sha256,
@@ -195,6 +196,7 @@ def write_manifest(
         "spec": json.loads(metadata[META_SPEC]),
         "spec_fingerprint": metadata[META_SPEC_FINGERPRINT],
         "labels": json.loads(metadata[META_LABELS]),
+        "labels_fingerprint": metadata.get(LABELS_FINGERPRINT_KEY),
         "source_weights_sha256": metadata[META_WEIGHTS_SHA256],
         "metadata": dict(metadata),
         **extra,

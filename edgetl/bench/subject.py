@@ -79,7 +79,10 @@ class Subject:
 
 
 def open_subject(path: str | Path, checkpoint: str = "best") -> Subject:
-    """Resolve ARTIFACT (file or run folder) without loading any model."""
+    """Resolve ARTIFACT (file or run folder) without loading any model. An artifact whose
+    spec or class names were edited after export is refused, as predict refuses it."""
+    from edgetl.predict import refuse_edited
+
     given = Path(path)
     if given.is_dir():
         from edgetl.checkpoint import read_checkpoint_info
@@ -87,7 +90,10 @@ def open_subject(path: str | Path, checkpoint: str = "best") -> Subject:
         read_checkpoint_info(given, checkpoint)  # a clear error when it is not a run folder
         onnx = given / DEFAULT_ONNX
         artifact = read_artifact(onnx) if onnx.is_file() else None
+        if artifact is not None:
+            refuse_edited(artifact)
         return Subject(given=given, artifact=artifact, run=given, checkpoint=checkpoint)
     artifact = read_artifact(given)
+    refuse_edited(artifact)
     return Subject(given=given, artifact=artifact, run=artifact.source_run,
                    checkpoint=artifact.source_checkpoint)

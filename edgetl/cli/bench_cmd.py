@@ -11,13 +11,19 @@ from edgetl.runtime.backends import ALL_BACKENDS
 
 
 def _image_files(values: list[Path]) -> tuple[Path, ...]:
-    """--images values: files as given, folders expanded to the images inside (sorted)."""
+    """--images values: files as given, folders expanded to the images inside (sorted). A
+    folder without images is an error: the run's own test images are never put in its place."""
     from edgetl.data.samples import is_image_name
+    from edgetl.errors import UsageError
 
     out: list[Path] = []
     for value in values:
         if value.is_dir():
-            out += sorted(p for p in value.rglob("*") if p.is_file() and is_image_name(p.name))
+            found = sorted(p for p in value.rglob("*") if p.is_file() and is_image_name(p.name))
+            if not found:
+                raise UsageError(f"--images {value} holds no image files",
+                                 "pass a folder with images, or image files")
+            out += found
         else:
             out.append(value)
     return tuple(out)

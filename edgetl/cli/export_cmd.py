@@ -39,6 +39,9 @@ def register(app: typer.Typer) -> None:
                  "on the run's validation split and recorded in the artifact, which predict, "
                  "evaluate and verify then apply (default: the recipe's operating_point; "
                  "'none': argmax)."),
+        force: bool = typer.Option(
+            False, "--force", help="Replace another artifact (or its manifest) at the target; "
+            "without it export refuses to, unless it is the same artifact made again."),
     ) -> None:
         """Export the best checkpoint with its preprocessing spec embedded."""
         from edgetl.artifact.manifest import manifest_path
@@ -54,6 +57,8 @@ def register(app: typer.Typer) -> None:
         options.validate()
         target = resolve_target(run, get_format(fmt), out, embed_preprocessing)
         require_writable(target, "--out")
+        _check_replace(run, fmt, target, manifest_path(target), checkpoint, embed_preprocessing,
+                       force)
         with activity(f"export of {run} as {fmt}",
                       f"no artifact or manifest was left at {target}: run the same command "
                       "again"), outputs_together(target, manifest_path(target)):
@@ -93,6 +98,18 @@ def register(app: typer.Typer) -> None:
             console.print(f"input {io['input']['name']} {io['input']['dtype']} "
                           f"{io['input']['shape']}; outputs {outputs}; compute "
                           f"{result.details.get('compute_dtype')}")
+
+
+def _check_replace(run: Path, fmt: str, target: Path, manifest: Path, checkpoint: str,
+                   embed: bool, force: bool) -> None:
+    """Refuse to write over another artifact (edgetl.export.replace), before any work."""
+    from edgetl.checkpoint import read_checkpoint_info
+    from edgetl.export.replace import check_replace, existing_artifact
+
+    if existing_artifact(target, manifest) is None or force:
+        return
+    info = read_checkpoint_info(run, checkpoint)
+    check_replace(target, manifest, run, fmt, checkpoint, embed, info.weights_sha256(), force)
 
 
 def _print_decision(artifact: Path) -> None:

@@ -65,8 +65,11 @@ def evaluate_target(target: Path, split: str = "test", data: str | None = None,
                                    operating_points=operating_points)
     if target.is_file():
         from edgetl.artifact.manifest import read_artifact
+        from edgetl.predict import refuse_edited
 
-        task = read_artifact(target).task_record.task
+        info = read_artifact(target)
+        refuse_edited(info)  # before any data is looked for: an edited artifact is refused
+        task = info.task_record.task
         return _evaluator(ARTIFACT_EVALUATORS, task)(
             target, split=split, data=data, **_operating_points(task, operating_points))
     raise ArtifactError(f"nothing to evaluate at {target}",

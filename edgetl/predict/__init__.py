@@ -35,6 +35,7 @@ from edgetl.decision import ARGMAX_RULE, OperatingPoint
 from edgetl.errors import ArtifactError, UsageError
 from edgetl.geometry import Geometry
 from edgetl.runtime import Runner, open_runner
+from edgetl.spec import unfingerprinted_labels
 
 DEFAULT_BATCH = 16
 
@@ -91,9 +92,8 @@ def open_artifact(artifact: str | Path, backend: str = "ort-cpu", threads: int |
                   force: bool = False) -> tuple[Runner, ArtifactInfo]:
     """A runner and the artifact's own spec/labels (ONNX: from the session's metadata).
 
-    An artifact whose embedded spec was edited after export is refused (`ArtifactError`,
-    exit 2): its predictions would come from preprocessing the model was not trained with.
-    `force` runs it anyway, with a warning."""
+    An artifact whose embedded spec or class names were edited after export is refused
+    (`refuse_edited`); `force` runs it anyway, with a warning."""
     path = Path(artifact)
     if not path.is_file():
         read_artifact(path)  # raises the usual "artifact not found" error
@@ -105,17 +105,28 @@ def open_artifact(artifact: str | Path, backend: str = "ort-cpu", threads: int |
         else:
             info = read_artifact(path)
         _ = info.decision  # a damaged operating point is refused before any image runs
-        problem = spec_tampering(info)
-        if problem and not force:
-            raise ArtifactError(problem, "re-export it from its run, or pass --force to run it "
-                                "anyway ('edgetl verify' shows what differs)")
+        refuse_edited(info, force)
     except BaseException:
         runner.close()
         raise
+    return runner, info
+
+
+def refuse_edited(info: ArtifactInfo, force: bool = False) -> None:
+    """Refuse an artifact whose embedded spec or task record (class names) was edited after
+    export (`ArtifactError`, exit 2): its results would come from preprocessing the model was
+    not trained with, or carry names it was not trained on. `force`: a warning instead. One
+    exported before class names were fingerprinted: a warning (`unfingerprinted_labels`)."""
+    problem = spec_tampering(info)
+    if problem and not force:
+        raise ArtifactError(problem, "re-export it from its run ('edgetl verify' shows what "
+                            "differs; predict --force runs it anyway)")
     if problem:
         warnings.warn(f"{problem}; running it anyway (--force): its predictions are not the "
                       "trained model's", stacklevel=2)
-    return runner, info
+    old = unfingerprinted_labels(info.path, info.metadata)
+    if old:
+        warnings.warn(old, stacklevel=2)
 
 
 def run_files(runner: Runner, info: ArtifactInfo, paths: Sequence[str | Path],

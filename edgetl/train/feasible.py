@@ -23,8 +23,9 @@ def check_recipe(recipe: Any) -> None:
 
 
 def check_splits(data: Any, classes: tuple[str, ...], val_fraction: float,
-                 test_fraction: float) -> list[str]:
-    """Raise for a split the run cannot do without; return warnings for what it cannot score."""
+                 test_fraction: float, metric: str = "val_accuracy") -> list[str]:
+    """Raise for a split the run cannot do without; return warnings for what it cannot score
+    (`metric`: the run's selection metric, named as it is: val_map, val_miou, ...)."""
     sizes = {name: len(data.by_split(name)) for name in ("train", "val", "test")}
     total = sum(sizes.values())
     if not sizes["test"]:
@@ -36,7 +37,7 @@ def check_splits(data: Any, classes: tuple[str, ...], val_fraction: float,
     if not sizes["val"]:
         notes.append(f"the validation split is empty (data.val_fraction {val_fraction}): "
                      "every epoch counts as best and early stopping never triggers")
-    for name, what in (("val", "validation accuracy"), ("test", "the test report")):
+    for name, what in (("val", f"the validation metric {metric}"), ("test", "the test report")):
         if not sizes[name]:
             continue
         present = {c for s in data.by_split(name) for c in s.classes}

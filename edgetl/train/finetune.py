@@ -37,6 +37,8 @@ def run_finetune(
     from edgetl.train.resume import discard_failed_start, discard_partial_report
     from edgetl.train.trainer import trainer_for
 
+    if resume and (finished := finished_run(Path(out))) is not None:
+        return finished
     try:
         trainer = trainer_for(recipe)(recipe, Path(out), device=device, resume=resume,
                                       console=console or Console())
@@ -45,3 +47,30 @@ def run_finetune(
         discard_failed_start(Path(out))
         discard_partial_report(Path(out))
         raise
+
+
+def finished_run(out: Path) -> RunResult | None:
+    """`--resume` of a run that finished (its summary.json, written last, is there): say so
+    and change nothing (exit 0: the run is in the state asked for); the stored results, or
+    None when the run is not finished."""
+    import json
+    import warnings
+
+    def read(name: str) -> dict[str, Any]:
+        try:
+            data = json.loads((out / name).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    if not (out / "summary.json").is_file():
+        return None
+    summary = read("summary.json")
+    best = summary.get("best_epoch")
+    warnings.warn(f"{out} is a finished run (summary.json, best epoch {best}): nothing to "
+                  "resume, nothing was changed; to train again, start a new run with another "
+                  "--out", stacklevel=2)
+    metric = (summary.get("selection") or {}).get("metric")
+    return RunResult(out, read("test_metrics.json"), best,
+                     summary.get(metric) if metric else None,
+                     float(summary.get("train_seconds") or 0.0))

@@ -7,7 +7,9 @@ Checked once, before the recipe is written:
   corrected, starts instead of stopping at "already exists" and then "recipe differs";
 - `--resume` continues from `last/` or says plainly why it cannot: a run that logged epochs but
   has no whole `last/` is an error, never a silent start from scratch; a torn last line of
-  `metrics.jsonl` (an interrupted append) is dropped with a warning.
+  `metrics.jsonl` (an interrupted append) is dropped with a warning, and the line of an epoch
+  `last/` or `best/` saved is written back from their checkpoint record (which keeps it), so
+  no finished epoch goes missing from the log (`restore_saved_lines`).
 A fresh run that fails or is interrupted before its first saved epoch removes what it wrote
 (`discard_failed_start`), so nothing of it blocks the retry either.
 """
@@ -138,7 +140,46 @@ def open_run_folder(out: Path, resume: bool, console: Any) -> bool:
             f"{'last/ is missing' if not last.is_dir() else f'last/ has no {STATE_FILE}'}, "
             "so there is no saved training state to continue from",
             "start a new run with another --out (best/, if any, is kept)")
+    restore_saved_lines(out, rows)
     return True
+
+
+def _saved_line(folder: Path) -> dict[str, Any] | None:
+    """The metrics line a checkpoint folder was saved with (its record keeps it)."""
+    try:
+        record = json.loads((folder / "checkpoint.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    line = record.get("metrics") if isinstance(record, dict) else None
+    return line if isinstance(line, dict) and isinstance(line.get("epoch"), int) else None
+
+
+def restore_saved_lines(out: Path, rows: list[dict[str, Any]]) -> None:
+    """Write back the line of every epoch that `last/` (or `best/`) saved but `metrics.jsonl`
+    lost (a torn or cut line): resuming continues after that epoch, so it would never be
+    logged again. Epochs lost with no checkpoint that keeps them are named in a warning."""
+    try:
+        finished = int(json.loads((out / "last" / STATE_FILE).read_text())["global_epoch"])
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError,
+            ValueError):
+        return  # load_last reports a damaged state in its own words
+    logged = {r["epoch"] for r in rows}
+    restored: dict[int, tuple[dict[str, Any], str]] = {}
+    for name in ("last", "best"):  # last/'s line is the logged one (best/'s lacks the verdicts)
+        line = _saved_line(out / name)
+        if line is not None and line["epoch"] <= finished and line["epoch"] not in logged:
+            restored.setdefault(line["epoch"], (line, name))
+    if restored:
+        merged = sorted(rows + [line for line, _ in restored.values()],
+                        key=lambda r: r["epoch"])
+        atomic_write_text(out / METRICS, "".join(json_text(r) + "\n" for r in merged))
+        logged |= set(restored)
+        which = ", ".join(f"epoch {e} from {name}/" for e, (_, name) in sorted(restored.items()))
+        _warn(f"{out / METRICS}: wrote back the line of {which}: it was lost from the log")
+    missing = [e for e in range(1, finished + 1) if e not in logged]
+    if missing:
+        _warn(f"{out / METRICS}: no line for epoch(s) {', '.join(map(str, missing))}, and no "
+              "checkpoint keeps them: the log and curves.png skip them")
 
 
 def refuse_failed(out: Path) -> None:

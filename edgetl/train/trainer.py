@@ -153,7 +153,8 @@ class PhasedTrainer:
     def train_epoch(self, plan: PhasePlan, optimizer: torch.optim.Optimizer,
                     on_step: Callable[[], None], advance: Callable[[int], None]
                     ) -> dict[str, float]:
-        """One pass over the training inputs: train_loss, images_per_s, train_seconds."""
+        """One pass over the training inputs: train_loss, images_per_s, train_seconds, and
+        first_step_loss (the divergence check's reference; `train_one_epoch` gives them all)."""
         raise NotImplementedError
 
     def validate(self, plan: PhasePlan, advance: Callable[[int], None]) -> dict[str, float]:
@@ -204,9 +205,9 @@ class PhasedTrainer:
             raise DataError("the training split is empty",
                             "check the data source and split fractions")
         self.check_data(data)
-        self.notes = check_splits(data, self.task_record.names, recipe.data.val_fraction,
-                                  recipe.data.test_fraction)
         self._resolve_selection()
+        self.notes = check_splits(data, self.task_record.names, recipe.data.val_fraction,
+                                  recipe.data.test_fraction, self.select)
         torch.manual_seed(recipe.train.seed)  # the new head's initial weights
         self.model, weights_spec = self.build_model()
         self.spec = self.resolve_spec(weights_spec)
@@ -526,7 +527,7 @@ class PhasedTrainer:
                 bar.advance(task, n)
 
             stats = self.train_epoch(plan, optimizer, on_step, advance)
-            first_loss = self.dist.mean(stats.pop("first_step_loss"), self.rt.device)
+            first_loss = self.dist.mean(stats.pop("first_step_loss", math.nan), self.rt.device)
             stats["train_loss"] = self.dist.mean(stats["train_loss"], self.rt.device)
             stats["images_per_s"] = self.dist.sum(stats["images_per_s"], self.rt.device)
             self.model.eval()

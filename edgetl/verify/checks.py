@@ -99,11 +99,23 @@ def check_spec(artifact: ArtifactInfo, run: CheckpointInfo) -> CheckResult:
 
 
 def check_labels(artifact: ArtifactInfo, run: CheckpointInfo) -> CheckResult:
+    """The run's class names in its order, and the task record fingerprinted at export."""
+    from edgetl.spec import LABELS_FINGERPRINT_KEY, edited_record
+
     mine, theirs = list(artifact.task_record.names), list(run.task_record.names)
-    details = {"artifact": mine, "run": theirs}
-    if mine == theirs:
-        return CheckResult("labels", True, f"{len(mine)} classes in the same order", details)
-    return CheckResult("labels", False, f"labels differ: artifact {mine} vs run {theirs}", details)
+    edited = edited_record(artifact.path, "labels (edgetl.labels)",
+                           artifact.task_record.fingerprint(),
+                           [(artifact.metadata.get(LABELS_FINGERPRINT_KEY), "recorded in it"),
+                            ((artifact.manifest or {}).get("labels_fingerprint"),
+                             "in its manifest")])
+    details = {"artifact": mine, "run": theirs, "edited_after_export": edited is not None,
+               "fingerprinted": LABELS_FINGERPRINT_KEY in artifact.metadata}
+    problems = [] if mine == theirs else [f"labels differ: artifact {mine} vs run {theirs}"]
+    if edited:
+        problems.append(edited)
+    if problems:
+        return CheckResult("labels", False, "; ".join(problems), details)
+    return CheckResult("labels", True, f"{len(mine)} classes in the same order", details)
 
 
 def check_source(artifact: ArtifactInfo, run: CheckpointInfo) -> CheckResult:
