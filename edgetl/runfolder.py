@@ -49,6 +49,7 @@ SUMMARY_FILE = "summary.json"
 PHASE_START_FILE = "phase_start.safetensors"
 EXPORT_FOLDER = "export"
 BEST, LAST = "best", "last"  # the checkpoint folders
+CHECKPOINT_NAMES = (BEST, LAST)
 TMP_SUFFIX, OLD_SUFFIX = ".tmp", ".old"  # a checkpoint folder mid-swap (train.state.replace_folder)
 SELECT_RECORD_FILE = "select.json"
 SELECT_SCATTER_FILE = "select.png"
