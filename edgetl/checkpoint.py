@@ -26,6 +26,9 @@ from edgetl.spec import PreprocessSpec, TaskRecord
 CHECKPOINT_SCHEMA = "edgetl.checkpoint/1"
 WEIGHTS_FILE = "model.safetensors"
 RECORD_FILE = "checkpoint.json"
+TRAIN_STATE_FILE = "train_state.json"  # last/ only: where the run stands (edgetl.train.state)
+OPTIMIZER_FILE = "optimizer.pt"  # last/ only: the optimizer's state
+EMA_FILE = "ema.pt"  # last/ only: the moving average of a phase cut short
 
 
 def package_versions() -> dict[str, str]:

@@ -9,7 +9,16 @@ split the run trained on and the task record are defined once:
     RUN/labels.json      the task record (task, class order, ignore index, palette)
     RUN/leakage.json     what the splitter kept apart
     RUN/metrics.jsonl    one line per finished epoch
-    RUN/best/, RUN/last/ checkpoints (see `edgetl.checkpoint`)
+    RUN/curves.png       the metrics plotted
+    RUN/best/, RUN/last/ checkpoints (see `edgetl.checkpoint`; last/ also the training state)
+    RUN/phase_start.safetensors  the weights the current phase started from (spike guard)
+    RUN/test_metrics.json, RUN/summary.json  the closing test report and the run's summary
+    RUN/export/          artifacts `edgetl export` writes by default
+
+`edgetl select` names its outputs with the same object: select.json, select.png, recipe.yaml
+(the pick); its working folders (data/, latency/, candidates/, deploy/) are its own.
+`run_entries()` lists every name a run writes, so `edgetl.train.resume` can tell a run's own
+files from anything else.
 
 Import-light: no torch; the data layer is imported inside the methods.
 """
@@ -21,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgetl.checkpoint import CheckpointInfo, read_checkpoint_info
+from edgetl.checkpoint import TRAIN_STATE_FILE, CheckpointInfo, read_checkpoint_info
 from edgetl.errors import ArtifactError, DataError, RecipeError, UsageError
 from edgetl.io import atomic_write_json, atomic_write_text
 from edgetl.spec import TaskRecord
@@ -35,6 +44,16 @@ METRICS_FILE = "metrics.jsonl"
 LABELS_FILE = "labels.json"
 LEAKAGE_FILE = "leakage.json"
 CURVES_FILE = "curves.png"
+TEST_REPORT_FILE = "test_metrics.json"
+SUMMARY_FILE = "summary.json"
+PHASE_START_FILE = "phase_start.safetensors"
+FAILED_FILE = "failed.json"  # a run that stopped because it diverged (train/divergence.py)
+EXPORT_FOLDER = "export"
+BEST, LAST = "best", "last"  # the checkpoint folders
+CHECKPOINT_NAMES = (BEST, LAST)
+TMP_SUFFIX, OLD_SUFFIX = ".tmp", ".old"  # a checkpoint folder mid-swap (train.state.replace_folder)
+SELECT_RECORD_FILE = "select.json"
+SELECT_SCATTER_FILE = "select.png"
 RUN_MARKER = ".edgetl-run"  # written first into a new run folder (edgetl.train.resume)
 SPLIT_NAMES = ("train", "val", "test")
 
@@ -69,11 +88,63 @@ class RunFolder:
     def curves_path(self) -> Path:
         return self.path / CURVES_FILE
 
+    @property
+    def test_report_path(self) -> Path:
+        return self.path / TEST_REPORT_FILE
+
+    @property
+    def summary_path(self) -> Path:
+        return self.path / SUMMARY_FILE
+
+    @property
+    def phase_start_path(self) -> Path:
+        return self.path / PHASE_START_FILE
+
+    @property
+    def export_path(self) -> Path:
+        return self.path / EXPORT_FOLDER
+
+    def checkpoint_path(self, which: str = BEST) -> Path:
+        """A checkpoint folder: `best` or `last`."""
+        return self.path / which
+
+    @property
+    def best_path(self) -> Path:
+        return self.checkpoint_path(BEST)
+
+    @property
+    def last_path(self) -> Path:
+        return self.checkpoint_path(LAST)
+
+    @property
+    def train_state_path(self) -> Path:
+        """`last/`'s training state: present once an epoch was saved."""
+        return self.last_path / TRAIN_STATE_FILE
+
+    @property
+    def select_record_path(self) -> Path:
+        return self.path / SELECT_RECORD_FILE
+
+    @property
+    def select_scatter_path(self) -> Path:
+        return self.path / SELECT_SCATTER_FILE
+
     def split_path(self, task: str | None = None) -> Path:
         """The split file; its name depends on the task (read from the task record)."""
         from edgetl.data.splitfile import split_file_name
 
         return self.path / split_file_name(task or self.task_record().task)
+
+    @staticmethod
+    def run_entries() -> frozenset[str]:
+        """Every name `finetune` writes into a run folder (split files of every task included)."""
+        from edgetl.data.splitfile import split_file_names
+
+        checkpoints = {name + suffix for name in (BEST, LAST)
+                       for suffix in ("", TMP_SUFFIX, OLD_SUFFIX)}
+        return frozenset({RUN_MARKER, RECIPE_FILE, LABELS_FILE, LEAKAGE_FILE, METRICS_FILE,
+                          CURVES_FILE, TEST_REPORT_FILE, SUMMARY_FILE, PHASE_START_FILE, FAILED_FILE,
+                          *checkpoints, *split_file_names()})
 
     # ---------------------------------------------------------------- reading
     def exists(self) -> bool:

@@ -24,6 +24,7 @@ from edgetl.bench.subject import Subject, open_subject
 from edgetl.bench.target import Target
 from edgetl.bench.timing import measure_with_cpu, warm_up
 from edgetl.errors import UsageError
+from edgetl.runfolder import CHECKPOINT_NAMES
 from edgetl.runtime.backends import ALL_BACKENDS, BACKEND_TABLE, check_runs
 
 BACKEND_NAMES = ("auto", *ALL_BACKENDS)
@@ -58,7 +59,7 @@ class BenchConfig:
             raise UsageError("--batch needs positive batch sizes, e.g. --batch 1,8")
         if self.threads is not None and self.threads < 1:
             raise UsageError(f"--threads must be >= 1, got {self.threads}")
-        if self.checkpoint not in ("best", "last"):
+        if self.checkpoint not in CHECKPOINT_NAMES:
             raise UsageError(f"unknown checkpoint {self.checkpoint!r}", "use best or last")
 
 

@@ -15,9 +15,10 @@ from typing import Any
 from edgetl.artifact.manifest import ArtifactInfo, read_artifact
 from edgetl.errors import ArtifactError, UsageError
 from edgetl.io import sha256_file
+from edgetl.runfolder import RunFolder
 from edgetl.spec import PreprocessSpec, TaskRecord
 
-DEFAULT_ONNX = Path("export") / "model.onnx"
+DEFAULT_ONNX = "model.onnx"  # the ONNX artifact `edgetl export` writes into RUN/export/
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ def open_subject(path: str | Path, checkpoint: str = "best") -> Subject:
         from edgetl.checkpoint import read_checkpoint_info
 
         read_checkpoint_info(given, checkpoint)  # a clear error when it is not a run folder
-        onnx = given / DEFAULT_ONNX
+        onnx = RunFolder(given).export_path / DEFAULT_ONNX
         artifact = read_artifact(onnx) if onnx.is_file() else None
         if artifact is not None:
             refuse_edited(artifact)

@@ -52,7 +52,9 @@ def _resume_hint(run_dir: Path) -> str:
     """After Ctrl-C: what the run folder holds now, and the command that continues it."""
     import json
 
-    state = run_dir / "last" / "train_state.json"
+    from edgetl.runfolder import RunFolder
+
+    state = RunFolder(run_dir).train_state_path
     if not state.is_file():
         return "no epoch was saved, nothing of the run blocks a retry: run the same command again"
     try:
@@ -60,5 +62,5 @@ def _resume_hint(run_dir: Path) -> str:
     except (OSError, ValueError):
         epochs = None
     saved = f"{epochs} epoch(s)" if epochs is not None else "the last finished epoch"
-    return (f"{saved} saved in {run_dir / 'last'}; no test report was written: continue with "
-            "the same command and --resume")
+    return (f"{saved} saved in {RunFolder(run_dir).last_path}; no test report was written: "
+            "continue with the same command and --resume")

@@ -65,6 +65,7 @@ def register(app: typer.Typer) -> None:
         from edgetl.bench.timing import parse_warmup
         from edgetl.cli.common import console
         from edgetl.interrupt import activity
+        from edgetl.runfolder import RunFolder
         from edgetl.select.config import (
             BenchSettings,
             SelectConfig,
@@ -89,6 +90,7 @@ def register(app: typer.Typer) -> None:
             keep_artifacts=keep_artifacts,
         )
         config.validate()
+        outputs = RunFolder(folder)  # select's output folder: its file names
 
         def say(line: str) -> None:
             console.print(line, highlight=False)
@@ -100,10 +102,10 @@ def register(app: typer.Typer) -> None:
             except Exception as exc:
                 from edgetl.errors import GateFailedError
 
-                if isinstance(exc, GateFailedError) and (folder / "select.json").is_file():
+                if isinstance(exc, GateFailedError) and outputs.select_record_path.is_file():
                     import json
 
-                    render_table(json.loads((folder / "select.json").read_text()), console)
+                    render_table(json.loads(outputs.select_record_path.read_text()), console)
                 raise
         record = result.record
         render_table(record, console)
@@ -119,7 +121,7 @@ def register(app: typer.Typer) -> None:
             if record["alternatives"]:
                 say("faster and within the pick's interval on validation: "
                     + ", ".join(record["alternatives"]))
-            say(f"next: edgetl finetune {folder / 'recipe.yaml'} --out runs/NAME && edgetl "
+            say(f"next: edgetl finetune {outputs.recipe_path} --out runs/NAME && edgetl "
                 f"export runs/NAME --format {pick['format']}")
-        say(f"wrote {folder / 'select.json'}, {folder / 'select.png'}"
-            + (f", {folder / 'recipe.yaml'}" if pick else ""))
+        say(f"wrote {outputs.select_record_path}, {outputs.select_scatter_path}"
+            + (f", {outputs.recipe_path}" if pick else ""))

@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from edgetl.data.checks import default_workers, describe_error, quiet_pil
 from edgetl.artifact.orientation import orientation, upright_size
+from edgetl.data.checks import default_workers, describe_error, quiet_pil
 
 DEFAULT_NEAR_DUP_THRESHOLD = 6
 MAX_THUMB_MAD = 0.07

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from edgetl.artifact.orientation import rotation_summary
 from edgetl.artifact.reference import HIGH_BIT_DEPTH_MODES
 from edgetl.data.dedup import (
     DEFAULT_NEAR_DUP_THRESHOLD,
@@ -21,7 +22,6 @@ from edgetl.data.dedup import (
     exact_duplicate_groups,
 )
 from edgetl.data.grouping import group_report
-from edgetl.artifact.orientation import rotation_summary
 from edgetl.data.samples import SPLITS, DataSet
 from edgetl.data.split import cluster_entry, crosses, label_conflicts
 

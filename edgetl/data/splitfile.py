@@ -23,6 +23,15 @@ SPLIT_FILE_NAMES: dict[str, str] = {
     "instance": "split.json",
 }
 
+# Files a split file's writer puts beside it: the semantic pixel-map sidecar, the box CSV's
+# class order.
+SPLIT_SIDECAR_NAMES: tuple[str, ...] = ("split.csv.json", "split.classes.txt")
+
+
+def split_file_names() -> set[str]:
+    """Every name a run's split may take on disk, over all tasks (sidecars included)."""
+    return {*SPLIT_FILE_NAMES.values(), *SPLIT_SIDECAR_NAMES}
+
 
 def split_file_name(task: str) -> str:
     """The file name a run folder uses for the split of `task`."""

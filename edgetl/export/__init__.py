@@ -22,16 +22,16 @@ from edgetl.artifact.formats import (
 )
 from edgetl.errors import UsageError
 from edgetl.export.options import ExportOptions
+from edgetl.runfolder import RunFolder
 
 __all__ = ["FORMATS", "ExportFormat", "ExportOptions", "default_artifact_path", "export_run",
            "get_format", "resolve_target"]
 
-EXPORT_FOLDER = "export"
 
 
 def default_artifact_path(run: str | Path, fmt: ExportFormat, embed: bool = False) -> Path:
     """RUN/export/<format's file name>."""
-    return Path(run) / EXPORT_FOLDER / artifact_filename(fmt, embed)
+    return RunFolder(run).export_path / artifact_filename(fmt, embed)
 
 
 def resolve_target(run: str | Path, fmt: ExportFormat, out: str | Path | None,

@@ -55,9 +55,9 @@ class ExportContext:
 
     @property
     def split_manifest(self) -> Path:
-        """The run's split file (recorded in the checkpoint; named by the task otherwise)."""
-        name = (self.info.record.get("data") or {}).get("split_manifest")
-        return self.run / name if name else self.run_folder.split_path()
+        """The run's split file, as the run folder names it for the checkpoint's task (never the
+        name a checkpoint recorded: select's probes once recorded a CSV name for every task)."""
+        return self.run_folder.split_path(self.info.task_record.task)
 
     def load_model(self) -> Any:
         """The fine-tuned classifier (eval, CPU, float32) exactly as training saved it."""

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from edgetl.errors import UsageError
+from edgetl.runfolder import CHECKPOINT_NAMES
 
 CalibrationMethod = Literal["minmax", "entropy", "percentile"]
 
@@ -53,7 +54,7 @@ class ExportOptions:
             )
         if self.max_batch < 1:
             raise UsageError("--max-batch must be at least 1")
-        if self.checkpoint not in ("best", "last"):
+        if self.checkpoint not in CHECKPOINT_NAMES:
             raise UsageError(f"unknown checkpoint {self.checkpoint!r}", "use best or last")
         if self.operating_point not in (None, "none"):
             from edgetl.decision import Target

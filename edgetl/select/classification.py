@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edgetl.recipe import Recipe
+from edgetl.runfolder import RunFolder
 from edgetl.spec import PreprocessSpec, TaskRecord
 
 
@@ -29,7 +30,8 @@ def untrained_checkpoint(recipe: Recipe, record: TaskRecord, folder: Path,
     model, weights_spec = build_classifier(recipe.model.architecture, record.num_classes, head,
                                            weights=recipe.model.weights)
     spec = resolve_spec(recipe, weights_spec)
-    save_checkpoint(folder / "best", model.eval(), architecture=recipe.model.architecture,
+    save_checkpoint(RunFolder(folder).best_path, model.eval(),
+                    architecture=recipe.model.architecture,
                     head={"dropout": head.dropout, "hidden": head.hidden}, spec=spec,
                     task_record=record,
                     extra={"data": data, "epoch": 0, "phase": "untrained (edgetl select)",

@@ -83,20 +83,20 @@ def untrained_checkpoint(recipe: Recipe, record: TaskRecord, folder: Path,
 
     from edgetl.checkpoint import save_checkpoint
     from edgetl.models.specs import resolve_spec
+    from edgetl.runfolder import RunFolder
 
     torch.manual_seed(recipe.train.seed)
     model, weights_spec, head = _network(recipe, record)
     extra: dict[str, Any] = {}
     if recipe.task == "semantic":  # what the trainer records: the masks' decoding
-        from edgetl.runfolder import RunFolder
-
         extra = {"class_weights": None,
                  "mask_record": RunFolder(folder).dataset().record.to_dict()}
     elif background_head(model) == 0:
         raise RuntimeError(f"{recipe.model.architecture}: no FCOS classification layer to "
                            "quiet for the latency probe (a bug)")
     spec = resolve_spec(recipe, weights_spec)
-    save_checkpoint(folder / "best", model.eval(), architecture=recipe.model.architecture,
+    save_checkpoint(RunFolder(folder).best_path, model.eval(),
+                    architecture=recipe.model.architecture,
                     head=head, spec=spec, task_record=record,
                     extra={"data": data, **extra, "epoch": 0,
                            "phase": "untrained (edgetl select)", "metrics": {}})

@@ -27,9 +27,11 @@ from typing import Any
 
 from edgetl.data.samples import DataSet
 from edgetl.recipe import Recipe
+from edgetl.runfolder import RunFolder
 from edgetl.select.candidates import Candidate
 from edgetl.select.config import BENCH_IMAGES, SelectConfig
 from edgetl.select.tasks import SelectTask
+from edgetl.spec import PreprocessSpec
 from edgetl.train.rundata import SplitData
 
 ROW_KEYS = ("p50_ms", "p90_ms", "mean_ms", "p99_ms", "std_ms", "cv", "noisy", "iters",
@@ -46,6 +48,22 @@ def probe_data(split: SplitData, calibration_images: int) -> DataSet:
     return split.data.replace(samples=train + val)
 
 
+def write_probe(task: SelectTask, recipe: Recipe, split: SplitData, probe: Path,
+                calibration_images: int) -> tuple[RunFolder, PreprocessSpec]:
+    """The probe run folder and its spec: its split (train and val images only) and the
+    untrained network as its best checkpoint, recording the split file the run folder names
+    for the task (instance runs keep a COCO file, not a CSV)."""
+
+    probe_run = RunFolder(probe)
+    probe_run.write_split(probe_data(split, calibration_images), split.record,
+                          {"note": "latency probe of edgetl select: a subset of the "
+                           "select split (train and val only)"})
+    spec = task.probe_fn()(recipe, split.record, probe,
+                           {"origin": recipe.data.source,
+                            "split_manifest": probe_run.split_path(split.record.task).name})
+    return probe_run, spec
+
+
 def measure_candidate(task: SelectTask, recipe: Recipe, candidate: Candidate, split: SplitData,
                       folder: Path, config: SelectConfig,
                       progress: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -54,15 +72,10 @@ def measure_candidate(task: SelectTask, recipe: Recipe, candidate: Candidate, sp
     from edgetl.bench.report import write_json
     from edgetl.bench.runner import run_bench
     from edgetl.export import ExportOptions, export_run
-    from edgetl.runfolder import RunFolder
 
     started = time.perf_counter()
     probe = folder / "probe"
-    RunFolder(probe).write_split(probe_data(split, config.calibration_images), split.record,
-                                 {"note": "latency probe of edgetl select: a subset of the "
-                                  "select split (train and val only)"})
-    spec = task.probe_fn()(recipe, split.record, probe,
-                           {"origin": recipe.data.source, "split_manifest": "split.csv"})
+    probe_run, spec = write_probe(task, recipe, split, probe, config.calibration_images)
     entries: dict[str, Any] = {}
     env: dict[str, Any] | None = None
     try:
@@ -71,7 +84,7 @@ def measure_candidate(task: SelectTask, recipe: Recipe, candidate: Candidate, sp
             options = ExportOptions(calibration_images=config.calibration_images,
                                     seed=recipe.train.seed,
                                     int8_target_agreement=0.0 if precision == "int8" else None)
-            exported = export_run(probe, fmt, out=probe / "export", options=options)
+            exported = export_run(probe, fmt, out=probe_run.export_path, options=options)
             export_seconds = time.perf_counter() - t0
             result = run_bench(config.bench_config(exported.path))
             report_path = write_json(result.report, folder / f"bench-{precision}.json")

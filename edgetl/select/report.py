@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from edgetl.io import atomic_write_json, atomic_write_text, atomic_write_with
+from edgetl.runfolder import RunFolder
 
 STATUS_WORDS = {"over_budget": "over", "trained": "ok", "skipped_time": "skipped",
                 "not_deployable": "undeployable",
@@ -149,8 +150,9 @@ def recipe_text(recipe: Any, record: dict[str, Any]) -> str:
 def write_outputs(out: Path, record: dict[str, Any], recipe: Any | None) -> None:
     """The scatter PNG, the recipe (when there is a pick) and select.json, each atomic;
     select.json last, so a folder with it is a finished selection."""
-    record["scatter"] = str(plot_scatter(record, out / "select.png"))
+    folder = RunFolder(out)
+    record["scatter"] = str(plot_scatter(record, folder.select_scatter_path))
     if recipe is not None:
-        record["recipe"] = str(atomic_write_text(out / "recipe.yaml",
+        record["recipe"] = str(atomic_write_text(folder.recipe_path,
                                                  recipe_text(recipe, record)))
-    atomic_write_json(out / "select.json", record)
+    atomic_write_json(folder.select_record_path, record)

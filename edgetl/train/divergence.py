@@ -31,7 +31,6 @@ from typing import Any
 RATIO = 100.0
 FLOOR = 1.0
 LOSSES = ("train_loss", "val_loss")
-FAILED_FILE = "failed.json"  # a run that stopped because it diverged (see `failure_record`)
 
 
 def reference_loss(first_step_loss: float | None, start: dict[str, Any] | None) -> float:

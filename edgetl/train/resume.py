@@ -23,21 +23,24 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from edgetl.checkpoint import OPTIMIZER_FILE
+from edgetl.checkpoint import TRAIN_STATE_FILE as STATE_FILE
 from edgetl.errors import ArtifactError, RecipeError
 from edgetl.io import atomic_write_text, json_text, require_writable
-from edgetl.runfolder import RUN_MARKER
-from edgetl.train.divergence import FAILED_FILE
+from edgetl.runfolder import (
+    BEST,
+    FAILED_FILE,
+    LAST,
+    METRICS_FILE,
+    OLD_SUFFIX,
+    RUN_MARKER,
+    RunFolder,
+)
 
-STATE_FILE = "train_state.json"
-METRICS = "metrics.jsonl"
+METRICS = METRICS_FILE
 MARKER = RUN_MARKER  # written first into a new run folder: only such a folder is ever cleared
 # Everything a run writes into its folder; only a folder made of these can be cleared.
-RUN_ENTRIES = frozenset({
-    MARKER, "recipe.yaml", "split.csv", "split.json", "split.csv.json", "split.classes.txt",
-    "labels.json", "leakage.json", METRICS, "curves.png",
-    "test_metrics.json", "summary.json", "best", "last", "best.tmp", "last.tmp", "best.old",
-    "last.old", "phase_start.safetensors", FAILED_FILE,
-})
+RUN_ENTRIES = RunFolder.run_entries()
 
 
 def read_metrics(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
@@ -72,7 +75,9 @@ def repair_metrics(path: Path) -> list[dict[str, Any]]:
 
 
 def has_saved_epoch(out: Path) -> bool:
-    return (out / "last" / STATE_FILE).is_file() or (out / "last.old" / STATE_FILE).is_file()
+    run = RunFolder(out)
+    return run.train_state_path.is_file() or \
+        (run.checkpoint_path(LAST + OLD_SUFFIX) / STATE_FILE).is_file()
 
 
 def _is_run_entry(name: str) -> bool:
@@ -127,13 +132,13 @@ def open_run_folder(out: Path, resume: bool, console: Any) -> bool:
             out.mkdir(parents=True, exist_ok=True)
             atomic_write_text(out / MARKER, "a run folder written by 'edgetl finetune'\n")
         return False
-    if not (out / "recipe.yaml").is_file():
+    if not RunFolder(out).recipe_path.is_file():
         return True  # prepare_run_folder says there is nothing to resume
     refuse_failed(out)
-    for name in ("last", "best"):
-        recover_folder(out / name)
+    for name in (LAST, BEST):
+        recover_folder(RunFolder(out).checkpoint_path(name))
     rows = repair_metrics(out / METRICS)
-    last = out / "last"
+    last = RunFolder(out).last_path
     if not (last / STATE_FILE).is_file():
         raise ArtifactError(
             f"cannot resume {out}: it logged {len(rows)} epoch(s) in {METRICS} but "
@@ -218,7 +223,7 @@ def load_last(folder: Path) -> tuple[Any, dict[str, Any] | None]:
 
     from edgetl.checkpoint import check_weights, read_checkpoint_info
     from edgetl.train.integrity import load_state_file
-    from edgetl.train.state import OPTIMIZER_FILE, TrainState
+    from edgetl.train.state import TrainState
 
     check_weights(read_checkpoint_info(folder), RESUME_HINT)
     state = load_state_file(folder / STATE_FILE,
@@ -241,6 +246,7 @@ def load_torch_state(path: Path) -> Any:
 def discard_partial_report(out: Path) -> None:
     """`test_metrics.json` without `summary.json` (cut between the two): remove it, so a run
     folder with a test report is always a finished run."""
-    if os.environ.get("RANK", "0") == "0" and (out / "test_metrics.json").is_file() and \
-            not (out / "summary.json").is_file():
-        (out / "test_metrics.json").unlink()
+    run = RunFolder(out)
+    if os.environ.get("RANK", "0") == "0" and run.test_report_path.is_file() and \
+            not run.summary_path.is_file():
+        run.test_report_path.unlink()

@@ -14,10 +14,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgetl.checkpoint import OPTIMIZER_FILE
+from edgetl.checkpoint import TRAIN_STATE_FILE as STATE_JSON
 from edgetl.io import atomic_write_json, atomic_write_with
-
-STATE_JSON = "train_state.json"
-OPTIMIZER_FILE = "optimizer.pt"
+from edgetl.runfolder import OLD_SUFFIX, TMP_SUFFIX
 
 
 @dataclass
@@ -58,8 +58,8 @@ class TrainState:
 
 def recover_folder(folder: Path) -> None:
     """Finish or undo a swap that a crash interrupted."""
-    old = folder.with_name(folder.name + ".old")
-    tmp = folder.with_name(folder.name + ".tmp")
+    old = folder.with_name(folder.name + OLD_SUFFIX)
+    tmp = folder.with_name(folder.name + TMP_SUFFIX)
     if not folder.exists() and old.exists():
         old.rename(folder)
     for leftover in (old, tmp):
@@ -69,8 +69,8 @@ def recover_folder(folder: Path) -> None:
 
 def replace_folder(folder: Path, write: Callable[[Path], None]) -> None:
     """Let `write(tmp_folder)` fill a fresh folder, then swap it in for `folder`."""
-    tmp = folder.with_name(folder.name + ".tmp")
-    old = folder.with_name(folder.name + ".old")
+    tmp = folder.with_name(folder.name + TMP_SUFFIX)
+    old = folder.with_name(folder.name + OLD_SUFFIX)
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)

@@ -24,22 +24,17 @@ from typing import Any
 import torch
 from torch.utils.data import DistributedSampler
 
-from edgetl.checkpoint import save_checkpoint
+from edgetl.checkpoint import EMA_FILE, WEIGHTS_FILE, save_checkpoint
 from edgetl.data.samples import DataSet
 from edgetl.devices import resolve_device, use_channels_last
 from edgetl.errors import DataError, RecipeError
 from edgetl.evaluate.plots import plot_curves
 from edgetl.io import append_line, atomic_write_json, json_text
 from edgetl.recipe import PhaseConfig, Recipe
-from edgetl.runfolder import RunFolder
+from edgetl.runfolder import BEST, FAILED_FILE, LAST, RunFolder
 from edgetl.spec import PreprocessSpec
 from edgetl.train.distributed import init_from_env, shutdown, wrap
-from edgetl.train.divergence import (
-    FAILED_FILE,
-    divergence_reason,
-    failure_record,
-    reference_loss,
-)
+from edgetl.train.divergence import divergence_reason, failure_record, reference_loss
 from edgetl.train.ema import WeightAverage
 from edgetl.train.feasible import check_recipe, check_splits
 from edgetl.train.finetune import RunResult
@@ -57,9 +52,6 @@ from edgetl.train.state import (
     replace_folder,
     save_train_state,
 )
-
-EMA_FILE = "ema.pt"  # the moving average of a phase cut short, next to the optimizer state
-PHASE_START_FILE = "phase_start.safetensors"  # the weights the current phase started from
 
 # task -> "module:class" of its trainer (imported only when a run of that task starts)
 TRAINERS: dict[str, str] = {
@@ -108,15 +100,15 @@ class PhasedTrainer:
             check_recipe(recipe)
             resume = open_run_folder(out, resume, console)
             self.recipe = self.run_folder.start(recipe, resume)
-            for name in ("last", "best"):
-                recover_folder(out / name)
+            for name in (LAST, BEST):
+                recover_folder(self.run_folder.checkpoint_path(name))
         self.dist.barrier()
         if not self.dist.is_main:
             self.recipe = self.run_folder.recipe()
             console = type(console)(quiet=True)
         self.console = console
         self.resume = resume
-        self.resuming = resume and (out / "last" / "train_state.json").is_file()
+        self.resuming = resume and self.run_folder.train_state_path.is_file()
         if self.recipe.train.num_threads:
             torch.set_num_threads(self.recipe.train.num_threads)
         cuda = self.dev == "cuda"
@@ -264,10 +256,11 @@ class PhasedTrainer:
     def _load_last(self) -> None:
         from safetensors.torch import load_file
 
-        self.state, self.optimizer_state = load_last(self.out / "last")
-        if (self.out / "last" / EMA_FILE).is_file():
-            self.ema_state = load_torch_state(self.out / "last" / EMA_FILE)
-        self.model.load_state_dict(load_file(str(self.out / "last" / "model.safetensors")))
+        last = self.run_folder.last_path
+        self.state, self.optimizer_state = load_last(last)
+        if (last / EMA_FILE).is_file():
+            self.ema_state = load_torch_state(last / EMA_FILE)
+        self.model.load_state_dict(load_file(str(last / WEIGHTS_FILE)))
         self.run_folder.truncate_metrics(self.state.global_epoch)
         phases = self.recipe.phases
         where = phases[min(self.state.phase_index, len(phases) - 1)].name
@@ -293,7 +286,7 @@ class PhasedTrainer:
             if self.ema is not None and self.state.epoch_in_phase > 0:
                 torch.save(self.ema.state_dict(), tmp / EMA_FILE)
 
-        replace_folder(self.out / "last", write)
+        replace_folder(self.run_folder.last_path, write)
 
     # ================================================================== phases and epochs
     def _next_phase(self, stopped_early: str | None = None) -> None:
@@ -391,7 +384,7 @@ class PhasedTrainer:
         Kept on disk too, so a resumed phase can still roll back."""
         from safetensors.torch import load_file, save_file
 
-        state, path = self.state, self.out / PHASE_START_FILE
+        state, path = self.state, self.run_folder.phase_start_path
         fresh = state.epoch_in_phase == 0 and state.spike_retries == 0
         if fresh:
             state.phase_start = state.held if phase_index > 0 else None
@@ -561,7 +554,8 @@ class PhasedTrainer:
             state.best_loss = loss
             if self.dist.is_main:
                 with self._averaged():
-                    replace_folder(self.out / "best", lambda tmp: self._save_model(tmp, line))
+                    replace_folder(self.run_folder.best_path,
+                                   lambda tmp: self._save_model(tmp, line))
         stop = False
         watched = self._stopping_metric(phase)
         if watched is not None and watched in val:
@@ -606,16 +600,16 @@ class PhasedTrainer:
             shutdown(self.dist)
             return RunResult(self.out, {}, self.state.best_epoch, self.state.best_value,
                              self.train_seconds)
-        if (self.out / "last").is_dir():
-            save_train_state(self.out / "last", self.state, {})
-        (self.out / PHASE_START_FILE).unlink(missing_ok=True)  # only a resumed phase needs it
+        if self.run_folder.last_path.is_dir():
+            save_train_state(self.run_folder.last_path, self.state, {})
+        self.run_folder.phase_start_path.unlink(missing_ok=True)  # only a resumed phase needs it
         plot_curves(self.run_folder.metrics_path, self.run_folder.curves_path)
         report = evaluate_checkpoint(self.out, split="test", device=self.dev)
-        atomic_write_json(self.out / "test_metrics.json", report)
+        atomic_write_json(self.run_folder.test_report_path, report)
         for note in self.report_warnings(report):
             self._warn(note)
         select, state = self.select, self.state
-        atomic_write_json(self.out / "summary.json", {
+        atomic_write_json(self.run_folder.summary_path, {
             "best_epoch": state.best_epoch, select: state.best_value,
             "train_seconds": round(self.train_seconds, 2),
             # phases end to end: training, validation and checkpoints (no decode, no test)

@@ -13,8 +13,8 @@ import os
 
 from PIL import Image
 
-from edgetl.data.checks import describe_error, quiet_pil
 from edgetl.artifact.orientation import upright_size
+from edgetl.data.checks import describe_error, quiet_pil
 
 Size = tuple[int, int]  # (height, width), the order of BoxTarget.image_size
 Box = tuple[float, float, float, float]

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
+from edgetl.artifact.orientation import rotation_summary
 from edgetl.data.dedup import (
     DEFAULT_NEAR_DUP_THRESHOLD,
     DuplicateCluster,
@@ -24,7 +25,6 @@ from edgetl.data.detection import problems as P
 from edgetl.data.detection.geometry import size_error
 from edgetl.data.detection.masks import mask_area, read_id_png
 from edgetl.data.inspect import _size_summary
-from edgetl.artifact.orientation import rotation_summary
 from edgetl.data.samples import SPLITS, DataSet, Sample
 from edgetl.data.split import cluster_entry, crosses
 from edgetl.data.targets import InstanceTarget

@@ -32,8 +32,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from edgetl.data.checks import decode_error, default_workers, describe_error, quiet_pil
 from edgetl.artifact.orientation import upright_size
+from edgetl.data.checks import decode_error, default_workers, describe_error, quiet_pil
 from edgetl.data.samples import SPLITS, DataSet, DataWarning, Sample, stratum_key
 from edgetl.data.semantic.classmap import (
     CLASS_DICT_FILE,
