@@ -82,6 +82,7 @@ def save_checkpoint(
     extra: dict[str, Any],
 ) -> Path:
     """Write weights then the JSON record (atomic each; JSON last marks completeness)."""
+    # not at the top: importing this module loads no torch
     from safetensors.torch import save_file
 
     target = Path(folder)

@@ -16,6 +16,7 @@ CHANNELS_LAST_MIN_IMAGES = 100_000
 
 def resolve_device(requested: str) -> str:
     """'auto' -> cuda when visible, else cpu; 'cuda' without a GPU is exit 3."""
+    # not at the top: importing this module loads no torch
     import torch
 
     if requested == "cuda" and not torch.cuda.is_available():

@@ -138,13 +138,13 @@ class RunFolder:
     @staticmethod
     def run_entries() -> frozenset[str]:
         """Every name `finetune` writes into a run folder (split files of every task included)."""
-        from edgetl.data.splitfile import split_file_names
+        from edgetl.data.splitnames import split_file_names
 
         checkpoints = {name + suffix for name in (BEST, LAST)
                        for suffix in ("", TMP_SUFFIX, OLD_SUFFIX)}
         return frozenset({RUN_MARKER, RECIPE_FILE, LABELS_FILE, LEAKAGE_FILE, METRICS_FILE,
-                          CURVES_FILE, TEST_REPORT_FILE, SUMMARY_FILE, PHASE_START_FILE, FAILED_FILE,
-                          *checkpoints, *split_file_names()})
+                          CURVES_FILE, TEST_REPORT_FILE, SUMMARY_FILE, PHASE_START_FILE,
+                          FAILED_FILE, *checkpoints, *split_file_names()})
 
     # ---------------------------------------------------------------- reading
     def exists(self) -> bool:

@@ -17,6 +17,22 @@ DEPLOYMENT = ("edgetl.runtime", "edgetl.predict")
 ARTIFACT_USERS = ("edgetl.runtime", "edgetl.predict", "edgetl.bench")
 ARTIFACT_MODULES = ("manifest", "formats", "reference", "postprocess")
 
+# The order docs/ARCHITECTURE.md shows, lowest first: a top-level module or package may import
+# only what stands at its own layer or below (imports inside functions count). Within a layer
+# the no-cycle tests keep the order; the deployment tests below keep predict and bench off
+# export and train.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("edgetl", "errors", "io", "interrupt", "spec", "geometry", "decision", "devices"),
+    ("recipe", "artifact", "data", "checkpoint", "metrics", "models"),
+    ("runtime",),
+    ("runfolder",),
+    ("predict", "evaluate", "export", "bench", "verify", "train"),
+    ("select",),
+    ("cli",),
+)
+# (importer, imported): an import against the order, and why it is allowed. None today.
+ALLOWED_UPWARD: dict[tuple[str, str], str] = {}
+
 
 def _package_of(module: str, root: Path = ROOT) -> str:
     parts = module.split(".")
@@ -45,6 +61,57 @@ def _edges(module_level_only: bool = False, root: Path = ROOT) -> dict[str, set[
                 if name.startswith("edgetl.") and target != source:
                     graph.setdefault(source, set()).add(target)
     return graph
+
+
+def _module_name(path: Path, root: Path) -> str:
+    return ".".join(path.relative_to(root.parent).with_suffix("").parts).removesuffix(".__init__")
+
+
+def _module_edges(root: Path = ROOT) -> dict[str, set[str]]:
+    """module -> the edgetl modules it imports, at module level or inside functions.
+
+    `from edgetl.a import b` is an edge to `edgetl.a.b` when that is a module, else to
+    `edgetl.a`; a module's own package `__init__` is not an edge unless imported by name."""
+    modules = {_module_name(path, root): path for path in root.rglob("*.py")}
+
+    def known(name: str) -> str:
+        while name not in modules and "." in name:
+            name = name.rpartition(".")[0]
+        return name
+
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [f"{node.module}.{alias.name}" for alias in node.names]
+            else:
+                continue
+            for name in names:
+                target = known(name)
+                if target.split(".")[0] == "edgetl" and target in modules and target != module:
+                    graph.setdefault(module, set()).add(target)
+    return graph
+
+
+def _layer_of(name: str) -> int:
+    top = name.split(".")[1] if "." in name else name
+    for index, layer in enumerate(LAYERS):
+        if top in layer:
+            return index
+    raise AssertionError(f"edgetl.{top} is in no layer of LAYERS: add it where it belongs")
+
+
+def _upward(graph: dict[str, set[str]]) -> list[str]:
+    """Every import of a higher layer not listed in ALLOWED_UPWARD, as 'a -> b'."""
+    found = []
+    for source, targets in sorted(graph.items()):
+        for target in sorted(targets):
+            pair = (source.removeprefix("edgetl."), target.removeprefix("edgetl."))
+            if _layer_of(target) > _layer_of(source) and pair not in ALLOWED_UPWARD:
+                found.append(f"{source} -> {target}")
+    return found
 
 
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -78,6 +145,43 @@ def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
 
 def test_no_import_cycles_between_packages() -> None:
     assert _cycles(_edges()) == []
+
+
+def test_no_import_cycles_between_modules() -> None:
+    assert _cycles(_module_edges()) == []
+
+
+def test_module_graph_sees_cycles_closed_inside_functions(tmp_path: Path) -> None:
+    root = tmp_path / "edgetl"
+    (root / "train").mkdir(parents=True)
+    (root / "train" / "__init__.py").write_text("")
+    (root / "train" / "a.py").write_text("from edgetl.train.b import B\n")
+    (root / "train" / "b.py").write_text("def f():\n    from edgetl.train import a\n")
+    assert _cycles(_module_edges(root)) == [["edgetl.train.a", "edgetl.train.b",
+                                             "edgetl.train.a"]]
+
+
+def test_every_package_imports_only_its_layer_or_below() -> None:
+    graph = _edges()
+    for source in {*graph, *(t for targets in graph.values() for t in targets)}:
+        _layer_of(source)  # every module and package has a place
+    assert _upward(graph) == []
+
+
+def test_every_package_has_a_layer() -> None:
+    tops = {path.stem if path.is_file() else path.name for path in ROOT.iterdir()
+            if path.suffix == ".py" and path.stem != "__init__" or (path / "__init__.py").is_file()}
+    placed = {name for layer in LAYERS for name in layer} - {"edgetl"}
+    assert tops == placed
+
+
+def test_layer_check_refuses_a_planted_upward_import(tmp_path: Path) -> None:
+    root = tmp_path / "edgetl"
+    for package in ("runtime", "train"):
+        (root / package).mkdir(parents=True)
+        (root / package / "__init__.py").write_text("")
+    (root / "runtime" / "late.py").write_text("def f():\n    import edgetl.train.loop\n")
+    assert _upward(_edges(root=root)) == ["edgetl.runtime -> edgetl.train"]
 
 
 def test_cycle_finder_finds_a_cycle() -> None:

@@ -15,7 +15,7 @@ from edgetl.runfolder import RunFolder
 PACKAGE = Path(edgetl.__file__).parent
 # Modules that define the names (the recipe schema speaks of `best`/`last` as its own words).
 OWNERS = {"runfolder.py", "checkpoint.py", "recipe.py",
-          "data/splitfile.py"}  # the per-task split file table RunFolder asks (one lookup)
+          "data/splitfile.py", "data/splitnames.py"}  # the per-task split file table RunFolder asks
 # (module, literal): why the same text there is not a run-file name.
 NOT_RUN_FILES = {
     ("models/weights.py", "model.safetensors"): "a pretrained weights file on the model hub",

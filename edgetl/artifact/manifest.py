@@ -220,6 +220,7 @@ def read_manifest(artifact: str | Path) -> dict[str, Any] | None:
 
 def onnx_metadata(path: str | Path) -> dict[str, str]:
     """metadata_props of an ONNX file (weights are parsed but not kept)."""
+    # not at the top: onnx loads only when used (fast --help)
     import onnx
 
     try:

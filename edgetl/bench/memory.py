@@ -54,6 +54,7 @@ class HostPeak:
 
 def torch_device_peak_reset() -> None:
     """Reset torch's CUDA peak counters (torch backend rows)."""
+    # not at the top: importing this module loads no torch
     import torch
 
     with contextlib.suppress(Exception):
@@ -61,6 +62,7 @@ def torch_device_peak_reset() -> None:
 
 
 def torch_device_peak_mb() -> float | None:
+    # not at the top: importing this module loads no torch
     import torch
 
     try:

@@ -64,6 +64,7 @@ def ort_cpu_target(path: Path, batch: np.ndarray, precision: str, threads: int |
 
 
 def _ort() -> Any:
+    # not at the top: onnxruntime loads only when used (fast --help)
     import onnxruntime as ort
 
     preload = getattr(ort, "preload_dlls", None)

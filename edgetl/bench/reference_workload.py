@@ -34,6 +34,7 @@ WARMUP_CALLS = 10
 
 def build_reference_model() -> bytes:
     """The fixed reference graph, serialised (deterministic bytes for a given onnx version)."""
+    # not at the top: onnx loads only when used (fast --help)
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 

@@ -160,6 +160,7 @@ def default_histogram_path(json_path: str | Path) -> Path:
 def write_histogram(rows: Sequence[dict[str, Any]], samples_ms: Sequence[np.ndarray],
                     path: str | Path) -> Path:
     """One panel per row: the latency distribution with p50/p90/p99 marked (matplotlib Agg)."""
+    # not at the top: matplotlib loads only when a figure is drawn
     import matplotlib
 
     matplotlib.use("Agg")

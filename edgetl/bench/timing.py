@@ -60,6 +60,7 @@ class CudaEventClock:
     name = "cuda_events"
 
     def __init__(self, stream: Any = None) -> None:
+        # not at the top: importing this module loads no torch
         import torch
 
         self._torch = torch

@@ -43,6 +43,7 @@ def torch_targets(run: Path, which: str, batch: np.ndarray, threads: int | None,
 
 
 def _eager(run: Path, which: str, batch: np.ndarray, threads: int | None, device: str) -> Target:
+    # not at the top: importing this module loads no torch
     import torch
 
     from edgetl.runtime.torch_runner import TorchRunner
@@ -72,6 +73,7 @@ def _eager(run: Path, which: str, batch: np.ndarray, threads: int | None, device
 
 
 def _graph(run: Path, which: str, batch: np.ndarray, precision: str) -> Target:
+    # not at the top: importing this module loads no torch
     import torch
 
     from edgetl.models.loading import load_model

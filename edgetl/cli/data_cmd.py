@@ -17,6 +17,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from edgetl.cli.common import console, err_console
+from edgetl.cli.data_dense import print_dense_inspect
+from edgetl.cli.data_tables import SHOW as _SHOW
+from edgetl.cli.data_tables import cluster_table as _cluster_table
+from edgetl.cli.data_tables import path_table as _path_table
+from edgetl.cli.data_tables import print_sizes as _print_sizes
+from edgetl.cli.data_tables import root_of as _root_of
 
 app = typer.Typer(help="Inspect data sets and make leakage-safe splits.", no_args_is_help=True)
 
@@ -40,7 +46,6 @@ _THRESHOLD_HELP = ("Near-duplicate perceptual-hash distance (0-64; negative: exa
 _GROUP_HELP = ("Group images by their file name: a regular expression searched in the base "
                "name; its first capture group (or the whole match) is the group, e.g. "
                "'^([^_]+)_'. Groups stay in one split; groups crossing given splits are listed.")
-_SHOW = 10  # rows of each list shown on screen; --json has them all
 
 
 @contextmanager
@@ -70,39 +75,6 @@ def _progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
                   disable=not err_console.is_terminal) as bar:  # no stray newline in logs
         task = bar.add_task(label, total=total)
         yield lambda n: bar.advance(task, n)
-
-
-def _short(path: str, root: str) -> str:
-    try:
-        rel = os.path.relpath(path, root)
-    except ValueError:
-        return path
-    return path if rel.startswith("..") else rel
-
-
-def _root_of(paths: list[str]) -> str:
-    if not paths:
-        return ""
-    return os.path.commonpath(paths) if len(paths) > 1 else os.path.dirname(paths[0])
-
-
-def _cluster_table(title: str, entries: list[dict], root: str, distance: bool) -> Table:
-    table = Table(title=title, title_justify="left", show_lines=False)
-    table.add_column("#", justify="right")
-    table.add_column("images (label / split)")
-    if distance:
-        table.add_column("max phash distance", justify="right")
-    for k, entry in enumerate(entries[:_SHOW], start=1):
-        members = ", ".join(
-            f"{_short(p, root)} ({label}{' / ' + split if split else ''})"
-            for p, label, split in zip(entry["paths"], entry["labels"], entry["splits"],
-                                       strict=True)
-        )
-        row = [str(k), members] + ([str(entry["max_distance"])] if distance else [])
-        table.add_row(*row)
-    if len(entries) > _SHOW:
-        table.caption = f"... and {len(entries) - _SHOW} more (all in --json)"
-    return table
 
 
 def _class_table(classes: dict[str, int], splits: dict[str, dict[str, int]] | None) -> Table:
@@ -138,29 +110,6 @@ def _print_groups(groups: dict | None) -> None:
         if len(across) > _SHOW:
             table.caption = f"... and {len(across) - _SHOW} more (all in --json)"
         console.print(table)
-
-
-def _print_sizes(sizes: dict) -> None:
-    if sizes["width"]:
-        w, h = sizes["width"], sizes["height"]
-        common = ", ".join(f"{s['width']}x{s['height']} ({s['count']})"
-                           for s in sizes["most_common"][:5])
-        console.print(f"sizes (WxH): width {w['min']}-{w['max']} (median {w['median']:g}), "
-                      f"height {h['min']}-{h['max']} (median {h['median']:g}); "
-                      f"{sizes['distinct']} distinct: {common}", soft_wrap=True)
-
-
-def _path_table(title: str, entries: list[dict], root: str, more: bool = False) -> Table:
-    """Files (relative to root) and reasons, the first `_SHOW` of them (`more`: say how many
-    were left out)."""
-    table = Table(title=f"{title} ({len(entries)})", title_justify="left")
-    table.add_column("file")
-    table.add_column("reason")
-    for entry in entries[:_SHOW]:
-        table.add_row(_short(entry["path"], root), entry["reason"])
-    if more and len(entries) > _SHOW:
-        table.caption = f"... and {len(entries) - _SHOW} more (all in --json)"
-    return table
 
 
 def _print_inspect(report: dict) -> None:
@@ -252,8 +201,6 @@ def inspect(
 
         print_semantic_report(report, console, err_console)
     else:
-        from edgetl.cli.data_dense import print_dense_inspect
-
         print_dense_inspect(report)
     if json_out is not None:
         atomic_write_json(json_out, report)

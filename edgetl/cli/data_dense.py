@@ -1,7 +1,7 @@
 """Terminal rendering of the detection/instance inspection report (`edgetl data inspect --task`).
 
 Kept apart from `data_cmd.py` so the classification rendering there stays as it was; the
-shared pieces (paths relative to the data root, duplicate tables) come from there.
+shared pieces (paths relative to the data root, duplicate tables) come from `data_tables.py`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import os
 from rich.table import Table
 
 from edgetl.cli.common import console, err_console
-from edgetl.cli.data_cmd import _cluster_table, _path_table, _print_sizes, _root_of
+from edgetl.cli.data_tables import cluster_table, path_table, print_sizes, root_of
 
 
 def _class_table(report: dict) -> Table:
@@ -53,7 +53,7 @@ def print_dense_inspect(report: dict) -> None:
     for key in ("exact_duplicates", "near_duplicates"):
         paths += [p for entry in report[key] for p in entry["paths"]]
     origin = report["origin"].split(":", 1)[-1]
-    root = origin if os.path.isdir(origin) else os.path.dirname(origin) or _root_of(paths)
+    root = origin if os.path.isdir(origin) else os.path.dirname(origin) or root_of(paths)
     console.print(f"[bold]{report['name']}[/]: {report['description']}", soft_wrap=True)
     n = len(report["classes"])
     console.print(f"{report['n_images']} readable images, {report['n_objects']} {what}, "
@@ -77,7 +77,7 @@ def print_dense_inspect(report: dict) -> None:
         console.print(f"box width {box['width']['min']:g}-{box['width']['max']:g} (median "
                       f"{box['width']['median']:g}), height {box['height']['min']:g}-"
                       f"{box['height']['max']:g} (median {box['height']['median']:g}) px")
-    _print_sizes(report["sizes"])
+    print_sizes(report["sizes"])
     console.print("modes: " + ", ".join(f"{m} {n}" for m, n in report["modes"].items()))
     for title, key in (("Invalid boxes (clipped or dropped)", "invalid_boxes"),
                        ("Degenerate polygons (clipped or dropped)", "degenerate_polygons"),
@@ -91,16 +91,16 @@ def print_dense_inspect(report: dict) -> None:
                      "mask_size_mismatches", "mask_overlaps") for e in report.get(k) or []}
             entries = [e for e in entries if (e["path"], e["reason"]) not in shown]
         if entries:
-            console.print(_path_table(title, entries, root, more=True))
+            console.print(path_table(title, entries, root, more=True))
     console.print(f"exact duplicate groups: {len(report['exact_duplicates'])}; near-duplicate "
                   f"clusters: {len(report['near_duplicates'])} (phash distance <= "
                   f"{report['near_dup_threshold']})")
     if report["exact_duplicates"]:
-        console.print(_cluster_table("Exact duplicates", report["exact_duplicates"], root, False))
+        console.print(cluster_table("Exact duplicates", report["exact_duplicates"], root, False))
     if report["near_duplicates"]:
-        console.print(_cluster_table("Near-duplicates", report["near_duplicates"], root, True))
+        console.print(cluster_table("Near-duplicates", report["near_duplicates"], root, True))
     if report["cross_split_duplicates"]:
-        console.print(_cluster_table("Across splits", report["cross_split_duplicates"], root,
+        console.print(cluster_table("Across splits", report["cross_split_duplicates"], root,
                                      True))
     for note in report["notes"]:
         console.print(f"- {note}", soft_wrap=True, highlight=False)

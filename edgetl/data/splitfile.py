@@ -12,49 +12,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgetl.data.detection import splitfile as detection_split
 from edgetl.data.samples import DataSet
-from edgetl.errors import UsageError
+from edgetl.data.semantic import splitfile as semantic_split
+from edgetl.data.sources import load_data
+from edgetl.data.splitnames import SPLIT_FILE_NAMES, split_file_name, split_file_names
 from edgetl.spec import TaskRecord
 
-SPLIT_FILE_NAMES: dict[str, str] = {
-    "classification": "split.csv",
-    "detection": "split.csv",
-    "semantic": "split.csv",
-    "instance": "split.json",
-}
-
-# Files a split file's writer puts beside it: the semantic pixel-map sidecar, the box CSV's
-# class order.
-SPLIT_SIDECAR_NAMES: tuple[str, ...] = ("split.csv.json", "split.classes.txt")
-
-
-def split_file_names() -> set[str]:
-    """Every name a run's split may take on disk, over all tasks (sidecars included)."""
-    return {*SPLIT_FILE_NAMES.values(), *SPLIT_SIDECAR_NAMES}
-
-
-def split_file_name(task: str) -> str:
-    """The file name a run folder uses for the split of `task`."""
-    if task not in SPLIT_FILE_NAMES:
-        raise UsageError(f"no split file format for task {task!r} in this version")
-    return SPLIT_FILE_NAMES[task]
+__all__ = ["SPLIT_FILE_NAMES", "read_split", "split_file_name", "split_file_names", "write_split"]
 
 
 def write_split(data: DataSet, path: str | Path) -> Path:
     """Write `data` (with its splits) where a run keeps it (atomically)."""
     if data.task == "semantic":
-        from edgetl.data.semantic import write_split_file
-
-        return write_split_file(data, path)  # type: ignore[arg-type]
-    from edgetl.data.detection.splitfile import write_split_file
-
-    return write_split_file(data, path)
+        return semantic_split.write_split_file(data, path)  # type: ignore[arg-type]
+    return detection_split.write_split_file(data, path)
 
 
 def read_split(path: str | Path, record: TaskRecord) -> DataSet:
     """The run's data as it was split; classes in the task record's order."""
-    from edgetl.data.sources import load_data
-
     task = None if record.task == "classification" else record.task
     data = load_data(str(path), check_images=False, task=task)
     return data.replace(classes=list(record.names))

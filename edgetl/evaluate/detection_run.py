@@ -26,6 +26,7 @@ def torch_detections(model: Any, spec: Any, samples: list[Sample], device: str =
                      task: str = "detection") -> tuple[dict[str, np.ndarray], list[Geometry]]:
     """The detector's (or instance model's) deployable outputs for files, through the
     training evaluation path."""
+    # not at the top: importing this module loads no torch
     import torch
 
     from edgetl.artifact.postprocess import concat_outputs

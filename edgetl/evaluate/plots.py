@@ -10,6 +10,7 @@ from edgetl.io import atomic_write_with
 
 
 def _pyplot():
+    # not at the top: matplotlib loads only when a figure is drawn
     import matplotlib
 
     matplotlib.use("Agg")

@@ -23,6 +23,7 @@ WORST_IMAGES = 6  # images shown in the report's worst-images figure
 def torch_masks(model: Any, spec: Any, samples: list[Sample], device: str = "cpu"
                 ) -> tuple[dict[str, np.ndarray], list[Geometry]]:
     """The segmenter's deployable `mask` output for files, through the training eval path."""
+    # not at the top: importing this module loads no torch
     import torch
 
     from edgetl.artifact.postprocess import concat_outputs

@@ -26,6 +26,7 @@ METHODS = ("minmax", "entropy", "percentile")
 
 
 def _reader(batches: list[Any]) -> Any:
+    # not at the top: onnxruntime loads only when used (fast --help)
     from onnxruntime.quantization import CalibrationDataReader
 
     class Reader(CalibrationDataReader):
@@ -44,6 +45,7 @@ def _reader(batches: list[Any]) -> Any:
 
 def has_calibration_cache() -> bool:
     """Whether this onnxruntime's `quantize_static` can reuse computed ranges."""
+    # not at the top: onnxruntime loads only when used (fast --help)
     from onnxruntime.quantization import quantize_static
 
     return "calibration_cache_path" in inspect.signature(quantize_static).parameters
@@ -54,6 +56,7 @@ def quantise(fp32_path: Path, out_path: Path, batches: list[Any], method: str,
     """Static QDQ quantisation of `fp32_path` (already through quant_pre_process) into
     `out_path` (onnxruntime.quantization); nodes in `exclude` stay float32. `cache`: the
     calibration cache file (written by the first call, read by the next)."""
+    # not at the top: onnxruntime loads only when used (fast --help)
     from onnxruntime.quantization import (
         CalibrationMethod,
         QuantFormat,

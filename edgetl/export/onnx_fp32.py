@@ -28,6 +28,7 @@ _ELEM_NAMES = {1: "float32", 2: "uint8", 3: "int8", 10: "float16", 7: "int64"}
 def prepare_module(ctx: ExportContext, half: bool = False) -> tuple[Any, Any, dict[str, Any]]:
     """The torch module to trace (the task's deployable outputs), an example input, and what
     was changed on the way. `details['outputs']` names the graph's outputs in order."""
+    # not at the top: importing this module loads no torch
     import torch
     from torch import nn
 
@@ -66,6 +67,7 @@ def prepare_module(ctx: ExportContext, half: bool = False) -> tuple[Any, Any, di
 def trace_to_onnx(module: Any, example: Any, opset: int,
                   output_names: tuple[str, ...] | list[str] = (OUTPUT_NAME,)) -> Any:
     """Trace `module` to an `onnx.ModelProto` with a dynamic batch and folded constant pads."""
+    # not at the top: onnx loads only when used (fast --help)
     import onnx
     import torch
 
@@ -106,6 +108,7 @@ def finalize_onnx(ctx: ExportContext, model: Any, details: dict[str, Any],
                   compute_dtype: str) -> ExportResult:
     """Embed metadata (with `details["extra_metadata"]`: a format's own string keys), check,
     prove onnxruntime loads it, write atomically, write the manifest."""
+    # not at the top: onnx loads only when used (fast --help)
     import onnx
 
     io_info = describe_io(model)

@@ -93,6 +93,7 @@ def _scope(node_name: str) -> str:
 
 def quantisation_evidence(model: Any) -> dict[str, int]:
     """Counts that show a graph is quantised (QDQ nodes, integer weights)."""
+    # not at the top: onnx loads only when used (fast --help)
     import onnx
 
     ops = [n.op_type for n in model.graph.node]
@@ -108,6 +109,7 @@ def quantisation_evidence(model: Any) -> dict[str, int]:
 
 
 def _pre_process(src: Path, dst: Path) -> None:
+    # not at the top: onnxruntime loads only when used (fast --help)
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     quant_pre_process(str(src), str(dst))
@@ -458,6 +460,7 @@ def _sensitivity(ctx: ExportContext, quantiser: Quantiser, fp32_path: Path, grap
 
 
 def export(ctx: ExportContext) -> ExportResult:
+    # not at the top: onnx loads only when used (fast --help)
     import onnx
 
     options = ctx.options

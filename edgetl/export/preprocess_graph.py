@@ -23,6 +23,7 @@ def embedded_spec(spec: PreprocessSpec) -> PreprocessSpec:
 
 def wrap_with_preprocessing(model: Any, spec: PreprocessSpec) -> Any:
     """A torch module: uint8 [N, H, W, 3] -> model(normalised float32 in the spec's layout)."""
+    # not at the top: importing this module loads no torch
     import torch
     from torch import nn
 
@@ -56,6 +57,7 @@ def wrap_with_preprocessing(model: Any, spec: PreprocessSpec) -> Any:
 
 def example_input(spec: PreprocessSpec, batch: int = 2, embedded: bool = False) -> Any:
     """A real-shaped example tensor for tracing (values do not matter for the graph)."""
+    # not at the top: importing this module loads no torch
     import torch
 
     height, width = spec.input_size

@@ -17,6 +17,7 @@ from typing import Any
 
 def make_same_padding_static(model: Any, example: Any) -> int:
     """Replace timm `Conv2dSame` layers in `model` (in place) by constant-padded ones."""
+    # not at the top: importing this module loads no torch
     import torch
     import torch.nn.functional as F
     from torch import nn
@@ -76,6 +77,7 @@ def make_same_padding_static(model: Any, example: Any) -> int:
 
 
 def _constant_ints(graph: Any, name: str) -> list[int] | None:
+    # not at the top: onnx loads only when used (fast --help)
     from onnx import numpy_helper
 
     for init in graph.initializer:
@@ -91,6 +93,7 @@ def _constant_ints(graph: Any, name: str) -> list[int] | None:
 
 def fold_pads_into_convs(model: Any) -> int:
     """Merge zero `Pad -> Conv` pairs of an `onnx.ModelProto` into Conv `pads` (in place)."""
+    # not at the top: onnx loads only when used (fast --help)
     import onnx
 
     graph = model.graph

@@ -39,6 +39,7 @@ CALIBRATION_BATCH = 8
 
 
 def _require_cuda() -> Any:
+    # not at the top: importing this module loads no torch
     import torch
 
     if not torch.cuda.is_available():

@@ -34,6 +34,7 @@ class HeadConfig:
 
 def make_head(in_features: int, num_classes: int, head: HeadConfig) -> Any:
     """`Sequential` with named layers: [hidden, act,] drop, fc."""
+    # not at the top: importing this module loads no torch
     from torch import nn
 
     layers: OrderedDict[str, nn.Module] = OrderedDict()
@@ -54,6 +55,7 @@ def head_parameter_prefix(model: Any) -> str:
 
 def attach_head(model: Any, num_classes: int, head: HeadConfig) -> Any:
     """Replace the model's classifier with a new head sized to `num_classes` (in place)."""
+    # not at the top: importing this module loads no torch
     from torch import nn
 
     if num_classes < 1:
@@ -90,6 +92,7 @@ def build_classifier_skeleton(arch: str, num_classes: int, head: HeadConfig) -> 
 
     For loading a fine-tuned checkpoint, whose own file supplies every parameter.
     """
+    # not at the top: importing this module loads no torch
     import timm
 
     registry.timm_pretrained_cfg(arch)  # a clear error for unknown names

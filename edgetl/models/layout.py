@@ -28,6 +28,7 @@ def timm_blocks(body: Any, names: list[str], prefix: str = "") -> list[list[str]
     """`names` (parameters of `body`, each starting with `prefix`) grouped into timm's coarse
     blocks, in forward order. Works for `features_only` bodies too, whose parameter names are
     the full model's: the full architecture's group matcher is applied to them."""
+    # not at the top: importing this module loads no torch
     from timm.models._manipulate import group_with_matcher
 
     matcher = _group_matcher(body)
@@ -46,6 +47,7 @@ def timm_blocks(body: Any, names: list[str], prefix: str = "") -> list[list[str]
 def _group_matcher(body: Any) -> dict:
     if hasattr(body, "group_matcher"):
         return body.group_matcher(coarse=True)
+    # not at the top: importing this module loads no torch
     import timm
     import torch
 

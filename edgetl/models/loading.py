@@ -36,6 +36,7 @@ def build_skeleton(info: CheckpointInfo) -> Any:
 
 def load_model(path: str | Path, which: str = "best") -> tuple[Any, CheckpointInfo]:
     """Rebuild the model of a run's (or checkpoint folder's) weights, strictly, eval mode, CPU."""
+    # not at the top: importing this module loads no torch
     from safetensors.torch import load_file
 
     info = read_checkpoint_info(path, which)

@@ -103,6 +103,7 @@ PACKAGED: dict[str, PackagedBackbone] = {
 # --------------------------------------------------------------------------- timm's configs
 def timm_pretrained_cfg(arch: str) -> dict[str, Any]:
     """timm's pretrained_cfg of the arch's default (or named `arch.tag`) weights, as a dict."""
+    # not at the top: importing this module loads no torch
     import timm
     from timm.models import get_pretrained_cfg
 
@@ -221,6 +222,7 @@ def weights_unavailable(arch: str, weights: str | None = None) -> str | None:
 
 # --------------------------------------------------------------------------- building
 def _new_model(arch: str) -> Any:
+    # not at the top: importing this module loads no torch
     import timm
 
     timm_pretrained_cfg(arch)  # raises a clear error for unknown names
@@ -295,6 +297,7 @@ def create_backbone(arch: str, weights: str | None = None) -> tuple[Any, Preproc
 
 
 def _from_timm_cache(arch: str) -> Any:
+    # not at the top: importing this module loads no torch
     import timm
 
     cfg = timm_pretrained_cfg(arch)
@@ -321,6 +324,7 @@ def _from_timm_cache(arch: str) -> Any:
 # --------------------------------------------------------------------------- listing
 def count_params(arch: str) -> int:
     """Parameters of the ImageNet model, built on the meta device (no memory, no init cost)."""
+    # not at the top: importing this module loads no torch
     import timm
     import torch
 

@@ -122,6 +122,7 @@ def read_state_dict(path: str | Path) -> dict[str, Any]:
 
 
 def _unwrap(data: Any, file: Path) -> dict[str, Any]:
+    # not at the top: importing this module loads no torch
     import torch
 
     if isinstance(data, Mapping):

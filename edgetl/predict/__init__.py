@@ -29,15 +29,16 @@ from edgetl.artifact.manifest import (
     read_manifest,
     spec_tampering,
 )
-from edgetl.artifact.postprocess import concat_outputs
-from edgetl.artifact.reference import preprocess_with_geometry
 from edgetl.decision import ARGMAX_RULE, OperatingPoint
 from edgetl.errors import ArtifactError, UsageError
-from edgetl.geometry import Geometry
+from edgetl.predict.detect import detect_images
+from edgetl.predict.files import DEFAULT_BATCH, run_files
+from edgetl.predict.instances import segment_instances
+from edgetl.predict.segment import segment_images
 from edgetl.runtime import Runner, open_runner
 from edgetl.spec import unfingerprinted_labels
 
-DEFAULT_BATCH = 16
+__all__ = ["DEFAULT_BATCH", "open_artifact", "predict_images", "run_files"]
 
 
 @dataclass(frozen=True)
@@ -129,20 +130,6 @@ def refuse_edited(info: ArtifactInfo, force: bool = False) -> None:
         warnings.warn(old, stacklevel=2)
 
 
-def run_files(runner: Runner, info: ArtifactInfo, paths: Sequence[str | Path],
-              batch: int = DEFAULT_BATCH) -> tuple[dict[str, np.ndarray], list[Geometry]]:
-    """The artifact's named outputs for image files (through the deployment reference
-    transform), and each image's geometry (to map outputs back to the file's pixels)."""
-    if batch < 1:
-        raise UsageError("batch size must be at least 1")
-    parts, geometries = [], []
-    for start in range(0, len(paths), batch):
-        inputs, geos = preprocess_with_geometry(list(paths[start:start + batch]), info.spec)
-        parts.append(runner.run(inputs))
-        geometries += geos
-    return concat_outputs(parts), geometries
-
-
 def class_logits(outputs: dict[str, np.ndarray], num_classes: int) -> np.ndarray:
     """A classifier's logits [N, C] (an empty [0, C] array for no images)."""
     return outputs.get(OUTPUT_NAME, np.zeros((0, num_classes), dtype=np.float32)
@@ -162,22 +149,16 @@ def predict_images(artifact: str | Path, images: Sequence[str | Path], top_k: in
         raise UsageError(f"--top-k must be at least 1, got {top_k}")
     runner, info = open_artifact(artifact, backend, threads, force=force)
     if info.task_record.task == "detection":
-        from edgetl.predict.detect import detect_images
-
         try:
             return detect_images(runner, info, images, batch, min_score)
         finally:
             runner.close()
     if info.task_record.task == "instance":
-        from edgetl.predict.instances import segment_instances
-
         try:
             return segment_instances(runner, info, images, batch, min_score)
         finally:
             runner.close()
     if info.task_record.task == "semantic":
-        from edgetl.predict.segment import segment_images
-
         try:
             return segment_images(runner, info, images, batch, tile, overlap)
         finally:

@@ -13,7 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from edgetl.artifact.manifest import ArtifactInfo
+from edgetl.artifact.orientation import upright
 from edgetl.artifact.postprocess import Detections, detections_from_outputs
+from edgetl.errors import UsageError
+from edgetl.io import atomic_write_with
+from edgetl.predict.files import run_files
 from edgetl.runtime import Runner
 
 PALETTE = ((230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180),
@@ -36,9 +40,6 @@ class ImageDetections:
 def detect_images(runner: Runner, info: ArtifactInfo, images: Sequence[str | Path], batch: int,
                   min_score: float) -> list[ImageDetections]:
     """Run the artifact on image files and read its detections."""
-    from edgetl.errors import UsageError
-    from edgetl.predict import run_files
-
     if not 0.0 <= min_score <= 1.0:
         raise UsageError(f"--min-score must be in [0, 1], got {min_score}")
     if info.postprocess.get("raw"):
@@ -60,9 +61,6 @@ def _rows(found: Detections, names: tuple[str, ...]) -> list[dict[str, Any]]:
 def draw_detections(result: ImageDetections, out_dir: Path) -> Path:
     """The image with its boxes and labels drawn, written to OUT_DIR/<stem>.png (atomic)."""
     from PIL import Image, ImageDraw
-
-    from edgetl.artifact.orientation import upright
-    from edgetl.io import atomic_write_with
 
     with Image.open(result.image) as img:
         canvas = upright(img).convert("RGB")

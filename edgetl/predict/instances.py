@@ -18,8 +18,12 @@ from typing import Any
 import numpy as np
 
 from edgetl.artifact.manifest import ArtifactInfo
+from edgetl.artifact.orientation import upright
 from edgetl.artifact.postprocess import instances_from_outputs
+from edgetl.errors import UsageError
+from edgetl.io import atomic_write_with
 from edgetl.predict.detect import PALETTE
+from edgetl.predict.files import run_files
 from edgetl.runtime import Runner
 
 
@@ -40,9 +44,6 @@ class ImageInstances:
 def segment_instances(runner: Runner, info: ArtifactInfo, images: Sequence[str | Path],
                       batch: int, min_score: float) -> list[ImageInstances]:
     """Run the artifact on image files and read its instances."""
-    from edgetl.errors import UsageError
-    from edgetl.predict import run_files
-
     if not 0.0 <= min_score <= 1.0:
         raise UsageError(f"--min-score must be in [0, 1], got {min_score}")
     outputs, geometries = run_files(runner, info, images, batch)
@@ -63,8 +64,6 @@ def write_id_mask(result: ImageInstances, out_dir: Path) -> Path:
     """OUT_DIR/<stem>.png: the id map (8-bit while ids fit, else 16-bit), atomic."""
     from PIL import Image
 
-    from edgetl.io import atomic_write_with
-
     ids = result.ids
     picture = Image.fromarray(ids.astype(np.uint8), mode="L") if ids.max() < 256 else \
         Image.fromarray(ids.astype(np.uint16))
@@ -79,8 +78,6 @@ def draw_instances(result: ImageInstances, out_dir: Path, alpha: float = 0.5) ->
     written to OUT_DIR/<stem>.png (atomic)."""
     from PIL import Image, ImageDraw
 
-    from edgetl.artifact.orientation import upright
-    from edgetl.io import atomic_write_with
     with Image.open(result.image) as img:
         photo = np.asarray(upright(img).convert("RGB")).astype(np.float64)
     colours = np.array([PALETTE[k % len(PALETTE)] for k in range(len(result.detections) + 1)],

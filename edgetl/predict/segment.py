@@ -17,6 +17,13 @@ from typing import Any
 import numpy as np
 
 from edgetl.artifact.manifest import ArtifactInfo
+from edgetl.artifact.orientation import upright
+from edgetl.artifact.postprocess import masks_from_outputs
+from edgetl.artifact.reference import apply_geometry, decode_image, normalize, to_hwc3
+from edgetl.errors import UsageError
+from edgetl.io import atomic_write_with
+from edgetl.predict.detect import PALETTE
+from edgetl.predict.files import run_files
 from edgetl.runtime import Runner
 
 DEFAULT_OVERLAP = 32
@@ -49,10 +56,6 @@ def segment_images(runner: Runner, info: ArtifactInfo, images: Sequence[str | Pa
                    batch: int, tile: bool = False, overlap: int = DEFAULT_OVERLAP
                    ) -> list[ImageMask]:
     """Class maps of image files at their own size (tiled when `tile` and larger)."""
-    from edgetl.artifact.postprocess import masks_from_outputs
-    from edgetl.errors import UsageError
-    from edgetl.predict import run_files
-
     if info.postprocess.get("raw"):
         raise UsageError(f"{info.path.name} holds the raw logits (exported with --raw)",
                          "predict needs an artifact with the mask output; export it without "
@@ -77,8 +80,6 @@ def tile_starts(length: int, window: int, overlap: int) -> list[int]:
 
 
 def _tiled(runner: Runner, info: ArtifactInfo, path: str, overlap: int) -> ImageMask:
-    from edgetl.artifact.reference import apply_geometry, decode_image, normalize, to_hwc3
-
     spec = info.spec
     image = decode_image(path, spec.color_mode, spec.high_bit_depth)
     height, width = image.height, image.width
@@ -113,8 +114,6 @@ def palette_of(info: ArtifactInfo) -> list[tuple[int, int, int]]:
 
 def class_palette(record: Any) -> list[tuple[int, int, int]]:
     """The classes' colours: the data set's palette when it had one, else a fixed set."""
-    from edgetl.predict.detect import PALETTE
-
     if record.palette:
         return [tuple(c) for c in record.palette]
     return [PALETTE[i % len(PALETTE)] for i in range(record.num_classes)]
@@ -123,8 +122,6 @@ def class_palette(record: Any) -> list[tuple[int, int, int]]:
 def write_mask(result: ImageMask, folder: Path, palette: list[tuple[int, int, int]]) -> Path:
     """FOLDER/<stem>.png: class indices as a palette PNG (values are the class indices)."""
     from PIL import Image
-
-    from edgetl.io import atomic_write_with
 
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{Path(result.image).stem}.png"
@@ -141,10 +138,7 @@ def write_overlay(result: ImageMask, folder: Path, palette: list[tuple[int, int,
     """FOLDER/<stem>.png: the image with its class colours blended in."""
     from PIL import Image
 
-    from edgetl.io import atomic_write_with
-
     folder.mkdir(parents=True, exist_ok=True)
-    from edgetl.artifact.orientation import upright
     with Image.open(result.image) as img:
         base = np.asarray(upright(img).convert("RGB"), dtype=np.float32)
     colours = np.asarray(palette, dtype=np.float32)[result.mask.astype(np.int64)]

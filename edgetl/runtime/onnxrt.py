@@ -29,6 +29,7 @@ _OPT_LEVELS = ("disable", "basic", "extended", "all")
 
 
 def available_providers() -> list[str]:
+    # not at the top: onnxruntime loads only when used (fast --help)
     import onnxruntime as ort
 
     return list(ort.get_available_providers())
@@ -36,6 +37,7 @@ def available_providers() -> list[str]:
 
 def _session_options(threads: int | None, optimization: str,
                      inter_op_threads: int | None = None) -> Any:
+    # not at the top: onnxruntime loads only when used (fast --help)
     import onnxruntime as ort
 
     if optimization not in _OPT_LEVELS:
@@ -61,6 +63,7 @@ def _session_options(threads: int | None, optimization: str,
 
 def require_provider(provider: str, backend: str) -> None:
     """Exit 3 before any work when onnxruntime lacks `provider`."""
+    # not at the top: onnxruntime loads only when used (fast --help)
     import onnxruntime as ort
 
     available = ort.get_available_providers()
@@ -87,6 +90,7 @@ def require_tensorrt_provider() -> None:
 def cuda_providers(device_id: int = 0) -> list[Any]:
     """The providers of an `ort-cuda` session; exit 3 when onnxruntime has no CUDA provider.
     CUDA/cuDNN from the nvidia-* wheels are preloaded where installed."""
+    # not at the top: onnxruntime loads only when used (fast --help)
     import onnxruntime as ort
 
     if "CUDAExecutionProvider" not in ort.get_available_providers():
@@ -115,6 +119,7 @@ def open_session(
     options: errors-only logging, the graph optimisation level by name (ONNX Runtime's default,
     "all", unless asked), and with `threads` that many intra-op threads and one inter-op thread.
     onnxruntime's own errors pass through untyped; callers word them."""
+    # not at the top: onnxruntime loads only when used (fast --help)
     import onnxruntime as ort
 
     options = _session_options(threads, optimization, inter_op_threads)

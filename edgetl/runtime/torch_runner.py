@@ -24,6 +24,7 @@ class TorchRunner(Runner):
 
     def __init__(self, model: Any, device: str = "cpu",
                  output_names: tuple[str, ...] = ("logits",)) -> None:
+        # not at the top: importing this module loads no torch
         import torch
 
         if device.startswith("cuda") and not torch.cuda.is_available():
@@ -44,6 +45,7 @@ class TorchRunner(Runner):
         return cls(module, device, output_names=names)
 
     def run(self, batch: Any) -> dict[str, np.ndarray]:
+        # not at the top: importing this module loads no torch
         import torch
 
         if not isinstance(batch, torch.Tensor):

@@ -19,6 +19,7 @@ from edgetl.spec import PreprocessSpec, TaskRecord
 def untrained_checkpoint(recipe: Recipe, record: TaskRecord, folder: Path,
                          data: dict[str, Any]) -> PreprocessSpec:
     """Write `folder/best/` for the recipe's backbone with a new, untrained head; its spec."""
+    # not at the top: importing this module loads no torch
     import torch
 
     from edgetl.checkpoint import save_checkpoint

@@ -65,6 +65,7 @@ def background_head(model: Any) -> int:
     head quiet the probe times the network, decoding and an empty NMS: a lower bound of the
     trained artifact's latency (so a candidate over budget here is over budget trained), and
     the pick's trained artifact is timed on real images before it is named (`deploy.py`)."""
+    # not at the top: importing this module loads no torch
     import torch
 
     changed = 0
@@ -79,6 +80,7 @@ def background_head(model: Any) -> int:
 def untrained_checkpoint(recipe: Recipe, record: TaskRecord, folder: Path,
                          data: dict[str, Any]) -> PreprocessSpec:
     """Write `folder/best/` for the recipe's backbone with a new, untrained neck and head."""
+    # not at the top: importing this module loads no torch
     import torch
 
     from edgetl.checkpoint import save_checkpoint

@@ -71,6 +71,7 @@ def render_table(record: dict[str, Any], console: Any) -> None:
 def plot_scatter(record: dict[str, Any], out_png: Path) -> Path:
     """Validation score (with its interval) against deployed latency: the budget line, the
     Pareto front, the pick; over-budget candidates as crosses along the bottom."""
+    # not at the top: matplotlib loads only when a figure is drawn
     import matplotlib
 
     matplotlib.use("Agg")

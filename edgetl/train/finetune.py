@@ -7,20 +7,17 @@ resumed run never trains what the recipe froze (the failure Lightning #21901 des
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+
 from edgetl.recipe import Recipe
+from edgetl.train.result import RunResult
+from edgetl.train.resume import discard_failed_start, discard_partial_report
+from edgetl.train.trainer import trainer_for
 
-
-@dataclass
-class RunResult:
-    run_dir: Path
-    test_report: dict[str, Any]
-    best_epoch: int | None
-    best_value: float | None
-    train_seconds: float
+__all__ = ["RunResult", "run_finetune"]
 
 
 def run_finetune(
@@ -32,11 +29,6 @@ def run_finetune(
     console: Any = None,
 ) -> RunResult:
     """Train the recipe's phases into `out`; returns the test report of the best checkpoint."""
-    from rich.console import Console
-
-    from edgetl.train.resume import discard_failed_start, discard_partial_report
-    from edgetl.train.trainer import trainer_for
-
     if resume and (finished := finished_run(Path(out))) is not None:
         return finished
     try:

@@ -219,6 +219,7 @@ RESUME_HINT = "the run cannot continue from it: start a new run with another --o
 def load_last(folder: Path) -> tuple[Any, dict[str, Any] | None]:
     """`last/`'s training state and optimizer state, after checking its weights' sha256: a
     damaged file is one line (exit 2), never a traceback or a silent fresh optimizer."""
+    # not at the top: importing this module loads no torch
     import torch
 
     from edgetl.checkpoint import check_weights, read_checkpoint_info
@@ -236,6 +237,7 @@ def load_last(folder: Path) -> tuple[Any, dict[str, Any] | None]:
 
 def load_torch_state(path: Path) -> Any:
     """A torch state file of `last/` (the weight average), decode failures as one line."""
+    # not at the top: importing this module loads no torch
     import torch
 
     from edgetl.train.integrity import load_state_file

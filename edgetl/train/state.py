@@ -85,6 +85,7 @@ def replace_folder(folder: Path, write: Callable[[Path], None]) -> None:
 
 
 def save_train_state(folder: Path, state: TrainState, optimizer_state: dict[str, Any]) -> None:
+    # not at the top: importing this module loads no torch
     import torch
 
     atomic_write_with(folder / OPTIMIZER_FILE, lambda tmp: torch.save(optimizer_state, tmp))
@@ -92,6 +93,7 @@ def save_train_state(folder: Path, state: TrainState, optimizer_state: dict[str,
 
 
 def load_train_state(folder: Path) -> tuple[TrainState, dict[str, Any] | None]:
+    # not at the top: importing this module loads no torch
     import torch
 
     state = TrainState.from_dict(json.loads((folder / STATE_JSON).read_text()))

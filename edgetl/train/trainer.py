@@ -29,7 +29,8 @@ from edgetl.data.samples import DataSet
 from edgetl.devices import resolve_device, use_channels_last
 from edgetl.errors import DataError, RecipeError
 from edgetl.evaluate.plots import plot_curves
-from edgetl.io import append_line, atomic_write_json, json_text
+from edgetl.evaluate.report import evaluate_checkpoint
+from edgetl.io import append_line, atomic_write_json, atomic_write_with, json_text
 from edgetl.recipe import PhaseConfig, Recipe
 from edgetl.runfolder import BEST, FAILED_FILE, LAST, RunFolder
 from edgetl.spec import PreprocessSpec
@@ -37,10 +38,16 @@ from edgetl.train.distributed import init_from_env, shutdown, wrap
 from edgetl.train.divergence import divergence_reason, failure_record, reference_loss
 from edgetl.train.ema import WeightAverage
 from edgetl.train.feasible import check_recipe, check_splits
-from edgetl.train.finetune import RunResult
-from edgetl.train.groups import apply_freeze, block_layout, param_groups, set_train_mode
+from edgetl.train.groups import (
+    apply_freeze,
+    block_layout,
+    param_groups,
+    set_train_mode,
+    trainable_blocks,
+)
 from edgetl.train.loop import Runtime
 from edgetl.train.progress import progress_bar
+from edgetl.train.result import RunResult
 from edgetl.train.resume import load_last, load_torch_state, open_run_folder
 from edgetl.train.rundata import SplitData, split_once
 from edgetl.train.schedule import lr_factor, set_lr
@@ -311,8 +318,6 @@ class PhasedTrainer:
 
     def freeze(self, phase: PhaseConfig) -> list[int]:
         """Apply the phase's freezing; the trainable body blocks."""
-        from edgetl.train.groups import trainable_blocks
-
         apply_freeze(self.model, self.layout, phase)
         return trainable_blocks(self.layout, phase)
 
@@ -394,8 +399,6 @@ class PhasedTrainer:
             weights = {k: v.detach().cpu().contiguous().clone()  # (channels_last: safetensors)
                        for k, v in self.model.state_dict().items()}
             if self.dist.is_main:
-                from edgetl.io import atomic_write_with
-
                 atomic_write_with(path, lambda tmp: save_file(weights, str(tmp)))
             return weights
         if not path.is_file():
@@ -593,8 +596,6 @@ class PhasedTrainer:
         return time.perf_counter() - fit_start
 
     def run(self) -> RunResult:
-        from edgetl.evaluate.report import evaluate_checkpoint
-
         fit_seconds = self.fit()
         if not self.dist.is_main:
             shutdown(self.dist)

@@ -157,6 +157,7 @@ def _run_both(art: Any, info: Any, runner: Any, samples: list[Any], batch: int,
     """The torch model through the training evaluation transform (torchvision), the artifact
     through the deployment reference with its own spec (what predict runs), and the artifact
     again on torchvision's tensors (conversion error alone)."""
+    # not at the top: importing this module loads no torch
     import numpy as np
     import torch
 

@@ -91,6 +91,7 @@ def check_detection_map(samples: list[Sample], record: TaskRecord, reference: li
 def check_coordinates(samples: list[Sample], spec: PreprocessSpec,
                       geometries: list[Geometry]) -> CheckResult:
     """Ground-truth boxes into the input and back: torch path against the numpy reference."""
+    # not at the top: importing this module loads no torch
     import torch
     from torchvision import tv_tensors
 

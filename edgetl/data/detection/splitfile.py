@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgetl.data.samples import DataSet
-from edgetl.data.splitfile import split_file_name
+from edgetl.data.splitnames import split_file_name
 from edgetl.errors import UsageError
 
 

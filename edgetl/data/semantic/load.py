@@ -27,14 +27,13 @@ import os
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
 
 from edgetl.artifact.orientation import upright_size
 from edgetl.data.checks import decode_error, default_workers, describe_error, quiet_pil
-from edgetl.data.samples import SPLITS, DataSet, DataWarning, Sample, stratum_key
+from edgetl.data.samples import SPLITS, DataWarning, Sample, stratum_key
 from edgetl.data.semantic.classmap import (
     CLASS_DICT_FILE,
     CLASSES_FILE,
@@ -44,6 +43,7 @@ from edgetl.data.semantic.classmap import (
     read_classes_txt,
 )
 from edgetl.data.semantic.coco import load_coco_masks
+from edgetl.data.semantic.dataset import Row, SemanticDataSet
 from edgetl.data.semantic.decode import RawMask, mask_stats, scan_masks, unpack
 from edgetl.data.semantic.layout import Pair, find_pairs
 from edgetl.data.semantic.problems import Problem, summary
@@ -54,6 +54,7 @@ from edgetl.data.semantic.record import (
     index_record,
     palette_record,
 )
+from edgetl.data.semantic.splitfile import read_split_file
 from edgetl.data.targets import MaskTarget
 from edgetl.errors import DataError
 
@@ -63,35 +64,6 @@ _MASK_ERROR_KINDS = {"unreadable": "unreadable_mask", "values_outside": "values_
                      "mode": "mode"}
 _WHAT = ("give a folder with images/ + masks/ (or labels/, annotations/), a COCO .json or a "
          "split .csv (path,mask[,group][,split])")
-
-
-@dataclass
-class SemanticDataSet(DataSet):
-    """A `DataSet` of semantic samples plus the record that decodes their masks.
-
-    `record` is what `read_mask` needs (and what a split file's sidecar and the task record
-    store); `problems` keeps the structured form of `skipped` for the inspector;
-    `rasterised_from` names the COCO JSON when the masks were painted from it.
-    """
-
-    task: str = "semantic"
-    record: MaskRecord | None = None
-    problems: list[Problem] = field(default_factory=list)
-    rasterised_from: str | None = None
-
-    def replace(self, **changes: object) -> SemanticDataSet:
-        changes.setdefault("problems", list(self.problems))
-        return super().replace(**changes)  # type: ignore[return-value]
-
-
-@dataclass(frozen=True)
-class Row:
-    """A pair waiting to be checked: image, mask, group and split."""
-
-    image: str
-    mask: str
-    group: str | None = None
-    split: str | None = None
 
 
 def parse_source(source: str) -> tuple[str, Path]:
@@ -159,8 +131,6 @@ def load_semantic(
                                notes)
         name, description = path.name, f"image and mask folders {path}"
     else:
-        from edgetl.data.semantic.splitfile import read_split_file
-
         split_file = read_split_file(path, cache_dir=cache_dir)
         rows, problems, notes = split_file.rows, list(split_file.problems), []
         coco = split_file.coco

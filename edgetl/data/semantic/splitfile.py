@@ -22,17 +22,16 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from edgetl.data.csvrows import csv_rows
 from edgetl.data.samples import SPLITS
+from edgetl.data.semantic.coco import load_coco_masks
+from edgetl.data.semantic.dataset import Row, SemanticDataSet
 from edgetl.data.semantic.problems import Problem
 from edgetl.data.semantic.record import MaskRecord
 from edgetl.errors import DataError
 from edgetl.io import atomic_write_json, atomic_write_text
-
-if TYPE_CHECKING:
-    from edgetl.data.semantic.load import Row, SemanticDataSet
 
 SPLIT_COLUMNS = ("path", "mask", "group", "split")
 SIDECAR_SCHEMA = "edgetl.semantic-split/1"
@@ -132,8 +131,6 @@ def _read_sidecar(csv_path: Path, text: str) -> dict[str, Any] | None:
 
 def read_split_file(path: str | Path, *, cache_dir: str | Path | None = None) -> SplitFile:
     """Rows (paths resolved), record and origin of a split file; files are not opened here."""
-    from edgetl.data.semantic.load import Row
-
     path = Path(os.path.abspath(os.path.expanduser(str(path))))
     text, _, rows = _read_csv(path)
     meta = _read_sidecar(path, text)
@@ -164,8 +161,6 @@ def read_split_file(path: str | Path, *, cache_dir: str | Path | None = None) ->
     if coco:
         out.coco = coco["json"]
         if any(not os.path.isfile(r.mask) for r in out.rows) and os.path.isfile(coco["json"]):
-            from edgetl.data.semantic.coco import load_coco_masks
-
             load_coco_masks(coco["json"], ignore_index=coco["ignore_index"],
                             cache_dir=cache_dir or coco.get("cache_root"))
     return out

@@ -1,0 +1,32 @@
+"""Image files through an artifact: the one batching loop every task's prediction shares (its own
+module so `edgetl.predict` and the per-task modules both use it without importing each other)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from edgetl.artifact.manifest import ArtifactInfo
+from edgetl.artifact.postprocess import concat_outputs
+from edgetl.artifact.reference import preprocess_with_geometry
+from edgetl.errors import UsageError
+from edgetl.geometry import Geometry
+from edgetl.runtime import Runner
+
+DEFAULT_BATCH = 16
+
+
+def run_files(runner: Runner, info: ArtifactInfo, paths: Sequence[str | Path],
+              batch: int = DEFAULT_BATCH) -> tuple[dict[str, np.ndarray], list[Geometry]]:
+    """The artifact's named outputs for image files (through the deployment reference
+    transform), and each image's geometry (to map outputs back to the file's pixels)."""
+    if batch < 1:
+        raise UsageError("batch size must be at least 1")
+    parts, geometries = [], []
+    for start in range(0, len(paths), batch):
+        inputs, geos = preprocess_with_geometry(list(paths[start:start + batch]), info.spec)
+        parts.append(runner.run(inputs))
+        geometries += geos
+    return concat_outputs(parts), geometries
