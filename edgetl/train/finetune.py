@@ -13,6 +13,7 @@ from typing import Any
 from rich.console import Console
 
 from edgetl.recipe import Recipe
+from edgetl.runfolder import SUMMARY_FILE, TEST_REPORT_FILE
 from edgetl.train.result import RunResult
 from edgetl.train.resume import discard_failed_start, discard_partial_report
 from edgetl.train.trainer import trainer_for
@@ -55,14 +56,14 @@ def finished_run(out: Path) -> RunResult | None:
             return {}
         return data if isinstance(data, dict) else {}
 
-    if not (out / "summary.json").is_file():
+    if not (out / SUMMARY_FILE).is_file():
         return None
-    summary = read("summary.json")
+    summary = read(SUMMARY_FILE)
     best = summary.get("best_epoch")
     warnings.warn(f"{out} is a finished run (summary.json, best epoch {best}): nothing to "
                   "resume, nothing was changed; to train again, start a new run with another "
                   "--out", stacklevel=2)
     metric = (summary.get("selection") or {}).get("metric")
-    return RunResult(out, read("test_metrics.json"), best,
+    return RunResult(out, read(TEST_REPORT_FILE), best,
                      summary.get(metric) if metric else None,
                      float(summary.get("train_seconds") or 0.0))

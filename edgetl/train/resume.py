@@ -23,7 +23,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from edgetl.checkpoint import OPTIMIZER_FILE
+from edgetl.checkpoint import OPTIMIZER_FILE, RECORD_FILE
 from edgetl.checkpoint import TRAIN_STATE_FILE as STATE_FILE
 from edgetl.errors import ArtifactError, RecipeError
 from edgetl.io import atomic_write_text, json_text, require_writable
@@ -152,7 +152,7 @@ def open_run_folder(out: Path, resume: bool, console: Any) -> bool:
 def _saved_line(folder: Path) -> dict[str, Any] | None:
     """The metrics line a checkpoint folder was saved with (its record keeps it)."""
     try:
-        record = json.loads((folder / "checkpoint.json").read_text())
+        record = json.loads((folder / RECORD_FILE).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
     line = record.get("metrics") if isinstance(record, dict) else None
@@ -164,7 +164,8 @@ def restore_saved_lines(out: Path, rows: list[dict[str, Any]]) -> None:
     lost (a torn or cut line): resuming continues after that epoch, so it would never be
     logged again. Epochs lost with no checkpoint that keeps them are named in a warning."""
     try:
-        finished = int(json.loads((out / "last" / STATE_FILE).read_text())["global_epoch"])
+        state = json.loads((RunFolder(out).last_path / STATE_FILE).read_text())
+        finished = int(state["global_epoch"])
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError,
             ValueError):
         return  # load_last reports a damaged state in its own words
