@@ -24,11 +24,24 @@ class _Strict(BaseModel):
 
 
 class DataConfig(_Strict):
-    source: str = "elpv"
-    val_fraction: float = Field(0.15, ge=0.0, lt=0.5)
-    test_fraction: float = Field(0.15, ge=0.0, lt=0.5)
-    near_duplicate_threshold: int = Field(6, ge=0, le=32)
-    cache_dir: str | None = None  # keep the decoded-image cache on disk here (reused across runs)
+    source: str | None = Field(None, description=(
+        "The images and labels: a folder, a manifest, an annotation file or a built-in name "
+        "(elpv, neon-trees); what each task reads: edgetl finetune --help. Required (here or "
+        "as --data)."))
+    val_fraction: float = Field(0.15, ge=0.0, lt=0.5, description=(
+        "Validation share of the images when the source gives no val split."))
+    test_fraction: float = Field(0.15, ge=0.0, lt=0.5, description=(
+        "Test share of the images when the source gives no test split."))
+    near_duplicate_threshold: int = Field(6, ge=-1, le=64, description=(
+        "Perceptual-hash (phash) Hamming distance, 0-64, at or below which two images are "
+        "near-duplicates kept in one split (-1: exact duplicates only); as data inspect/split "
+        "--near-dup-threshold."))
+    group_from_name: str | None = Field(None, description=(
+        "Regular expression searched in each file's base name; its first capture group (or "
+        "the whole match) is the image's group, and a group stays in one split "
+        "(--group-from-name)."))
+    cache_dir: str | None = Field(None, description=(
+        "Keep the decoded-image cache on disk here (reused across runs)."))
 
 
 class HeadSettings(_Strict):
@@ -406,6 +419,15 @@ def yaml_error_words(exc: yaml.YAMLError) -> str:
         text += f" ({context}" + (f" at line {where.line + 1}, column {where.column + 1}"
                                   if where is not None else "") + ")"
     return text
+
+
+def require_data_source(recipe: Recipe, origin: str | Path | None = None) -> str:
+    """The recipe's data source; none is a recipe error (exit 2), never a silent default."""
+    source = (recipe.data.source or "").strip()
+    if not source:
+        where = f"{origin} names" if origin is not None else "the recipe names"
+        raise RecipeError(f"{where} no data: give --data PATH or set data.source in the recipe")
+    return source
 
 
 def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> Recipe:

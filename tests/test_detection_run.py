@@ -103,7 +103,7 @@ def test_exports_pass_verify(det_run: Path, det_artifacts: dict[str, Path], fmt:
     # of the int8 drop is ~3.5 points wide, landing differently on different CPUs, far more
     # than int8's 1.5-point budget can resolve. The test checks the plumbing at 10 points;
     # the real budget is met on raccoon (benchmarks/results/raccoon-detect-lite0-cpu-*.md).
-    budget = ["--accuracy-budget", "10"] if fmt == "onnx-int8" else []
+    budget = ["--metric-drop-budget", "10"] if fmt == "onnx-int8" else []
     done = cli("verify", det_artifacts[fmt], "--against", det_run, "--json", tmp_path / "v.json",
                *budget)
     assert done.returncode == 0, done.stdout + done.stderr

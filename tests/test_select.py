@@ -33,7 +33,7 @@ from edgetl.select.rules import (  # noqa: E402
     pick,
 )
 
-FAST_BENCH = ("--bench-iters", "10", "--bench-warmup", "2")
+FAST_BENCH = ("--iters", "10", "--warmup", "2")
 
 
 # =========================================================================== rules by hand

@@ -94,7 +94,7 @@ def test_exports_pass_verify(seg_run: Path, fmt: str, tmp_path: Path) -> None:
     # lands within a fraction of a point of the 98% budget, on one CPU above, on another
     # below. The test checks the plumbing at 95%; the real budget is met on CamVid
     # (98.2%, benchmarks/results/camvid-semantic-lite0-cpu-*.md).
-    budget = ["--top1-budget", "0.95"] if fmt == "onnx-int8" else []
+    budget = ["--agreement-budget", "0.95"] if fmt == "onnx-int8" else []
     done = cli("verify", art, "--against", seg_run, "--json", tmp_path / "v.json", *budget)
     assert done.returncode == 0, done.stdout + done.stderr
     checks = {c["name"]: c for c in json.loads((tmp_path / "v.json").read_text())["checks"]}
