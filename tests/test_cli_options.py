@@ -113,3 +113,14 @@ def test_recipe_near_duplicate_threshold_has_the_cli_unit() -> None:
     for value in (-2, 65):
         with pytest.raises(RecipeError):
             load_recipe(None, [f"data.near_duplicate_threshold={value}"])
+
+
+def test_evaluate_json_dash_and_device_auto(fixture_run: Path) -> None:
+    """evaluate --json - (the default --device auto resolves to this machine's device)."""
+    import json
+
+    proc = edgetl("evaluate", fixture_run, "--json", "-")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["split"] == "test" and 0.0 <= report["accuracy"] <= 1.0
+    assert "accuracy" in proc.stderr  # the summary went to standard error
