@@ -58,3 +58,17 @@ def test_the_check_catches_a_single_task_help() -> None:
     assert named(old_evaluate, METRIC_WORDS) == {"classification"}
     assert named("mask mAP and box mAP", METRIC_WORDS) == {"detection", "instance"}
     assert named("mask mAP", METRIC_WORDS) == {"instance"}
+
+
+def test_version_is_the_package_version() -> None:
+    """`edgetl --version` and pyproject.toml say the same release (0.2.0: the four tasks)."""
+    import tomllib
+    from pathlib import Path
+
+    from reliability_common import edgetl
+
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml")
+                            .read_text())["project"]["version"]
+    proc = edgetl("--version")
+    assert proc.returncode == 0 and proc.stdout.strip() == f"edgetl {project}"
+    assert project == "0.2.0"

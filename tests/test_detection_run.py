@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -194,6 +195,16 @@ def test_predict_without_torch_matches_the_torch_model(det_run: Path,
         assert all(iou >= 0.98 for iou in ious)
         assert (tmp_path / "drawn" / f"{Path(pred['image']).stem}.png").is_file()
     assert matched_all == total
+    folder = tmp_path / "photos"  # a folder (recursive) predicts as its files do
+    for i, sample in enumerate(samples):
+        (folder / f"cam{i % 2}").mkdir(parents=True, exist_ok=True)
+        shutil.copy(sample.path, folder / f"cam{i % 2}" / Path(sample.path).name)
+    by_folder = cli("predict", det_artifacts["onnx"], folder, "--json", "-",
+                    env={"PYTHONPATH": str(blocker.parent)})
+    assert by_folder.returncode == 0, by_folder.stderr
+    rows = json.loads(by_folder.stdout)["predictions"]
+    assert {Path(p["image"]).name: p["detections"] for p in rows} == \
+        {Path(p["image"]).name: p["detections"] for p in predictions}
 
 
 def test_raw_export_and_bench(det_run: Path, det_artifacts: dict[str, Path],

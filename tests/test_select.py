@@ -164,7 +164,7 @@ def test_training_phases_and_candidate_recipe() -> None:
     from edgetl.select.candidates import Candidate
 
     root = Path(__file__).resolve().parents[1]
-    quick = load_recipe(root / "recipes" / "elpv-quickstart.yaml")
+    quick = load_recipe(root / "recipes" / "examples" / "elpv-quickstart.yaml")
     [phase_a] = training_phases(quick, "A")
     assert phase_a["name"] == "A" and phase_a["epochs"] == 12 and phase_a["augment"] is False
     assert phase_a["cache_frozen"] is True and phase_a["lr"] == quick.phases[0].lr

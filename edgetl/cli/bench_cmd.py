@@ -72,13 +72,14 @@ def register(app: typer.Typer) -> None:
         checkpoint: str = typer.Option("best", "--checkpoint",
                                        help="torch: best or last checkpoint of the run."),
     ) -> None:
-        """Latency of an artifact or a run of any task (classification, detection, semantic
-        or instance segmentation) per backend, precision, batch size and mode, with a
-        regression gate against a baseline.
+        """Latency per backend and batch size, with a regression gate.
 
-        Exit 1 when the gate fails (after writing the reports), 3 when a backend is not
-        available here.
-        """
+        Latency of an artifact or a run of any task (classification, detection, semantic or instance
+        segmentation) per backend, precision, batch size and mode, with a regression gate against a
+        baseline.
+
+        Exit 1 when the gate fails (after writing the reports), 3 when a backend is not available
+        here."""
         import sys
 
         from edgetl.bench.runner import BenchConfig, parse_batches, run_bench, split_list

@@ -28,11 +28,12 @@ def register(app: typer.Typer) -> None:
                  "on the run's validation split and scored here (repeatable; default: the "
                  "recipe's operating_point)."),
     ) -> None:
-        """Score a run or an artifact on a split, with bootstrap intervals: classification
-        accuracy, per-class P/R/F1, confusion matrix, ROC-AUC and PR curves (an artifact's
-        operating point decides its predictions); detection mAP, AP50/AP75 and per-class AP;
-        semantic segmentation mIoU, Dice and pixel accuracy; instance segmentation mask mAP and
-        box mAP."""
+        """Score a run or an artifact on a split: accuracy, mAP, mIoU or mask mAP, by task.
+
+        With bootstrap intervals: classification accuracy, per-class P/R/F1, confusion matrix,
+        ROC-AUC and PR curves (an artifact's operating point decides its predictions); detection
+        mAP, AP50/AP75 and per-class AP; semantic segmentation mIoU, Dice and pixel accuracy;
+        instance segmentation mask mAP and box mAP."""
         import sys
 
         from edgetl.cli.common import console, write_json_report

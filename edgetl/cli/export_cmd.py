@@ -53,10 +53,12 @@ def register(app: typer.Typer) -> None:
                  "evaluate and verify then apply (default: the recipe's operating_point; "
                  "'none': argmax)."),
     ) -> None:
-        """Export a run's checkpoint (classification, detection, semantic or instance
-        segmentation) as an artifact with its preprocessing spec and task record embedded:
-        ONNX fp32/fp16/int8 or a TensorRT engine; int8 keeps the run's accuracy, mAP, mIoU or
-        mask mAP within verify's budget."""
+        """Export a run as an ONNX or TensorRT artifact that carries its preprocessing.
+
+        A checkpoint of any task (classification, detection, semantic or instance segmentation)
+        becomes an artifact with its preprocessing spec and task record embedded: ONNX
+        fp32/fp16/int8 or a TensorRT engine; int8 keeps the run's accuracy, mAP, mIoU or mask mAP
+        within verify's budget."""
         from edgetl.export import ExportOptions, export_run, get_format, resolve_target
         from edgetl.export.manifest import manifest_path
         from edgetl.interrupt import activity

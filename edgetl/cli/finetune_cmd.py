@@ -36,10 +36,11 @@ def register(app: typer.Typer) -> None:
                                         help="Random seed overriding the recipe's."),
         resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run."),
     ) -> None:
-        """Fine-tune a pretrained backbone for the recipe's task (classification, detection,
-        semantic or instance segmentation) in phases (A head, B last blocks, C all); the run
-        folder holds the checkpoints, the split and the test report (accuracy, mAP, mIoU or
-        mask mAP)."""
+        """Fine-tune a pretrained backbone for the recipe's task, in phases.
+
+        Any task (classification, detection, semantic or instance segmentation), in phases (A head,
+        B last blocks, C all); the run folder holds the checkpoints, the split and the test report
+        (accuracy, mAP, mIoU or mask mAP)."""
         from edgetl.cli.common import console
         from edgetl.cli.render import print_report_summary
         from edgetl.interrupt import activity

@@ -46,8 +46,9 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", help="Run an artifact whose embedded spec "
                                    "was edited after export (with a warning)."),
     ) -> None:
-        """Predictions from the artifact and its embedded spec only (no torch), in each
-        image's own pixels: top-k classes (classification), boxes (detection), class masks
+        """Predict with an artifact and its embedded spec only (no torch).
+
+        In each image's own pixels: top-k classes (classification), boxes (detection), class masks
         (semantic segmentation), instances with boxes and masks (instance segmentation)."""
         from edgetl.cli.common import check_backend
         from edgetl.errors import UsageError

@@ -74,13 +74,13 @@ def register(app: typer.Typer) -> None:
         keep_artifacts: bool = typer.Option(
             False, "--keep-artifacts", help="Keep each probe's exported artifacts."),
     ) -> None:
-        """Pick the most accurate backbone and input size within a latency budget on the target
-        backend and a training-time budget, for every task (scored on validation accuracy,
-        mAP, mIoU or mask mAP); writes OUT/recipe.yaml for edgetl finetune.
+        """Pick the most accurate backbone and input size within a latency budget.
 
-        Exit 1 when no candidate is within the latency budget (select.json is still written),
-        2 for bad usage or data, 3 when the backend is not on this machine.
-        """
+        On the target backend and within a training-time budget, for every task (scored on
+        validation accuracy, mAP, mIoU or mask mAP); writes OUT/recipe.yaml for edgetl finetune.
+
+        Exit 1 when no candidate is within the latency budget (select.json is still written), 2 for
+        bad usage or data, 3 when the backend is not on this machine."""
         import sys
 
         from edgetl.bench.runner import parse_batches

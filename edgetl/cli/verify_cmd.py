@@ -65,10 +65,11 @@ def register(app: typer.Typer) -> None:
         threads: int | None = typer.Option(None, "--threads",
                                            help="onnxruntime intra-op threads."),
     ) -> None:
-        """Check an artifact against its run, for every task: the embedded spec, a
-        preprocessing golden test, output parity with PyTorch (top-1 agreement, matched
-        detections, pixel agreement, mask IoU) and the dataset gate (accuracy, mAP, mIoU, mask
-        mAP). Exit 1 when a gate fails, after writing the report."""
+        """Check an artifact against its run; exit 1 when a gate fails.
+
+        For every task: the embedded spec, a preprocessing golden test, output parity with PyTorch
+        (top-1 agreement, matched detections, pixel agreement, mask IoU) and the dataset gate
+        (accuracy, mAP, mIoU, mask mAP). Exit 1 when a gate fails, after writing the report."""
         from edgetl.cli.common import check_backend, write_json_report
         from edgetl.errors import GateFailedError
         from edgetl.interrupt import activity
