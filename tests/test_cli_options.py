@@ -119,7 +119,7 @@ def test_evaluate_json_dash_and_device_auto(fixture_run: Path) -> None:
     """evaluate --json - (the default --device auto resolves to this machine's device)."""
     import json
 
-    proc = edgetl("evaluate", fixture_run, "--json", "-")
+    proc = edgetl("evaluate", fixture_run, "--data", fixture_run / "split.csv", "--json", "-")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["split"] == "test" and 0.0 <= report["accuracy"] <= 1.0

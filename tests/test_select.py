@@ -461,7 +461,8 @@ def test_dense_recipe_and_missing_backend_are_refused_before_work(
 
     root = Path(__file__).resolve().parents[1]
     done = edgetl("select", root / "recipes" / "semantic-lite0.yaml", "--budget-ms", "5",
-                  "--set", "train.select_metric=val_loss", "--out", tiny["root"] / "dense")
+                  "--set", "train.select_metric=val_loss", "--data", tiny["root"] / "masks",
+                  "--out", tiny["root"] / "dense")
     assert done.returncode == 2 and "cannot score semantic candidates on val_loss" in \
         done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
