@@ -8,8 +8,9 @@ forward every step (frozen layers included). edgetl decodes once and runs frozen
 Writes benchmarks/results/finetune-speed-<machine>-<date>.json (+ .md) with images/s per phase,
 time to the target validation accuracy, final test accuracy and wall times.
 
-    python benchmarks/finetune_speed.py --recipe recipes/elpv-quickstart.yaml --subset 600
-    python benchmarks/finetune_speed.py --recipe recipes/elpv-lite0.yaml --device cuda --workers 16
+    python benchmarks/finetune_speed.py --recipe recipes/examples/elpv-quickstart.yaml --subset 600
+    python benchmarks/finetune_speed.py --recipe recipes/examples/elpv-lite0.yaml \
+        --device cuda --workers 16
 """
 
 from __future__ import annotations
@@ -280,7 +281,7 @@ def time_to(epochs: list[dict], target: float) -> float | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--recipe", default="recipes/elpv-quickstart.yaml")
+    parser.add_argument("--recipe", default="recipes/examples/elpv-quickstart.yaml")
     parser.add_argument("--subset", type=int, default=None, help="training images to keep")
     parser.add_argument("--eval-subset", type=int, default=None,
                         help="validation and test images to keep (each)")

@@ -11,19 +11,19 @@
 #   cp .devcache/stage/cN/p /tmp/pN && source .devcache/stage/unpack.sh && bash benchmarks/gpu_session.sh
 #
 # Steps (each under its own time limit, so one hang cannot eat the session):
-#  1. finetune recipes/elpv-lite0.yaml on CUDA (cached frozen layers, last two stages): test
+#  1. finetune recipes/examples/elpv-lite0.yaml on CUDA (cached frozen layers, last two stages): test
 #     accuracy, training / fit wall time (issue 6: >= 88.4% in <= 15 s);
 #  2. benchmarks/finetune_speed.py on that recipe: edgetl vs a PIL DataLoader loop (16 workers)
 #     and the synthetic-data training rate per phase, in one run;
 #  3. export onnx + onnx-fp16, verify both with the CUDA execution provider;
 #  4. bench ort-cuda at batch 1/8/32;
-#  5. variants, what matters most first: recipes/elpv-lite0-augment.yaml (whole network,
+#  5. variants, what matters most first: recipes/examples/elpv-lite0-augment.yaml (whole network,
 #     batches augmented on the GPU), the same with channels_last and with a weight average in
 #     B and C, three stages in phase B, eight views, input 288;
 #  6. the augment recipe with train.compile=reduce-overhead (torch.compile + CUDA graphs);
 #  7. finetune_speed.py on the augment recipe: the GPU augmentation path against the PIL
 #     DataLoader and the synthetic rate;
-#  8. detection on CUDA: recipes/detect-lite0.yaml on $DETECT_DATA (default neon-trees: stage
+#  8. detection on CUDA: recipes/detection-lite0.yaml on $DETECT_DATA (default neon-trees: stage
 #     deepforest==2.1.0 and pycocotools too; or a carried folder such as the raccoon set), export
 #     onnx + onnx-fp16, verify both with ort-cuda, bench ort-cuda (compute and e2e);
 #  9. semantic segmentation on CUDA: the same for recipes/semantic-lite0.yaml on $SEMANTIC_DATA
@@ -53,8 +53,8 @@ exec > >(tee "$LOG") 2>&1
 
 DEVICE=cuda ORT=ort-cuda WORKERS=16
 FT=("$PY" -m edgetl.cli.main)
-RECIPE=recipes/elpv-lite0.yaml
-AUGMENT=recipes/elpv-lite0-augment.yaml
+RECIPE=recipes/examples/elpv-lite0.yaml
+AUGMENT=recipes/examples/elpv-lite0-augment.yaml
 DATA=() SPEED=()
 smoke_set() { :; }  # extra --set for a recipe: nothing, except in the CPU smoke test
 if [ "${SMOKE:-0}" = 1 ]; then
@@ -65,7 +65,7 @@ from pathlib import Path
 sys.path.insert(0, "benchmarks")
 from finetune_speed import subset_manifest
 from edgetl.recipe import load_recipe
-subset_manifest(load_recipe("recipes/elpv-lite0.yaml"), 48, 24, Path(sys.argv[1]).parent)
+subset_manifest(load_recipe("recipes/examples/elpv-lite0.yaml"), 48, 24, Path(sys.argv[1]).parent)
 PY
   DATA=(--data "$WORK/split.csv")
   smoke_set() {  # one epoch per phase of recipe $1, and the GPU's batched augmentation
@@ -217,7 +217,7 @@ dense_task() {  # $1 name, $2 recipe, $3 data: finetune, export, verify and benc
 
 if want 8; then
 step "8. detection on $DEVICE: finetune, export, verify and bench with $ORT"
-dense_task detect recipes/detect-lite0.yaml "$DETECT_DATA"
+dense_task detect recipes/detection-lite0.yaml "$DETECT_DATA"
 fi
 
 if want 9 && [ -n "$SEMANTIC_DATA" ]; then

@@ -98,7 +98,7 @@ def choose_budget(scan: dict[str, Any], size: int, above_id: str | None = None
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--recipe", default="recipes/elpv-quickstart.yaml")
+    parser.add_argument("--recipe", default="recipes/examples/elpv-quickstart.yaml")
     parser.add_argument("--sizes", default="224")
     parser.add_argument("--backend", default="ort-cpu")
     parser.add_argument("--precision", default="fp32,int8")

@@ -4,4 +4,4 @@ The package is import-light on purpose: nothing here imports torch, so the CLI's
 deployment-side `predict` stay fast and torch-free.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

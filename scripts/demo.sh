@@ -13,10 +13,10 @@ step "backbones with offline weights"
 step "the data: ELPV solar cells (2,624 images)"
 "$BIN/edgetl" data inspect elpv --json "$OUT/inspect.json"
 
-step "fine-tune tf_efficientnet_lite0 (recipes/elpv-quickstart.yaml)"
+step "fine-tune tf_efficientnet_lite0 (recipes/examples/elpv-quickstart.yaml)"
 resume=()
 [ -f "$OUT/run/recipe.yaml" ] && resume=(--resume)
-"$BIN/edgetl" finetune recipes/elpv-quickstart.yaml --out "$OUT/run" "${resume[@]}"
+"$BIN/edgetl" finetune recipes/examples/elpv-quickstart.yaml --out "$OUT/run" "${resume[@]}"
 
 step "evaluate the best checkpoint on the test split"
 "$BIN/edgetl" evaluate "$OUT/run" --json "$OUT/eval.json" --out "$OUT/eval"

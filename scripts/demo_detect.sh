@@ -11,10 +11,10 @@ step "the data: NEON aerial images with tree crowns (Pascal VOC), tiled to 320 p
 "$BIN/edgetl" data inspect neon-trees:320 --task detection --input-size 320 \
   --json "$OUT/inspect.json"
 
-step "fine-tune an EfficientNet-Lite0 FCOS detector (recipes/detect-lite0.yaml)"
+step "fine-tune an EfficientNet-Lite0 FCOS detector (recipes/detection-lite0.yaml)"
 resume=()
 [ -f "$OUT/run/recipe.yaml" ] && resume=(--resume)
-"$BIN/edgetl" finetune recipes/detect-lite0.yaml --data neon-trees --out "$OUT/run" \
+"$BIN/edgetl" finetune recipes/detection-lite0.yaml --data neon-trees --out "$OUT/run" \
   "${resume[@]}"
 
 step "evaluate the best checkpoint on the test tiles (COCO mAP, PR curve, confusion)"

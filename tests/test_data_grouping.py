@@ -122,3 +122,50 @@ def test_inspect_lists_groups_that_cross_given_splits(tmp_path: Path) -> None:
     bad = run_cli("data", "inspect", str(tmp_path), "--group-from-name", "(")
     assert bad.returncode == 2 and bad.stderr.startswith("error: group rule")
     assert "Traceback" not in bad.stderr
+
+
+def one_split_per_group(samples: list) -> dict[str, set]:
+    by_group: dict[str, set] = {}
+    for s in samples:
+        by_group.setdefault(s.group, set()).add(s.split)
+    return by_group
+
+
+def test_finetune_group_from_name_keeps_each_video_in_one_split(tmp_path: Path) -> None:
+    """finetune --group-from-name: the run's own split keeps every video on one side."""
+    from reliability_common import tiny_recipe
+
+    data = tmp_path / "data"
+    video_tree(data)
+    recipe = tiny_recipe(tmp_path / "r.yaml", "unused",
+                         data={"val_fraction": 0.25, "test_fraction": 0.25})
+    run = tmp_path / "run"
+    result = run_cli("finetune", str(recipe), "--data", str(data), "--out", str(run),
+                     "--group-from-name", r"^([a-z]+\d)_", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    back = load_data(str(run / "split.csv"))
+    by_group = one_split_per_group(back.samples)
+    assert len(by_group) == 8 and all(len(splits) == 1 for splits in by_group.values())
+    assert {split for splits in by_group.values() for split in splits} == {"train", "val", "test"}
+    bad = run_cli("finetune", str(recipe), "--data", str(data), "--out", str(tmp_path / "r2"),
+                  "--group-from-name", "zzz")
+    assert bad.returncode == 2 and "matches none of the 24 file names" in bad.stderr
+    assert not (tmp_path / "r2" / "best").exists()
+
+
+def test_recipe_group_rule_applies_to_a_dense_task(tmp_path: Path) -> None:
+    """data.group_from_name (what --group-from-name sets) groups a semantic set's scenes."""
+    from seggen import make_masks
+
+    from edgetl.recipe import load_recipe
+    from edgetl.train.rundata import make_split
+
+    root = make_masks(tmp_path / "seg", 30)
+    recipe = load_recipe(None, ["task=semantic", f"data.source={root}",
+                                "data.val_fraction=0.2", "data.test_fraction=0.2",
+                                r"data.group_from_name='-\d\d(\d)\.'"])
+    split = make_split(recipe)
+    by_group = one_split_per_group(split.data.samples)
+    assert sorted(by_group) == [str(d) for d in range(10)]
+    assert all(len(splits) == 1 for splits in by_group.values())
+    assert split.leakage["groups_across_splits"] == []

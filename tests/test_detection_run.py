@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -103,7 +104,7 @@ def test_exports_pass_verify(det_run: Path, det_artifacts: dict[str, Path], fmt:
     # of the int8 drop is ~3.5 points wide, landing differently on different CPUs, far more
     # than int8's 1.5-point budget can resolve. The test checks the plumbing at 10 points;
     # the real budget is met on raccoon (benchmarks/results/raccoon-detect-lite0-cpu-*.md).
-    budget = ["--accuracy-budget", "10"] if fmt == "onnx-int8" else []
+    budget = ["--metric-drop-budget", "10"] if fmt == "onnx-int8" else []
     done = cli("verify", det_artifacts[fmt], "--against", det_run, "--json", tmp_path / "v.json",
                *budget)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -194,6 +195,16 @@ def test_predict_without_torch_matches_the_torch_model(det_run: Path,
         assert all(iou >= 0.98 for iou in ious)
         assert (tmp_path / "drawn" / f"{Path(pred['image']).stem}.png").is_file()
     assert matched_all == total
+    folder = tmp_path / "photos"  # a folder (recursive) predicts as its files do
+    for i, sample in enumerate(samples):
+        (folder / f"cam{i % 2}").mkdir(parents=True, exist_ok=True)
+        shutil.copy(sample.path, folder / f"cam{i % 2}" / Path(sample.path).name)
+    by_folder = cli("predict", det_artifacts["onnx"], folder, "--json", "-",
+                    env={"PYTHONPATH": str(blocker.parent)})
+    assert by_folder.returncode == 0, by_folder.stderr
+    rows = json.loads(by_folder.stdout)["predictions"]
+    assert {Path(p["image"]).name: p["detections"] for p in rows} == \
+        {Path(p["image"]).name: p["detections"] for p in predictions}
 
 
 def test_raw_export_and_bench(det_run: Path, det_artifacts: dict[str, Path],

@@ -132,7 +132,7 @@ def defect_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
                             {"train": (120, 8), "val": (40, 6), "test": (80, 12)}, seed=2)
 
 
-TEMPLATE = Path(__file__).parent.parent / "recipes" / "folder-mobilenetv2.yaml"
+TEMPLATE = Path(__file__).parent.parent / "recipes" / "classification-mobilenetv2.yaml"
 SMALL = ["--set", "model.input_size=64", "--set", "train.num_threads=1"]
 # What the template did before issue 15 (class weights, selection, batch norm, no guard)
 OLD_TEMPLATE = ["loss.class_weights=balanced", "train.select_metric=val_balanced_accuracy",

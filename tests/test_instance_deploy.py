@@ -68,7 +68,8 @@ def test_exports_have_masks_and_pass_verify(run: Path, fmt: str, tmp_path: Path)
     post = json.loads({p.key: p.value for p in model.metadata_props}["edgetl.postprocess"])
     assert post["mask_resolution"] == 14 and post["max_detections"] == 30
     # 10 test images: one instance moves int8's figures by points (see test_detection_run)
-    budget = ["--accuracy-budget", "10", "--top1-budget", "0.8"] if fmt == "onnx-int8" else []
+    budget = (["--metric-drop-budget", "10", "--agreement-budget", "0.8"]
+              if fmt == "onnx-int8" else [])
     done = cli("verify", artifact, "--against", run, "--json", tmp_path / "v.json", *budget)
     assert done.returncode == 0, done.stdout + done.stderr
     checks = {c["name"]: c for c in json.loads((tmp_path / "v.json").read_text())["checks"]}

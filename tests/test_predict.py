@@ -106,3 +106,48 @@ def test_embedded_int8_predicts_like_plain_int8(artifacts: dict[str, Path], fixt
     probs_e, _ = predict_artifact_on_samples(embedded, samples)
     assert (probs.argmax(axis=1) == probs_e.argmax(axis=1)).all()
     assert np.abs(probs - probs_e).max() < 1e-4
+
+
+def test_predict_takes_folders_recursively_with_glob(artifacts: dict[str, Path],
+                                                     fixture_run: Path, tmp_path: Path) -> None:
+    """A folder is every image under it (sorted, recursively), the same predictions as the
+    files given one by one; --glob picks names; an empty match is exit 2 before any work."""
+    import shutil
+
+    samples = split_samples(fixture_run, 6)
+    tree = tmp_path / "photos"
+    copies = []
+    for i, sample in enumerate(samples):
+        target = tree / ("cam1" if i % 2 else "cam2/night") / f"img{i}{Path(sample.path).suffix}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        copies.append(Path(shutil.copy(sample.path, target)))
+    (tree / "notes.txt").write_text("not an image\n")
+    (tree / ".hidden.png").write_bytes(b"not read")
+
+    env = torch_blocked_env(tmp_path)
+
+    def predict(*args: object) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "edgetl.cli.main", "predict",
+                               str(artifacts["onnx"]), *map(str, args), "--json", "-"],
+                              cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+
+    folder = predict(tree)
+    assert folder.returncode == 0, folder.stderr
+    files = predict(*sorted(copies))
+    assert files.returncode == 0, files.stderr
+    by_folder = json.loads(folder.stdout)["predictions"]
+    assert [p["image"] for p in by_folder] == [str(p) for p in sorted(copies)]
+    assert by_folder == json.loads(files.stdout)["predictions"]
+    labels = {str(c): s.label for c, s in zip(copies, samples, strict=True)}
+    assert all(p["top"][0]["label"] == labels[p["image"]] for p in by_folder)
+
+    picked = predict(tree, "--glob", "cam1/*")
+    assert picked.returncode == 0, picked.stderr
+    assert {p["image"] for p in json.loads(picked.stdout)["predictions"]} == \
+        {str(c) for c in copies if c.parent.name == "cam1"}
+    none = predict(tree, "--glob", "*.gif")
+    assert none.returncode == 2 and "holds no files matching '*.gif'" in none.stderr
+    shutil.copy(copies[0], tree / "cam1" / f"{copies[0].stem}.png")  # two files img0.*
+    clash = predict(tree, "--draw", tmp_path / "drawn")
+    assert clash.returncode == 2 and "would both be written as img0.png" in clash.stderr
+    assert not (tmp_path / "drawn").exists()

@@ -130,7 +130,7 @@ def test_ordinary_situations_are_one_line(artifacts: dict[str, Path], fixture_ru
                                           words: str) -> None:
     blob = tmp_path / "not-utf8.bin"
     blob.write_bytes(b"name: t\n\xff\xfe: 1\n")
-    (tmp_path / "r.yaml").write_text("name: t\n")
+    (tmp_path / "r.yaml").write_text("name: t\ndata: {source: elpv}\n")
     values = {"run": fixture_run, "onnx": artifacts["onnx"], "tmp": tmp_path, "file": blob,
               "bomb": png_header_only(tmp_path / "bomb.png", 20000, 20000)}
     line = one_error_line(edgetl(*[a.format(**values) for a in args]), code)
@@ -194,9 +194,9 @@ def test_data_split_keeps_its_input_and_its_columns(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- item 9
 @pytest.mark.parametrize("option, words", [
-    (("--top1-budget", "2"), "--top1-budget 2 is not a fraction"),
-    (("--top1-budget", "-0.5"), "--top1-budget -0.5 is not a fraction"),
-    (("--accuracy-budget", "-1"), "--accuracy-budget -1 is negative"),
+    (("--agreement-budget", "2"), "--agreement-budget 2 is not a fraction"),
+    (("--agreement-budget", "-0.5"), "--agreement-budget -0.5 is not a fraction"),
+    (("--metric-drop-budget", "-1"), "--metric-drop-budget -1 is negative"),
     (("--max-images", "0"), "--max-images 0 checks nothing"),
 ])
 def test_bad_gate_options_are_usage_errors(artifacts: dict[str, Path], fixture_run: Path,
@@ -206,6 +206,19 @@ def test_bad_gate_options_are_usage_errors(artifacts: dict[str, Path], fixture_r
                   *option)
     assert words in one_error_line(proc, 2)
     assert not report.exists()
+
+
+def test_old_budget_spellings_still_gate_with_a_note(artifacts: dict[str, Path],
+                                                    fixture_run: Path, tmp_path: Path) -> None:
+    """--top1-budget/--accuracy-budget are the new names' aliases for one release."""
+    report = tmp_path / "v.json"
+    proc = edgetl("verify", artifacts["onnx"], "--against", fixture_run, "--json", report,
+                  "--top1-budget", "2")
+    assert "--agreement-budget 2 is not a fraction" in one_error_line(proc, 2)
+    assert "note: --top1-budget is deprecated" in proc.stderr
+    proc = edgetl("verify", artifacts["onnx"], "--against", fixture_run, "--accuracy-budget",
+                  "-1", "--metric-drop-budget", "0.5")
+    assert "given twice" in one_error_line(proc, 2)
 
 
 def test_bench_gate_that_compared_nothing_does_not_pass(artifacts: dict[str, Path],

@@ -33,7 +33,7 @@ from edgetl.select.rules import (  # noqa: E402
     pick,
 )
 
-FAST_BENCH = ("--bench-iters", "10", "--bench-warmup", "2")
+FAST_BENCH = ("--iters", "10", "--warmup", "2")
 
 
 # =========================================================================== rules by hand
@@ -164,7 +164,7 @@ def test_training_phases_and_candidate_recipe() -> None:
     from edgetl.select.candidates import Candidate
 
     root = Path(__file__).resolve().parents[1]
-    quick = load_recipe(root / "recipes" / "elpv-quickstart.yaml")
+    quick = load_recipe(root / "recipes" / "examples" / "elpv-quickstart.yaml")
     [phase_a] = training_phases(quick, "A")
     assert phase_a["name"] == "A" and phase_a["epochs"] == 12 and phase_a["augment"] is False
     assert phase_a["cache_frozen"] is True and phase_a["lr"] == quick.phases[0].lr
@@ -461,7 +461,8 @@ def test_dense_recipe_and_missing_backend_are_refused_before_work(
 
     root = Path(__file__).resolve().parents[1]
     done = edgetl("select", root / "recipes" / "semantic-lite0.yaml", "--budget-ms", "5",
-                  "--set", "train.select_metric=val_loss", "--out", tiny["root"] / "dense")
+                  "--set", "train.select_metric=val_loss", "--data", tiny["root"] / "masks",
+                  "--out", tiny["root"] / "dense")
     assert done.returncode == 2 and "cannot score semantic candidates on val_loss" in \
         done.stderr
     assert len(done.stderr.strip().splitlines()) == 1

@@ -6,27 +6,27 @@ from pathlib import Path
 
 import typer
 
-from edgetl.cli.common import console, err_console
-from edgetl.runtime.backends import ALL_BACKENDS
+from edgetl.cli.common import (
+    BATCH_HELP,
+    ITERS_HELP,
+    JSON_HELP,
+    MIN_TIME_HELP,
+    WARMUP_HELP,
+    backend_help,
+    backend_names,
+    console,
+    err_console,
+)
+
+# bench also times through onnxruntime's TensorRT provider, and picks one itself with auto
+_BENCH_BACKENDS = ("auto", *backend_names(), "ort-trt")
 
 
 def _image_files(values: list[Path]) -> tuple[Path, ...]:
-    """--images values: files as given, folders expanded to the images inside (sorted). A
-    folder without images is an error: the run's own test images are never put in its place."""
-    from edgetl.data.samples import is_image_name
-    from edgetl.errors import UsageError
+    """--images values: files as given, folders expanded to the images inside (as predict)."""
+    from edgetl.predict.image_paths import image_files
 
-    out: list[Path] = []
-    for value in values:
-        if value.is_dir():
-            found = sorted(p for p in value.rglob("*") if p.is_file() and is_image_name(p.name))
-            if not found:
-                raise UsageError(f"--images {value} holds no image files",
-                                 "pass a folder with images, or image files")
-            out += found
-        else:
-            out.append(value)
-    return tuple(out)
+    return tuple(image_files(values))
 
 
 def register(app: typer.Typer) -> None:
@@ -35,23 +35,24 @@ def register(app: typer.Typer) -> None:
         artifact: Path = typer.Argument(..., help="Exported artifact (.onnx/.engine) or run "
                                         "folder (torch, or its export/model.onnx)."),
         backend: list[str] = typer.Option(
-            ["auto"], "--backend", help=f"auto, {', '.join(ALL_BACKENDS)} "
-            "(repeatable or comma list). auto: the fastest this machine has for the artifact."),
-        batch: str = typer.Option("1", "--batch", help="Comma-separated batch sizes, e.g. 1,8."),
+            ["auto"], "--backend", help=backend_help(
+                _BENCH_BACKENDS, "Repeatable or a comma list; auto: the fastest this machine "
+                "has for the artifact; ort-trt: onnxruntime's TensorRT provider.")),
+        batch: str = typer.Option("1", "--batch", help=BATCH_HELP),
         threads: int | None = typer.Option(None, "--threads",
                                            help="CPU intra-op threads (default: the runtime's)."),
         mode: list[str] = typer.Option(
-            ["compute"], "--mode", help="compute (model only) or e2e (decode + preprocessing + "
-            "inference + softmax, as predict); repeatable or comma list."),
-        warmup: str = typer.Option("auto", "--warmup",
-                                   help="Warm-up calls, or 'auto' (until timings settle)."),
-        min_time: float = typer.Option(2.0, "--min-time", help="Seconds to time each row for."),
-        iters: int | None = typer.Option(None, "--iters",
-                                         help="Time exactly N calls (instead of --min-time)."),
+            ["compute"], "--mode", help="compute (the model alone) or e2e (as predict: decode, "
+            "preprocessing, inference and the task's post-processing: softmax and top-k for "
+            "classification, boxes mapped back for detection, masks mapped back for semantic "
+            "and instance segmentation); repeatable or a comma list."),
+        warmup: str = typer.Option("auto", "--warmup", help=WARMUP_HELP),
+        min_time: float = typer.Option(2.0, "--min-time", help=MIN_TIME_HELP),
+        iters: int | None = typer.Option(None, "--iters", help=ITERS_HELP),
         images: list[Path] = typer.Option(
             [], "--images", help="Image files or folders to feed (repeatable); default: the "
             "source run's test images."),
-        json_out: Path | None = typer.Option(None, "--json", help="Write the JSON report."),
+        json_out: str | None = typer.Option(None, "--json", metavar="FILE|-", help=JSON_HELP),
         markdown: Path | None = typer.Option(None, "--markdown", help="Write a markdown table."),
         histogram: Path | None = typer.Option(
             None, "--histogram", help="Latency histogram PNG (default: beside --json)."),
@@ -71,17 +72,26 @@ def register(app: typer.Typer) -> None:
         checkpoint: str = typer.Option("best", "--checkpoint",
                                        help="torch: best or last checkpoint of the run."),
     ) -> None:
-        """Latency per backend and batch size, with a regression gate against a baseline.
+        """Latency per backend and batch size, with a regression gate.
 
-        Exit 1 when the gate fails (after writing the reports), 3 when a backend is not
-        available here.
-        """
+        Latency of an artifact or a run of any task (classification, detection, semantic or instance
+        segmentation) per backend, precision, batch size and mode, with a regression gate against a
+        baseline.
+
+        Exit 1 when the gate fails (after writing the reports), 3 when a backend is not available
+        here."""
+        import sys
+
         from edgetl.bench.runner import BenchConfig, parse_batches, run_bench, split_list
         from edgetl.bench.timing import parse_warmup
+        from edgetl.cli.common import write_json_report
         from edgetl.errors import UsageError
         from edgetl.interrupt import activity
         from edgetl.io import require_writable
 
+        if json_out == "-":
+            console.file = sys.stderr  # standard output carries the JSON alone
+        json_path = Path(json_out) if json_out not in (None, "-") else None
         config = BenchConfig(
             artifact=artifact, backends=split_list(backend), batches=parse_batches(batch),
             modes=split_list(mode), threads=threads, warmup=parse_warmup(warmup),
@@ -90,7 +100,7 @@ def register(app: typer.Typer) -> None:
         )
         if max_regression < 0:
             raise UsageError(f"--max-regression must be >= 0, got {max_regression}")
-        for path, option in ((json_out, "--json"), (markdown, "--markdown"),
+        for path, option in ((json_path, "--json"), (markdown, "--markdown"),
                              (histogram, "--histogram")):
             if path is not None:
                 require_writable(path, option)
@@ -121,7 +131,9 @@ def register(app: typer.Typer) -> None:
                     baseline_report, report, max_regression, allow_missing=allow_missing,
                     allow_different_spec=allow_different_spec, baseline_path=str(baseline))
                 report["comparison"] = comparison.to_dict()
-            finish(report, result.samples_ms, json_out, markdown, histogram)
+            finish(report, result.samples_ms, json_path, markdown, histogram)
+            if json_out == "-":
+                write_json_report("-", report)
         if comparison is not None and not comparison.passed:
             from edgetl.errors import GateFailedError
 

@@ -7,6 +7,7 @@ Data warnings (`DataWarning`) are printed to stderr as `warning: ...` lines.
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,7 +17,15 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from edgetl.cli.common import console, err_console
+from edgetl.cli.common import (
+    JSON_HELP,
+    NEAR_DUP_HELP,
+    check_near_dup,
+    console,
+    err_console,
+    json_target,
+    write_json_report,
+)
 from edgetl.cli.data_dense import print_dense_inspect
 from edgetl.cli.data_tables import SHOW as _SHOW
 from edgetl.cli.data_tables import cluster_table as _cluster_table
@@ -26,10 +35,15 @@ from edgetl.cli.data_tables import root_of as _root_of
 
 app = typer.Typer(help="Inspect data sets and make leakage-safe splits.", no_args_is_help=True)
 
-_DATA_HELP = ("Folder tree (one subfolder per class), CSV manifest, or built-in name "
-              "(elpv, elpv:4class); with --task detection/instance: Pascal VOC, COCO, YOLO, "
-              "box CSV, VIA or instance-mask folder (prefix voc:, coco:, yolo:, csv:, via:, "
-              "masks: to force one), or neon-trees[:TILE].")
+_DATA_HELP = (
+    "Classification (default): a folder tree (one subfolder per class, optionally under "
+    "train/ val/ test/), a CSV manifest (path,label[,split,group]) or a built-in name (elpv, "
+    "elpv:4class). Detection: Pascal VOC, COCO JSON, YOLO, a box CSV or VIA (prefix voc:, "
+    "coco:, yolo:, csv:, via: forces one) or neon-trees[:TILE]. Semantic segmentation: image "
+    "and mask folders (images/ with masks/, labels/ or annotations/; index or palette PNGs), "
+    "COCO JSON or a split CSV (path,mask). Instance segmentation: COCO polygons/RLE, "
+    "instance-id mask folders, VIA or YOLO segmentation (prefix coco:, masks:, via:, yolo:), "
+    "or a COCO JSON split. Give --task for the dense tasks.")
 _TASK_HELP = "classification (default), detection, semantic or instance."
 _TASKS = ("classification", "detection", "semantic", "instance")
 
@@ -41,11 +55,12 @@ def _task(value: str | None) -> str:
     if task not in _TASKS:
         raise UsageError(f"--task {value!r} is not one of {', '.join(_TASKS)}")
     return task
-_THRESHOLD_HELP = ("Near-duplicate perceptual-hash distance (0-64; negative: exact duplicates "
-                   "only).")
+
+
 _GROUP_HELP = ("Group images by their file name: a regular expression searched in the base "
                "name; its first capture group (or the whole match) is the group, e.g. "
-               "'^([^_]+)_'. Groups stay in one split; groups crossing given splits are listed.")
+               "'^([^_]+)_'. Groups stay in one split; groups crossing given splits are listed. "
+               "Every task; finetune takes the same option.")
 
 
 @contextmanager
@@ -152,28 +167,33 @@ def _print_inspect(report: dict) -> None:
 @app.command("inspect")
 def inspect(
     data: str = typer.Argument(..., help=_DATA_HELP),
-    json_out: Path | None = typer.Option(None, "--json", help="Write the report as JSON."),
-    near_dup_threshold: int = typer.Option(6, "--near-dup-threshold", help=_THRESHOLD_HELP),
+    json_out: str | None = typer.Option(None, "--json", metavar="FILE|-", help=JSON_HELP),
+    near_dup_threshold: int = typer.Option(6, "--near-dup-threshold", help=NEAR_DUP_HELP),
     group_from_name: str | None = typer.Option(None, "--group-from-name", help=_GROUP_HELP),
     task: str | None = typer.Option(None, "--task", help=_TASK_HELP),
     input_size: int | None = typer.Option(
         None, "--input-size", min=1, help="Detection/instance: also bucket box sizes at this "
         "letterboxed input size (the recipe's input size)."),
 ) -> None:
-    """Counts per class, image sizes/modes, unreadable files, duplicates and near-duplicates."""
+    """What a data set of any task holds: images per class (classification), objects per class
+    and box sizes (detection, instance segmentation), pixels per class (semantic
+    segmentation); image sizes/modes, unreadable files, duplicates and near-duplicates, groups
+    and leaks across given splits."""
     from edgetl.data.grouping import group_from_name as apply_group_rule
     from edgetl.data.sources import load_data
     from edgetl.interrupt import activity
-    from edgetl.io import atomic_write_json, require_writable
 
     name = _task(task)
+    check_near_dup(near_dup_threshold)
     if input_size is not None and name == "classification":
         from edgetl.errors import UsageError
 
         raise UsageError("--input-size applies to --task detection or instance")
-    if json_out is not None:
-        _refuse_input(data, json_out, "--json")
-        require_writable(json_out, "--json")
+    if json_out not in (None, "-"):
+        _refuse_input(data, Path(json_out), "--json")
+    json_target(json_out)
+    if json_out == "-":
+        console.file = sys.stderr  # standard output carries the JSON alone
     with _warnings_to_stderr(), activity(f"data inspect of {data}", "no report was written"):
         ds = load_data(data, task=task, check_images=False)  # the scan decodes each file once
         if group_from_name is not None:
@@ -202,8 +222,8 @@ def inspect(
         print_semantic_report(report, console, err_console)
     else:
         print_dense_inspect(report)
-    if json_out is not None:
-        atomic_write_json(json_out, report)
+    write_json_report(json_out, report)
+    if json_out not in (None, "-"):
         console.print(f"report written to {json_out}")
 
 
@@ -255,20 +275,26 @@ def _refuse_input(data: str, path: Path, option: str) -> None:
 @app.command("split")
 def split(
     data: str = typer.Argument(..., help=_DATA_HELP),
-    out: Path = typer.Option(..., "--out", help="Where to write the split manifest CSV."),
+    out: Path = typer.Option(..., "--out", help="The split file to write: a CSV for "
+                             "classification (path,label,group,split), detection (a box CSV) "
+                             "and semantic segmentation (path,mask); a COCO JSON for instance "
+                             "segmentation. finetune --data reads it back."),
     val: float = typer.Option(0.15, "--val", help="Validation fraction of the whole data set."),
     test: float = typer.Option(0.15, "--test", help="Test fraction (ignored when the source "
                                "gives a test split)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the split."),
     group_column: str = typer.Option("group", "--group-column",
                                      help="Manifest column whose equal values stay together."),
-    near_dup_threshold: int = typer.Option(6, "--near-dup-threshold", help=_THRESHOLD_HELP),
-    json_out: Path | None = typer.Option(None, "--json", help="Write the leakage report as JSON."),
+    near_dup_threshold: int = typer.Option(6, "--near-dup-threshold", help=NEAR_DUP_HELP),
+    json_out: str | None = typer.Option(None, "--json", metavar="FILE|-",
+                                        help=JSON_HELP.replace("the report", "the leakage "
+                                                               "report")),
     group_from_name: str | None = typer.Option(None, "--group-from-name", help=_GROUP_HELP),
-    task: str | None = typer.Option(None, "--task", help=_TASK_HELP + " Detection splits are "
-                                    "written as a box CSV, instance splits as COCO JSON."),
+    task: str | None = typer.Option(None, "--task", help=_TASK_HELP),
 ) -> None:
-    """Seeded stratified/grouped split keeping near-duplicates together, with a leakage report."""
+    """Seeded split of a data set of any task (classification, detection, semantic or instance
+    segmentation): stratified by class, grouped, near-duplicates kept together, with a leakage
+    report."""
     from edgetl.data.grouping import group_from_name as apply_group_rule
     from edgetl.data.manifest import extra_columns, write_manifest
     from edgetl.data.sources import load_data
@@ -276,18 +302,21 @@ def split(
     from edgetl.data.splitfile import split_file_name, write_split
     from edgetl.errors import UsageError
     from edgetl.interrupt import activity
-    from edgetl.io import atomic_write_json, require_writable
+    from edgetl.io import require_writable
 
     name = _task(task)
     want = Path(split_file_name(name)).suffix
     if name != "classification" and out.suffix.lower() != want:
         raise UsageError(f"--out {out}: a {name} split is written as a {want} file",
                          hint=f"e.g. --out split{want}")
+    check_near_dup(near_dup_threshold)
     _refuse_input(data, out, "--out")
     require_writable(out, "--out")
-    if json_out is not None:
-        _refuse_input(data, json_out, "--json")
-        require_writable(json_out, "--json")
+    if json_out not in (None, "-"):
+        _refuse_input(data, Path(json_out), "--json")
+    json_target(json_out)
+    if json_out == "-":
+        console.file = sys.stderr  # standard output carries the JSON alone
     with _warnings_to_stderr(), activity(f"data split of {data}", f"{out} was not written"):
         ds = load_data(data, task=task, group_column=group_column)
         if group_from_name is not None:
@@ -305,5 +334,6 @@ def split(
     if json_out is not None:
         payload = {"out": str(out.absolute()), "seed": seed, "val": val, "test": test,
                    "notes": new_notes, **report}
-        atomic_write_json(json_out, payload)
-        console.print(f"report written to {json_out}")
+        write_json_report(json_out, payload)
+        if json_out != "-":
+            console.print(f"report written to {json_out}")

@@ -8,6 +8,14 @@ import typer
 
 from edgetl.cli.common import console
 
+
+def _format_help() -> str:
+    from edgetl.export.formats import FORMATS
+
+    return "; ".join(f"{f.name}: {f.description}" for f in FORMATS.values()) + "."
+
+
+_FORMAT_HELP = _format_help()
 _ROUND_WORDS = {"all-int8": "compute nodes", "sensitivity": "most sensitive compute nodes",
                 "prefix": "leading compute nodes"}
 
@@ -16,13 +24,14 @@ def register(app: typer.Typer) -> None:
     @app.command("export")
     def export(
         run: Path = typer.Argument(..., help="Run folder written by finetune."),
-        fmt: str = typer.Option("onnx", "--format",
-                                help="onnx, onnx-fp16, onnx-int8, tensorrt-fp16 or tensorrt-int8."),
-        out: Path | None = typer.Option(None, "--out",
-                                        help="Artifact path or folder (default RUN/export/)."),
+        fmt: str = typer.Option("onnx", "--format", help=_FORMAT_HELP),
+        out: Path | None = typer.Option(None, "--out", help="Artifact path, or a folder for "
+                                        "it (default RUN/export/)."),
         embed_preprocessing: bool = typer.Option(
             False, "--embed-preprocessing",
-            help="Graph takes uint8 NHWC images of the crop size and normalises inside."),
+            help="The graph takes uint8 NHWC images at the model's input size and normalises "
+                 "inside: classification images resized and centre-cropped to it, detection "
+                 "and segmentation (semantic, instance) images letterboxed to it."),
         calibration_images: int = typer.Option(
             256, "--calibration-images", help="int8: training images to calibrate on."),
         calibration_method: str = typer.Option(
@@ -31,8 +40,12 @@ def register(app: typer.Typer) -> None:
         max_batch: int = typer.Option(32, "--max-batch",
                                       help="TensorRT: largest batch of the optimisation profile."),
         checkpoint: str = typer.Option("best", "--checkpoint", help="best or last."),
-        raw: bool = typer.Option(False, "--raw", help="Detection: the head's raw outputs "
-                                 "(no box decoding or NMS in the graph)."),
+        raw: bool = typer.Option(False, "--raw", help="The head's raw outputs, without the "
+                                 "post-processing the graph carries by default: detection "
+                                 "without box decoding and NMS, semantic segmentation logits "
+                                 "instead of the class map. Classification (its logits are "
+                                 "raw already) and instance segmentation (masks need their "
+                                 "boxes) refuse it."),
         operating_point: str | None = typer.Option(
             None, "--operating-point",
             help="Classification: CLASS:recall=R or CLASS:precision=P; the threshold is chosen "
@@ -43,7 +56,12 @@ def register(app: typer.Typer) -> None:
             False, "--force", help="Replace another artifact (or its manifest) at the target; "
             "without it export refuses to, unless it is the same artifact made again."),
     ) -> None:
-        """Export the best checkpoint with its preprocessing spec embedded."""
+        """Export a run as an ONNX or TensorRT artifact that carries its preprocessing.
+
+        A checkpoint of any task (classification, detection, semantic or instance segmentation)
+        becomes an artifact with its preprocessing spec and task record embedded: ONNX
+        fp32/fp16/int8 or a TensorRT engine; int8 keeps the run's accuracy, mAP, mIoU or mask mAP
+        within verify's budget."""
         from edgetl.artifact.manifest import manifest_path
         from edgetl.export import ExportOptions, export_run, get_format, resolve_target
         from edgetl.interrupt import activity

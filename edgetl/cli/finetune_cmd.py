@@ -6,6 +6,21 @@ from pathlib import Path
 
 import typer
 
+from edgetl.cli.common import DEVICE_HELP, check_device
+
+DATA_HELP = ("Data source overriding the recipe's data.source. Classification: a folder tree "
+             "(one subfolder per class, optionally under train/ val/ test/), a CSV manifest "
+             "(path,label[,split,group]) or a built-in name (elpv). Detection: Pascal VOC, "
+             "COCO JSON, YOLO, a box CSV (a prefix voc:, coco:, yolo:, csv: forces one) or "
+             "neon-trees. Semantic segmentation: an image folder with a mask folder "
+             "(class-index or palette PNGs) or COCO. Instance segmentation: COCO polygons/RLE, "
+             "instance-id mask PNGs, VIA or YOLO segmentation (prefix coco:, masks:, via:, "
+             "yolo:). Also the split file edgetl data split wrote (CSV; instance: COCO JSON).")
+GROUP_HELP = ("Group images by their file name so a group stays in one split (frames of one "
+              "video, one patient): a regular expression searched in the base name; its first "
+              "capture group (or the whole match) is the group, e.g. '^([^_]+)_'. Every task; "
+              "sets the recipe's data.group_from_name.")
+
 
 def register(app: typer.Typer) -> None:
     @app.command("finetune")
@@ -13,30 +28,35 @@ def register(app: typer.Typer) -> None:
         recipe: Path = typer.Argument(..., help="Recipe YAML (see recipes/)."),
         overrides: list[str] = typer.Option([], "--set", help="Override a recipe key: a.b=value "
                                             "(phases by name: phases.B.epochs=5)."),
-        data: str | None = typer.Option(None, "--data",
-                                        help="Data source overriding the recipe's."),
+        data: str | None = typer.Option(None, "--data", help=DATA_HELP),
+        group_from_name: str | None = typer.Option(None, "--group-from-name", help=GROUP_HELP),
         out: Path | None = typer.Option(None, "--out", help="Run folder (default runs/<name>)."),
-        device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+        device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
         seed: int | None = typer.Option(None, "--seed",
                                         help="Random seed overriding the recipe's."),
         resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run."),
     ) -> None:
-        """Fine-tune a pretrained backbone in phases (A head, B last blocks, C all)."""
+        """Fine-tune a pretrained backbone for the recipe's task, in phases.
+
+        Any task (classification, detection, semantic or instance segmentation), in phases (A head,
+        B last blocks, C all); the run folder holds the checkpoints, the split and the test report
+        (accuracy, mAP, mIoU or mask mAP)."""
         from edgetl.cli.common import console
         from edgetl.cli.render import print_report_summary
-        from edgetl.errors import UsageError
         from edgetl.interrupt import activity
-        from edgetl.recipe import load_recipe
+        from edgetl.recipe import load_recipe, require_data_source
         from edgetl.train.finetune import run_finetune
 
-        if device not in ("auto", "cpu", "cuda"):
-            raise UsageError(f"--device must be auto, cpu or cuda, got {device!r}")
+        check_device(device)
         extra = list(overrides)
         if data is not None:
-            extra.append(f"data.source={data}")
+            extra.append(f"data.source={_yaml_string(data)}")
+        if group_from_name is not None:
+            extra.append(f"data.group_from_name={_yaml_string(group_from_name)}")
         if seed is not None:
             extra.append(f"train.seed={seed}")
         resolved = load_recipe(recipe, extra)
+        require_data_source(resolved, recipe)
         run_dir = out or Path("runs") / resolved.name
         with activity(f"finetune of {run_dir}", lambda: _resume_hint(run_dir)):
             result = run_finetune(resolved, run_dir, device=device, resume=resume,
@@ -46,6 +66,13 @@ def register(app: typer.Typer) -> None:
         print_report_summary(result.test_report, title=f"test split, best checkpoint "
                              f"(epoch {result.best_epoch})")
         console.print(f"training wall time {result.train_seconds:.1f} s; run folder {run_dir}")
+
+
+def _yaml_string(text: str) -> str:
+    """A --set value that YAML reads back as exactly this string (a regex, a path)."""
+    import json
+
+    return json.dumps(text)
 
 
 def _resume_hint(run_dir: Path) -> str:

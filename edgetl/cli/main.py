@@ -22,6 +22,7 @@ from edgetl.cli import (
     finetune_cmd,
     models_cmd,
     predict_cmd,
+    recipes_cmd,
     select_cmd,
     verify_cmd,
 )
@@ -60,6 +61,7 @@ def _root(
 
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(data_cmd.app, name="data")
+app.add_typer(recipes_cmd.app, name="recipes")
 finetune_cmd.register(app)
 evaluate_cmd.register(app)
 export_cmd.register(app)

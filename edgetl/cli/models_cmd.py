@@ -12,8 +12,10 @@ app = typer.Typer(help="Backbones, their weight sources and preprocessing specs.
 
 
 @app.command("list")
-def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """List backbones, weight sources, and whether their weights are available offline now."""
+def list_models(as_json: bool = typer.Option(
+        False, "--json", help="Print the list as JSON on standard output.")) -> None:
+    """List backbones (for every task: classification, detection, semantic and instance
+    segmentation), their weight sources, and whether their weights are available offline now."""
     from edgetl.models.registry import list_backbones
 
     rows = list_backbones()

@@ -6,43 +6,62 @@ from pathlib import Path
 
 import typer
 
-from edgetl.cli.common import console
-from edgetl.runtime.backends import ARTIFACT_BACKENDS, or_list
+from edgetl.cli.common import backend_help, console
+from edgetl.runtime import ARTIFACT_BACKENDS
 
 
 def register(app: typer.Typer) -> None:
     @app.command("predict")
     def predict(
-        artifact: Path = typer.Argument(..., help="Exported ONNX artifact."),
-        images: list[Path] = typer.Argument(..., help="Image files."),
+        artifact: Path = typer.Argument(..., help="Exported artifact (.onnx or .engine)."),
+        images: list[Path] = typer.Argument(..., help="Image files and folders (searched "
+                                            "recursively for image files, or --glob)."),
+        glob: str | None = typer.Option(None, "--glob", metavar="PATTERN", help="In folders, "
+                                        "the files to predict on, e.g. '*.jpg' or "
+                                        "'cam1/*.png' (default: every file with an image "
+                                        "extension: .jpg .jpeg .png .bmp .tif .tiff .webp)."),
         top_k: int = typer.Option(3, "--top-k", help="Classification: classes per image."),
-        min_score: float = typer.Option(0.3, "--min-score",
-                                        help="Detection: the lowest score shown."),
-        json_out: str | None = typer.Option(None, "--json",
+        min_score: float = typer.Option(0.3, "--min-score", help="Detection and instance "
+                                        "segmentation: the lowest score kept."),
+        json_out: str | None = typer.Option(None, "--json", metavar="FILE|-",
                                             help="Write the predictions as JSON to this file "
                                                  "('-': standard output)."),
         draw: Path | None = typer.Option(None, "--draw",
-                                         help="Detection/segmentation: write each image with "
-                                              "its boxes or class colours into this folder."),
+                                         help="Detection and segmentation (semantic, "
+                                              "instance): write each image with its boxes, "
+                                              "class colours or instances into this folder "
+                                              "(as NAME.png)."),
         masks: Path | None = typer.Option(None, "--masks",
-                                          help="Segmentation: write each class map as a PNG "
-                                               "(pixel value = class index; instance models: "
-                                               "instance id) into this folder."),
-        tile: bool = typer.Option(False, "--tile", help="Segmentation: predict images larger "
-                                  "than the input tile by tile, at their own scale."),
+                                          help="Semantic and instance segmentation: write each "
+                                               "mask as a PNG into this folder (pixel value: "
+                                               "class index; instance models: instance id)."),
+        tile: bool = typer.Option(False, "--tile", help="Semantic segmentation: predict images "
+                                  "larger than the input tile by tile, at their own scale."),
         overlap: int = typer.Option(32, "--tile-overlap", help="Pixels neighbouring tiles "
                                     "share (--tile)."),
-        backend: str = typer.Option("ort-cpu", "--backend", help=f"{or_list(ARTIFACT_BACKENDS)}."),
+        backend: str = typer.Option("ort-cpu", "--backend", help=backend_help(ARTIFACT_BACKENDS)),
         threads: int | None = typer.Option(None, "--threads",
                                            help="onnxruntime intra-op threads."),
         force: bool = typer.Option(False, "--force", help="Run an artifact whose embedded spec "
                                    "was edited after export (with a warning)."),
     ) -> None:
-        """Predictions from the artifact and its embedded spec only (no torch): top-k classes,
-        or boxes in each image's own pixels."""
+        """Predict with an artifact and its embedded spec only (no torch).
+
+        In each image's own pixels: top-k classes (classification), boxes (detection), class masks
+        (semantic segmentation), instances with boxes and masks (instance segmentation)."""
+        from edgetl.cli.common import check_backend
+        from edgetl.errors import UsageError
         from edgetl.interrupt import activity
         from edgetl.io import atomic_write_text, json_text
         from edgetl.predict import predict_images
+        from edgetl.predict.image_paths import image_files, same_stems
+
+        check_backend(backend, ARTIFACT_BACKENDS, "predict")
+        images = image_files(images, glob)
+        clash = same_stems(images) if (draw is not None or masks is not None) else None
+        if clash is not None:
+            raise UsageError(f"{clash[0]} and {clash[1]} would both be written as "
+                             f"{clash[0].stem}.png", "predict them in two runs, or rename one")
 
         with activity(f"predict with {artifact}", "nothing was printed: run it again"):
             results = predict_images(artifact, images, top_k=top_k, backend=backend,
@@ -53,8 +72,6 @@ def register(app: typer.Typer) -> None:
         segmentation = bool(results) and hasattr(results[0], "shares")
         if (draw is not None and not (detection or segmentation)) or \
                 (masks is not None and not (segmentation or instance)):
-            from edgetl.errors import UsageError
-
             raise UsageError("--draw applies to detection and segmentation artifacts, --masks "
                              "to segmentation (semantic and instance)")
         if instance and (draw is not None or masks is not None):

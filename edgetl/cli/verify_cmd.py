@@ -6,49 +6,101 @@ from pathlib import Path
 
 import typer
 
-from edgetl.cli.common import console
-from edgetl.runtime.backends import ARTIFACT_BACKENDS, or_list
+from edgetl.cli.common import JSON_HELP, backend_help, console, deprecated, json_target
+from edgetl.runtime import ARTIFACT_BACKENDS
+
+
+def _budget_defaults() -> tuple[str, str]:
+    """Each task's default budgets per precision, read from the tables verify gates with."""
+    from edgetl.artifact.formats import (
+        DETECTION_BUDGETS,
+        FORMATS,
+        INSTANCE_BUDGETS,
+        SEMANTIC_BUDGETS,
+    )
+
+    classes = {f.precision: f for f in FORMATS.values()}
+
+    def per(table: dict, key: str) -> str:
+        return "/".join(f"{getattr(table[p], key):g}" for p in ("fp32", "fp16", "int8"))
+
+    agreement = (f"top-1 agreement for classification ({per(classes, 'top1_agreement_budget')}), "
+                 f"matched-detection share for detection ({per(DETECTION_BUDGETS, 'match_rate')})"
+                 f" and instance segmentation ({per(INSTANCE_BUDGETS, 'match_rate')}), pixel "
+                 f"agreement for semantic segmentation "
+                 f"({per(SEMANTIC_BUDGETS, 'pixel_agreement')})")
+    drop = (f"accuracy for classification ({per(classes, 'accuracy_budget_points')}), mAP for "
+            f"detection ({per(DETECTION_BUDGETS, 'map_points')}), mIoU for semantic "
+            f"segmentation ({per(SEMANTIC_BUDGETS, 'miou_points')}), mask mAP for instance "
+            f"segmentation ({per(INSTANCE_BUDGETS, 'mask_map_points')})")
+    return agreement, drop
+
+
+_AGREEMENT, _DROP = _budget_defaults()
 
 
 def register(app: typer.Typer) -> None:
     @app.command("verify")
     def verify(
-        artifact: Path = typer.Argument(..., help="Exported artifact."),
+        artifact: Path = typer.Argument(..., help="Exported artifact (.onnx or .engine)."),
         against: Path = typer.Option(..., "--against", help="Run folder it came from."),
-        split: str = typer.Option("test", "--split", help="Split to check on."),
-        json_out: Path | None = typer.Option(None, "--json", help="Write the report as JSON."),
-        backend: str = typer.Option("ort-cpu", "--backend", help=f"{or_list(ARTIFACT_BACKENDS)}."),
-        top1_budget: float | None = typer.Option(
-            None, "--top1-budget",
-            help="Minimum top-1 agreement with PyTorch, 0-1 (default by precision: fp32 1.0, "
-                 "fp16 0.995, int8 0.98)."),
-        accuracy_budget: float | None = typer.Option(
-            None, "--accuracy-budget",
-            help="Largest accuracy drop in points (default: 0.5 fp32/fp16, 1.0 int8)."),
+        split: str = typer.Option("test", "--split", help="Split of the run to check on."),
+        json_out: str | None = typer.Option(None, "--json", metavar="FILE|-", help=JSON_HELP),
+        backend: str = typer.Option("ort-cpu", "--backend",
+                                    help=backend_help(ARTIFACT_BACKENDS)),
+        agreement_budget: float | None = typer.Option(
+            None, "--agreement-budget",
+            help="Parity gate: the smallest share, 0-1, of the PyTorch model's outputs the "
+                 "artifact must agree with. Default by task (fp32/fp16/int8): "
+                 + _AGREEMENT + "."),
+        metric_drop_budget: float | None = typer.Option(
+            None, "--metric-drop-budget",
+            help="Dataset gate: the largest drop, in points, of the task's metric against the "
+                 "PyTorch model. Default by task (fp32/fp16/int8): " + _DROP + "."),
+        top1_budget: float | None = typer.Option(None, "--top1-budget", hidden=True),
+        accuracy_budget: float | None = typer.Option(None, "--accuracy-budget", hidden=True),
         max_images: int | None = typer.Option(
-            None, "--max-images", help="Check a stratified subset of this many images."),
+            None, "--max-images", help="Check a subset of this many images (stratified by "
+            "class for classification)."),
         threads: int | None = typer.Option(None, "--threads",
                                            help="onnxruntime intra-op threads."),
     ) -> None:
-        """Spec, preprocessing golden test, output parity and accuracy gates (exit 1 on failure)."""
+        """Check an artifact against its run; exit 1 when a gate fails.
+
+        For every task: the embedded spec, a preprocessing golden test, output parity with PyTorch
+        (top-1 agreement, matched detections, pixel agreement, mask IoU) and the dataset gate
+        (accuracy, mAP, mIoU, mask mAP). Exit 1 when a gate fails, after writing the report."""
+        from edgetl.cli.common import check_backend, write_json_report
         from edgetl.errors import GateFailedError
         from edgetl.interrupt import activity
-        from edgetl.io import require_writable
         from edgetl.verify import check_options, verify_artifact
 
-        check_options(split, top1_budget, accuracy_budget, max_images)
-        if json_out is not None:
-            require_writable(json_out, "--json")
+        agreement = deprecated("--top1-budget", "--agreement-budget", top1_budget,
+                               agreement_budget)
+        drop = deprecated("--accuracy-budget", "--metric-drop-budget", accuracy_budget,
+                          metric_drop_budget)
+        check_backend(backend, ARTIFACT_BACKENDS, "verify")
+        check_options(split, agreement, drop, max_images)
+        json_target(json_out)
+        out = console if json_out != "-" else _stderr_console()
         with activity(f"verify of {artifact}",
                       "no report was written and the gate did not pass: run it again"):
-            console.print(f"verifying {artifact} against {against} on the {split} split",
-                          highlight=False)
+            out.print(f"verifying {artifact} against {against} on the {split} split",
+                      highlight=False)
             report = verify_artifact(
-                artifact, against, split, backend, top1_budget=top1_budget,
-                accuracy_budget=accuracy_budget, max_images=max_images, threads=threads,
+                artifact, against, split, backend, top1_budget=agreement,
+                accuracy_budget=drop, max_images=max_images, threads=threads,
             )
-            if json_out is not None:
-                report.write_json(json_out)
-        report.render(console)
+            if json_out == "-":
+                write_json_report("-", report.to_dict())
+            elif json_out is not None:
+                report.write_json(Path(json_out))
+        report.render(out)
         if not report.passed:
             raise GateFailedError(f"verify failed: {report.failure_line()}")
+
+
+def _stderr_console():  # noqa: ANN202 - rich Console
+    from edgetl.cli.common import err_console
+
+    return err_console

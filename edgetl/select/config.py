@@ -92,9 +92,9 @@ class SelectConfig:
         if self.calibration_images < 1:
             raise UsageError("--calibration-images must be at least 1")
         if self.bench.min_time <= 0 and self.bench.iters is None:
-            raise UsageError(f"--bench-min-time must be > 0 seconds, got {self.bench.min_time}")
+            raise UsageError(f"--min-time must be > 0 seconds, got {self.bench.min_time}")
         if self.bench.iters is not None and self.bench.iters < 1:
-            raise UsageError(f"--bench-iters must be >= 1, got {self.bench.iters}")
+            raise UsageError(f"--iters must be >= 1, got {self.bench.iters}")
         if self.bench.threads is not None and self.bench.threads < 1:
             raise UsageError(f"--threads must be >= 1, got {self.bench.threads}")
 

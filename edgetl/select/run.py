@@ -43,12 +43,16 @@ class SelectResult:
 
 
 def load_base_recipe(config: SelectConfig) -> Recipe:
-    from edgetl.recipe import load_recipe
+    import json
+
+    from edgetl.recipe import load_recipe, require_data_source
 
     extra = list(config.overrides)
     if config.data is not None:
-        extra.append(f"data.source={config.data}")
-    return load_recipe(config.recipe, extra)
+        extra.append(f"data.source={json.dumps(config.data)}")
+    recipe = load_recipe(config.recipe, extra)
+    require_data_source(recipe, config.recipe)
+    return recipe
 
 
 def preflight_backend(backend: str) -> None:

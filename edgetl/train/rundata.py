@@ -32,8 +32,9 @@ def _source(recipe: Recipe) -> str:
     """The recipe's data source; the built-in aerial tree set is tiled to the input size."""
     from edgetl.data.detection.neon import NEON_NAME
     from edgetl.models.specs import DENSE_INPUT_SIZE
+    from edgetl.recipe import require_data_source
 
-    source = recipe.data.source.strip()
+    source = require_data_source(recipe)
     if source.lower() == NEON_NAME and recipe.task == "detection":
         return f"{NEON_NAME}:{recipe.model.input_size or DENSE_INPUT_SIZE}"
     return source
@@ -60,6 +61,10 @@ def make_split(recipe: Recipe) -> SplitData:
 
     data = load_data(_source(recipe),
                      task=None if recipe.task == "classification" else recipe.task)
+    if recipe.data.group_from_name is not None:
+        from edgetl.data.grouping import group_from_name
+
+        data = group_from_name(data, recipe.data.group_from_name)
     data = make_splits(data, recipe.data.val_fraction, recipe.data.test_fraction,
                        recipe.train.seed, recipe.data.near_duplicate_threshold)
     leakage = leakage_report(data, near_dup_threshold=recipe.data.near_duplicate_threshold)

@@ -45,11 +45,11 @@ def check_options(split: str, top1_budget: float | None, accuracy_budget: float 
     if split not in SPLITS:
         raise UsageError(f"--split {split!r} is not a split", f"use {', '.join(SPLITS)}")
     if top1_budget is not None and not 0.0 <= top1_budget <= 1.0:
-        raise UsageError(f"--top1-budget {top1_budget:g} is not a fraction",
-                         "give the minimum top-1 agreement between 0 and 1, e.g. 0.99")
+        raise UsageError(f"--agreement-budget {top1_budget:g} is not a fraction",
+                         "give the smallest agreement share between 0 and 1, e.g. 0.99")
     if accuracy_budget is not None and accuracy_budget < 0:
-        raise UsageError(f"--accuracy-budget {accuracy_budget:g} is negative",
-                         "give the largest accuracy drop allowed, in points, >= 0")
+        raise UsageError(f"--metric-drop-budget {accuracy_budget:g} is negative",
+                         "give the largest metric drop allowed, in points, >= 0")
     if max_images is not None and max_images < 1:
         raise UsageError(f"--max-images {max_images} checks nothing", "give at least 1")
 
