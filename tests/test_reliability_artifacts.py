@@ -113,6 +113,6 @@ def test_bench_with_an_empty_images_folder_is_exit_2(artifacts: dict[str, Path],
     proc = edgetl("bench", artifacts["onnx"], "--backend", "ort-cpu", "--mode", "e2e",
                   "--images", empty, "--iters", "3", "--json", tmp_path / "b.json")
     assert proc.returncode == 2, proc.stderr
-    assert last_line(proc.stderr) == (f"error: --images {empty} holds no image files (pass a "
-                                      "folder with images, or image files)")
+    assert last_line(proc.stderr).startswith(f"error: {empty} holds no files with an image "
+                                             "extension")
     assert not (tmp_path / "b.json").exists()

@@ -10,7 +10,7 @@ from edgetl.cli.common import console
 
 
 def _format_help() -> str:
-    from edgetl.export.formats import FORMATS
+    from edgetl.artifact.formats import FORMATS
 
     return "; ".join(f"{f.name}: {f.description}" for f in FORMATS.values()) + "."
 
