@@ -42,12 +42,20 @@ def trained(tmp_path_factory: pytest.TempPathFactory, manifest: Path) -> tuple[P
     return recipe, root / "run"
 
 
+def killed_before_the_report(run: Path) -> Path:
+    """The run as if killed after its last epoch, before the test report: not finished, so
+    --resume has work to do (a finished run is left as it is)."""
+    for name in ("summary.json", "test_metrics.json"):
+        (run / name).unlink(missing_ok=True)
+    return run
+
+
 # --------------------------------------------------------------------------- item 3
 @pytest.mark.parametrize("lose", ["last", "last/train_state.json"])
 def test_resume_without_last_says_it_cannot(trained: tuple[Path, Path], tmp_path: Path,
                                             lose: str) -> None:
     recipe, source = trained
-    run = copy_run(source, tmp_path / "run")
+    run = killed_before_the_report(copy_run(source, tmp_path / "run"))
     target = run / lose
     shutil.rmtree(target) if target.is_dir() else target.unlink()
     before = metrics_text(run)
@@ -131,7 +139,7 @@ def test_resume_of_a_finished_run_changes_nothing(trained: tuple[Path, Path],
 def test_damaged_training_state_is_one_line(trained: tuple[Path, Path], tmp_path: Path,
                                             damage: str) -> None:
     recipe, source = trained
-    run = copy_run(source, tmp_path / "run")
+    run = killed_before_the_report(copy_run(source, tmp_path / "run"))
     state = json.loads((run / "last" / "train_state.json").read_text())
     state["done"] = False  # as if killed: resume must load everything
     (run / "last" / "train_state.json").write_text(json.dumps(state))
