@@ -1,108 +1,75 @@
-"""The task seam's records: spec geometry, task record, recipe rules per task, run folder."""
+"""The task seam: every task fills every slot, and only edgetl/tasks/ spells a task's name.
+
+A layer asks the task (`edgetl.tasks.get(name)`) what it needs; a branch on a task's name, or a
+table keyed by it, anywhere else is the spread this test keeps out.
+"""
 
 from __future__ import annotations
 
-import json
+import ast
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
-from edgetl.errors import RecipeError, SpecError
-from edgetl.models.registry import PACKAGED
-from edgetl.recipe import load_recipe
-from edgetl.spec import PreprocessSpec, TaskRecord
+from edgetl import tasks
 
-LITE0 = PACKAGED["tf_efficientnet_lite0"].spec
-
-
-def test_a_classification_spec_keeps_its_json_and_fingerprint() -> None:
-    data = LITE0.to_dict()
-    assert "geometry" not in data and "fill" not in data  # written only off their old default
-    old = {k: v for k, v in data.items()}
-    again = PreprocessSpec.from_dict(old)
-    assert again.fingerprint() == LITE0.fingerprint() and again.geometry == "crop"
+ROOT = Path(__file__).resolve().parents[1] / "edgetl"
+TASK_NAMES = ("classification", "detection", "semantic", "instance")
+# Files that may spell a task's name as a bare string: the definitions themselves.
+ALLOWED_FILES = ("tasks/",)
 
 
-def test_letterbox_spec_records_its_geometry_and_fill() -> None:
-    spec = LITE0.for_dense((320, 320))
-    data = json.loads(spec.canonical_json())
-    assert data["geometry"] == "letterbox" and data["fill"] == [114, 114, 114]
-    assert data["crop_size"] is None and data["input_size"] == [320, 320]
-    assert spec.fingerprint() != LITE0.fingerprint()
-    assert spec.with_overrides(fill=(0, 0, 0)).fingerprint() != spec.fingerprint()
-    assert "pad to 320x320 with [114, 114, 114]" in spec.describe()
-    with pytest.raises(SpecError, match="needs resize_mode exact"):
-        spec.with_overrides(crop_size=(300, 300))
+def test_the_four_tasks_are_defined_in_their_own_modules() -> None:
+    assert tasks.names() == TASK_NAMES
+    for name in TASK_NAMES:
+        assert tasks.get(name).name == name
+        assert (ROOT / "tasks" / f"{name}.py").is_file()
 
 
-def test_task_record_rules() -> None:
-    record = TaskRecord(("cat", "dog"))
-    assert record.to_dict() == {"names": ["cat", "dog"], "task": "classification",
-                                "schema": "edgetl.labels/1"}
-    assert TaskRecord(("raccoon",), task="detection").num_classes == 1
-    with pytest.raises(SpecError, match="at least 2"):
-        TaskRecord(("raccoon",))
-    with pytest.raises(SpecError, match="ignore index 1 is a class index"):
-        TaskRecord(("road", "car"), task="semantic", ignore_index=1)
-    with pytest.raises(SpecError, match="one RGB colour"):
-        TaskRecord(("road", "car"), task="semantic", palette=((0, 0, 0),))
-    semantic = TaskRecord(("road", "car"), task="semantic", ignore_index=255,
-                          palette=((128, 64, 128), (64, 0, 128)))
-    assert TaskRecord.from_dict(json.loads(json.dumps(semantic.to_dict()))) == semantic
+@pytest.mark.parametrize("name", TASK_NAMES)
+def test_every_task_fills_every_slot(name: str) -> None:
+    task = tasks.get(name)
+    code = task.code_slots()
+    assert code, "a task names code for its layers"
+    for slot, ref in code.items():
+        assert ":" in ref, f"{name}.{slot} is not a 'module:attr' string: {ref!r}"
+        assert callable(task.load(slot)), f"{name}.{slot} -> {ref} is not callable"
+    for f in fields(task):
+        value = getattr(task, f.name)
+        if f.name != "extra":
+            assert value not in (None, "", ()), f"{name} leaves {f.name} empty"
 
 
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "r.yaml"
-    path.write_text(text)
-    return path
-
-
-def test_recipe_metrics_and_settings_belong_to_their_task(tmp_path: Path) -> None:
-    detect = load_recipe(write(tmp_path, "task: detection\n"))
-    assert detect.selection_metric == "val_map"
-    assert load_recipe(None).selection_metric == "val_accuracy"
-    with pytest.raises(RecipeError, match="val_accuracy does not apply to detection"):
-        load_recipe(write(tmp_path, "task: detection\ntrain: {select_metric: val_accuracy}\n"))
-    with pytest.raises(RecipeError, match="loss settings apply to classification"):
-        load_recipe(write(tmp_path, "task: detection\nloss: {type: focal}\n"))
-    stopped = load_recipe(write(tmp_path, "task: detection\nphases:\n"
-                                "  - {name: A, epochs: 2, early_stopping: {patience: 2}}\n"))
-    assert stopped.stopping_metric(stopped.phases[0]) == "val_map"
-
-
-def test_dense_spec_from_a_recipe(tmp_path: Path) -> None:
-    from edgetl.models.specs import resolve_spec
-
-    recipe = load_recipe(write(tmp_path, "task: detection\nmodel: {input_size: 256}\n"
-                                         "preprocess: {fill: [0, 0, 0]}\n"))
-    spec = resolve_spec(recipe, LITE0)
-    assert spec.geometry == "letterbox" and spec.input_size == (256, 256)
-    assert spec.fill == (0, 0, 0) and spec.mean == LITE0.mean
-    assert "geometry=letterbox" in spec.source
-    with pytest.raises(RecipeError, match="crop_pct crops the image"):
-        resolve_spec(load_recipe(write(tmp_path, "task: detection\n"
-                                                 "preprocess: {crop_pct: 0.9}\n")), LITE0)
-
-
-def test_run_folder_reads_back_what_it_wrote(tmp_path: Path) -> None:
-    from edgetl.data.samples import DataSet, Sample
-    from edgetl.data.targets import BoxTarget
+def test_an_unknown_task_is_one_line_naming_the_known_ones() -> None:
     from edgetl.errors import UsageError
-    from edgetl.runfolder import RunFolder
 
-    image = tmp_path / "a.png"
-    from PIL import Image
+    with pytest.raises(UsageError) as caught:
+        tasks.get("keypoints")
+    assert caught.value.one_line() == ("unknown task 'keypoints' (use one of classification, "
+                                       "detection, semantic, instance)")
 
-    Image.new("RGB", (40, 30)).save(image)
-    target = BoxTarget(boxes=[(1, 2, 20, 25)], labels=["cat"], image_size=(30, 40))
-    data = DataSet("d", ["cat"], [Sample(str(image), "cat", "g1", "test", target)],
-                   origin=str(tmp_path), task="detection")
-    run = RunFolder(tmp_path / "run")
-    record = TaskRecord(("cat",), task="detection")
-    run.start(load_recipe(write(tmp_path, "task: detection\n")), resume=False)
-    run.write_split(data, record, {"leak_free": True})
-    assert run.task_record() == record
-    back = run.samples("test")
-    assert [s.target for s in back] == [target] and back[0].group == "g1"
-    with pytest.raises(UsageError, match="unknown split"):
-        run.samples("foo")
+
+def _task_name_literals(path: Path) -> list[int]:
+    """Lines where a string constant is exactly a task's name (f-string parts and docstrings,
+    which are messages and prose, are not)."""
+    tree = ast.parse(path.read_text())
+    joined = {id(v) for node in ast.walk(tree) if isinstance(node, ast.JoinedStr)
+              for v in node.values}
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef,
+                                       ast.ClassDef))
+                  and node.body and isinstance(node.body[0], ast.Expr)}
+    return sorted({node.lineno for node in ast.walk(tree)
+                   if isinstance(node, ast.Constant) and node.value in TASK_NAMES
+                   and id(node) not in joined and id(node) not in docstrings})
+
+
+def test_no_module_outside_the_tasks_spells_a_task_name() -> None:
+    found = []
+    for path in sorted(ROOT.rglob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel.startswith(ALLOWED_FILES):
+            continue
+        found += [f"edgetl/{rel}:{line}" for line in _task_name_literals(path)]
+    assert not found, "ask edgetl.tasks instead of naming a task:\n" + "\n".join(found)

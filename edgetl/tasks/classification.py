@@ -1,0 +1,32 @@
+"""Image classification: one label per image, a timm backbone with a new head."""
+
+from __future__ import annotations
+
+from edgetl.tasks.task import Task
+
+TASK = Task(
+    name="classification",
+    summary="one label per image",
+    min_classes=2,
+    # --- data ---
+    split_file="split.csv",
+    select_metrics=("val_accuracy", "val_balanced_accuracy", "val_macro_f1", "val_loss"),
+    # --- recipe ---
+    # --- models ---
+    skeleton="edgetl.models.head:skeleton_for",
+    # --- train ---
+    trainer="edgetl.train.classification:ClassificationTrainer",
+    # --- evaluate ---
+    checkpoint_evaluator="edgetl.evaluate.run_eval:evaluate_checkpoint",
+    artifact_evaluator="edgetl.evaluate.artifact_eval:evaluate_artifact",
+    # --- export ---
+    int8_judge="edgetl.export.onnx_int8:TopOneJudge",
+    # --- verify ---
+    # --- predict ---
+    # --- bench ---
+    # --- select ---
+    select_sizes=(160, 224, 288),
+    select_probe="edgetl.select.classification:untrained_checkpoint",
+    select_score="edgetl.select.classification:score_on_validation",
+    select_interval_metrics=("val_accuracy", "val_balanced_accuracy", "val_macro_f1", "val_loss"),
+)

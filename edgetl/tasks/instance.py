@@ -1,0 +1,32 @@
+"""Instance segmentation: a box, a class and a mask per object (FCOS plus a mask branch)."""
+
+from __future__ import annotations
+
+from edgetl.tasks.task import Task
+
+TASK = Task(
+    name="instance",
+    summary="a box, a class and a mask for each object",
+    min_classes=1,
+    # --- data ---
+    split_file="split.json",
+    select_metrics=("val_mask_map", "val_map", "val_loss"),
+    # --- recipe ---
+    # --- models ---
+    skeleton="edgetl.models.instance:skeleton_for",
+    # --- train ---
+    trainer="edgetl.train.instance:InstanceTrainer",
+    # --- evaluate ---
+    checkpoint_evaluator="edgetl.evaluate.instance_run:evaluate_instance_checkpoint",
+    artifact_evaluator="edgetl.evaluate.instance_run:evaluate_instance_artifact",
+    # --- export ---
+    int8_judge="edgetl.export.onnx_int8:MaskMapJudge",
+    # --- verify ---
+    # --- predict ---
+    # --- bench ---
+    # --- select ---
+    select_sizes=(256, 320, 384, 512),
+    select_probe="edgetl.select.dense:untrained_checkpoint",
+    select_score="edgetl.select.dense:score_on_validation",
+    select_interval_metrics=("val_mask_map", "val_map"),
+)

@@ -1,0 +1,32 @@
+"""Semantic segmentation: a class per pixel, an LR-ASPP head on a timm backbone."""
+
+from __future__ import annotations
+
+from edgetl.tasks.task import Task
+
+TASK = Task(
+    name="semantic",
+    summary="a class for every pixel",
+    min_classes=2,
+    # --- data ---
+    split_file="split.csv",
+    select_metrics=("val_miou", "val_loss"),
+    # --- recipe ---
+    # --- models ---
+    skeleton="edgetl.models.segmenter:skeleton_for",
+    # --- train ---
+    trainer="edgetl.train.semantic:SemanticTrainer",
+    # --- evaluate ---
+    checkpoint_evaluator="edgetl.evaluate.semantic_run:evaluate_segmenter_checkpoint",
+    artifact_evaluator="edgetl.evaluate.semantic_run:evaluate_segmenter_artifact",
+    # --- export ---
+    int8_judge="edgetl.export.onnx_int8:MiouJudge",
+    # --- verify ---
+    # --- predict ---
+    # --- bench ---
+    # --- select ---
+    select_sizes=(256, 320, 384, 512),
+    select_probe="edgetl.select.dense:untrained_checkpoint",
+    select_score="edgetl.select.dense:score_on_validation",
+    select_interval_metrics=("val_miou",),
+)

@@ -1,0 +1,74 @@
+"""The `Task` record: what a task states for every layer (slots), and how a code slot is
+imported."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+CODE = {"code": True}  # field metadata: the slot holds a "module:attr" string
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task's definition. Code slots are `"module:attr"` strings (see `load`)."""
+
+    name: str
+    summary: str  # one line, for help text and docs
+    min_classes: int  # the fewest classes a model of this task can learn
+
+    # --- data ---
+    split_file: str  # the file a run folder keeps its split in
+    select_metrics: tuple[str, ...]  # what the recipe may select on; the first is the default
+
+    # --- recipe ---
+
+    # --- models ---
+    # fn(CheckpointInfo) -> nn.Module: the untrained model a checkpoint fills
+    skeleton: str = field(metadata=CODE)
+
+    # --- train ---
+    trainer: str = field(metadata=CODE)  # PhasedTrainer subclass
+
+    # --- evaluate ---
+    # fn(run, split, data, device, **kw) -> report
+    checkpoint_evaluator: str = field(metadata=CODE)
+    # fn(artifact, run, split, data, backend, **kw) -> report
+    artifact_evaluator: str = field(metadata=CODE)
+
+    # --- export ---
+    int8_judge: str = field(metadata=CODE)  # int8 judge class (how much int8 damage is acceptable)
+
+    # --- verify ---
+
+    # --- predict ---
+
+    # --- bench ---
+
+    # --- select ---
+    select_sizes: tuple[int, ...]  # default candidate input sizes (pixels, square)
+    select_probe: str = field(metadata=CODE)  # fn(recipe, record, folder, data) -> PreprocessSpec
+    select_score: str = field(metadata=CODE)  # fn(run_dir, metric, device) -> dict
+    # the selection metrics select_score gives an interval for
+    select_interval_metrics: tuple[str, ...]
+
+    extra: dict[str, Any] = field(default_factory=dict)  # for tasks added by plug-ins and tests
+
+    def load(self, slot: str) -> Any:
+        """The code a slot names, imported now."""
+        return load_ref(getattr(self, slot))
+
+    def code_slots(self) -> dict[str, str]:
+        """Every slot that names code, by slot name."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.metadata.get("code")}
+
+
+def load_ref(ref: str) -> Any:
+    """Import `"module:attr"` (attr may be dotted) and return the attribute."""
+    module, _, attr = ref.partition(":")
+    value: Any = importlib.import_module(module)
+    for part in attr.split("."):
+        value = getattr(value, part)
+    return value
+
