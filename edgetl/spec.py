@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from edgetl import tasks
 from edgetl.errors import SpecError
 
 SPEC_SCHEMA = "edgetl.preprocess/1"
@@ -321,11 +322,9 @@ class PreprocessSpec:
         return "\n".join(lines)
 
 
-TaskName = Literal["classification", "detection", "semantic", "instance"]
-TASK_NAMES: tuple[str, ...] = ("classification", "detection", "semantic", "instance")
-# The fewest classes each task can learn: a classifier must tell two apart; one object class
-# (or one foreground class beside the background) is a real detection/segmentation problem.
-_MIN_CLASSES = {"classification": 2, "detection": 1, "semantic": 2, "instance": 1}
+# The task of a record (recipe, data set) that names none: records from before edgetl knew other
+# tasks are classifiers.
+DEFAULT_TASK: str = tasks.classification.TASK.name
 
 
 @dataclass(frozen=True)
@@ -339,7 +338,7 @@ class TaskRecord:
     """
 
     names: tuple[str, ...]
-    task: TaskName = "classification"
+    task: str = DEFAULT_TASK
     schema: str = field(default=LABELS_SCHEMA)
     background: int | None = None
     ignore_index: int | None = None
@@ -351,9 +350,10 @@ class TaskRecord:
         if self.palette is not None:
             object.__setattr__(self, "palette", tuple(tuple(int(v) for v in c)
                                                       for c in self.palette))
-        if self.task not in _MIN_CLASSES:
-            raise SpecError(f"unknown task {self.task!r}", f"use one of {', '.join(TASK_NAMES)}")
-        least = _MIN_CLASSES[self.task]
+        if self.task not in tasks.TASKS:
+            raise SpecError(f"unknown task {self.task!r}",
+                            f"use one of {', '.join(tasks.names())}")
+        least = tasks.get(self.task).min_classes
         if len(self.names) < least:
             raise SpecError(f"{self.task} needs at least {least} class(es), got "
                             f"{len(self.names)}")
@@ -397,7 +397,7 @@ class TaskRecord:
         if not isinstance(data, dict) or "names" not in data:
             raise SpecError("task record must be a JSON object with 'names'")
         palette = data.get("palette")
-        return cls(names=tuple(data["names"]), task=data.get("task", "classification"),
+        return cls(names=tuple(data["names"]), task=data.get("task", DEFAULT_TASK),
                    schema=data.get("schema", LABELS_SCHEMA),
                    background=data.get("background"), ignore_index=data.get("ignore_index"),
                    palette=tuple(tuple(c) for c in palette) if palette else None)

@@ -17,7 +17,8 @@ import torch
 from pydantic import BaseModel
 from reliability_common import edgetl, last_line
 
-from edgetl.recipe import TASK_METRICS, ModelConfig, Recipe
+from edgetl import tasks
+from edgetl.recipe import ModelConfig, Recipe
 from edgetl.spec import TaskRecord
 
 # Which settings section of `model` each task's model is built from (input_size: every task).
@@ -84,7 +85,7 @@ def cases() -> list[Any]:
 def test_every_settings_section_belongs_to_a_task() -> None:
     sections = {k.split(".")[0] for k in KEYS if "." in k}
     assert sections <= set(SECTION.values()), sections - set(SECTION.values())
-    assert set(SECTION) == set(TASK_METRICS)
+    assert set(SECTION) == set(tasks.names())
 
 
 def recipe_with(task: str, key: str, value: Any) -> Recipe:

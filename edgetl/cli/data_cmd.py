@@ -26,7 +26,6 @@ from edgetl.cli.common import (
     json_target,
     write_json_report,
 )
-from edgetl.cli.data_dense import print_dense_inspect
 from edgetl.cli.data_tables import SHOW as _SHOW
 from edgetl.cli.data_tables import cluster_table as _cluster_table
 from edgetl.cli.data_tables import path_table as _path_table
@@ -45,15 +44,16 @@ _DATA_HELP = (
     "instance-id mask folders, VIA or YOLO segmentation (prefix coco:, masks:, via:, yolo:), "
     "or a COCO JSON split. Give --task for the dense tasks.")
 _TASK_HELP = "classification (default), detection, semantic or instance."
-_TASKS = ("classification", "detection", "semantic", "instance")
 
 
 def _task(value: str | None) -> str:
+    from edgetl import tasks
     from edgetl.errors import UsageError
+    from edgetl.spec import DEFAULT_TASK
 
-    task = (value or "classification").strip().lower()
-    if task not in _TASKS:
-        raise UsageError(f"--task {value!r} is not one of {', '.join(_TASKS)}")
+    task = (value or DEFAULT_TASK).strip().lower()
+    if task not in tasks.names():
+        raise UsageError(f"--task {value!r} is not one of {', '.join(tasks.names())}")
     return task
 
 
@@ -127,7 +127,8 @@ def _print_groups(groups: dict | None) -> None:
         console.print(table)
 
 
-def _print_inspect(report: dict) -> None:
+def print_class_inspect(report: dict) -> None:
+    """Classification's `inspect_printer`: the report of `inspect_data` on the terminal."""
     paths = [e["path"] for e in report["unreadable"]]
     for key in ("exact_duplicates", "near_duplicates"):
         for entry in report[key]:
@@ -179,13 +180,14 @@ def inspect(
     and box sizes (detection, instance segmentation), pixels per class (semantic
     segmentation); image sizes/modes, unreadable files, duplicates and near-duplicates, groups
     and leaks across given splits."""
+    from edgetl import tasks
     from edgetl.data.grouping import group_from_name as apply_group_rule
     from edgetl.data.sources import load_data
     from edgetl.interrupt import activity
 
-    name = _task(task)
+    chosen = tasks.get(_task(task))
     check_near_dup(near_dup_threshold)
-    if input_size is not None and name == "classification":
+    if input_size is not None and not chosen.dense:
         from edgetl.errors import UsageError
 
         raise UsageError("--input-size applies to --task detection or instance")
@@ -198,30 +200,11 @@ def inspect(
         ds = load_data(data, task=task, check_images=False)  # the scan decodes each file once
         if group_from_name is not None:
             ds = apply_group_rule(ds, group_from_name)
+        inspector = chosen.load("data_inspector")
         with _progress(len(ds.samples), "hashing images") as advance:
-            if name == "classification":
-                from edgetl.data.inspect import inspect_data
-
-                report = inspect_data(ds, near_dup_threshold=near_dup_threshold,
-                                      progress=advance)
-            elif name == "semantic":
-                from edgetl.data.semantic import inspect_semantic
-
-                report = inspect_semantic(ds, near_dup_threshold=near_dup_threshold,
-                                          progress=advance)
-            else:
-                from edgetl.data.detection.inspect import inspect_detection
-
-                report = inspect_detection(ds, input_size, near_dup_threshold=near_dup_threshold,
-                                           progress=advance)
-    if name == "classification":
-        _print_inspect(report)
-    elif name == "semantic":
-        from edgetl.data.semantic import print_semantic_report
-
-        print_semantic_report(report, console, err_console)
-    else:
-        print_dense_inspect(report)
+            report = inspector(ds, input_size, near_dup_threshold=near_dup_threshold,
+                               progress=advance)
+    chosen.load("inspect_printer")(report)
     write_json_report(json_out, report)
     if json_out not in (None, "-"):
         console.print(f"report written to {json_out}")
@@ -295,6 +278,7 @@ def split(
     """Seeded split of a data set of any task (classification, detection, semantic or instance
     segmentation): stratified by class, grouped, near-duplicates kept together, with a leakage
     report."""
+    from edgetl import tasks
     from edgetl.data.grouping import group_from_name as apply_group_rule
     from edgetl.data.manifest import extra_columns, write_manifest
     from edgetl.data.sources import load_data
@@ -305,8 +289,9 @@ def split(
     from edgetl.io import require_writable
 
     name = _task(task)
+    dense = tasks.get(name).dense
     want = Path(split_file_name(name)).suffix
-    if name != "classification" and out.suffix.lower() != want:
+    if dense and out.suffix.lower() != want:
         raise UsageError(f"--out {out}: a {name} split is written as a {want} file",
                          hint=f"e.g. --out split{want}")
     check_near_dup(near_dup_threshold)
@@ -325,15 +310,23 @@ def split(
             result = make_splits(ds, val, test, seed, near_dup_threshold, progress=advance)
         report = leakage_report(result, near_dup_threshold=near_dup_threshold)
     is_csv = ds.origin.lower().endswith(".csv") and os.path.isfile(ds.origin)
-    if name == "classification":
+    if not dense:  # a manifest keeps the source CSV's extra columns
         write_manifest(result, out, extra_columns(ds.origin) if is_csv else None)
     else:
         write_split(result, out)
     new_notes = result.notes
-    _print_split(report, new_notes, out, dense=name != "classification")
+    _print_split(report, new_notes, out, dense=dense)
     if json_out is not None:
         payload = {"out": str(out.absolute()), "seed": seed, "val": val, "test": test,
                    "notes": new_notes, **report}
         write_json_report(json_out, payload)
         if json_out != "-":
             console.print(f"report written to {json_out}")
+
+
+def print_semantic_inspect(report: dict) -> None:
+    """Semantic segmentation's `inspect_printer`: `print_semantic_report` on this command's
+    consoles (standard output may carry the JSON, then the report goes to stderr)."""
+    from edgetl.data.semantic import print_semantic_report
+
+    print_semantic_report(report, console, err_console)

@@ -55,6 +55,14 @@ def imbalance_ratio(counts: dict[str, int]) -> float | None:
     return max(values) / min(values)
 
 
+def inspect_class_data(ds: DataSet, input_size: int | None = None, *,
+                       near_dup_threshold: int = DEFAULT_NEAR_DUP_THRESHOLD,
+                       progress: Callable[[int], None] | None = None) -> dict:
+    """`inspect_data` as the task's `data_inspector` (`input_size`: not used; `data inspect`
+    refuses it for a task that is not dense)."""
+    return inspect_data(ds, near_dup_threshold=near_dup_threshold, progress=progress)
+
+
 def inspect_data(
     ds: DataSet,
     *,

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 # defined with the errors so `edgetl.artifact.reference` warns without importing `data`
 from edgetl.errors import DataWarning as DataWarning
+from edgetl.spec import DEFAULT_TASK
 
 if TYPE_CHECKING:
     from edgetl.data.targets import Target
@@ -29,7 +30,6 @@ def is_image_name(name: str) -> bool:
     return not base.startswith(".") and os.path.splitext(base)[1].lower() in IMAGE_EXTENSIONS
 
 
-TASKS: tuple[str, ...] = ("classification", "detection", "semantic", "instance")
 NO_CLASS = "(none)"  # the stratum of a dense-task image that holds no annotated class
 
 
@@ -75,7 +75,7 @@ class DataSet:
     `origin` re-opens the same source through `load_data` (it is what checkpoints record):
     'elpv', 'elpv:4class', an absolute folder path or an absolute CSV path. `classes` fixes the
     label order (index i is class i): sorted unless the source defines its own order. `task`
-    says what the samples are labelled for (one of `TASKS`).
+    says what the samples are labelled for (a name `edgetl.tasks.get` knows).
     """
 
     name: str
@@ -85,7 +85,7 @@ class DataSet:
     description: str = ""
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     notes: list[str] = field(default_factory=list)  # what loading/splitting decided, for humans
-    task: str = "classification"
+    task: str = DEFAULT_TASK
 
     @property
     def has_splits(self) -> bool:

@@ -22,12 +22,14 @@ import os
 import warnings
 from pathlib import Path
 
+from edgetl import tasks
 from edgetl.data.checks import drop_unreadable
 from edgetl.data.elpv import ELPV_NAMES, load_elpv
 from edgetl.data.folder import load_folder
 from edgetl.data.manifest import read_manifest
-from edgetl.data.samples import TASKS, DataSet, DataWarning
+from edgetl.data.samples import DataSet, DataWarning
 from edgetl.errors import DataError
+from edgetl.spec import DEFAULT_TASK
 
 BUILTIN_NAMES = ELPV_NAMES
 _WHAT = "give a class-per-folder tree, a CSV manifest (path,label[,group][,split]) or one of: "
@@ -42,17 +44,18 @@ def load_data(data: str, *, task: str | None = None, check_images: bool = True,
     come from a pinned wheel and their presence is checked. `group_column` picks the manifest
     column used as group (CSV manifests only). `task` picks the reader (see the module doc).
     """
-    if task in ("detection", "instance"):
-        from edgetl.data.detection import load_detection
-
-        return load_detection(data, task, check_images=check_images, group_column=group_column)
-    if task == "semantic":
-        from edgetl.data.semantic import load_semantic
-
-        return load_semantic(data, check_images=check_images)
-    if task not in (None, "classification"):
-        known = ", ".join(TASKS)
+    name = DEFAULT_TASK if task is None else task
+    if name not in tasks.TASKS:
+        known = ", ".join(tasks.names())
         raise DataError(f"task {task!r} has no data reader in this version (tasks: {known})")
+    reader = tasks.get(name).load("data_reader")
+    return reader(data, name, check_images=check_images, group_column=group_column)  # type: ignore[no-any-return]
+
+
+def load_classification(data: str, task: str, *, check_images: bool = True,
+                        group_column: str = "group") -> DataSet:
+    """Classification's reader (`load_data` without a dense task): a class tree, a manifest or
+    a built-in set; a dense source named or found here is refused or warned about."""
     _refuse_dense_name(str(data).strip())
     try:
         ds = _load_classification(data, check_images, group_column)
@@ -62,9 +65,9 @@ def load_data(data: str, *, task: str | None = None, check_images: bool = True,
             raise DataError(f"{exc.message}; {hint}") from exc
         raise
     hint = _dense_hint(data)
-    if hint:
+    if hint:  # stacklevel: the caller of `load_data`, as when this was its body
         warnings.warn(f"{data} was read as a class-per-folder tree (classes "
-                      f"{', '.join(ds.classes)}); {hint}", DataWarning, stacklevel=2)
+                      f"{', '.join(ds.classes)}); {hint}", DataWarning, stacklevel=3)
     return ds
 
 
@@ -72,10 +75,11 @@ def _refuse_dense_name(text: str) -> None:
     """A format prefix (voc:, coco:, ...) or neon-trees names dense data: say which --task."""
     from edgetl.data.detection.load import split_prefix
     from edgetl.data.detection.neon import NEON_NAME
+    from edgetl.data.detection.which import dense_tasks, task_for
 
     if split_prefix(text)[0] is not None or text.lower().split(":", 1)[0] == NEON_NAME:
-        task = "detection" if text.lower().startswith((NEON_NAME, "voc:", "csv:")) else \
-            "detection or instance"
+        task = task_for(masks=False) if text.lower().startswith((NEON_NAME, "voc:", "csv:")) \
+            else " or ".join(dense_tasks())
         raise DataError(f"{text} is a detection/instance source, not classification data: "
                         f"pass --task {task}")
 

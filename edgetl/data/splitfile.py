@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgetl.data.detection import splitfile as detection_split
+from edgetl import tasks
 from edgetl.data.samples import DataSet
-from edgetl.data.semantic import splitfile as semantic_split
 from edgetl.data.sources import load_data
 from edgetl.data.splitnames import SPLIT_FILE_NAMES, split_file_name, split_file_names
 from edgetl.spec import TaskRecord
@@ -24,13 +23,11 @@ __all__ = ["SPLIT_FILE_NAMES", "read_split", "split_file_name", "split_file_name
 
 def write_split(data: DataSet, path: str | Path) -> Path:
     """Write `data` (with its splits) where a run keeps it (atomically)."""
-    if data.task == "semantic":
-        return semantic_split.write_split_file(data, path)  # type: ignore[arg-type]
-    return detection_split.write_split_file(data, path)
+    writer = tasks.get(data.task).load("split_writer")
+    return writer(data, path)  # type: ignore[no-any-return]
 
 
 def read_split(path: str | Path, record: TaskRecord) -> DataSet:
     """The run's data as it was split; classes in the task record's order."""
-    task = None if record.task == "classification" else record.task
-    data = load_data(str(path), check_images=False, task=task)
+    data = load_data(str(path), check_images=False, task=record.task)
     return data.replace(classes=list(record.names))

@@ -7,6 +7,7 @@ from pathlib import Path
 from edgetl.data.samples import Sample
 from edgetl.errors import ArtifactError, DataError, EdgetlError, UsageError
 from edgetl.runfolder import SPLIT_NAMES, RunFolder
+from edgetl.spec import DEFAULT_TASK
 
 ALL = "all"  # every image of the data, whatever its split: reported as split "all"
 
@@ -22,7 +23,7 @@ def _run_words(run: Path | None) -> str:
 
 
 def evaluation_samples(run: Path | None, split: str, data: str | None,
-                       task: str = "classification") -> tuple[list[Sample], str]:
+                       task: str = DEFAULT_TASK) -> tuple[list[Sample], str]:
     """(samples, where they came from). `data` wins (its `split`; all of it for `all`);
     otherwise the run's stored split (checked when the run began).
 
@@ -41,7 +42,7 @@ def evaluation_samples(run: Path | None, split: str, data: str | None,
         return samples, str(folder.split_path())
     from edgetl.data.sources import load_data
 
-    dataset = load_data(data) if task == "classification" else load_data(data, task=task)
+    dataset = load_data(data, task=task)
     if split == ALL:
         samples = dataset.samples
     elif dataset.has_splits:

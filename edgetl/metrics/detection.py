@@ -26,6 +26,9 @@ import numpy as np
 from edgetl.artifact.postprocess import Detections
 from edgetl.data.samples import Sample
 from edgetl.spec import TaskRecord
+from edgetl.tasks.detection import TASK as _DETECTION
+
+DETECTION_TASK: str = _DETECTION.name  # what this module's reports score
 
 STAT_NAMES = ("map", "map50", "map75", "map_small", "map_medium", "map_large",
               "ar1", "ar10", "ar100", "ar_small", "ar_medium", "ar_large")
@@ -45,7 +48,7 @@ class DetectionReport:
     confusion: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"task": "detection", **self.stats}
+        out: dict[str, Any] = {"task": DETECTION_TASK, **self.stats}
         for name, interval in self.intervals.items():
             out[f"{name}_ci95"] = interval
         out.update(per_class=self.per_class, n_images=self.n_images, n_boxes=self.n_boxes,

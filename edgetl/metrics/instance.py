@@ -26,6 +26,9 @@ from edgetl.metrics.detection import (
     summarize,
 )
 from edgetl.spec import TaskRecord
+from edgetl.tasks.instance import TASK as _INSTANCE
+
+INSTANCE_TASK: str = _INSTANCE.name  # what this module's reports score
 
 MIN_SCORE = 0.3  # per-image F1 counts detections at or above this score (predict's default)
 
@@ -44,7 +47,7 @@ class InstanceReport:
     intervals: dict[str, list[float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"task": "instance"}
+        out: dict[str, Any] = {"task": INSTANCE_TASK}
         for prefix, stats in (("mask", self.mask_stats), ("box", self.box_stats)):
             out.update({f"{prefix}_{name}": value for name, value in stats.items()})
         for name, interval in self.intervals.items():

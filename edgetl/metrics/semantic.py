@@ -16,6 +16,9 @@ from typing import Any
 import numpy as np
 
 from edgetl.spec import TaskRecord
+from edgetl.tasks.semantic import TASK as _SEMANTIC
+
+SEMANTIC_TASK: str = _SEMANTIC.name  # what this module's reports score
 
 DEFAULT_BOOTSTRAP = 1000
 
@@ -65,7 +68,7 @@ class SemanticReport:
 
     def to_dict(self) -> dict[str, Any]:
         s = scores(self.matrix)
-        out: dict[str, Any] = {"task": "semantic", "miou": s["miou"], "mdice": s["mdice"],
+        out: dict[str, Any] = {"task": SEMANTIC_TASK, "miou": s["miou"], "mdice": s["mdice"],
                                "pixel_accuracy": s["pixel_accuracy"], "fw_iou": s["fw_iou"]}
         for name, interval in self.intervals.items():
             out[f"{name}_ci95"] = interval

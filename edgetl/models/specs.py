@@ -5,6 +5,7 @@ Every override is written into `spec.source`, so a spec always says where its va
 
 from __future__ import annotations
 
+from edgetl import tasks
 from edgetl.recipe import Recipe
 from edgetl.spec import PreprocessSpec
 
@@ -17,7 +18,7 @@ def resolve_spec(recipe: Recipe, weights_spec: PreprocessSpec) -> PreprocessSpec
     Classification keeps the weights' resize/crop rule (at the recipe's input size). The dense
     tasks keep the weights' colour, interpolation and normalisation but fit the whole image into
     a fixed square input (`model.input_size`, default 320) by letterbox (or stretch)."""
-    if recipe.task != "classification":
+    if tasks.get(recipe.task).dense:
         return _dense_spec(recipe, weights_spec)
     spec = weights_spec
     changes: list[str] = []

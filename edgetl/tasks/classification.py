@@ -11,7 +11,14 @@ TASK = Task(
     # --- data ---
     split_file="split.csv",
     select_metrics=("val_accuracy", "val_balanced_accuracy", "val_macro_f1", "val_loss"),
+    dense=False,
+    object_masks=False,
+    data_reader="edgetl.data.sources:load_classification",
+    split_writer="edgetl.data.detection.splitfile:write_split_file",
+    data_inspector="edgetl.data.inspect:inspect_class_data",
+    inspect_printer="edgetl.cli.data_cmd:print_class_inspect",
     # --- recipe ---
+    recipe_rules="edgetl.recipe:classification_rules",
     # --- models ---
     skeleton="edgetl.models.head:skeleton_for",
     # --- train ---

@@ -11,7 +11,14 @@ TASK = Task(
     # --- data ---
     split_file="split.json",
     select_metrics=("val_mask_map", "val_map", "val_loss"),
+    dense=True,
+    object_masks=True,
+    data_reader="edgetl.data.detection:load_detection",
+    split_writer="edgetl.data.detection.splitfile:write_split_file",
+    data_inspector="edgetl.data.detection.inspect:inspect_detection",
+    inspect_printer="edgetl.cli.data_dense:print_dense_inspect",
     # --- recipe ---
+    recipe_rules="edgetl.recipe:instance_rules",
     # --- models ---
     skeleton="edgetl.models.instance:skeleton_for",
     # --- train ---

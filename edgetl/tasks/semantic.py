@@ -11,7 +11,14 @@ TASK = Task(
     # --- data ---
     split_file="split.csv",
     select_metrics=("val_miou", "val_loss"),
+    dense=True,
+    object_masks=False,
+    data_reader="edgetl.data.semantic.load:read_semantic",
+    split_writer="edgetl.data.semantic.splitfile:write_split_file",
+    data_inspector="edgetl.data.semantic.inspect:inspect_semantic_data",
+    inspect_printer="edgetl.cli.data_cmd:print_semantic_inspect",
     # --- recipe ---
+    recipe_rules="edgetl.recipe:semantic_rules",
     # --- models ---
     skeleton="edgetl.models.segmenter:skeleton_for",
     # --- train ---

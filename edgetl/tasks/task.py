@@ -21,8 +21,23 @@ class Task:
     # --- data ---
     split_file: str  # the file a run folder keeps its split in
     select_metrics: tuple[str, ...]  # what the recipe may select on; the first is the default
+    # The target marks parts of the image (objects or pixels): the whole image is letterboxed
+    # into a square input, --input-size applies, splits are the task's own data format. False:
+    # one label per image (the weights' resize/crop; a CSV manifest keeps its extra columns).
+    dense: bool
+    # Each object carries a mask, not a box alone: how the detection/instance readers, split
+    # files and inspection tell instances from boxes.
+    object_masks: bool
+    # fn(data, task, *, check_images, group_column) -> DataSet: what `load_data` calls
+    data_reader: str = field(metadata=CODE)
+    split_writer: str = field(metadata=CODE)  # fn(DataSet, path) -> Path: the run's split file
+    # fn(DataSet, input_size, *, near_dup_threshold, progress) -> report (`data inspect`)
+    data_inspector: str = field(metadata=CODE)
+    inspect_printer: str = field(metadata=CODE)  # fn(report) -> None: the report on the terminal
 
     # --- recipe ---
+    # fn(Recipe) -> None: raises ValueError for a setting that does not apply to the task
+    recipe_rules: str = field(metadata=CODE)
 
     # --- models ---
     # fn(CheckpointInfo) -> nn.Module: the untrained model a checkpoint fills

@@ -10,6 +10,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
+from edgetl import tasks
 from edgetl.data.samples import DataSet
 from edgetl.recipe import Recipe
 from edgetl.runfolder import RunFolder
@@ -20,22 +21,23 @@ def task_record_of(data: DataSet) -> TaskRecord:
     """The task record a data set implies: its task and class order (semantic: also the
     ignore index and, for palette masks, each class's colour)."""
     mask_record = getattr(data, "record", None)
-    if data.task == "semantic" and mask_record is not None:
+    if mask_record is not None and tasks.get(data.task).dense:  # a pixel map's record
         colours = mask_record.class_colours()
-        return TaskRecord(tuple(data.classes), task="semantic",
+        return TaskRecord(tuple(data.classes), task=data.task,
                           ignore_index=mask_record.ignore_index,
                           palette=tuple(colours) if colours else None)
-    return TaskRecord(tuple(data.classes), task=data.task)  # type: ignore[arg-type]
+    return TaskRecord(tuple(data.classes), task=data.task)
 
 
 def _source(recipe: Recipe) -> str:
     """The recipe's data source; the built-in aerial tree set is tiled to the input size."""
     from edgetl.data.detection.neon import NEON_NAME
+    from edgetl.data.detection.which import task_for
     from edgetl.models.specs import DENSE_INPUT_SIZE
     from edgetl.recipe import require_data_source
 
     source = require_data_source(recipe)
-    if source.lower() == NEON_NAME and recipe.task == "detection":
+    if source.lower() == NEON_NAME and recipe.task == task_for(masks=False):
         return f"{NEON_NAME}:{recipe.model.input_size or DENSE_INPUT_SIZE}"
     return source
 
@@ -59,8 +61,7 @@ def make_split(recipe: Recipe) -> SplitData:
     from edgetl.data.split import conflict_warning, leakage_report, make_splits
     from edgetl.errors import DataError
 
-    data = load_data(_source(recipe),
-                     task=None if recipe.task == "classification" else recipe.task)
+    data = load_data(_source(recipe), task=recipe.task)
     if recipe.data.group_from_name is not None:
         from edgetl.data.grouping import group_from_name
 

@@ -42,6 +42,7 @@ from edgetl.data.detection.masks import (
     read_id_png,
     rle_box,
 )
+from edgetl.data.detection.which import has_masks
 from edgetl.data.samples import SPLITS, DataSet
 from edgetl.data.targets import BoxTarget, InstanceMask, InstanceTarget
 from edgetl.errors import DataError
@@ -248,7 +249,7 @@ def _images(data: dict, json_path: Path, split: str | None, seen: set[Path],
     return images
 
 
-def _target(image: _Image, task: str, classes: dict[int, str], json_path: Path,
+def _target(image: _Image, masks_wanted: bool, classes: dict[int, str], json_path: Path,
             problems: P.Problems) -> BoxTarget | InstanceTarget:
     boxes, labels, crowd, masks = [], [], [], []
     for ann in image.anns:
@@ -263,7 +264,7 @@ def _target(image: _Image, task: str, classes: dict[int, str], json_path: Path,
             continue
         name = classes[category]
         mask = None
-        if task == "instance":
+        if masks_wanted:
             found = _instance(ann, image.size, where, problems)
             if found is None:
                 continue
@@ -284,7 +285,7 @@ def _target(image: _Image, task: str, classes: dict[int, str], json_path: Path,
         labels.append(name)
         crowd.append(bool(ann.get("iscrowd", 0)))
         masks.append(mask)
-    if task == "instance":
+    if masks_wanted:
         return InstanceTarget(boxes=tuple(boxes), labels=tuple(labels), masks=tuple(masks),
                               crowd=tuple(crowd), image_size=image.size)
     return BoxTarget(boxes=tuple(boxes), labels=tuple(labels), crowd=tuple(crowd),
@@ -351,7 +352,7 @@ def read_coco(source: Path, task: str, problems: P.Problems) -> DataSet:
     for f, images in per_file:
         for img in images.values():
             mark = problems.mark()
-            target = _target(img, task, by_id, f, problems)
+            target = _target(img, has_masks(task), by_id, f, problems)
             if not problems.lost_objects(mark, str(img.path)):
                 records.append(Record(path=str(img.path), target=target, group=img.group,
                                       split=img.split))

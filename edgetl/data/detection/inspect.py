@@ -24,6 +24,7 @@ from edgetl.data.dedup import (
 from edgetl.data.detection import problems as P
 from edgetl.data.detection.geometry import size_error
 from edgetl.data.detection.masks import mask_area, read_id_png
+from edgetl.data.detection.which import has_masks
 from edgetl.data.inspect import _size_summary
 from edgetl.data.samples import SPLITS, DataSet, Sample
 from edgetl.data.split import cluster_entry, crosses
@@ -174,7 +175,7 @@ def inspect_detection(
     others = [{"path": p, "reason": r} for p, r in ds.skipped if (p, r) not in listed]
     report = {
         "name": ds.name, "origin": ds.origin, "description": ds.description, "task": ds.task,
-        "objects": "instances" if ds.task == "instance" else "boxes",
+        "objects": "instances" if has_masks(ds.task) else "boxes",
         "n_images": len(samples), "n_objects": sum(per_image),
         "classes": classes,
         "splits": _splits(ds, samples),
@@ -194,7 +195,7 @@ def inspect_detection(
         "cross_split_duplicates": across,
         "notes": list(ds.notes),
     }
-    if ds.task == "instance":
+    if has_masks(ds.task):
         report["instance_areas"] = _instance_areas(samples, input_size)
         report["degenerate_polygons"] = _entries(ds.skipped, P.POLYGON_KINDS)
         report["mask_size_mismatches"] = _entries(ds.skipped, (P.MASK_SIZE,))

@@ -25,11 +25,11 @@ from edgetl.data.detection.neon import NEON_NAME, load_neon
 from edgetl.data.detection.sniff import FORMAT_NAMES, sniff
 from edgetl.data.detection.via import read_via
 from edgetl.data.detection.voc import read_voc
+from edgetl.data.detection.which import dense_tasks, has_masks, task_for
 from edgetl.data.detection.yolo import read_yolo
 from edgetl.data.samples import DataSet
 from edgetl.errors import DataError
 
-DENSE_TASKS = ("detection", "instance")
 BOXES_ONLY = frozenset({"voc", "csv"})
 MASKS_ONLY = frozenset({"via", "masks"})  # read as instances; detection takes their extents
 _PREFIX = re.compile(r"^(voc|coco|yolo|csv|via|masks):(.+)$", re.IGNORECASE)
@@ -47,19 +47,19 @@ def split_prefix(text: str) -> tuple[str | None, str]:
 
 
 def _read(fmt: str, path: Path, task: str, problems: P.Problems, group_column: str) -> DataSet:
-    if fmt in BOXES_ONLY and task == "instance":
+    if fmt in BOXES_ONLY and has_masks(task):
         raise DataError(f"{path} is {FORMAT_NAMES[fmt]} with boxes only; instance segmentation "
                         "needs masks", hint="COCO polygons/RLE, VIA polygons, YOLO segments or "
-                        "instance-mask PNGs; or use --task detection")
+                        f"instance-mask PNGs; or use --task {task_for(masks=False)}")
     if fmt == "csv":
         if path.is_dir():
             raise DataError(f"csv: needs a .csv file, not the folder {path}")
         return read_box_csv(path, task, problems, group_column)
     if group_column != "group":
         raise DataError(f"--group-column applies to CSV files only, not to {path}")
-    if fmt in MASKS_ONLY and task == "detection":
-        ds = READERS[fmt](path, "instance", problems)
-        return ds.replace(task="detection", samples=[
+    if fmt in MASKS_ONLY and not has_masks(task):
+        ds = READERS[fmt](path, task_for(masks=True), problems)
+        return ds.replace(task=task, samples=[
             dataclasses.replace(s, target=to_boxes(s.target)) for s in ds.samples])
     return READERS[fmt](path, task, problems)
 
@@ -74,7 +74,7 @@ def _drop_unreadable(ds: DataSet, problems: P.Problems) -> DataSet:
 
 def validate(ds: DataSet, problems: P.Problems, source: str) -> None:
     """Something usable is left: images, classes, and at least one annotated object."""
-    what = "instances" if ds.task == "instance" else "boxes"
+    what = "instances" if has_masks(ds.task) else "boxes"
     listed = f" ({len(problems)} problem(s): {problems.summary()}; first: " \
         f"{problems.items[0][0]}: {problems.items[0][1]})" if len(problems) else ""
     if not ds.samples:
@@ -86,15 +86,16 @@ def validate(ds: DataSet, problems: P.Problems, source: str) -> None:
         raise DataError(f"{source}: {len(ds.samples)} image(s) but no {what}{listed}")
 
 
-def load_detection(source: str, task: str = "detection", *, check_images: bool = True,
+def load_detection(source: str, task: str | None = None, *, check_images: bool = True,
                    group_column: str = "group") -> DataSet:
     """Open a detection/instance source (see the module docstring) and validate it.
 
     With `check_images`, every user image is fully decoded once and failures are listed like
     annotation problems; the built-in set is not decoded (its tiles are written here).
     """
-    if task not in DENSE_TASKS:
-        raise DataError(f"task {task!r} is not one of {', '.join(DENSE_TASKS)}")
+    task = task_for(masks=False) if task is None else task  # None: boxes alone
+    if task not in dense_tasks():
+        raise DataError(f"task {task!r} is not one of {', '.join(dense_tasks())}")
     text = str(source).strip()
     if not text:
         raise DataError("DATA is empty; give a folder or file with annotations, prefixed with "

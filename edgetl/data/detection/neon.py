@@ -32,6 +32,7 @@ from edgetl.data.detection import problems as P
 from edgetl.data.detection.boxcsv import read_box_csv, write_box_csv
 from edgetl.data.detection.geometry import Box, box_area
 from edgetl.data.detection.voc import parse_voc_xml
+from edgetl.data.detection.which import task_for
 from edgetl.data.samples import DataSet, Sample, stratum_key
 from edgetl.data.targets import BoxTarget
 from edgetl.errors import DataError
@@ -173,7 +174,7 @@ def _build(folder: Path, sources: list[_Source], tile: int, fingerprint: str) ->
             for key, value in counts.items():
                 stats[key] += value
         ds = DataSet(name=NEON_NAME, classes=[CLASS_NAME], samples=samples, origin=NEON_NAME,
-                     task="detection")
+                     task=task_for(masks=False))
         write_box_csv(ds, work / "annotations.csv")
         (work / "source.json").write_text(json.dumps(
             {"fingerprint": fingerprint, "tile": tile, "min_visible": MIN_VISIBLE, **stats},
@@ -204,8 +205,8 @@ def _cached(folder: Path, fingerprint: str) -> dict | None:
 
 def load_neon(name: str, task: str) -> DataSet:
     """`neon-trees[:<tile>]`: tiles (built on first use) with boxes, grouped by source image."""
-    if task != "detection":
-        raise DataError(f"{NEON_NAME} has boxes only; use it with --task detection")
+    if task != task_for(masks=False):
+        raise DataError(f"{NEON_NAME} has boxes only; use it with --task {task_for(masks=False)}")
     tile = parse_name(name)
     sources = _sources(deepforest_data())
     fingerprint = _fingerprint(sources, tile)

@@ -19,6 +19,7 @@ from edgetl.data.detection.idmask import mask_layout
 from edgetl.data.detection.layout import split_folders, walk_files
 from edgetl.data.detection.via import find_via_files, looks_like_via
 from edgetl.data.detection.voc import is_devkit
+from edgetl.data.detection.which import task_for
 from edgetl.data.detection.yolo import yolo_layout
 
 FORMAT_NAMES = {"voc": "Pascal VOC XML", "coco": "COCO JSON", "yolo": "YOLO txt",
@@ -45,8 +46,8 @@ def _coco_task(files: list[Path]) -> str:
     for path in files:
         with open(path, "rb") as handle:
             if _SEGMENTATION.search(handle.read(_SNIFF_BYTES)):
-                return "instance"
-    return "detection"
+                return task_for(masks=True)
+    return task_for(masks=False)
 
 
 def _yolo_task(root: Path) -> str:
@@ -54,8 +55,8 @@ def _yolo_task(root: Path) -> str:
         for path in islice(walk_files(labels, (".txt",)), _SAMPLE):
             for line in path.read_text(errors="replace").splitlines():
                 if len(line.split()) > 5:
-                    return "instance"
-    return "detection"
+                    return task_for(masks=True)
+    return task_for(masks=False)
 
 
 def _has_txt(labels: Path) -> bool:
@@ -85,9 +86,9 @@ def _sniff_file(path: Path) -> Sniffed | None:
         if looks_like_coco(path):
             return Sniffed("coco", _coco_task([path]), path)
         if looks_like_via(path):
-            return Sniffed("via", "instance", path)
+            return Sniffed("via", task_for(masks=True), path)
     if suffix == ".csv" and has_box_columns(path):
-        return Sniffed("csv", "detection", path)
+        return Sniffed("csv", task_for(masks=False), path)
     return None
 
 
@@ -98,21 +99,21 @@ def sniff(path: Path) -> Sniffed | None:
     if not path.is_dir():
         return None
     if is_devkit(path):
-        return Sniffed("voc", "detection", path)
+        return Sniffed("voc", task_for(masks=False), path)
     coco = find_coco_files(path)
     if coco:
         return Sniffed("coco", _coco_task(coco), path)
     if find_via_files(path):
-        return Sniffed("via", "instance", path)
+        return Sniffed("via", task_for(masks=True), path)
     if any(_has_txt(labels) for _, labels, _ in yolo_layout(path)):
         return Sniffed("yolo", _yolo_task(path), path)
     if mask_layout(path):
-        return Sniffed("masks", "instance", path)
+        return Sniffed("masks", task_for(masks=True), path)
     if _has_voc_xml(path) or any(_has_voc_xml(f) for f, _ in split_folders(path)):
-        return Sniffed("voc", "detection", path)
+        return Sniffed("voc", task_for(masks=False), path)
     csvs = [p for p in sorted(path.glob("*.csv")) if has_box_columns(p)]
     if len(csvs) == 1:
-        return Sniffed("csv", "detection", csvs[0])
+        return Sniffed("csv", task_for(masks=False), csvs[0])
     return None
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgetl import tasks
+from edgetl.data.detection.which import dense_tasks
 from edgetl.data.samples import DataSet
 from edgetl.data.splitnames import split_file_name
 from edgetl.errors import UsageError
@@ -20,17 +22,18 @@ def write_split_file(ds: DataSet, path: str | Path) -> Path:
     """Write `ds` (with its splits) where its task's reader reads it back (atomic writes)."""
     path = Path(path)
     want = Path(split_file_name(ds.task)).suffix
-    if ds.task != "classification" and path.suffix.lower() != want:
+    task = tasks.get(ds.task)
+    if task.dense and path.suffix.lower() != want:
         raise UsageError(f"a {ds.task} split is written as {want[1:].upper()}, not to {path}",
                          hint=f"use a {want} file name")
-    if ds.task == "detection":
-        from edgetl.data.detection.boxcsv import write_box_csv
-
-        return write_box_csv(ds, path)
-    if ds.task == "instance":
+    if ds.task in dense_tasks() and task.object_masks:
         from edgetl.data.detection.coco import write_coco
 
         return write_coco(ds, path)
+    if ds.task in dense_tasks():
+        from edgetl.data.detection.boxcsv import write_box_csv
+
+        return write_box_csv(ds, path)
     from edgetl.data.manifest import write_manifest
 
     return write_manifest(ds, path)

@@ -22,6 +22,7 @@ from edgetl.data.detection.build import Record, assemble
 from edgetl.data.detection.geometry import Size, check_box, size_error
 from edgetl.data.detection.layout import read_names, split_folders, walk_files
 from edgetl.data.detection.masks import check_polygons, polygons_box
+from edgetl.data.detection.which import has_masks
 from edgetl.data.samples import DataSet
 from edgetl.data.targets import BoxTarget, InstanceMask, InstanceTarget
 from edgetl.errors import DataError
@@ -75,7 +76,7 @@ def _label_path(image: Path, images: Path, labels: Path) -> Path:
     return (labels / image.relative_to(images)).with_suffix(".txt")
 
 
-def _parse(path: Path, size: Size, task: str, names: list[str], problems: P.Problems
+def _parse(path: Path, size: Size, masks_wanted: bool, names: list[str], problems: P.Problems
            ) -> BoxTarget | InstanceTarget:
     height, width = size
     boxes, labels, masks = [], [], []
@@ -91,7 +92,7 @@ def _parse(path: Path, size: Size, task: str, names: list[str], problems: P.Prob
                          f"{len(fields)} fields: expected 5 (class cx cy w h) or an odd count "
                          "of 7 or more (class and 3+ points)")
             continue
-        if task == "instance" and not polygon:
+        if masks_wanted and not polygon:
             problems.add(where, P.BAD_ANNOTATION, "a box (5 fields), not a polygon: instance "
                          "segmentation needs polygon labels")
             continue
@@ -128,7 +129,7 @@ def _parse(path: Path, size: Size, task: str, names: list[str], problems: P.Prob
         boxes.append(box)
         labels.append(name)
         masks.append(mask)
-    if task == "instance":
+    if masks_wanted:
         return InstanceTarget(boxes=tuple(boxes), labels=tuple(labels), masks=tuple(masks),
                               image_size=size)
     return BoxTarget(boxes=tuple(boxes), labels=tuple(labels), image_size=size)
@@ -154,12 +155,12 @@ def read_yolo(root: Path, task: str, problems: P.Problems) -> DataSet:
                 continue
             if label.is_file():
                 mark = problems.mark()
-                target = _parse(label, size, task, names, problems)
+                target = _parse(label, size, has_masks(task), names, problems)
                 if problems.lost_objects(mark, str(image)):
                     continue
             else:
                 unlabelled += 1
-                target = (InstanceTarget if task == "instance" else BoxTarget)(image_size=size)
+                target = (InstanceTarget if has_masks(task) else BoxTarget)(image_size=size)
             records.append(Record(path=str(image), target=target, split=split))
         for orphan in walk_files(labels, (".txt",)) if labels.is_dir() else []:
             if orphan not in used and orphan.name != "classes.txt":

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from edgetl import tasks
 from edgetl.data.samples import DataSet
 from edgetl.data.semantic.problems import Problem
 from edgetl.data.semantic.record import MaskRecord
+
+SEMANTIC_TASK: str = tasks.semantic.TASK.name  # the task every data set of this package serves
 
 
 @dataclass
@@ -19,7 +22,7 @@ class SemanticDataSet(DataSet):
     `rasterised_from` names the COCO JSON when the masks were painted from it.
     """
 
-    task: str = "semantic"
+    task: str = SEMANTIC_TASK
     record: MaskRecord | None = None
     problems: list[Problem] = field(default_factory=list)
     rasterised_from: str | None = None

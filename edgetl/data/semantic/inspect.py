@@ -27,6 +27,7 @@ from edgetl.data.dedup import (
 )
 from edgetl.data.grouping import group_report
 from edgetl.data.samples import SPLITS
+from edgetl.data.semantic.dataset import SEMANTIC_TASK
 from edgetl.data.semantic.decode import MaskStats, mask_stats, scan_masks
 from edgetl.data.semantic.load import SemanticDataSet
 from edgetl.data.semantic.problems import KINDS, Problem
@@ -136,7 +137,7 @@ def inspect_semantic(
     entries = [cluster_entry(c, samples) for c in clusters]
     sizes = Counter((infos[i].width, infos[i].height) for i in ok)
     report = {
-        "task": "semantic",
+        "task": SEMANTIC_TASK,
         "name": ds.name,
         "origin": ds.origin,
         "description": ds.description,
@@ -162,3 +163,11 @@ def inspect_semantic(
     }
     report["warnings"] = _notes(report, splits)
     return report
+
+
+def inspect_semantic_data(ds: SemanticDataSet, input_size: int | None = None, *,
+                          near_dup_threshold: int = DEFAULT_NEAR_DUP_THRESHOLD,
+                          progress: Callable[[int], None] | None = None) -> dict:
+    """`inspect_semantic` as the task's `data_inspector` (`input_size`: not used, a pixel map
+    has no box sizes to bucket)."""
+    return inspect_semantic(ds, near_dup_threshold=near_dup_threshold, progress=progress)

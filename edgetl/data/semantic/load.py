@@ -282,3 +282,10 @@ def check_rows(rows: Sequence[Row], record: MaskRecord, *, check_images: bool = 
             samples.append(Sample(path=row.image, label=stratum_key(present), group=row.group,
                                   split=row.split, target=target))
     return samples, problems
+
+
+def read_semantic(source: str, task: str, *, check_images: bool = True,
+                  group_column: str = "group") -> SemanticDataSet:
+    """`load_semantic` as the task's `data_reader` (`load_data`); `group_column` is not used
+    (a split CSV's group column is `group`)."""
+    return load_semantic(source, check_images=check_images)

@@ -27,7 +27,7 @@ from typing import Any
 from edgetl.data.csvrows import csv_rows
 from edgetl.data.samples import SPLITS
 from edgetl.data.semantic.coco import load_coco_masks
-from edgetl.data.semantic.dataset import Row, SemanticDataSet
+from edgetl.data.semantic.dataset import SEMANTIC_TASK, Row, SemanticDataSet
 from edgetl.data.semantic.problems import Problem
 from edgetl.data.semantic.record import MaskRecord
 from edgetl.errors import DataError
@@ -64,7 +64,7 @@ def write_split_file(ds: SemanticDataSet, path: str | Path) -> Path:
     path = Path(os.path.abspath(os.path.expanduser(str(path))))
     sidecar: dict[str, Any] = {
         "schema": SIDECAR_SCHEMA,
-        "task": "semantic",
+        "task": SEMANTIC_TASK,
         "name": ds.name,
         "origin": ds.origin,
         "n_rows": len(ds.samples),
