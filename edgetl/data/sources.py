@@ -49,7 +49,8 @@ def load_data(data: str, *, task: str | None = None, check_images: bool = True,
         known = ", ".join(tasks.names())
         raise DataError(f"task {task!r} has no data reader in this version (tasks: {known})")
     reader = tasks.get(name).load("data_reader")
-    return reader(data, name, check_images=check_images, group_column=group_column)  # type: ignore[no-any-return]
+    ds: DataSet = reader(data, name, check_images=check_images, group_column=group_column)
+    return ds
 
 
 def load_classification(data: str, task: str, *, check_images: bool = True,
