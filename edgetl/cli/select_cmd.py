@@ -19,9 +19,10 @@ from edgetl.runtime import ARTIFACT_BACKENDS
 
 
 def _default_sizes() -> str:
-    from edgetl.select.tasks import TASKS
+    from edgetl import tasks
 
-    return "; ".join(f"{task} {','.join(map(str, row.sizes))}" for task, row in TASKS.items())
+    return "; ".join(f"{task.name} {','.join(map(str, task.select_sizes))}"
+                     for task in tasks.TASKS.values())
 
 
 def register(app: typer.Typer) -> None:

@@ -1,6 +1,6 @@
 """Which compute nodes an int8 graph keeps in float32: the accuracy search.
 
-Rounds, each a quantised candidate judged on the validation split (`onnx_int8.JUDGES`):
+Rounds, each a quantised candidate judged on the validation split (the task's `int8_judge`):
 1. everything quantised;
 2. classifiers: the nodes `int8_sensitivity` chooses stay float, 1, 2, 3, 4, 6, 8, 12, 16 of
    them (greedily, each the most helpful given the ones before it; only nodes whose float

@@ -13,6 +13,7 @@ import io
 import warnings
 from typing import Any
 
+from edgetl import tasks
 from edgetl.artifact.manifest import INPUT_NAME, OUTPUT_NAME, set_onnx_metadata, write_manifest
 from edgetl.errors import ArtifactError
 from edgetl.export.context import ExportContext, ExportResult
@@ -152,7 +153,7 @@ def _smoke_test(data: bytes, ctx: ExportContext) -> None:
             raise ArtifactError(f"the exported graph's output {name} is {out.shape} or not "
                                 "finite on a batch of 2")
     logits = outputs.get(OUTPUT_NAME)
-    if ctx.info.task_record.task == "classification" and (
+    if tasks.get(ctx.info.task_record.task).artifact_logits and (
             logits is None or logits.shape != (2, ctx.info.task_record.num_classes)):
         raise ArtifactError(f"the exported classifier returned {getattr(logits, 'shape', None)}"
                             f" instead of logits [2, {ctx.info.task_record.num_classes}]")

@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from edgetl import tasks
 from edgetl.artifact.formats import DETECTION_BUDGETS
 from edgetl.artifact.manifest import INPUT_NAME
 from edgetl.decision import logits_decider
@@ -75,12 +76,13 @@ DETECTION_SEARCH_SHARE = 0.5
 
 
 def postprocess_nodes(nodes: Any, task: str) -> list[str]:
-    """Detection and instance graphs: every node outside the network's modules (box decoding,
-    NMS, RoI pooling's level and coordinate arithmetic, output packing), kept float32.
+    """Detection and instance graphs (the task's `int8_float_postprocess`): every node outside
+    the network's modules (box decoding, NMS, RoI pooling's level and coordinate arithmetic,
+    output packing), kept float32.
     Quantised, the boxes and the RoIs fed to mask pooling fell on a uint8 grid (1.5 px steps
     at 384 px) and sigmoid scores on 256 levels, damage the accuracy search cannot undo by
     keeping network layers float."""
-    if task not in ("detection", "instance"):
+    if not tasks.get(task).int8_float_postprocess:
         return []
     return [n.name for n in nodes if _scope(n.name) not in NETWORK_SCOPES]
 
@@ -415,10 +417,6 @@ class UnjudgedJudge:
                              "graph"}
 
 
-JUDGES = {"classification": TopOneJudge, "detection": MapJudge, "semantic": MiouJudge,
-          "instance": MaskMapJudge}
-
-
 def agreement_lower_bound(agreed: int, n: int, confidence: float = CONFIDENCE) -> float:
     """One-sided lower confidence bound of an agreement rate (Wilson score interval)."""
     from scipy.stats import binomtest
@@ -444,7 +442,8 @@ def _sensitivity(ctx: ExportContext, quantiser: Quantiser, fp32_path: Path, grap
     otherwise: the search goes straight to the prefix rounds)."""
     from edgetl.export.int8_sensitivity import Sensitivity, compute_neighbours
 
-    if ctx.info.task_record.task != "classification" or not quantiser.reuses_calibration:
+    if (not tasks.get(ctx.info.task_record.task).int8_sensitivity_ranking
+            or not quantiser.reuses_calibration):
         return None
     if not ctx.run_folder.dataset().by_split("val"):
         return None
@@ -484,8 +483,8 @@ def export(ctx: ExportContext) -> ExportResult:
         skipped, post_set = set(always_float), set(post)
         compute = [n for n in graph.node if n.op_type in COMPUTE_OPS and n.name not in skipped]
         unjudged = options.int8_target_agreement == 0.0
-        judge = (UnjudgedJudge if unjudged else JUDGES[ctx.info.task_record.task])(
-            ctx, fp32_path)
+        judge = (UnjudgedJudge if unjudged
+                 else tasks.get(ctx.info.task_record.task).load("int8_judge"))(ctx, fp32_path)
         quantiser = Quantiser(pre_path, batches, options.calibration_method, work)
         found: SearchResult = search(
             lambda out, exclude: quantiser(out, exclude), work, [n.name for n in graph.node],

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgetl import tasks
 from edgetl.checkpoint import CheckpointInfo
 from edgetl.decision import OperatingPoint, Target
 from edgetl.errors import DataError, UsageError
@@ -26,7 +27,7 @@ def choose_for_export(run: Path, info: CheckpointInfo, text: str) -> OperatingPo
     from edgetl.models.loading import load_model
     from edgetl.runfolder import RunFolder
 
-    if info.task_record.task != "classification":
+    if not tasks.get(info.task_record.task).operating_point:
         raise UsageError(f"an operating point applies to classifiers, not to "
                          f"{info.task_record.task} models")
     target = Target.parse(text)

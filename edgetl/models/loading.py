@@ -1,37 +1,29 @@
 """Rebuild a fine-tuned model from its checkpoint: the task's module tree, then its own weights.
 
-Which module tree a checkpoint needs is the task's business (`SKELETONS`, keyed by the task
-record's task name; each entry builds the randomly initialised model from the checkpoint's
+Which module tree a checkpoint needs is the task's business (its `skeleton` slot, found by the
+task record's task name; it builds the randomly initialised model from the checkpoint's
 `architecture` and `head` settings without reading any pretrained file). Loading is strict:
 a checkpoint that does not fit is an error, never a partial load.
 """
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
+from edgetl import tasks
 from edgetl.checkpoint import CheckpointInfo, check_weights, read_checkpoint_info
 from edgetl.errors import ArtifactError
-
-# task -> "module:function(info) -> nn.Module" (imported only when a checkpoint of it is read)
-SKELETONS: dict[str, str] = {
-    "classification": "edgetl.models.head:skeleton_for",
-    "detection": "edgetl.models.detector:skeleton_for",
-    "semantic": "edgetl.models.segmenter:skeleton_for",
-    "instance": "edgetl.models.instance:skeleton_for",
-}
 
 
 def build_skeleton(info: CheckpointInfo) -> Any:
     """The randomly initialised model a checkpoint's weights belong to."""
     task = info.task_record.task
-    if task not in SKELETONS:
+    if task not in tasks.TASKS:
         raise ArtifactError(f"{info.folder}: this edgetl cannot load {task} models",
                             "upgrade edgetl or export the run with the version that trained it")
-    module, _, function = SKELETONS[task].partition(":")
-    return getattr(importlib.import_module(module), function)(info)
+    # imported only when a checkpoint of the task is read
+    return tasks.get(task).load("skeleton")(info)
 
 
 def load_model(path: str | Path, which: str = "best") -> tuple[Any, CheckpointInfo]:

@@ -14,7 +14,7 @@ Steps (`run.run_select`):
 4. the Pareto front, the pick, a recipe `edgetl finetune` runs as is, `select.json`, a table
    and a scatter PNG (`rules.py`, `report.py`).
 
-What differs per task is looked up in `tasks.TASKS` (every task).
+What differs per task is the task's `select_*` slots (`edgetl.tasks`; `tasks.task_for` here).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The dense rows of `edgetl select`: an untrained candidate, and a trained one scored.
+"""The dense tasks' `edgetl select` slots: an untrained candidate, and a trained one scored.
 
 The untrained checkpoint is the network `finetune` would start from: the backbone's offline
 pretrained weights under a new neck and head built from the recipe's `model.detector`,
@@ -9,45 +9,23 @@ report (COCO mAP, or mIoU): the selection metric with its bootstrap interval ove
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+from edgetl import tasks
 from edgetl.recipe import Recipe
 from edgetl.spec import PreprocessSpec, TaskRecord
 
-# The selection metric's key in the task's evaluation report.
-REPORT_KEYS = {
-    "detection": {"val_map": "map", "val_map50": "map50"},
-    "instance": {"val_mask_map": "mask_map", "val_map": "box_map"},
-    "semantic": {"val_miou": "miou"},
-}
-
 
 def _network(recipe: Recipe, record: TaskRecord) -> tuple[Any, PreprocessSpec, dict[str, Any]]:
-    """The untrained model, its weights' spec and its head record (as the trainer builds them)."""
-    from edgetl.models.specs import DENSE_INPUT_SIZE
-
-    size = recipe.model.input_size or DENSE_INPUT_SIZE
-    if recipe.task == "semantic":
-        from edgetl.models.segmenter import SegmenterSettings, build_segmenter
-
-        segmenter = SegmenterSettings(**recipe.model.segmenter.model_dump())
-        model, spec = build_segmenter(recipe.model.architecture, record.num_classes, segmenter,
-                                      recipe.model.weights)
-        return model, spec, segmenter.to_dict()
-    if recipe.task == "detection":
-        from edgetl.models.detector import DetectorSettings, build_detector
-
-        settings = DetectorSettings.from_dict(recipe.model.detector.model_dump())
-        model, spec = build_detector(recipe.model.architecture, record.num_classes, settings,
-                                     (size, size), recipe.model.weights)
-    else:
-        from edgetl.models.instance import InstanceSettings, build_instance_model
-
-        settings = InstanceSettings.from_dict(recipe.model.instance.model_dump())
-        model, spec = build_instance_model(recipe.model.architecture, record.num_classes,
-                                           settings, (size, size), recipe.model.weights)
-    return model, spec, settings.to_dict()
+    """The untrained model, its weights' spec and its head record, built by the task's trainer
+    (its own `build_model` and `head_record`): the network `finetune` starts from."""
+    trainer = tasks.get(recipe.task).load("trainer")
+    hooks = SimpleNamespace(recipe=recipe, task_record=record)
+    model, spec = trainer.build_model(hooks)
+    return model, spec, trainer.head_record(hooks)
 
 
 # The probe head's classification bias: every position scores about 1e-4, far below any
@@ -77,9 +55,38 @@ def background_head(model: Any) -> int:
     return changed
 
 
-def untrained_checkpoint(recipe: Recipe, record: TaskRecord, folder: Path,
-                         data: dict[str, Any]) -> PreprocessSpec:
-    """Write `folder/best/` for the recipe's backbone with a new, untrained neck and head."""
+def untrained_detector(recipe: Recipe, record: TaskRecord, folder: Path,
+                       data: dict[str, Any]) -> PreprocessSpec:
+    """Write `folder/best/` for the recipe's backbone with a new, untrained neck and head, the
+    FCOS head quieted (`background_head`): detection and instance models."""
+
+    def quiet(model: Any) -> dict[str, Any]:
+        if background_head(model) == 0:
+            raise RuntimeError(f"{recipe.model.architecture}: no FCOS classification layer to "
+                               "quiet for the latency probe (a bug)")
+        return {}
+
+    return _untrained_checkpoint(recipe, record, folder, data, quiet)
+
+
+def untrained_segmenter(recipe: Recipe, record: TaskRecord, folder: Path,
+                        data: dict[str, Any]) -> PreprocessSpec:
+    """Write `folder/best/` for the recipe's backbone with a new, untrained decoder, with what
+    the trainer records beside it: the masks' decoding."""
+    from edgetl.runfolder import RunFolder
+
+    def masks(model: Any) -> dict[str, Any]:
+        return {"class_weights": None,
+                "mask_record": RunFolder(folder).dataset().record.to_dict()}
+
+    return _untrained_checkpoint(recipe, record, folder, data, masks)
+
+
+def _untrained_checkpoint(recipe: Recipe, record: TaskRecord, folder: Path,
+                          data: dict[str, Any], finish: Callable[[Any], dict[str, Any]]
+                          ) -> PreprocessSpec:
+    """Write `folder/best/` for the untrained network; `finish` readies the model for the probe
+    and gives the task's extra checkpoint record."""
     # not at the top: importing this module loads no torch
     import torch
 
@@ -89,13 +96,7 @@ def untrained_checkpoint(recipe: Recipe, record: TaskRecord, folder: Path,
 
     torch.manual_seed(recipe.train.seed)
     model, weights_spec, head = _network(recipe, record)
-    extra: dict[str, Any] = {}
-    if recipe.task == "semantic":  # what the trainer records: the masks' decoding
-        extra = {"class_weights": None,
-                 "mask_record": RunFolder(folder).dataset().record.to_dict()}
-    elif background_head(model) == 0:
-        raise RuntimeError(f"{recipe.model.architecture}: no FCOS classification layer to "
-                           "quiet for the latency probe (a bug)")
+    extra = finish(model)
     spec = resolve_spec(recipe, weights_spec)
     save_checkpoint(RunFolder(folder).best_path, model.eval(),
                     architecture=recipe.model.architecture,
@@ -110,25 +111,10 @@ def score_on_validation(run_dir: Path, metric: str, device: str = "cpu") -> dict
     with its 95% bootstrap interval (images resampled), and the report's headline figures."""
     from edgetl.runfolder import RunFolder
 
-    task = RunFolder(run_dir).recipe().task
-    if task == "semantic":
-        from edgetl.evaluate.semantic_run import evaluate_segmenter_checkpoint
-
-        report = evaluate_segmenter_checkpoint(run_dir, split="val", device=device)
-        extra = {"val_miou": report["miou"], "val_mdice": report["mdice"],
-                 "val_pixel_accuracy": report["pixel_accuracy"]}
-    elif task == "detection":
-        from edgetl.evaluate.detection_run import evaluate_detector_checkpoint
-
-        report = evaluate_detector_checkpoint(run_dir, split="val", device=device)
-        extra = {"val_map": report["map"], "val_map50": report["map50"]}
-    else:
-        from edgetl.evaluate.instance_run import evaluate_instance_checkpoint
-
-        report = evaluate_instance_checkpoint(run_dir, split="val", device=device)
-        extra = {"val_mask_map": report["mask_map"], "val_mask_map50": report["mask_map50"],
-                 "val_map": report["box_map"]}
-    key = REPORT_KEYS[task][metric]  # `tasks.check_metric` refused the others before work
+    task = tasks.get(RunFolder(run_dir).recipe().task)
+    report = task.load("checkpoint_evaluator")(run_dir, split="val", device=device)
+    extra = {name: report[key] for name, key in task.select_figures.items()}
+    key = task.select_figures[metric]  # `tasks.check_metric` refused the others before work
     return {
         "metric": metric, "value": report[key], "ci95": report.get(f"{key}_ci95"),
         "interval": "95% bootstrap over validation images", "n": report["n_images"],

@@ -1,19 +1,20 @@
-"""What `edgetl select` needs from a task, looked up by the recipe's task name.
+"""What `edgetl select` needs from a task: the task's `select_*` slots, found by the recipe's
+task name (`edgetl.tasks`).
 
-A task plugs in with one row: its default candidate input sizes, a function that writes an
+A task plugs in with its slots: its default candidate input sizes, a function that writes an
 untrained checkpoint of a candidate (the network exported for latency, with the weights' own
 spec), a function that scores a trained candidate's best checkpoint on the validation split
 with the selection metric and its interval, and the selection metrics that function can score.
-Classification has its row; the dense tasks share `dense.py` for theirs.
+Classification has its functions; the dense tasks share `dense.py` for theirs.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from edgetl import tasks
 from edgetl.errors import UsageError
 
 
@@ -25,49 +26,24 @@ class SelectTask:
     metrics: tuple[str, ...]  # the selection metrics `score` can score with an interval
 
     def probe_fn(self) -> Callable[..., Any]:
-        return _load(self.probe)
+        return tasks.load_ref(self.probe)
 
     def score_fn(self) -> Callable[..., Any]:
-        return _load(self.score)
-
-
-TASKS: dict[str, SelectTask] = {
-    "classification": SelectTask(
-        sizes=(160, 224, 288),
-        probe="edgetl.select.classification:untrained_checkpoint",
-        score="edgetl.select.classification:score_on_validation",
-        metrics=("val_accuracy", "val_balanced_accuracy", "val_macro_f1", "val_loss"),
-    ),
-    "detection": SelectTask(
-        sizes=(256, 320, 384, 512),
-        probe="edgetl.select.dense:untrained_checkpoint",
-        score="edgetl.select.dense:score_on_validation",
-        metrics=("val_map", "val_map50"),
-    ),
-    "semantic": SelectTask(
-        sizes=(256, 320, 384, 512),
-        probe="edgetl.select.dense:untrained_checkpoint",
-        score="edgetl.select.dense:score_on_validation",
-        metrics=("val_miou",),
-    ),
-    "instance": SelectTask(
-        sizes=(256, 320, 384, 512),
-        probe="edgetl.select.dense:untrained_checkpoint",
-        score="edgetl.select.dense:score_on_validation",
-        metrics=("val_mask_map", "val_map"),
-    ),
-}
+        return tasks.load_ref(self.score)
 
 
 def task_for(task: str) -> SelectTask:
-    """The row of `task`, or one line saying select does not cover it yet (exit 2)."""
-    if task not in TASKS:
+    """The row of `task` (its select slots), or one line saying select does not cover it yet
+    (exit 2)."""
+    if task not in tasks.TASKS:
         raise UsageError(
             f"edgetl select does not support {task} recipes in this version (classification, "
             "detection, semantic and instance only)",
             f"train {task} candidates with edgetl finetune and compare them with edgetl "
             "evaluate and edgetl bench")
-    return TASKS[task]
+    definition = tasks.get(task)
+    return SelectTask(sizes=definition.select_sizes, probe=definition.select_probe,
+                      score=definition.select_score, metrics=definition.select_interval_metrics)
 
 
 def check_metric(row: SelectTask, task: str, metric: str) -> None:
@@ -77,7 +53,3 @@ def check_metric(row: SelectTask, task: str, metric: str) -> None:
                          "interval", f"set train.select_metric to one of "
                          f"{', '.join(row.metrics)}")
 
-
-def _load(target: str) -> Callable[..., Any]:
-    module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)

@@ -21,6 +21,7 @@ TASK = Task(
     recipe_rules="edgetl.recipe:classification_rules",
     # --- models ---
     skeleton="edgetl.models.head:skeleton_for",
+    deployable="edgetl.models.deployable:classifier_deployable",
     # --- train ---
     trainer="edgetl.train.classification:ClassificationTrainer",
     # --- evaluate ---
@@ -28,6 +29,10 @@ TASK = Task(
     artifact_evaluator="edgetl.evaluate.artifact_eval:evaluate_artifact",
     # --- export ---
     int8_judge="edgetl.export.onnx_int8:TopOneJudge",
+    int8_float_postprocess=False,
+    int8_sensitivity_ranking=True,
+    artifact_logits=True,
+    operating_point=True,
     # --- verify ---
     # --- predict ---
     # --- bench ---
@@ -36,4 +41,6 @@ TASK = Task(
     select_probe="edgetl.select.classification:untrained_checkpoint",
     select_score="edgetl.select.classification:score_on_validation",
     select_interval_metrics=("val_accuracy", "val_balanced_accuracy", "val_macro_f1", "val_loss"),
+    select_figures={"val_accuracy": "accuracy", "val_balanced_accuracy": "balanced_accuracy",
+                    "val_macro_f1": "macro_f1", "val_loss": "loss"},
 )

@@ -21,6 +21,7 @@ TASK = Task(
     recipe_rules="edgetl.recipe:detection_rules",
     # --- models ---
     skeleton="edgetl.models.detector:skeleton_for",
+    deployable="edgetl.models.deployable:detector_deployable",
     # --- train ---
     trainer="edgetl.train.detection:DetectionTrainer",
     # --- evaluate ---
@@ -28,12 +29,17 @@ TASK = Task(
     artifact_evaluator="edgetl.evaluate.detection_run:evaluate_detector_artifact",
     # --- export ---
     int8_judge="edgetl.export.onnx_int8:MapJudge",
+    int8_float_postprocess=True,
+    int8_sensitivity_ranking=False,
+    artifact_logits=False,
+    operating_point=False,
     # --- verify ---
     # --- predict ---
     # --- bench ---
     # --- select ---
     select_sizes=(256, 320, 384, 512),
-    select_probe="edgetl.select.dense:untrained_checkpoint",
+    select_probe="edgetl.select.dense:untrained_detector",
     select_score="edgetl.select.dense:score_on_validation",
     select_interval_metrics=("val_map", "val_map50"),
+    select_figures={"val_map": "map", "val_map50": "map50"},
 )

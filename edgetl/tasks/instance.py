@@ -21,6 +21,7 @@ TASK = Task(
     recipe_rules="edgetl.recipe:instance_rules",
     # --- models ---
     skeleton="edgetl.models.instance:skeleton_for",
+    deployable="edgetl.models.deployable:instance_deployable",
     # --- train ---
     trainer="edgetl.train.instance:InstanceTrainer",
     # --- evaluate ---
@@ -28,12 +29,18 @@ TASK = Task(
     artifact_evaluator="edgetl.evaluate.instance_run:evaluate_instance_artifact",
     # --- export ---
     int8_judge="edgetl.export.onnx_int8:MaskMapJudge",
+    int8_float_postprocess=True,
+    int8_sensitivity_ranking=False,
+    artifact_logits=False,
+    operating_point=False,
     # --- verify ---
     # --- predict ---
     # --- bench ---
     # --- select ---
     select_sizes=(256, 320, 384, 512),
-    select_probe="edgetl.select.dense:untrained_checkpoint",
+    select_probe="edgetl.select.dense:untrained_detector",
     select_score="edgetl.select.dense:score_on_validation",
     select_interval_metrics=("val_mask_map", "val_map"),
+    select_figures={"val_mask_map": "mask_map", "val_mask_map50": "mask_map50",
+                    "val_map": "box_map"},
 )

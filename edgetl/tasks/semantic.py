@@ -21,6 +21,7 @@ TASK = Task(
     recipe_rules="edgetl.recipe:semantic_rules",
     # --- models ---
     skeleton="edgetl.models.segmenter:skeleton_for",
+    deployable="edgetl.models.deployable:segmenter_deployable",
     # --- train ---
     trainer="edgetl.train.semantic:SemanticTrainer",
     # --- evaluate ---
@@ -28,12 +29,18 @@ TASK = Task(
     artifact_evaluator="edgetl.evaluate.semantic_run:evaluate_segmenter_artifact",
     # --- export ---
     int8_judge="edgetl.export.onnx_int8:MiouJudge",
+    int8_float_postprocess=False,
+    int8_sensitivity_ranking=False,
+    artifact_logits=False,
+    operating_point=False,
     # --- verify ---
     # --- predict ---
     # --- bench ---
     # --- select ---
     select_sizes=(256, 320, 384, 512),
-    select_probe="edgetl.select.dense:untrained_checkpoint",
+    select_probe="edgetl.select.dense:untrained_segmenter",
     select_score="edgetl.select.dense:score_on_validation",
     select_interval_metrics=("val_miou",),
+    select_figures={"val_miou": "miou", "val_mdice": "mdice",
+                    "val_pixel_accuracy": "pixel_accuracy"},
 )

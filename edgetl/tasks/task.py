@@ -42,6 +42,9 @@ class Task:
     # --- models ---
     # fn(CheckpointInfo) -> nn.Module: the untrained model a checkpoint fills
     skeleton: str = field(metadata=CODE)
+    # fn(model, raw) -> (module, output names, post-processing record): what an artifact is
+    # made of (export traces it; verify, bench and evaluate run it)
+    deployable: str = field(metadata=CODE)
 
     # --- train ---
     trainer: str = field(metadata=CODE)  # PhasedTrainer subclass
@@ -54,6 +57,14 @@ class Task:
 
     # --- export ---
     int8_judge: str = field(metadata=CODE)  # int8 judge class (how much int8 damage is acceptable)
+    # int8 keeps every node outside the network's modules (decoding, NMS, RoI arithmetic) float
+    int8_float_postprocess: bool
+    # int8 may rank nodes by measured sensitivity (a logits decision on validation images)
+    int8_sensitivity_ranking: bool
+    # the artifact's output is logits [batch, classes] (the export smoke test checks the shape)
+    artifact_logits: bool
+    # an operating point (a threshold on one class's probability) can be chosen at export
+    operating_point: bool
 
     # --- verify ---
 
@@ -67,6 +78,9 @@ class Task:
     select_score: str = field(metadata=CODE)  # fn(run_dir, metric, device) -> dict
     # the selection metrics select_score gives an interval for
     select_interval_metrics: tuple[str, ...]
+    # the validation figures select_score reports, each with the key of the task's evaluation
+    # report it is read from (the interval metrics among them)
+    select_figures: dict[str, str]
 
     extra: dict[str, Any] = field(default_factory=dict)  # for tasks added by plug-ins and tests
 

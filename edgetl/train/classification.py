@@ -86,6 +86,9 @@ class ClassificationTrainer(PhasedTrainer):
     def head_record(self) -> dict[str, Any]:
         return {"dropout": self.head.dropout, "hidden": self.head.hidden}
 
+    def validation_labels(self) -> list[str] | None:
+        return [s.label for s in self.val_s]
+
     def checkpoint_extra(self) -> dict[str, Any]:
         return {"class_weights": self.class_weights}
 

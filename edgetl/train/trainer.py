@@ -12,7 +12,6 @@ the selection rule cannot differ between them.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import math
 import time
 import warnings
@@ -24,6 +23,7 @@ from typing import Any
 import torch
 from torch.utils.data import DistributedSampler
 
+from edgetl import tasks
 from edgetl.checkpoint import EMA_FILE, WEIGHTS_FILE, save_checkpoint
 from edgetl.data.samples import DataSet
 from edgetl.devices import resolve_device, use_channels_last
@@ -60,14 +60,6 @@ from edgetl.train.state import (
     save_train_state,
 )
 
-# task -> "module:class" of its trainer (imported only when a run of that task starts)
-TRAINERS: dict[str, str] = {
-    "classification": "edgetl.train.classification:ClassificationTrainer",
-    "detection": "edgetl.train.detection:DetectionTrainer",
-    "semantic": "edgetl.train.semantic:SemanticTrainer",
-    "instance": "edgetl.train.instance:InstanceTrainer",
-}
-
 
 @dataclass
 class PhasePlan:
@@ -87,9 +79,8 @@ class PhasePlan:
 
 
 def trainer_for(recipe: Recipe) -> type[PhasedTrainer]:
-    """The trainer class of the recipe's task."""
-    module, _, name = TRAINERS[recipe.task].partition(":")
-    return getattr(importlib.import_module(module), name)
+    """The trainer class of the recipe's task (imported only when a run of that task starts)."""
+    return tasks.get(recipe.task).load("trainer")
 
 
 class PhasedTrainer:
@@ -163,6 +154,11 @@ class PhasedTrainer:
     def head_record(self) -> dict[str, Any]:
         """The settings that rebuild the model's head (checkpoint `head`)."""
         raise NotImplementedError
+
+    def validation_labels(self) -> list[str] | None:
+        """The validation images' labels, when one label per image lets the selection's
+        resolution be judged by class (None: the task has no such label)."""
+        return None
 
     def checkpoint_extra(self) -> dict[str, Any]:
         return {}
@@ -240,8 +236,7 @@ class PhasedTrainer:
             self.select, self.select_why = self.default_select_metric()
         deltas = [p.early_stopping.min_delta for p in self.recipe.phases
                   if p.early_stopping is not None and self._stopping_metric(p) == self.select]
-        labels = [s.label for s in self.val_s] if self.recipe.task == "classification" else None
-        self.val_size = validation_size(self.select, len(self.val_s), labels,
+        self.val_size = validation_size(self.select, len(self.val_s), self.validation_labels(),
                                         max(deltas, default=0.0))
 
     def _stopping_metric(self, phase: PhaseConfig) -> str | None:
