@@ -15,11 +15,18 @@ from pathlib import Path
 
 import numpy as np
 
+from edgetl import tasks
 from edgetl.artifact.manifest import ArtifactInfo
+from edgetl.artifact.postprocess import (
+    detections_from_outputs,
+    instances_from_outputs,
+    masks_from_outputs,
+)
 from edgetl.bench.inputs import tile_paths
 from edgetl.bench.target import Target
 from edgetl.bench.timing import HostClock
 from edgetl.errors import UsageError
+from edgetl.geometry import Geometry
 from edgetl.runtime.backends import BACKENDS
 
 E2E_BACKENDS = BACKENDS  # every backend with a runner
@@ -30,13 +37,9 @@ DETECTION_MIN_SCORE = 0.3  # predict's default
 def e2e_target(backend: str, info: ArtifactInfo, paths: Sequence[str], batch: int,
                threads: int | None, run: Path | None = None, which: str = "best",
                device: str = "cpu") -> Target:
-    """A target whose step is predict's whole path for `batch` image files."""
-    from edgetl.artifact.postprocess import (
-        detections_from_outputs,
-        instances_from_outputs,
-        masks_from_outputs,
-    )
-    from edgetl.predict import class_logits, run_files, softmax
+    """A target whose step is predict's whole path for `batch` image files (the task's
+    `bench_results` reads the outputs)."""
+    from edgetl.predict import run_files
 
     if backend not in E2E_BACKENDS:
         raise UsageError(f"--mode e2e is not available for --backend {backend}",
@@ -69,28 +72,48 @@ def e2e_target(backend: str, info: ArtifactInfo, paths: Sequence[str], batch: in
 
             used_threads = threads or default_cpu_threads()
     files = tile_paths(list(paths), batch)
-    k = min(TOP_K, info.task_record.num_classes)
-    task = info.task_record.task
+    task = tasks.get(info.task_record.task)
+    results = task.load("bench_results")
 
     def step() -> object:
         outputs, geometries = run_files(runner, info, files, batch)
-        if task == "instance":  # boxes back and masks pasted at each file's size (RLE)
-            found = instances_from_outputs(outputs, geometries, DETECTION_MIN_SCORE)
-            return [instances.rles() for instances in found]
-        if task == "detection":  # boxes back in each file's pixels, as predict returns them
-            return detections_from_outputs(outputs, geometries, DETECTION_MIN_SCORE)
-        if task == "semantic":  # class maps back at each file's size
-            return masks_from_outputs(outputs, geometries)
-        probs = softmax(class_logits(outputs, info.task_record.num_classes))
-        return np.argsort(-probs, axis=1, kind="stable")[:, :k]
+        return results(outputs, geometries, info)
 
     return Target(
         backend=backend, precision="fp32" if backend == "torch" else info.precision, step=step,
         clock=HostClock(), threads=used_threads,
-        details={"path": "edgetl.predict.run_files + " + {
-                     "detection": "detections in image pixels",
-                     "instance": "detections in image pixels, masks pasted and RLE-encoded",
-                     "semantic": "class maps at the image's size"}.get(task, "softmax + top-k"),
+        details={"path": "edgetl.predict.run_files + " + task.bench_path,
                  "distinct_images": len(set(files))},
         closer=closer,
     )
+
+
+def top_classes(outputs: dict[str, np.ndarray], geometries: list[Geometry],
+                info: ArtifactInfo) -> object:
+    """A classifier's `bench_results`: softmax and the top-k indices per image."""
+    from edgetl.predict import class_logits, softmax
+
+    k = min(TOP_K, info.task_record.num_classes)
+    probs = softmax(class_logits(outputs, info.task_record.num_classes))
+    return np.argsort(-probs, axis=1, kind="stable")[:, :k]
+
+
+def detections(outputs: dict[str, np.ndarray], geometries: list[Geometry],
+               info: ArtifactInfo) -> object:
+    """A detector's `bench_results`: boxes back in each file's pixels, as predict returns
+    them."""
+    return detections_from_outputs(outputs, geometries, DETECTION_MIN_SCORE)
+
+
+def class_maps(outputs: dict[str, np.ndarray], geometries: list[Geometry],
+               info: ArtifactInfo) -> object:
+    """A segmenter's `bench_results`: class maps back at each file's size."""
+    return masks_from_outputs(outputs, geometries)
+
+
+def instance_rles(outputs: dict[str, np.ndarray], geometries: list[Geometry],
+                  info: ArtifactInfo) -> object:
+    """An instance model's `bench_results`: boxes back and masks pasted at each file's size
+    (RLE)."""
+    found = instances_from_outputs(outputs, geometries, DETECTION_MIN_SCORE)
+    return [instances.rles() for instances in found]

@@ -49,11 +49,12 @@ def register(app: typer.Typer) -> None:
 
         In each image's own pixels: top-k classes (classification), boxes (detection), class masks
         (semantic segmentation), instances with boxes and masks (instance segmentation)."""
+        from edgetl import tasks
         from edgetl.cli.common import check_backend
         from edgetl.errors import UsageError
         from edgetl.interrupt import activity
         from edgetl.io import atomic_write_text, json_text
-        from edgetl.predict import predict_images
+        from edgetl.predict import predict_artifact
         from edgetl.predict.image_paths import image_files, same_stems
 
         check_backend(backend, ARTIFACT_BACKENDS, "predict")
@@ -64,31 +65,16 @@ def register(app: typer.Typer) -> None:
                              f"{clash[0].stem}.png", "predict them in two runs, or rename one")
 
         with activity(f"predict with {artifact}", "nothing was printed: run it again"):
-            results = predict_images(artifact, images, top_k=top_k, backend=backend,
-                                     threads=threads, min_score=min_score, force=force,
-                                     tile=tile, overlap=overlap)
-        detection = bool(results) and hasattr(results[0], "detections")
-        instance = bool(results) and hasattr(results[0], "ids")
-        segmentation = bool(results) and hasattr(results[0], "shares")
-        if (draw is not None and not (detection or segmentation)) or \
-                (masks is not None and not (segmentation or instance)):
+            info, results = predict_artifact(artifact, images, top_k=top_k, backend=backend,
+                                             threads=threads, min_score=min_score, force=force,
+                                             tile=tile, overlap=overlap)
+        task = tasks.get(info.task_record.task)
+        if (draw is not None and not task.predict_draws) or \
+                (masks is not None and not task.predict_masks):
             raise UsageError("--draw applies to detection and segmentation artifacts, --masks "
                              "to segmentation (semantic and instance)")
-        if instance and (draw is not None or masks is not None):
-            from edgetl.predict.instances import draw_instances, write_id_mask
-
-            for result in results:
-                if masks is not None:
-                    write_id_mask(result, masks)
-                if draw is not None:
-                    draw_instances(result, draw)
-        elif draw is not None and detection:
-            from edgetl.predict.detect import draw_detections
-
-            for result in results:
-                draw_detections(result, draw)
-        if segmentation and (draw is not None or masks is not None):
-            _write_segmentation(artifact, results, draw, masks)
+        if draw is not None or masks is not None:
+            task.load("prediction_writer")(artifact, results, draw, masks)
         if json_out is not None:
             text = json_text({"artifact": str(artifact),
                                "predictions": [r.to_dict() for r in results]}, indent=2)
@@ -96,30 +82,13 @@ def register(app: typer.Typer) -> None:
                 typer.echo(text)
                 return
             atomic_write_text(json_out, text + "\n")
-        if detection:
-            _print_detections(artifact, results)
-        elif segmentation:
-            _print_shares(artifact, results)
-        else:
-            _print_classes(artifact, results, top_k)
+        task.load("prediction_printer")(artifact, results, top_k)
         if draw is not None:
             console.print(f"drawn: {len(results)} image(s) in {draw}")
 
 
-def _write_segmentation(artifact: Path, results: list, draw: Path | None,
-                        masks: Path | None) -> None:
-    from edgetl.artifact.manifest import read_artifact
-    from edgetl.predict.segment import palette_of, write_mask, write_overlay
-
-    palette = palette_of(read_artifact(artifact))
-    for result in results:
-        if masks is not None:
-            write_mask(result, masks, palette)
-        if draw is not None:
-            write_overlay(result, draw, palette)
-
-
-def _print_shares(artifact: Path, results: list) -> None:
+def print_shares(artifact: Path, results: list, top_k: int) -> None:
+    """A segmenter's `prediction_printer`: each image's class shares of its pixels."""
     from rich.markup import escape
     from rich.table import Table
 
@@ -135,7 +104,9 @@ def _print_shares(artifact: Path, results: list) -> None:
     console.print(table)
 
 
-def _print_classes(artifact: Path, results: list, top_k: int) -> None:
+def print_classes(artifact: Path, results: list, top_k: int) -> None:
+    """A classifier's `prediction_printer`: each image's decision (with an operating point) and
+    top-k classes."""
     from rich.table import Table
 
     table = Table(title=f"predict {artifact.name}")
@@ -156,7 +127,8 @@ def _print_classes(artifact: Path, results: list, top_k: int) -> None:
     console.print(table)
 
 
-def _print_detections(artifact: Path, results: list) -> None:
+def print_detections(artifact: Path, results: list, top_k: int) -> None:
+    """A detector's or instance model's `prediction_printer`: each image's boxes."""
     from rich.markup import escape
     from rich.table import Table
 

@@ -10,16 +10,16 @@ from edgetl.cli.common import console
 
 
 def print_report_summary(report: dict[str, Any], title: str = "evaluation") -> None:
-    """The task's headline metrics, per-class table and confusion matrix as text."""
-    if report.get("task") == "detection":
-        _print_detection(report, title)
-        return
-    if report.get("task") == "semantic":
-        _print_semantic(report, title)
-        return
-    if report.get("task") == "instance":
-        _print_instance(report, title)
-        return
+    """The task's headline metrics, per-class table and confusion matrix as text (the task's
+    `report_summary`)."""
+    from edgetl.evaluate.report import task_of_report
+
+    task_of_report(report).load("report_summary")(report, title)
+
+
+def print_classification(report: dict[str, Any], title: str) -> None:
+    """A classifier's accuracy with its interval, per-class table, confusion matrix and any
+    operating points."""
     lo, hi = report["accuracy_ci95"]
     auc = (report.get("roc_auc") or {}).get("value")
     console.print(
@@ -85,7 +85,8 @@ def _interval(report: dict[str, Any], key: str) -> str:
     return f" (95% CI {interval[0]:.3f}-{interval[1]:.3f})" if interval else ""
 
 
-def _print_detection(report: dict[str, Any], title: str) -> None:
+def print_detection(report: dict[str, Any], title: str) -> None:
+    """A detector's mAP figures, per-class AP and the matched-detection confusion."""
     console.print(
         f"[bold]{title}[/]: mAP@[.5:.95] [bold]{report['map']:.3f}[/]{_interval(report, 'map')}, "
         f"AP50 {report['map50']:.3f}{_interval(report, 'map50')}, AP75 {report['map75']:.3f}, "
@@ -108,7 +109,8 @@ def _print_detection(report: dict[str, Any], title: str) -> None:
         console.print(cm)
 
 
-def _print_semantic(report: dict[str, Any], title: str) -> None:
+def print_semantic(report: dict[str, Any], title: str) -> None:
+    """A segmenter's mIoU figures and per-class IoU and Dice."""
     console.print(
         f"[bold]{title}[/]: mIoU [bold]{report['miou']:.4f}[/]{_interval(report, 'miou')}, "
         f"mean Dice {report['mdice']:.4f}, pixel accuracy {report['pixel_accuracy']:.4f}, "
@@ -121,7 +123,8 @@ def _print_semantic(report: dict[str, Any], title: str) -> None:
     console.print(table)
 
 
-def _print_instance(report: dict[str, Any], title: str) -> None:
+def print_instance(report: dict[str, Any], title: str) -> None:
+    """An instance model's mask and box mAP and per-class AP."""
     console.print(
         f"[bold]{title}[/]: mask mAP@[.5:.95] [bold]{report['mask_map']:.3f}[/]"
         f"{_interval(report, 'mask_map')}, mask AP50 {report['mask_map50']:.3f}"

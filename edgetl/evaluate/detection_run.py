@@ -18,12 +18,13 @@ from edgetl.artifact.postprocess import Detections, detections_from_outputs
 from edgetl.data.samples import Sample
 from edgetl.geometry import Geometry
 from edgetl.metrics.detection import DEFAULT_BOOTSTRAP, DetectionEvaluator
+from edgetl.tasks.detection import TASK
 
 EVAL_BATCH = 8
 
 
 def torch_detections(model: Any, spec: Any, samples: list[Sample], device: str = "cpu",
-                     task: str = "detection") -> tuple[dict[str, np.ndarray], list[Geometry]]:
+                     task: str = TASK.name) -> tuple[dict[str, np.ndarray], list[Geometry]]:
     """The detector's (or instance model's) deployable outputs for files, through the
     training evaluation path."""
     # not at the top: importing this module loads no torch
@@ -65,7 +66,7 @@ def evaluate_detector_checkpoint(run: str | Path, split: str = "test", data: str
     from edgetl.models.loading import load_model
 
     model, info = load_model(run, "best")
-    samples, origin = evaluation_samples(Path(run), split, data, "detection")
+    samples, origin = evaluation_samples(Path(run), split, data, TASK.name)
     outputs, geometries = torch_detections(model, info.spec, samples, device)
     found = detections_from_outputs(outputs, geometries)
     return _report(info.task_record, samples, found, geometries, {
@@ -81,7 +82,7 @@ def evaluate_detector_artifact(path: str | Path, split: str = "test", data: str 
 
     runner, info = open_artifact(path, backend)
     try:
-        samples, origin = evaluation_samples(info.source_run, split, data, "detection")
+        samples, origin = evaluation_samples(info.source_run, split, data, TASK.name)
         outputs, geometries = run_files(runner, info, [s.path for s in samples])
     finally:
         runner.close()

@@ -19,6 +19,7 @@ from edgetl.artifact.postprocess import Instances, instances_from_outputs
 from edgetl.data.samples import Sample
 from edgetl.metrics.detection import DEFAULT_BOOTSTRAP
 from edgetl.metrics.instance import MIN_SCORE, InstanceEvaluator, truth_masks
+from edgetl.tasks.instance import TASK
 
 WORST_IMAGES = 6
 
@@ -44,7 +45,7 @@ def _outputs_of(target: Path, samples: list[Sample], device: str = "cpu"
         from edgetl.models.loading import load_model
 
         model, info = load_model(target, "best")
-        outputs, geometries = torch_detections(model, info.spec, samples, device, "instance")
+        outputs, geometries = torch_detections(model, info.spec, samples, device, TASK.name)
         return instances_from_outputs(outputs, geometries), info
     from edgetl.predict import open_artifact, run_files
 
@@ -67,7 +68,7 @@ def evaluate_instance_checkpoint(run: str | Path, split: str = "test", data: str
     """Mask and box mAP of a run's best checkpoint on `split` (its own split unless `data`)."""
     from edgetl.evaluate.samples import evaluation_samples
 
-    samples, origin = evaluation_samples(Path(run), split, data, "instance")
+    samples, origin = evaluation_samples(Path(run), split, data, TASK.name)
     found, info = _outputs_of(Path(run), samples, device)
     return score(info.task_record, samples, found, {
         "target": str(Path(run)), "kind": "checkpoint", "split": split, "data": origin,
@@ -82,7 +83,7 @@ def evaluate_instance_artifact(path: str | Path, split: str = "test", data: str 
     from edgetl.evaluate.samples import evaluation_samples
 
     info = read_artifact(Path(path))
-    samples, origin = evaluation_samples(info.source_run, split, data, "instance")
+    samples, origin = evaluation_samples(info.source_run, split, data, TASK.name)
     found, info = _outputs_of(Path(path), samples)
     return score(info.task_record, samples, found, {
         "target": str(path), "kind": f"artifact ({info.format}, {info.precision})",
@@ -113,7 +114,7 @@ def draw_worst(report: dict[str, Any], out_png: Path) -> Path | None:
 
     own_split = run is not None and report["data"] == str(RunFolder(run).split_path())
     samples, _ = evaluation_samples(run, report["split"], None if own_split else report["data"],
-                                    "instance")
+                                    TASK.name)
     picked = [s for s in samples if s.path in by_path]
     if not picked:
         return None

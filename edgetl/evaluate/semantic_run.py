@@ -15,6 +15,7 @@ import numpy as np
 from edgetl.data.samples import Sample
 from edgetl.geometry import Geometry
 from edgetl.metrics.semantic import DEFAULT_BOOTSTRAP, SegmentationEvaluator
+from edgetl.tasks.semantic import TASK
 
 EVAL_BATCH = 8
 WORST_IMAGES = 6  # images shown in the report's worst-images figure
@@ -31,7 +32,7 @@ def torch_masks(model: Any, spec: Any, samples: list[Sample], device: str = "cpu
     from edgetl.geometry import geometry_for
     from edgetl.models.deployable import deployable
 
-    module, _, _ = deployable(model, "semantic")
+    module, _, _ = deployable(model, TASK.name)
     module = module.to(device).eval()
     to_input, normalize = geometry_transform(spec), normalize_transform(spec)
     parts, geometries = [], []
@@ -52,7 +53,7 @@ def mask_record_of(run: Path | None, data: str | None) -> Any:
     from edgetl.data.sources import load_data
     from edgetl.runfolder import RunFolder
 
-    source = RunFolder(run).dataset() if data is None else load_data(data, task="semantic")
+    source = RunFolder(run).dataset() if data is None else load_data(data, task=TASK.name)
     return source.record
 
 
@@ -96,7 +97,7 @@ def draw_worst(report: dict[str, Any], out_png: Path) -> Path | None:
     try:
         own_split = run is not None and report["data"] == str(RunFolder(run).split_path())
         data = None if own_split else report["data"]
-        samples, _ = evaluation_samples(run, report["split"], data, "semantic")
+        samples, _ = evaluation_samples(run, report["split"], data, TASK.name)
         by_path = {s.path: s for s in samples}
         worst = [w for w in report.get("worst_images", []) if w["path"] in by_path]
         picked = [by_path[w["path"]] for w in worst]
@@ -125,7 +126,7 @@ def evaluate_segmenter_checkpoint(run: str | Path, split: str = "test", data: st
     from edgetl.models.loading import load_model
 
     model, info = load_model(run, "best")
-    samples, origin = evaluation_samples(Path(run), split, data, "semantic")
+    samples, origin = evaluation_samples(Path(run), split, data, TASK.name)
     outputs, geometries = torch_masks(model, info.spec, samples, device)
     return score(info.task_record, mask_record_of(Path(run), data), samples,
                  masks_from_outputs(outputs, geometries),
@@ -143,7 +144,7 @@ def evaluate_segmenter_artifact(path: str | Path, split: str = "test", data: str
 
     runner, info = open_artifact(path, backend)
     try:
-        samples, origin = evaluation_samples(info.source_run, split, data, "semantic")
+        samples, origin = evaluation_samples(info.source_run, split, data, TASK.name)
         outputs, geometries = run_files(runner, info, [s.path for s in samples])
     finally:
         runner.close()

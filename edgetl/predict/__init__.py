@@ -4,8 +4,9 @@ Torch-free on purpose (onnxruntime, numpy and PIL only): this is the code path a
 a device. The spec and task record come from the artifact's own metadata (read through the
 onnxruntime session, so not even the `onnx` package is needed); images go through
 `edgetl.artifact.reference`, which `verify` proves equal to training's evaluation transform.
-Per task: a classifier's top-k here, a detector's boxes in `edgetl.predict.detect`, an
-instance model's boxes and masks in `edgetl.predict.instances`.
+Per task (its `predictor` slot): a classifier's top-k in `edgetl.predict.classify`, a detector's
+boxes in `edgetl.predict.detect`, an instance model's boxes and masks in
+`edgetl.predict.instances`, a segmenter's class maps in `edgetl.predict.segment`.
 A classifier's decision is argmax, or the operating point its artifact carries
 (`edgetl.decision`: the class when its probability reaches the threshold, otherwise the most
 probable other class); each prediction says which rule decided.
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from edgetl import tasks
 from edgetl.artifact.manifest import (
     OUTPUT_NAME,
     ArtifactInfo,
@@ -31,14 +33,11 @@ from edgetl.artifact.manifest import (
 )
 from edgetl.decision import ARGMAX_RULE, OperatingPoint
 from edgetl.errors import ArtifactError, UsageError
-from edgetl.predict.detect import detect_images
-from edgetl.predict.files import DEFAULT_BATCH, run_files
-from edgetl.predict.instances import segment_instances
-from edgetl.predict.segment import segment_images
+from edgetl.predict.files import DEFAULT_BATCH, PredictOptions, run_files
 from edgetl.runtime import Runner, open_runner
 from edgetl.spec import unfingerprinted_labels
 
-__all__ = ["DEFAULT_BATCH", "open_artifact", "predict_images", "run_files"]
+__all__ = ["DEFAULT_BATCH", "open_artifact", "predict_artifact", "predict_images", "run_files"]
 
 
 @dataclass(frozen=True)
@@ -140,43 +139,31 @@ def predict_images(artifact: str | Path, images: Sequence[str | Path], top_k: in
                    backend: str = "ort-cpu", threads: int | None = None,
                    batch: int = DEFAULT_BATCH, min_score: float = 0.3,
                    force: bool = False, tile: bool = False, overlap: int = 32) -> list[Any]:
-    """Per image, in the order given: a classifier's top-k labels and softmax probabilities
-    (`Prediction`), a detector's boxes above `min_score` (`detect.ImageDetections`), an
-    instance model's boxes and masks above `min_score` (`instances.ImageInstances`), a
-    segmenter's class map at the file's size (`segment.ImageMask`; `tile`: large images tile
-    by tile)."""
+    """Per image, in the order given, what the task's `predictor` returns: a classifier's top-k
+    labels and softmax probabilities (`Prediction`), a detector's boxes above `min_score`
+    (`detect.ImageDetections`), an instance model's boxes and masks above `min_score`
+    (`instances.ImageInstances`), a segmenter's class map at the file's size
+    (`segment.ImageMask`; `tile`: large images tile by tile)."""
+    return predict_artifact(artifact, images, top_k, backend, threads, batch, min_score, force,
+                            tile, overlap)[1]
+
+
+def predict_artifact(artifact: str | Path, images: Sequence[str | Path], top_k: int = 3,
+                     backend: str = "ort-cpu", threads: int | None = None,
+                     batch: int = DEFAULT_BATCH, min_score: float = 0.3,
+                     force: bool = False, tile: bool = False, overlap: int = 32
+                     ) -> tuple[ArtifactInfo, list[Any]]:
+    """`predict_images`, and the artifact it read (its task says how to show the results)."""
     if top_k < 1:
         raise UsageError(f"--top-k must be at least 1, got {top_k}")
     runner, info = open_artifact(artifact, backend, threads, force=force)
-    if info.task_record.task == "detection":
-        try:
-            return detect_images(runner, info, images, batch, min_score)
-        finally:
-            runner.close()
-    if info.task_record.task == "instance":
-        try:
-            return segment_instances(runner, info, images, batch, min_score)
-        finally:
-            runner.close()
-    if info.task_record.task == "semantic":
-        try:
-            return segment_images(runner, info, images, batch, tile, overlap)
-        finally:
-            runner.close()
+    options = PredictOptions(batch=batch, top_k=top_k, min_score=min_score, tile=tile,
+                             overlap=overlap)
     try:
-        outputs, _ = run_files(runner, info, images, batch)
-        probs = softmax(class_logits(outputs, info.task_record.num_classes))
+        return info, tasks.get(info.task_record.task).load("predictor")(runner, info, images,
+                                                                         options)
     finally:
         runner.close()
-    k = min(top_k, info.task_record.num_classes)
-    out = []
-    decided = decisions(probs, info.task_record.names, info.decision)
-    for image, row, decision in zip(images, probs, decided, strict=True):
-        order = np.argsort(-row, kind="stable")[:k]
-        out.append(Prediction(image=str(image), labels=[info.task_record.names[i] for i in order],
-                              indices=[int(i) for i in order],
-                              probabilities=[float(row[i]) for i in order], decision=decision))
-    return out
 
 
 def predict_artifact_on_samples(artifact_path: str | Path, samples: Sequence[Any],

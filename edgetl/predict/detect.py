@@ -17,7 +17,7 @@ from edgetl.artifact.orientation import upright
 from edgetl.artifact.postprocess import Detections, detections_from_outputs
 from edgetl.errors import UsageError
 from edgetl.io import atomic_write_with
-from edgetl.predict.files import run_files
+from edgetl.predict.files import PredictOptions, run_files
 from edgetl.runtime import Runner
 
 PALETTE = ((230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180),
@@ -50,6 +50,21 @@ def detect_images(runner: Runner, info: ArtifactInfo, images: Sequence[str | Pat
     names = info.task_record.names
     return [ImageDetections(str(image), geo.source, _rows(dets, names))
             for image, geo, dets in zip(images, geometries, found, strict=True)]
+
+
+def predict(runner: Runner, info: ArtifactInfo, images: Sequence[str | Path],
+            options: PredictOptions) -> list[ImageDetections]:
+    """A detector's `predictor`: boxes above the options' min_score."""
+    return detect_images(runner, info, images, options.batch, options.min_score)
+
+
+def write_outputs(artifact: Path, results: list[ImageDetections], draw: Path | None,
+                  masks: Path | None) -> None:
+    """A detector's `prediction_writer`: each image with its boxes into `draw` (it has no
+    masks)."""
+    if draw is not None:
+        for result in results:
+            draw_detections(result, draw)
 
 
 def _rows(found: Detections, names: tuple[str, ...]) -> list[dict[str, Any]]:

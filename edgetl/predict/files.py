@@ -4,6 +4,7 @@ module so `edgetl.predict` and the per-task modules both use it without importin
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,17 @@ from edgetl.geometry import Geometry
 from edgetl.runtime import Runner
 
 DEFAULT_BATCH = 16
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """What `predict` was asked for; each task's `predictor` reads the options it has."""
+
+    batch: int = DEFAULT_BATCH
+    top_k: int = 3  # classifiers: classes per image
+    min_score: float = 0.3  # detectors and instance models: the lowest score kept
+    tile: bool = False  # segmenters: large images tile by tile
+    overlap: int = 32  # segmenters: pixels neighbouring tiles share
 
 
 def run_files(runner: Runner, info: ArtifactInfo, paths: Sequence[str | Path],

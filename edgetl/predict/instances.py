@@ -23,7 +23,7 @@ from edgetl.artifact.postprocess import instances_from_outputs
 from edgetl.errors import UsageError
 from edgetl.io import atomic_write_with
 from edgetl.predict.detect import PALETTE
-from edgetl.predict.files import run_files
+from edgetl.predict.files import PredictOptions, run_files
 from edgetl.runtime import Runner
 
 
@@ -58,6 +58,25 @@ def segment_instances(runner: Runner, info: ArtifactInfo, images: Sequence[str |
                     found.boxes, found.scores, found.labels, found.rles(), strict=True))]
         out.append(ImageInstances(str(image), found.size, rows, found.id_map()))
     return out
+
+
+def predict(runner: Runner, info: ArtifactInfo, images: Sequence[str | Path],
+            options: PredictOptions) -> list[ImageInstances]:
+    """An instance model's `predictor`: instances above the options' min_score."""
+    return segment_instances(runner, info, images, options.batch, options.min_score)
+
+
+def write_outputs(artifact: Path, results: list[ImageInstances], draw: Path | None,
+                  masks: Path | None) -> None:
+    """An instance model's `prediction_writer`: per image its id mask into `masks`, then its
+    instances drawn into `draw`."""
+    if draw is None and masks is None:
+        return
+    for result in results:
+        if masks is not None:
+            write_id_mask(result, masks)
+        if draw is not None:
+            draw_instances(result, draw)
 
 
 def write_id_mask(result: ImageInstances, out_dir: Path) -> Path:

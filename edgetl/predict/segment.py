@@ -16,14 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from edgetl.artifact.manifest import ArtifactInfo
+from edgetl.artifact.manifest import ArtifactInfo, read_artifact
 from edgetl.artifact.orientation import upright
 from edgetl.artifact.postprocess import masks_from_outputs
 from edgetl.artifact.reference import apply_geometry, decode_image, normalize, to_hwc3
 from edgetl.errors import UsageError
 from edgetl.io import atomic_write_with
 from edgetl.predict.detect import PALETTE
-from edgetl.predict.files import run_files
+from edgetl.predict.files import PredictOptions, run_files
 from edgetl.runtime import Runner
 
 DEFAULT_OVERLAP = 32
@@ -66,6 +66,26 @@ def segment_images(runner: Runner, info: ArtifactInfo, images: Sequence[str | Pa
         return [ImageMask(str(p), m, names)
                 for p, m in zip(images, masks_from_outputs(outputs, geometries), strict=True)]
     return [_tiled(runner, info, str(p), overlap) for p in images]
+
+
+def predict(runner: Runner, info: ArtifactInfo, images: Sequence[str | Path],
+            options: PredictOptions) -> list[ImageMask]:
+    """A segmenter's `predictor`: class maps, tiled when the options ask."""
+    return segment_images(runner, info, images, options.batch, options.tile, options.overlap)
+
+
+def write_outputs(artifact: Path, results: list[ImageMask], draw: Path | None,
+                  masks: Path | None) -> None:
+    """A segmenter's `prediction_writer`: class masks into `masks` and overlays into `draw`,
+    in the artifact's palette."""
+    if draw is None and masks is None:
+        return
+    palette = palette_of(read_artifact(artifact))
+    for result in results:
+        if masks is not None:
+            write_mask(result, masks, palette)
+        if draw is not None:
+            write_overlay(result, draw, palette)
 
 
 def tile_starts(length: int, window: int, overlap: int) -> list[int]:

@@ -27,6 +27,10 @@ TASK = Task(
     # --- evaluate ---
     checkpoint_evaluator="edgetl.evaluate.run_eval:evaluate_checkpoint",
     artifact_evaluator="edgetl.evaluate.artifact_eval:evaluate_artifact",
+    operating_points=True,
+    report_names_task=False,
+    report_figures="edgetl.evaluate.figures:classifier_figures",
+    report_summary="edgetl.cli.render:print_classification",
     # --- export ---
     int8_judge="edgetl.export.onnx_int8:TopOneJudge",
     int8_float_postprocess=False,
@@ -34,8 +38,18 @@ TASK = Task(
     artifact_logits=True,
     operating_point=True,
     # --- verify ---
+    verify_budgets="edgetl.verify.classification:verify_budgets",
+    verify_gates=("parity", "accuracy"),
+    verify_checks="edgetl.verify.classification:verify_checks",
     # --- predict ---
+    predictor="edgetl.predict.classify:predict",
+    predict_draws=False,
+    predict_masks=False,
+    prediction_writer="edgetl.predict.classify:write_outputs",
+    prediction_printer="edgetl.cli.predict_cmd:print_classes",
     # --- bench ---
+    bench_results="edgetl.bench.e2e:top_classes",
+    bench_path="softmax + top-k",
     # --- select ---
     select_sizes=(160, 224, 288),
     select_probe="edgetl.select.classification:untrained_checkpoint",

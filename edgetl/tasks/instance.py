@@ -27,6 +27,10 @@ TASK = Task(
     # --- evaluate ---
     checkpoint_evaluator="edgetl.evaluate.instance_run:evaluate_instance_checkpoint",
     artifact_evaluator="edgetl.evaluate.instance_run:evaluate_instance_artifact",
+    operating_points=False,
+    report_names_task=True,
+    report_figures="edgetl.evaluate.figures:instance_figures",
+    report_summary="edgetl.cli.render:print_instance",
     # --- export ---
     int8_judge="edgetl.export.onnx_int8:MaskMapJudge",
     int8_float_postprocess=True,
@@ -34,8 +38,18 @@ TASK = Task(
     artifact_logits=False,
     operating_point=False,
     # --- verify ---
+    verify_budgets="edgetl.verify.instance:verify_budgets",
+    verify_gates=("parity", "mask_parity", "mask_map"),
+    verify_checks="edgetl.verify.instance:verify_checks",
     # --- predict ---
+    predictor="edgetl.predict.instances:predict",
+    predict_draws=True,
+    predict_masks=True,
+    prediction_writer="edgetl.predict.instances:write_outputs",
+    prediction_printer="edgetl.cli.predict_cmd:print_detections",
     # --- bench ---
+    bench_results="edgetl.bench.e2e:instance_rles",
+    bench_path="detections in image pixels, masks pasted and RLE-encoded",
     # --- select ---
     select_sizes=(256, 320, 384, 512),
     select_probe="edgetl.select.dense:untrained_detector",

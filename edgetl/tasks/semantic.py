@@ -27,6 +27,10 @@ TASK = Task(
     # --- evaluate ---
     checkpoint_evaluator="edgetl.evaluate.semantic_run:evaluate_segmenter_checkpoint",
     artifact_evaluator="edgetl.evaluate.semantic_run:evaluate_segmenter_artifact",
+    operating_points=False,
+    report_names_task=True,
+    report_figures="edgetl.evaluate.figures:segmenter_figures",
+    report_summary="edgetl.cli.render:print_semantic",
     # --- export ---
     int8_judge="edgetl.export.onnx_int8:MiouJudge",
     int8_float_postprocess=False,
@@ -34,8 +38,18 @@ TASK = Task(
     artifact_logits=False,
     operating_point=False,
     # --- verify ---
+    verify_budgets="edgetl.verify.semantic:verify_budgets",
+    verify_gates=("parity", "miou"),
+    verify_checks="edgetl.verify.semantic:verify_checks",
     # --- predict ---
+    predictor="edgetl.predict.segment:predict",
+    predict_draws=True,
+    predict_masks=True,
+    prediction_writer="edgetl.predict.segment:write_outputs",
+    prediction_printer="edgetl.cli.predict_cmd:print_shares",
     # --- bench ---
+    bench_results="edgetl.bench.e2e:class_maps",
+    bench_path="class maps at the image's size",
     # --- select ---
     select_sizes=(256, 320, 384, 512),
     select_probe="edgetl.select.dense:untrained_segmenter",

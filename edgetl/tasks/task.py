@@ -54,6 +54,12 @@ class Task:
     checkpoint_evaluator: str = field(metadata=CODE)
     # fn(artifact, run, split, data, backend, **kw) -> report
     artifact_evaluator: str = field(metadata=CODE)
+    operating_points: bool  # its evaluators analyse --operating-point (classifier thresholds)
+    report_names_task: bool  # its report says its task under "task" (a classifier's does not)
+    # fn(report, out_dir, split) -> None: the report's pictures in `evaluate --out`
+    report_figures: str = field(metadata=CODE)
+    # fn(report, title) -> None: the report as text (finetune and evaluate print it)
+    report_summary: str = field(metadata=CODE)
 
     # --- export ---
     int8_judge: str = field(metadata=CODE)  # int8 judge class (how much int8 damage is acceptable)
@@ -67,10 +73,28 @@ class Task:
     operating_point: bool
 
     # --- verify ---
+    # fn(artifact_info, budget, points) -> (budgets, their record): the precision's gates with
+    # the --agreement-budget / --metric-drop-budget overrides
+    verify_budgets: str = field(metadata=CODE)
+    verify_gates: tuple[str, ...]  # the parity and dataset gates, failed when it cannot run
+    # fn(side, info, samples, budgets, run, point, reference, artifact, outputs) -> checks: the
+    # outputs check and the task's gates, in report order
+    verify_checks: str = field(metadata=CODE)
 
     # --- predict ---
+    # fn(runner, artifact_info, images, options: PredictOptions) -> one result per image
+    predictor: str = field(metadata=CODE)
+    predict_draws: bool  # --draw applies
+    predict_masks: bool  # --masks applies
+    # fn(artifact, results, draw, masks) -> None: writes --draw / --masks pictures
+    prediction_writer: str = field(metadata=CODE)
+    # fn(artifact, results, top_k) -> None: the results as a table
+    prediction_printer: str = field(metadata=CODE)
 
     # --- bench ---
+    # fn(outputs, geometries, artifact_info) -> results: e2e reads the outputs as predict does
+    bench_results: str = field(metadata=CODE)
+    bench_path: str  # what e2e's results are, after "edgetl.predict.run_files + "
 
     # --- select ---
     select_sizes: tuple[int, ...]  # default candidate input sizes (pixels, square)

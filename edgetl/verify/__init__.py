@@ -13,26 +13,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from edgetl import tasks
+from edgetl.tasks import Task
 from edgetl.verify.checks import Budgets, CheckResult
+from edgetl.verify.classification import default_budgets
 from edgetl.verify.report import VerifyReport
 
 __all__ = ["Budgets", "CheckResult", "VerifyReport", "check_options", "default_budgets",
            "verify_artifact"]
 
 DEFAULT_BATCH = 32
-
-
-def default_budgets(fmt: str, precision: str, top1: float | None = None,
-                    accuracy_points: float | None = None) -> Budgets:
-    """The format table's budgets for this artifact, with any flag overrides applied."""
-    from edgetl.artifact.formats import FORMATS
-
-    row = FORMATS.get(fmt) or next((f for f in FORMATS.values() if f.precision == precision),
-                                   FORMATS["onnx"])
-    return Budgets(
-        top1_agreement=row.top1_agreement_budget if top1 is None else top1,
-        accuracy_points=row.accuracy_budget_points if accuracy_points is None else accuracy_points,
-    )
 
 
 def check_options(split: str, top1_budget: float | None, accuracy_budget: float | None,
@@ -93,25 +83,8 @@ def verify_artifact(
     runner = open_runner(art.path, backend, threads=threads)  # missing backend -> exit 3, early
     run = Path(run)
     info = read_checkpoint_info(run, art.source_checkpoint)
-    task = info.task_record.task
-    if task == "detection":
-        from edgetl.verify.detection import detection_budgets
-
-        budgets: Any = detection_budgets(art.precision, top1_budget, accuracy_budget)
-        budget_record = {**budgets.__dict__}
-    elif task == "instance":
-        from edgetl.verify.instance import instance_budgets
-
-        budgets = instance_budgets(art.precision, top1_budget, accuracy_budget)
-        budget_record = {**budgets.__dict__}
-    elif task == "semantic":
-        from edgetl.verify.semantic import semantic_budgets
-
-        budgets = semantic_budgets(art.precision, top1_budget, accuracy_budget)
-        budget_record = {**budgets.__dict__}
-    else:
-        budgets = default_budgets(art.format, art.precision, top1_budget, accuracy_budget)
-        budget_record = budgets.to_dict()
+    task = tasks.get(info.task_record.task)
+    budgets, budget_record = task.load("verify_budgets")(art, top1_budget, accuracy_budget)
     report = VerifyReport(artifact=str(art.path), run=str(run), split=split, backend=backend,
                           format=art.format, precision=art.precision, budgets=budget_record)
     report.checks += [check_spec(art, info), check_labels(art, info), check_source(art, info)]
@@ -200,76 +173,15 @@ def _run_both(art: Any, info: Any, runner: Any, samples: list[Any], batch: int,
     return side
 
 
-def _task_checks(task: str, side: _BothSides, info: Any, samples: list[Any],
+def _task_checks(task: Task, side: _BothSides, info: Any, samples: list[Any],
                  budgets: Any, run: Path, point: Any = None) -> list[CheckResult]:
-    """Outputs, then the task's parity and dataset gates (failed, with the reason, when the
-    artifact could not run). `point`: a classifier artifact's operating point, which decides
-    on both sides."""
+    """Outputs, then the task's parity and dataset gates (its `verify_checks`; its
+    `verify_gates` failed, with the reason, when the artifact could not run). `point`: a
+    classifier artifact's operating point, which decides on both sides."""
     from edgetl.verify.checks import check_outputs, failed
 
-    gates = {"detection": ("parity", "map"), "semantic": ("parity", "miou"),
-             "instance": ("parity", "mask_parity", "mask_map")}.get(task, ("parity", "accuracy"))
     if side.run_error is not None:
-        return [failed(name, side.run_error) for name in gates]
+        return [failed(name, side.run_error) for name in task.verify_gates]
     reference, artifact = side.joined("reference"), side.joined("artifact")
-    checks = [check_outputs(reference, artifact)]
-    if task == "detection":
-        from edgetl.artifact.postprocess import detections_from_outputs
-        from edgetl.verify.detection import (
-            check_coordinates,
-            check_detection_map,
-            check_detection_parity,
-        )
-
-        ref = detections_from_outputs(reference, side.geometries)
-        art = detections_from_outputs(artifact, side.geometries)
-        sizes = [g.source for g in side.geometries]
-        return [check_coordinates(samples, info.spec, side.geometries), *checks,
-                check_detection_parity(ref, art, budgets),
-                check_detection_map(samples, info.task_record, ref, art, sizes, budgets)]
-    if task == "instance":
-        from edgetl.artifact.postprocess import instances_from_outputs
-        from edgetl.verify.detection import check_coordinates, check_detection_parity
-        from edgetl.verify.instance import check_mask_map, check_mask_parity
-
-        ref = instances_from_outputs(reference, side.geometries)
-        art = instances_from_outputs(artifact, side.geometries)
-        max_dets = int(info.head.get("max_detections", 100))
-        return [check_coordinates(samples, info.spec, side.geometries), *checks,
-                check_detection_parity(ref, art, budgets),
-                check_mask_parity(ref, art, budgets),
-                check_mask_map(samples, info.task_record, ref, art, budgets, max_dets)]
-    if task == "semantic":
-        from edgetl.artifact.postprocess import masks_from_outputs
-        from edgetl.runfolder import RunFolder
-        from edgetl.verify.semantic import check_miou, check_pixel_parity
-
-        mask_record = RunFolder(run).dataset().record
-        return [*checks,
-                check_pixel_parity(reference["mask"], artifact["mask"], side.geometries,
-                                   budgets),
-                check_miou(samples, info.task_record, mask_record,
-                           masks_from_outputs(reference, side.geometries),
-                           masks_from_outputs(artifact, side.geometries), budgets)]
-    return checks + _classification_checks(side, info, samples, budgets, reference, artifact,
-                                           point)
-
-
-def _classification_checks(side: _BothSides, info: Any, samples: list[Any], budgets: Budgets,
-                           reference: dict[str, Any], artifact: dict[str, Any],
-                           point: Any = None) -> list[CheckResult]:
-    import numpy as np
-
-    from edgetl.artifact.manifest import OUTPUT_NAME
-    from edgetl.errors import DataError
-    from edgetl.verify.checks import check_accuracy, check_parity
-
-    unknown = sorted({s.label for s in samples} - set(info.task_record.names))
-    if unknown:
-        raise DataError(f"the split holds labels the run does not know: {unknown}")
-    targets = np.array([info.task_record.index(s.label) for s in samples])
-    ref, art = reference[OUTPUT_NAME], artifact[OUTPUT_NAME]
-    conversion = side.joined("conversion")[OUTPUT_NAME]
-    return [check_parity(ref, art, info.task_record, budgets, conversion_only=conversion,
-                         point=point),
-            check_accuracy(targets, ref, art, info.task_record, budgets, point=point)]
+    return task.load("verify_checks")(side, info, samples, budgets, run, point, reference,
+                                      artifact, check_outputs(reference, artifact))

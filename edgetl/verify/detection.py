@@ -135,3 +135,25 @@ def detection_budgets(precision: str, match_rate: float | None,
     if map_points is not None:
         changes["map_points"] = map_points
     return replace(base, **changes)
+
+
+def verify_budgets(art: Any, match_rate: float | None, map_points: float | None
+                   ) -> tuple[DetectionBudgets, dict[str, Any]]:
+    """A detector's `verify_budgets`: its precision's gates (the flags override the match rate
+    and the mAP points)."""
+    budgets = detection_budgets(art.precision, match_rate, map_points)
+    return budgets, {**budgets.__dict__}
+
+
+def verify_checks(side: Any, info: Any, samples: list[Sample], budgets: DetectionBudgets,
+                  run: Any, point: Any, reference: dict[str, Any], artifact: dict[str, Any],
+                  outputs: CheckResult) -> list[CheckResult]:
+    """A detector's `verify_checks`: coordinates, outputs, detection parity, mAP."""
+    from edgetl.artifact.postprocess import detections_from_outputs
+
+    ref = detections_from_outputs(reference, side.geometries)
+    art = detections_from_outputs(artifact, side.geometries)
+    sizes = [g.source for g in side.geometries]
+    return [check_coordinates(samples, info.spec, side.geometries), outputs,
+            check_detection_parity(ref, art, budgets),
+            check_detection_map(samples, info.task_record, ref, art, sizes, budgets)]

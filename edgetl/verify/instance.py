@@ -80,3 +80,28 @@ def check_mask_map(samples: list[Sample], record: TaskRecord, reference: list[In
     return CheckResult("mask_map", passed, summary, {
         "images": len(samples), "budget_points": budgets.mask_map_points, **delta,
         "drop_points": drops, "paired_bootstrap_rounds": PAIRED_BOOTSTRAP})
+
+
+def verify_budgets(art: Any, match_rate: float | None, map_points: float | None
+                   ) -> tuple[InstanceBudgets, dict[str, Any]]:
+    """An instance model's `verify_budgets`: its precision's gates (the flags override the
+    match rate and the mask mAP points)."""
+    budgets = instance_budgets(art.precision, match_rate, map_points)
+    return budgets, {**budgets.__dict__}
+
+
+def verify_checks(side: Any, info: Any, samples: list[Sample], budgets: InstanceBudgets,
+                  run: Any, point: Any, reference: dict[str, Any], artifact: dict[str, Any],
+                  outputs: CheckResult) -> list[CheckResult]:
+    """An instance model's `verify_checks`: coordinates, outputs, box parity, mask parity,
+    mask mAP."""
+    from edgetl.artifact.postprocess import instances_from_outputs
+    from edgetl.verify.detection import check_coordinates, check_detection_parity
+
+    ref = instances_from_outputs(reference, side.geometries)
+    art = instances_from_outputs(artifact, side.geometries)
+    max_dets = int(info.head.get("max_detections", 100))
+    return [check_coordinates(samples, info.spec, side.geometries), outputs,
+            check_detection_parity(ref, art, budgets),
+            check_mask_parity(ref, art, budgets),
+            check_mask_map(samples, info.task_record, ref, art, budgets, max_dets)]

@@ -84,3 +84,26 @@ def semantic_budgets(precision: str, pixel_agreement: float | None,
     if miou_points is not None:
         changes["miou_points"] = miou_points
     return replace(base, **changes)
+
+
+def verify_budgets(art: Any, pixel_agreement: float | None, miou_points: float | None
+                   ) -> tuple[SemanticBudgets, dict[str, Any]]:
+    """A segmenter's `verify_budgets`: its precision's gates (the flags override the pixel
+    agreement and the mIoU points)."""
+    budgets = semantic_budgets(art.precision, pixel_agreement, miou_points)
+    return budgets, {**budgets.__dict__}
+
+
+def verify_checks(side: Any, info: Any, samples: list[Sample], budgets: SemanticBudgets,
+                  run: Any, point: Any, reference: dict[str, Any], artifact: dict[str, Any],
+                  outputs: CheckResult) -> list[CheckResult]:
+    """A segmenter's `verify_checks`: outputs, pixel parity, mIoU (against the run's masks)."""
+    from edgetl.artifact.postprocess import masks_from_outputs
+    from edgetl.runfolder import RunFolder
+
+    mask_record = RunFolder(run).dataset().record
+    return [outputs,
+            check_pixel_parity(reference["mask"], artifact["mask"], side.geometries, budgets),
+            check_miou(samples, info.task_record, mask_record,
+                       masks_from_outputs(reference, side.geometries),
+                       masks_from_outputs(artifact, side.geometries), budgets)]
