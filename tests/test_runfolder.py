@@ -14,8 +14,11 @@ from edgetl.runfolder import RunFolder
 
 PACKAGE = Path(edgetl.__file__).parent
 # Modules that define the names (the recipe schema speaks of `best`/`last` as its own words).
-OWNERS = {"runfolder.py", "checkpoint.py", "recipe.py",
-          "data/splitfile.py", "data/splitnames.py"}  # the per-task split file table RunFolder asks
+# Each task's module names its split file (RunFolder asks the task); data/splitnames.py names
+# the files a split writer puts beside it.
+OWNERS = {"runfolder.py", "checkpoint.py", "recipe.py", "data/splitnames.py",
+          *(f"tasks/{name}.py" for name in ("classification", "detection", "semantic",
+                                            "instance"))}
 # (module, literal): why the same text there is not a run-file name.
 NOT_RUN_FILES = {
     ("models/weights.py", "model.safetensors"): "a pretrained weights file on the model hub",
