@@ -267,7 +267,7 @@ class TrainConfig(_Strict):
     # CPU threads for torch (default: torch's).
     num_threads: int | None = Field(None, ge=1)
     keep: Literal["best", "last"] = "best"  # which checkpoint `best/` reflects at the end
-    select_metric: SelectMetric | None = None  # None: the task's default (TASK_METRICS)
+    select_metric: SelectMetric | None = None  # None: the task's default (its first select metric)
     # Augment whole batches on the training device (auto: on CUDA) instead of per image.
     batch_augment: Literal["auto", "on", "off"] = "auto"
     device_cache_mb: int = Field(8192, ge=0)  # decoded images kept on the GPU up to this size
