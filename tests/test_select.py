@@ -310,10 +310,10 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def budget_run(tiny: dict[str, Path]) -> dict:
     """One MobileNetV2 at 64 and 96 px (1-2 ms a call on one thread) and at 448 px (about
-    25 ms; 320 px once came in under a 15 ms budget), budget p90 <= 8 ms: two fit, one
-    does not."""
+    25 ms; 320 px once came in under a 15 ms budget), budget p90 <= 12 ms: two fit, one
+    does not, with room for a busy machine."""
     out = tiny["root"] / "budget"
-    done = edgetl("select", tiny["recipe"], "--budget-ms", "8", "--precision", "fp32",
+    done = edgetl("select", tiny["recipe"], "--budget-ms", "12", "--precision", "fp32",
                   "--backbones", "mobilenetv2_100", "--sizes", "64,96,448", *FAST_BENCH,
                   "--threads", "1",
                   "--out", out)
@@ -336,13 +336,13 @@ def test_select_drops_what_is_over_budget_and_picks_within_it(budget_run: dict) 
         assert bench["rows"][0]["p90_ms"] == fp32["p90_ms"]
         assert bench["rows"][0]["iters"] == 10
         assert bench["artifact"]["precision"] == "fp32"
-        fits = fp32["p90_ms"] <= 8.0
+        fits = fp32["p90_ms"] <= 12.0
         assert row["status"] == ("trained" if fits else "over_budget"), row
         assert (out / "candidates" / row["id"].replace("@", "-")).is_dir() == fits
     assert rows["mobilenetv2_100@448"]["status"] == "over_budget"
     assert rows["mobilenetv2_100@64"]["status"] == "trained"
     dropped = rows["mobilenetv2_100@448"]
-    assert f"{dropped['latency']['precisions']['fp32']['p90_ms']:.2f} ms > 8.00 ms" in \
+    assert f"{dropped['latency']['precisions']['fp32']['p90_ms']:.2f} ms > 12.00 ms" in \
         dropped["reason"]
     assert "dropped mobilenetv2_100@448" in " ".join(budget_run["stdout"].split())
 
@@ -370,7 +370,7 @@ def test_select_drops_what_is_over_budget_and_picks_within_it(budget_run: dict) 
     deployed = rows[record["pick"]["id"]]["deployment"][-1]
     assert deployed["deployable"] and deployed["precision"] == "fp32"
     assert Path(deployed["artifact"]).is_file()
-    assert deployed["p90_ms"] <= 8.0
+    assert deployed["p90_ms"] <= 12.0
     assert record["pick"]["deployed_latency_ms"]["p90"] == deployed["p90_ms"]
     bench = json.loads(Path(deployed["bench_report"]).read_text())
     assert bench["artifact"]["sha256"] == __import__("hashlib").sha256(
@@ -505,9 +505,9 @@ def _scored_as_evaluate_does(training: dict, key: str, tmp_path: Path) -> None:
 
 def test_select_detection_budget_validation_map_and_recipe(tmp_path: Path) -> None:
     """A detector at 96 px (about 3-4 ms a call here, fp32) and at 512 px (about 50 ms fp32,
-    25 ms int8): budget p90 <= 15 ms. The 512 px one is dropped in both precisions; the 96 px
-    one trains phase A and is scored on validation mAP with its interval, the figure
-    `edgetl evaluate --split val` gives for the same checkpoint."""
+    25 ms int8): budget p90 <= 20 ms (room for a busy machine). The 512 px one is dropped in
+    both precisions; the 96 px one trains phase A and is scored on validation mAP with its
+    interval, the figure `edgetl evaluate --split val` gives for the same checkpoint."""
     import detgen
 
     from edgetl.recipe import load_recipe
@@ -516,7 +516,7 @@ def test_select_detection_budget_validation_map_and_recipe(tmp_path: Path) -> No
     recipe = tmp_path / "det.yaml"
     recipe.write_text(DET_RECIPE.format(data=data))
     out = tmp_path / "sel"
-    done = edgetl("select", recipe, "--budget-ms", "15", "--backbones", "mobilenetv2_100",
+    done = edgetl("select", recipe, "--budget-ms", "20", "--backbones", "mobilenetv2_100",
                   "--sizes", "96,512", "--precision", "fp32,int8", *FAST_BENCH, "--threads",
                   "1", "--out", out)
     assert done.returncode == 0, done.stderr
@@ -527,9 +527,9 @@ def test_select_detection_budget_validation_map_and_recipe(tmp_path: Path) -> No
     # both precisions were exported and timed, the int8 probe unjudged (untrained network)
     for row in (big, small):
         assert set(row["latency"]["precisions"]) == {"fp32", "int8"}
-    over = min(p["p90_ms"] for p in big["latency"]["precisions"].values()) > 15.0
+    over = min(p["p90_ms"] for p in big["latency"]["precisions"].values()) > 20.0
     assert big["status"] == ("over_budget" if over else "trained")
-    assert over, "the 512 px detector came in under 15 ms: the budget no longer separates"
+    assert over, "the 512 px detector came in under 20 ms: the budget no longer separates"
     assert not (out / "candidates" / "mobilenetv2_100-512").exists()
     assert small["status"] == "trained" and record["pick"]["id"] == "mobilenetv2_100@96"
     t = small["training"]
@@ -540,7 +540,7 @@ def test_select_detection_budget_validation_map_and_recipe(tmp_path: Path) -> No
     # deployed in the first precision within budget (fp32), confirmed trained and timed
     deployed = small["deployment"][-1]
     assert deployed["precision"] == small["deploy_precision"]
-    assert deployed["deployable"] and deployed["p90_ms"] <= 15.0
+    assert deployed["deployable"] and deployed["p90_ms"] <= 20.0
     written = load_recipe(out / "recipe.yaml")
     assert (written.task, written.model.architecture, written.model.input_size) == \
         ("detection", "mobilenetv2_100", 96)
