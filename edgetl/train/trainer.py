@@ -15,8 +15,7 @@ import contextlib
 import math
 import time
 import warnings
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,32 +50,22 @@ from edgetl.train.groups import (
     trainable_blocks,
 )
 from edgetl.train.loop import Runtime
+from edgetl.train.plan import PhasePlan
 from edgetl.train.progress import progress_bar
 from edgetl.train.report import write_summary, write_test_report
 from edgetl.train.result import RunResult
 from edgetl.train.resume import open_run_folder
 from edgetl.train.rundata import SplitData, split_once
 from edgetl.train.schedule import lr_factor, set_lr
-from edgetl.train.selection import is_better, rule_words, validation_size
+from edgetl.train.selection import (
+    count_early_stopping,
+    record_best,
+    rule_words,
+    stopping_metric,
+    validation_size,
+)
 from edgetl.train.spike import check_spike, on_divergence, roll_back, start_figures
 from edgetl.train.state import TrainState, recover_folder, replace_folder
-
-
-@dataclass
-class PhasePlan:
-    """What one phase trains and on which inputs (built by the task's `plan_phase`)."""
-
-    phase: PhaseConfig
-    trainable: list[int]
-    forward: Callable[..., Any]
-    train_loader: Iterable
-    val_loader: Iterable | None
-    cached: bool
-    train_forward: Callable[..., Any] | None = None  # DDP/compiled, if any
-
-    def training_forward(self) -> Callable[..., Any]:
-        # `is None`, not `or`: truth-testing a module can call its __len__
-        return self.forward if self.train_forward is None else self.train_forward
 
 
 def trainer_for(recipe: Recipe) -> type[PhasedTrainer]:
@@ -235,16 +224,11 @@ class PhasedTrainer:
             self.select, self.select_why = self.recipe.train.select_metric, "the recipe's"
         else:
             self.select, self.select_why = self.default_select_metric()
+        select = self.select
         deltas = [p.early_stopping.min_delta for p in self.recipe.phases
-                  if p.early_stopping is not None and self._stopping_metric(p) == self.select]
-        self.val_size = validation_size(self.select, len(self.val_s), self.validation_labels(),
+                  if p.early_stopping is not None and stopping_metric(p, select) == select]
+        self.val_size = validation_size(select, len(self.val_s), self.validation_labels(),
                                         max(deltas, default=0.0))
-
-    def _stopping_metric(self, phase: PhaseConfig) -> str | None:
-        """The metric a phase's early stopping watches (None: no early stopping)."""
-        if phase.early_stopping is None:
-            return None
-        return phase.early_stopping.metric or self.select
 
     def _warn(self, note: str | None) -> None:
         """A run warning: one `warning:` line on stderr, kept for summary.json."""
@@ -257,16 +241,6 @@ class PhasedTrainer:
         return use_channels_last(self.recipe.train.memory_format, self.dev, planned)
 
     # ================================================================== phases and epochs
-    def _next_phase(self, stopped_early: str | None = None) -> None:
-        state = self.state
-        state.phase_index += 1
-        state.epoch_in_phase = state.step_in_phase = state.bad_epochs = 0
-        state.phase_best_value = state.phase_best_loss = state.phase_start = None
-        state.lr_scale, state.spike_retries = 1.0, 0
-        state.phase_first_loss = None
-        if stopped_early:
-            state.stopped_early.append(stopped_early)
-
     def _optimizer(self, plan: PhasePlan, phase_index: int) -> torch.optim.Optimizer:
         groups = param_groups(self.model, self.layout, plan.phase)
         for group in groups:  # a phase retried after a spike runs at a lower learning rate
@@ -285,7 +259,7 @@ class PhasedTrainer:
     def run_phase(self, phase_index: int) -> None:
         phase = self.recipe.phases[phase_index]
         if phase.epochs == 0:
-            self._next_phase()
+            self.state.next_phase()
             return
         plan = self.plan_phase(phase_index)
         plan.train_forward = wrap(self.model, plan.forward, self.dist, self.rt.device)
@@ -334,7 +308,7 @@ class PhasedTrainer:
             if stop or last or action == "revert":
                 if self.ema is not None and action != "revert":
                     self.ema.copy_to_model()  # the next phase starts from the averaged weights
-                self._next_phase(phase.name if stop else None)
+                state.next_phase(phase.name if stop else None)
             if self.dist.is_main:
                 append_line(self.run_folder.metrics_path, json_text(line))
                 save_last(self, line, optimizer)
@@ -404,29 +378,14 @@ class PhasedTrainer:
         if reason is not None:  # never selected, never counted by early stopping
             line["diverged"], line["early_stopped"] = reason, False
             return line, False
-        select, loss = self.select, val.get("val_loss")
+        select = self.select
         if val:
             state.held = start_figures(line, select)
-        # One rule for both (edgetl/train/selection.py): a tie goes to the lower val_loss.
-        if not val or (select in val and is_better(select, val[select], state.best_value,
-                                                   loss=loss, best_loss=state.best_loss)):
-            state.best_value, state.best_epoch = val.get(select), state.global_epoch
-            state.best_loss = loss
-            if self.dist.is_main:
-                with self._averaged():
-                    replace_folder(self.run_folder.best_path,
-                                   lambda tmp: save_model(self, tmp, line))
-        stop = False
-        watched = self._stopping_metric(phase)
-        if watched is not None and watched in val:
-            es = phase.early_stopping
-            if is_better(watched, val[watched], state.phase_best_value, es.min_delta,
-                         loss=loss, best_loss=state.phase_best_loss):
-                state.phase_best_value, state.bad_epochs = val[watched], 0
-                state.phase_best_loss = loss
-            else:
-                state.bad_epochs += 1
-                stop = state.bad_epochs >= es.patience
+        if record_best(state, select, val) and self.dist.is_main:
+            with self._averaged():
+                replace_folder(self.run_folder.best_path,
+                               lambda tmp: save_model(self, tmp, line))
+        stop = count_early_stopping(state, phase, select, val)
         line["early_stopped"] = stop
         return line, stop
 
