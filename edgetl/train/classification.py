@@ -45,8 +45,9 @@ from edgetl.train.loop import (
     train_one_epoch,
 )
 from edgetl.train.losses import build_loss
+from edgetl.train.plan import PhasePlan
 from edgetl.train.progress import progress_bar
-from edgetl.train.trainer import PhasedTrainer, PhasePlan
+from edgetl.train.trainer import PhasedTrainer
 
 
 class ClassificationTrainer(PhasedTrainer):

@@ -39,8 +39,9 @@ from edgetl.metrics.detection import DetectionEvaluator
 from edgetl.models.specs import DENSE_INPUT_SIZE, resolve_spec
 from edgetl.spec import PreprocessSpec
 from edgetl.train.loop import train_one_epoch
+from edgetl.train.plan import PhasePlan
 from edgetl.train.progress import progress_bar
-from edgetl.train.trainer import PhasedTrainer, PhasePlan
+from edgetl.train.trainer import PhasedTrainer
 
 # Images are kept in memory at most this many times the input's longer side (boxes scaled
 # with them): enough for the strongest zoom-in preset, bounded memory for large photos.

@@ -30,7 +30,7 @@ from edgetl.metrics.instance import InstanceEvaluator
 from edgetl.models.specs import DENSE_INPUT_SIZE
 from edgetl.spec import PreprocessSpec
 from edgetl.train.detection import BoxSamples, DecodedImage, DetectionTrainer
-from edgetl.train.trainer import PhasePlan
+from edgetl.train.plan import PhasePlan
 
 VAL_MASK_SEED = 0  # the mask loss's box subsample in validation is the same every epoch
 

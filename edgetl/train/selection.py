@@ -17,7 +17,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from edgetl.recipe import PhaseConfig
+    from edgetl.train.state import TrainState
 
 TIE_TOLERANCE = 1e-9
 TIE_BREAK = "val_loss"
@@ -102,3 +106,39 @@ def validation_size(metric: str, images: int, val_labels: list[str] | None,
     counts = dict(sorted(Counter(val_labels or []).items()))
     step = one_image_step(metric, val_labels) if val_labels else None
     return ValidationSize(metric, images, counts, step, min_delta)
+
+
+def stopping_metric(phase: PhaseConfig, select: str) -> str | None:
+    """The metric a phase's early stopping watches (None: no early stopping)."""
+    if phase.early_stopping is None:
+        return None
+    return phase.early_stopping.metric or select
+
+
+def record_best(state: TrainState, select: str, val: dict[str, float]) -> bool:
+    """Whether the epoch just finished is the best so far (kept in `state`); without
+    validation every epoch is. One rule for both: a tie goes to the lower val_loss."""
+    loss = val.get(TIE_BREAK)
+    if not val or (select in val and is_better(select, val[select], state.best_value,
+                                               loss=loss, best_loss=state.best_loss)):
+        state.best_value, state.best_epoch = val.get(select), state.global_epoch
+        state.best_loss = loss
+        return True
+    return False
+
+
+def count_early_stopping(state: TrainState, phase: PhaseConfig, select: str,
+                         val: dict[str, float]) -> bool:
+    """Count the epoch for the phase's early stopping (kept in `state`); whether it stops."""
+    watched = stopping_metric(phase, select)
+    if watched is None or watched not in val:
+        return False
+    es, loss = phase.early_stopping, val.get(TIE_BREAK)
+    assert es is not None
+    if is_better(watched, val[watched], state.phase_best_value, es.min_delta,
+                 loss=loss, best_loss=state.phase_best_loss):
+        state.phase_best_value, state.bad_epochs = val[watched], 0
+        state.phase_best_loss = loss
+        return False
+    state.bad_epochs += 1
+    return state.bad_epochs >= es.patience

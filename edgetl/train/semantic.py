@@ -32,8 +32,9 @@ from edgetl.models.specs import resolve_spec
 from edgetl.spec import PreprocessSpec
 from edgetl.train.detection import DecodedImage, decode_images
 from edgetl.train.loop import train_one_epoch
+from edgetl.train.plan import PhasePlan
 from edgetl.train.progress import progress_bar
-from edgetl.train.trainer import PhasedTrainer, PhasePlan
+from edgetl.train.trainer import PhasedTrainer
 
 
 def decode_masks(samples: list[Sample], images: list[DecodedImage], record: Any

@@ -48,6 +48,17 @@ class TrainState:
     # The divergence check (edgetl/train/divergence.py): the loss of the phase's first step.
     phase_first_loss: float | None = None
 
+    def next_phase(self, stopped_early: str | None = None) -> None:
+        """Move on to the next phase: its counters start afresh (`stopped_early`: the name of
+        the phase early stopping ended)."""
+        self.phase_index += 1
+        self.epoch_in_phase = self.step_in_phase = self.bad_epochs = 0
+        self.phase_best_value = self.phase_best_loss = self.phase_start = None
+        self.lr_scale, self.spike_retries = 1.0, 0
+        self.phase_first_loss = None
+        if stopped_early:
+            self.stopped_early.append(stopped_early)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

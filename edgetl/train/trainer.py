@@ -15,8 +15,7 @@ import contextlib
 import math
 import time
 import warnings
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +23,23 @@ import torch
 from torch.utils.data import DistributedSampler
 
 from edgetl import tasks
-from edgetl.checkpoint import EMA_FILE, WEIGHTS_FILE, save_checkpoint
 from edgetl.data.samples import DataSet
 from edgetl.devices import resolve_device, use_channels_last
-from edgetl.errors import DataError, RecipeError
+from edgetl.errors import DataError
 from edgetl.evaluate.plots import plot_curves
-from edgetl.evaluate.report import evaluate_checkpoint
-from edgetl.io import append_line, atomic_write_json, atomic_write_with, json_text
+from edgetl.io import append_line, json_text
 from edgetl.recipe import PhaseConfig, Recipe
 from edgetl.runfolder import BEST, FAILED_FILE, LAST, RunFolder
 from edgetl.spec import PreprocessSpec
+from edgetl.train.checkpoints import (
+    close_run,
+    load_last_epoch,
+    phase_start,
+    save_last,
+    save_model,
+)
 from edgetl.train.distributed import init_from_env, shutdown, wrap
-from edgetl.train.divergence import divergence_reason, failure_record, reference_loss
+from edgetl.train.divergence import divergence_reason, reference_loss
 from edgetl.train.ema import WeightAverage
 from edgetl.train.feasible import check_recipe, check_splits
 from edgetl.train.groups import (
@@ -46,36 +50,22 @@ from edgetl.train.groups import (
     trainable_blocks,
 )
 from edgetl.train.loop import Runtime
+from edgetl.train.plan import PhasePlan
 from edgetl.train.progress import progress_bar
+from edgetl.train.report import write_summary, write_test_report
 from edgetl.train.result import RunResult
-from edgetl.train.resume import load_last, load_torch_state, open_run_folder
+from edgetl.train.resume import open_run_folder
 from edgetl.train.rundata import SplitData, split_once
 from edgetl.train.schedule import lr_factor, set_lr
-from edgetl.train.selection import is_better, rule_words, validation_size
-from edgetl.train.spike import decide, spike_reason, start_figures, window
-from edgetl.train.state import (
-    TrainState,
-    recover_folder,
-    replace_folder,
-    save_train_state,
+from edgetl.train.selection import (
+    count_early_stopping,
+    record_best,
+    rule_words,
+    stopping_metric,
+    validation_size,
 )
-
-
-@dataclass
-class PhasePlan:
-    """What one phase trains and on which inputs (built by the task's `plan_phase`)."""
-
-    phase: PhaseConfig
-    trainable: list[int]
-    forward: Callable[..., Any]
-    train_loader: Iterable
-    val_loader: Iterable | None
-    cached: bool
-    train_forward: Callable[..., Any] | None = None  # DDP/compiled, if any
-
-    def training_forward(self) -> Callable[..., Any]:
-        # `is None`, not `or`: truth-testing a module can call its __len__
-        return self.forward if self.train_forward is None else self.train_forward
+from edgetl.train.spike import check_spike, on_divergence, roll_back, start_figures
+from edgetl.train.state import TrainState, recover_folder, replace_folder
 
 
 def trainer_for(recipe: Recipe) -> type[PhasedTrainer]:
@@ -210,7 +200,7 @@ class PhasedTrainer:
         self.ema_state: dict | None = None
         self.ema: WeightAverage | None = None
         if self.resuming:
-            self._load_last()
+            self.state, self.optimizer_state, self.ema_state = load_last_epoch(self)
         self.rt.channels_last = self._channels_last()
         self.model.to(self.rt.device)
         if self.rt.channels_last:
@@ -234,16 +224,11 @@ class PhasedTrainer:
             self.select, self.select_why = self.recipe.train.select_metric, "the recipe's"
         else:
             self.select, self.select_why = self.default_select_metric()
+        select = self.select
         deltas = [p.early_stopping.min_delta for p in self.recipe.phases
-                  if p.early_stopping is not None and self._stopping_metric(p) == self.select]
-        self.val_size = validation_size(self.select, len(self.val_s), self.validation_labels(),
+                  if p.early_stopping is not None and stopping_metric(p, select) == select]
+        self.val_size = validation_size(select, len(self.val_s), self.validation_labels(),
                                         max(deltas, default=0.0))
-
-    def _stopping_metric(self, phase: PhaseConfig) -> str | None:
-        """The metric a phase's early stopping watches (None: no early stopping)."""
-        if phase.early_stopping is None:
-            return None
-        return phase.early_stopping.metric or self.select
 
     def _warn(self, note: str | None) -> None:
         """A run warning: one `warning:` line on stderr, kept for summary.json."""
@@ -255,52 +240,7 @@ class PhasedTrainer:
         planned = self.train_size * sum(p.epochs for p in self.recipe.phases)
         return use_channels_last(self.recipe.train.memory_format, self.dev, planned)
 
-    def _load_last(self) -> None:
-        from safetensors.torch import load_file
-
-        last = self.run_folder.last_path
-        self.state, self.optimizer_state = load_last(last)
-        if (last / EMA_FILE).is_file():
-            self.ema_state = load_torch_state(last / EMA_FILE)
-        self.model.load_state_dict(load_file(str(last / WEIGHTS_FILE)))
-        self.run_folder.truncate_metrics(self.state.global_epoch)
-        phases = self.recipe.phases
-        where = phases[min(self.state.phase_index, len(phases) - 1)].name
-        self.console.print(f"[bold]resuming[/] {self.out}: phase {where}, "
-                           f"{self.state.global_epoch} epoch(s) done")
-
-    # ================================================================== checkpoints
-    def _save_model(self, folder: Path, line: dict[str, Any]) -> None:
-        save_checkpoint(
-            folder, self.model, architecture=self.recipe.model.architecture,
-            head=self.head_record(), spec=self.spec, task_record=self.task_record, extra={
-                "recipe_sha256": self.recipe.sha256(),
-                "data": {"origin": self.recipe.data.source,
-                         "split_manifest": self.run_folder.split_path(self.task_record.task).name},
-                **self.checkpoint_extra(),
-                "epoch": line["epoch"], "phase": line["phase"], "metrics": line,
-            })
-
-    def _save_last(self, line: dict[str, Any], optimizer: torch.optim.Optimizer) -> None:
-        def write(tmp: Path) -> None:
-            self._save_model(tmp, line)
-            save_train_state(tmp, self.state, optimizer.state_dict())
-            if self.ema is not None and self.state.epoch_in_phase > 0:
-                torch.save(self.ema.state_dict(), tmp / EMA_FILE)
-
-        replace_folder(self.run_folder.last_path, write)
-
     # ================================================================== phases and epochs
-    def _next_phase(self, stopped_early: str | None = None) -> None:
-        state = self.state
-        state.phase_index += 1
-        state.epoch_in_phase = state.step_in_phase = state.bad_epochs = 0
-        state.phase_best_value = state.phase_best_loss = state.phase_start = None
-        state.lr_scale, state.spike_retries = 1.0, 0
-        state.phase_first_loss = None
-        if stopped_early:
-            state.stopped_early.append(stopped_early)
-
     def _optimizer(self, plan: PhasePlan, phase_index: int) -> torch.optim.Optimizer:
         groups = param_groups(self.model, self.layout, plan.phase)
         for group in groups:  # a phase retried after a spike runs at a lower learning rate
@@ -319,7 +259,7 @@ class PhasedTrainer:
     def run_phase(self, phase_index: int) -> None:
         phase = self.recipe.phases[phase_index]
         if phase.epochs == 0:
-            self._next_phase()
+            self.state.next_phase()
             return
         plan = self.plan_phase(phase_index)
         plan.train_forward = wrap(self.model, plan.forward, self.dist, self.rt.device)
@@ -328,7 +268,7 @@ class PhasedTrainer:
             # which checkpoints and export rely on) stays as it is; evaluation runs eagerly.
             plan.train_forward = torch.compile(plan.training_forward(),
                                                mode=self.recipe.train.compile)
-        start_weights = self._phase_start(phase_index)
+        start_weights = phase_start(self, phase_index)
         while not self._phase_pass(plan, phase_index, start_weights):
             pass  # rolled back after a spike: the phase starts again at a lower learning rate
         self.ema = None
@@ -353,21 +293,25 @@ class PhasedTrainer:
 
         for epoch in range(state.epoch_in_phase, phase.epochs):
             line, stop = self.run_epoch(plan, optimizer, on_step, epoch)
+            guarded, train = start_weights is not None, self.recipe.train
             if "diverged" in line:
-                action = self._on_divergence(line, phase, epoch, start_weights)
+                failed = self.out / FAILED_FILE if self.dist.is_main else None
+                action = on_divergence(state, train, line, phase, epoch, guarded, self._warn,
+                                       failed)
             else:
-                action = self._check_spike(line, phase, epoch, start_weights)
+                action = check_spike(state, train, self.select, line, phase, epoch, guarded,
+                                     self._warn)
             if action in ("lower_lr", "revert"):
                 stop = line["early_stopped"] = False
-                self._roll_back(start_weights, action)
+                roll_back(self.model, state, start_weights, train.spike_lr_factor, action)
             last = epoch + 1 == phase.epochs and action != "lower_lr"
             if stop or last or action == "revert":
                 if self.ema is not None and action != "revert":
                     self.ema.copy_to_model()  # the next phase starts from the averaged weights
-                self._next_phase(phase.name if stop else None)
+                state.next_phase(phase.name if stop else None)
             if self.dist.is_main:
                 append_line(self.run_folder.metrics_path, json_text(line))
-                self._save_last(line, optimizer)
+                save_last(self, line, optimizer)
             self._print_epoch(line)
             if stop:
                 self.console.print(f"phase {phase.name}: early stop after {epoch + 1} epoch(s)")
@@ -376,114 +320,6 @@ class PhasedTrainer:
             if stop or last or action == "revert":
                 return True
         return True
-
-    # ================================================================== the spike guard
-    def _phase_start(self, phase_index: int) -> dict[str, torch.Tensor] | None:
-        """The figures and weights this phase starts from, for the spike guard (None: the phase
-        is not guarded: the first one, no validation, or `on_spike: continue` needs no weights).
-        Kept on disk too, so a resumed phase can still roll back."""
-        from safetensors.torch import load_file, save_file
-
-        state, path = self.state, self.run_folder.phase_start_path
-        fresh = state.epoch_in_phase == 0 and state.spike_retries == 0
-        if fresh:
-            state.phase_start = state.held if phase_index > 0 else None
-        if state.phase_start is None or self.recipe.train.on_spike == "continue":
-            return None
-        if fresh:
-            weights = {k: v.detach().cpu().contiguous().clone()  # (channels_last: safetensors)
-                       for k, v in self.model.state_dict().items()}
-            if self.dist.is_main:
-                atomic_write_with(path, lambda tmp: save_file(weights, str(tmp)))
-            return weights
-        if not path.is_file():
-            self.console.print(f"note: {path.name} is missing: phase "
-                               f"{self.recipe.phases[phase_index].name} runs without the spike "
-                               "guard", markup=False)
-            state.phase_start = None
-            return None
-        return load_file(str(path))
-
-    def _check_spike(self, line: dict[str, Any], phase: PhaseConfig, epoch: int,
-                     start_weights: dict[str, torch.Tensor] | None) -> str | None:
-        """Compare a phase's early epoch with its start; record and decide what a spike does."""
-        state = self.state
-        start = state.phase_start
-        if start is None or epoch >= window(phase.warmup_epochs):
-            return None
-        reason = spike_reason(self.select, start, line)
-        if reason is None:
-            return None
-        train = self.recipe.train
-        action = decide(train.on_spike, state.spike_retries, train.spike_retries)
-        if start_weights is None and action != "continue":
-            action = "continue"  # the starting weights are gone (see _phase_start)
-        return self._record_spike(line, phase, epoch, reason, action)
-
-    def _record_spike(self, line: dict[str, Any], phase: PhaseConfig, epoch: int, reason: str,
-                      action: str) -> str:
-        """Keep a spike (or a rolled-back divergence) in the state, the line and a warning."""
-        state, train, start = self.state, self.recipe.train, self.state.phase_start
-        assert start is not None
-        event = {"phase": phase.name, "epoch": line["epoch"], "phase_epoch": epoch + 1,
-                 "reason": reason, "start": start, "action": action,
-                 "lr_scale": state.lr_scale * (train.spike_lr_factor
-                                               if action == "lower_lr" else 1.0)}
-        state.spikes.append(event)
-        line["spike"] = event
-        words = {"lower_lr": f"rolled back to the phase's starting weights; retrying phase "
-                             f"{phase.name} at {event['lr_scale']:g}x its learning rate",
-                 "revert": f"rolled back to the phase's starting weights; phase {phase.name} "
-                           "ends here",
-                 "continue": "continuing (train.on_spike: continue)"}[action]
-        self._warn(f"phase {phase.name} epoch {epoch + 1}: spike, {reason} (start: epoch "
-                   f"{start.get('epoch')}); {words}")
-        return action
-
-    def _on_divergence(self, line: dict[str, Any], phase: PhaseConfig, epoch: int,
-                       start_weights: dict[str, torch.Tensor] | None) -> str:
-        """A diverged epoch: where the spike guard guards the phase with `lower_lr` and has a
-        retry left, it rolls back and retries at a lower learning rate; otherwise the run stops
-        here (`_stop_diverged`): a phase that diverges even so is a recipe error, which a revert
-        would hide behind an exit 0."""
-        train = self.recipe.train
-        if start_weights is None or train.on_spike != "lower_lr" or \
-                self.state.spike_retries >= train.spike_retries:
-            self._stop_diverged(line, phase)
-        return self._record_spike(line, phase, epoch, f"diverged: {line['diverged']}",
-                                  "lower_lr")
-
-    def _stop_diverged(self, line: dict[str, Any], phase: PhaseConfig) -> None:
-        """Stop the run with exit 2. The diverged epoch is neither logged nor saved: last/,
-        best/ and metrics.jsonl stay at the last finite epoch; failed.json says why, so the
-        folder never looks like a run that can simply be resumed or that finished."""
-        saved = self.state.global_epoch - 1
-        best = self.state.best_epoch
-        kept = (f"best/ holds epoch {best}, last/ epoch {saved}" if saved and best is not None
-                else f"last/ holds epoch {saved}" if saved else "no epoch was saved")
-        lr = f"{phase.lr * self.state.lr_scale:g}"
-        message = (f"training diverged in phase {phase.name} epoch {line['phase_epoch']} (run "
-                   f"epoch {line['epoch']}, learning rate {lr}): {line['diverged']}; the run "
-                   f"stopped, {kept}, no test report")
-        hint = (f"lower phase {phase.name}'s lr and start a new run with another --out" if saved
-                else f"lower phase {phase.name}'s lr and run again")
-        if self.dist.is_main:
-            atomic_write_json(self.out / FAILED_FILE, failure_record(
-                line["diverged"], line, best, saved, f"{message} ({hint})"))
-        raise RecipeError(message, hint)
-
-    def _roll_back(self, start_weights: dict[str, torch.Tensor] | None, action: str) -> None:
-        """Put the phase's starting weights back; for a retry, restart the phase's counters at a
-        lower learning rate (saved with the state, so a resumed retry keeps it)."""
-        state = self.state
-        assert start_weights is not None
-        self.model.load_state_dict(start_weights)  # in place: optimizer and average keep views
-        state.held = state.phase_start
-        if action == "lower_lr":
-            state.spike_retries += 1
-            state.lr_scale *= self.recipe.train.spike_lr_factor
-            state.epoch_in_phase = state.step_in_phase = state.bad_epochs = 0
-            state.phase_best_value = state.phase_best_loss = None
 
     def _weight_average(self, phase: PhaseConfig, phase_index: int,
                         steps_per_epoch: int) -> WeightAverage | None:
@@ -542,29 +378,14 @@ class PhasedTrainer:
         if reason is not None:  # never selected, never counted by early stopping
             line["diverged"], line["early_stopped"] = reason, False
             return line, False
-        select, loss = self.select, val.get("val_loss")
+        select = self.select
         if val:
             state.held = start_figures(line, select)
-        # One rule for both (edgetl/train/selection.py): a tie goes to the lower val_loss.
-        if not val or (select in val and is_better(select, val[select], state.best_value,
-                                                   loss=loss, best_loss=state.best_loss)):
-            state.best_value, state.best_epoch = val.get(select), state.global_epoch
-            state.best_loss = loss
-            if self.dist.is_main:
-                with self._averaged():
-                    replace_folder(self.run_folder.best_path,
-                                   lambda tmp: self._save_model(tmp, line))
-        stop = False
-        watched = self._stopping_metric(phase)
-        if watched is not None and watched in val:
-            es = phase.early_stopping
-            if is_better(watched, val[watched], state.phase_best_value, es.min_delta,
-                         loss=loss, best_loss=state.phase_best_loss):
-                state.phase_best_value, state.bad_epochs = val[watched], 0
-                state.phase_best_loss = loss
-            else:
-                state.bad_epochs += 1
-                stop = state.bad_epochs >= es.patience
+        if record_best(state, select, val) and self.dist.is_main:
+            with self._averaged():
+                replace_folder(self.run_folder.best_path,
+                               lambda tmp: save_model(self, tmp, line))
+        stop = count_early_stopping(state, phase, select, val)
         line["early_stopped"] = stop
         return line, stop
 
@@ -596,29 +417,16 @@ class PhasedTrainer:
             shutdown(self.dist)
             return RunResult(self.out, {}, self.state.best_epoch, self.state.best_value,
                              self.train_seconds)
-        if self.run_folder.last_path.is_dir():
-            save_train_state(self.run_folder.last_path, self.state, {})
-        self.run_folder.phase_start_path.unlink(missing_ok=True)  # only a resumed phase needs it
-        plot_curves(self.run_folder.metrics_path, self.run_folder.curves_path)
-        report = evaluate_checkpoint(self.out, split="test", device=self.dev)
-        atomic_write_json(self.run_folder.test_report_path, report)
+        close_run(self.run_folder, self.state)
+        report = write_test_report(self.out, self.run_folder, self.dev)
         for note in self.report_warnings(report):
             self._warn(note)
-        select, state = self.select, self.state
-        atomic_write_json(self.run_folder.summary_path, {
-            "best_epoch": state.best_epoch, select: state.best_value,
-            "train_seconds": round(self.train_seconds, 2),
-            # phases end to end: training, validation and checkpoints (no decode, no test)
-            "fit_seconds": round(fit_seconds, 2),
-            "wall_seconds": round(time.perf_counter() - self.start, 2),
-            **self.summary_of(report), "stopped_early": state.stopped_early,
-            "spec_fingerprint": self.spec.fingerprint(),
-            "selection": {"metric": select, "chosen_by": self.select_why,
-                          "rule": rule_words(select), "best_val_loss": state.best_loss},
-            "validation": self.val_size.to_dict(),
-            "spikes": state.spikes, "on_spike": self.recipe.train.on_spike,
-            "warnings": self.notes,
-        })
+        write_summary(
+            self.run_folder.summary_path, state=self.state, select=self.select,
+            select_why=self.select_why, val_size=self.val_size,
+            spec_fingerprint=self.spec.fingerprint(), train_seconds=self.train_seconds,
+            fit_seconds=fit_seconds, started=self.start, test_figures=self.summary_of(report),
+            on_spike=self.recipe.train.on_spike, notes=self.notes)
         shutdown(self.dist)
         return RunResult(self.out, report, self.state.best_epoch, self.state.best_value,
                          self.train_seconds)
