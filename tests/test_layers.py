@@ -23,7 +23,8 @@ ARTIFACT_MODULES = ("manifest", "formats", "reference", "postprocess")
 # export and train.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("edgetl", "errors", "io", "interrupt", "tasks", "spec", "geometry", "decision", "devices"),
-    ("recipe", "recipe_keys", "artifact", "data", "checkpoint", "metrics", "models"),
+    ("recipe", "recipe_sections", "recipe_keys", "artifact", "data", "checkpoint", "metrics",
+     "models"),
     ("runtime",),
     ("runfolder",),
     ("predict", "evaluate", "export", "bench", "verify", "train"),
