@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from edgetl.export.onnx_int8 import agreement_lower_bound
+from edgetl.export.int8_judges import agreement_lower_bound
 
 
 def wilson_low(agreed: int, n: int, z: float) -> float:
@@ -159,8 +159,8 @@ def test_ranking_puts_the_damaged_layer_first(tiny_graph: dict) -> None:
 def test_search_keeps_float_only_the_damaged_layer(tiny_graph: dict) -> None:
     """Everything int8 misses; the ranking's first node alone meets the target, although it
     is the third convolution (a prefix search would keep the two before it float too)."""
+    from edgetl.export.int8_judges import TopOneJudge
     from edgetl.export.int8_search import search
-    from edgetl.export.onnx_int8 import TopOneJudge
 
     quantiser = tiny_graph["quantiser"]
     graph = tiny_graph["graph"]

@@ -22,8 +22,10 @@ ARTIFACT_MODULES = ("manifest", "formats", "reference", "postprocess")
 # the no-cycle tests keep the order; the deployment tests below keep predict and bench off
 # export and train.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("edgetl", "errors", "io", "interrupt", "tasks", "spec", "geometry", "decision", "devices"),
-    ("recipe", "recipe_keys", "artifact", "data", "checkpoint", "metrics", "models"),
+    ("edgetl", "errors", "io", "interrupt", "tasks", "task_record", "spec", "geometry",
+     "decision", "devices"),
+    ("recipe", "recipe_sections", "recipe_keys", "artifact", "data", "checkpoint", "metrics",
+     "models"),
     ("runtime",),
     ("runfolder",),
     ("predict", "evaluate", "export", "bench", "verify", "train"),

@@ -20,6 +20,8 @@ from edgetl.artifact.reference import preprocess_batch
 from edgetl.data.samples import Sample
 from edgetl.spec import PreprocessSpec
 
+CALIBRATION_BATCH = 8  # images per calibration run
+
 
 def training_samples(run: Path) -> list[Sample]:
     """The training split the run used (int8 calibrates on the run's own training images)."""

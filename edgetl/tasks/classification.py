@@ -32,7 +32,7 @@ TASK = Task(
     report_figures="edgetl.evaluate.figures:classifier_figures",
     report_summary="edgetl.cli.render:print_classification",
     # --- export ---
-    int8_judge="edgetl.export.onnx_int8:TopOneJudge",
+    int8_judge="edgetl.export.int8_judges:TopOneJudge",
     int8_float_postprocess=False,
     int8_sensitivity_ranking=True,
     artifact_logits=True,

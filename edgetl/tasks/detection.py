@@ -32,7 +32,7 @@ TASK = Task(
     report_figures="edgetl.evaluate.figures:detector_figures",
     report_summary="edgetl.cli.render:print_detection",
     # --- export ---
-    int8_judge="edgetl.export.onnx_int8:MapJudge",
+    int8_judge="edgetl.export.int8_judges:MapJudge",
     int8_float_postprocess=True,
     int8_sensitivity_ranking=False,
     artifact_logits=False,

@@ -32,7 +32,7 @@ TASK = Task(
     report_figures="edgetl.evaluate.figures:instance_figures",
     report_summary="edgetl.cli.render:print_instance",
     # --- export ---
-    int8_judge="edgetl.export.onnx_int8:MaskMapJudge",
+    int8_judge="edgetl.export.int8_judges:MaskMapJudge",
     int8_float_postprocess=True,
     int8_sensitivity_ranking=False,
     artifact_logits=False,

@@ -32,7 +32,7 @@ TASK = Task(
     report_figures="edgetl.evaluate.figures:segmenter_figures",
     report_summary="edgetl.cli.render:print_semantic",
     # --- export ---
-    int8_judge="edgetl.export.onnx_int8:MiouJudge",
+    int8_judge="edgetl.export.int8_judges:MiouJudge",
     int8_float_postprocess=False,
     int8_sensitivity_ranking=False,
     artifact_logits=False,

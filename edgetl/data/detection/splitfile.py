@@ -27,7 +27,7 @@ def write_split_file(ds: DataSet, path: str | Path) -> Path:
         raise UsageError(f"a {ds.task} split is written as {want[1:].upper()}, not to {path}",
                          hint=f"use a {want} file name")
     if ds.task in dense_tasks() and task.object_masks:
-        from edgetl.data.detection.coco import write_coco
+        from edgetl.data.detection.coco_write import write_coco
 
         return write_coco(ds, path)
     if ds.task in dense_tasks():
