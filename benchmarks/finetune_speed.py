@@ -34,12 +34,12 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from edgetl.data.sources import load_data
-from edgetl.data.split import make_splits, write_manifest
+from edgetl.data.split import make_splits, write_image_list
 from edgetl.data.transforms import augment_settings, eval_transform, load_image, train_transform
 from edgetl.devices import use_channels_last
 from edgetl.metrics.classification import quick_metrics
 from edgetl.models import HeadConfig, build_classifier
-from edgetl.models.specs import resolve_spec
+from edgetl.models.specs import training_spec
 from edgetl.recipe import Recipe, load_recipe
 from edgetl.train.finetune import run_finetune
 from edgetl.train.groups import apply_freeze, block_layout, param_groups, set_train_mode
@@ -105,7 +105,7 @@ def subset_manifest(recipe: Recipe, n_train: int | None, n_eval: int | None,
         data = data.replace(samples=[s for s in data.samples
                                      if s.split != split or s.path in keep])
     path = folder / "split.csv"
-    write_manifest(data, path)
+    write_image_list(data, path)
     return str(path)
 
 
@@ -118,7 +118,7 @@ def baseline_run(recipe: Recipe, manifest: str, device: str, workers: int) -> di
     data = load_data(manifest)
     classes = list(data.classes)
     model, weights_spec = recipe_model(recipe, len(classes))
-    spec = resolve_spec(recipe, weights_spec)
+    spec = training_spec(recipe, weights_spec)
     model.to(device)
     layout = block_layout(model)
     train_s, val_s, test_s = (data.by_split(s) for s in ("train", "val", "test"))

@@ -163,7 +163,7 @@ def make_fixture_run(root: str | Path, *, arch: str = "tf_efficientnet_lite0",
         fc.bias.copy_(bias)
 
     extra = {
-        "data": {"origin": str(data_csv.resolve()), "split_manifest": "split.csv"},
+        "data": {"origin": str(data_csv.resolve()), "split_file": "split.csv"},
         "phase": "head-logistic-regression",
         "epoch": 0,
         "metrics": {},

@@ -11,7 +11,7 @@ import imagegen
 import numpy as np
 import pytest
 
-from edgetl.data.manifest import write_manifest
+from edgetl.data.image_list import write_image_list
 from edgetl.data.samples import DataWarning
 from edgetl.data.sources import load_data
 from edgetl.errors import DataError
@@ -134,7 +134,7 @@ def test_split_folders_train_val_test_used_as_given(tmp_path: Path, rng) -> None
 def test_csv_manifest_round_trip(tmp_path: Path, rng) -> None:
     imagegen.make_class_tree(tmp_path / "imgs", {"b": 3, "a": 2}, rng)
     ds = load_data(str(tmp_path / "imgs"))
-    out = write_manifest(ds, tmp_path / "manifest.csv")
+    out = write_image_list(ds, tmp_path / "manifest.csv")
     back = load_data(str(out))
     assert back.origin == str(out) and back.classes == ["a", "b"]
     assert [(s.path, s.label, s.group, s.split) for s in back.samples] == \

@@ -21,7 +21,7 @@ from edgetl.models import (
     create_backbone,
     head_parameter_prefix,
     list_backbones,
-    resolve_spec,
+    pretrained_spec,
     weights_info,
 )
 from edgetl.models import weights as W
@@ -119,7 +119,7 @@ def test_lite_file_for_another_variant_is_refused() -> None:
 def test_packaged_backbone_recognises_a_palace(arch: str) -> None:
     _require(arch)
     model, spec = create_backbone(arch)
-    assert spec == resolve_spec(arch)
+    assert spec == pretrained_spec(arch)
     probs = _probs(model, spec, _sample_image("china.jpg"))
     top5 = probs.topk(5).indices.tolist()
     names = _class_names()
@@ -245,7 +245,7 @@ def test_timm_cache_file_is_found_and_loaded_offline(tmp_path: Path, monkeypatch
         loaded = model.state_dict()
         assert all(torch.equal(loaded[k], v) for k, v in state.items())
         assert weights_info(model)["source"] == "timm-cache"
-        assert spec == resolve_spec(SMALL_ARCH, weights)
+        assert spec == pretrained_spec(SMALL_ARCH, weights)
 
 
 def test_missing_sources_raise_weights_error(tmp_path: Path) -> None:
@@ -274,7 +274,7 @@ def test_uninstalled_weights_package_says_what_to_install(monkeypatch) -> None:
 
 def test_packaged_file_named_explicitly_keeps_its_spec() -> None:
     path = _require("tf_efficientnet_lite0")
-    spec = resolve_spec("tf_efficientnet_lite0", weights=str(path))
+    spec = pretrained_spec("tf_efficientnet_lite0", weights=str(path))
     assert spec == PACKAGED["tf_efficientnet_lite0"].spec
     model, loaded_spec = create_backbone("tf_efficientnet_lite0", weights=str(path))
     assert loaded_spec == spec

@@ -129,16 +129,16 @@ def test_an_instance_probe_records_and_exports_its_own_split_file(tmp_path: Path
     recipe = load_recipe(tmp_path / "inst.yaml")
     probe, _ = write_probe(task_for("instance"), recipe, make_split(recipe), tmp_path / "probe",
                            calibration_images=2)
-    recorded = probe.checkpoint().record["data"]["split_manifest"]
+    recorded = probe.checkpoint().record["data"]["split_file"]
     assert recorded == "split.json" and (probe.path / recorded).is_file()
     assert not (probe.path / "split.csv").exists()
     exported = export_run(probe.path, "onnx")
     manifest = json.loads(exported.manifest.read_text())
-    assert manifest["source"]["split_manifest"] == "split.json"
+    assert manifest["source"]["split_file"] == "split.json"
     # a probe written before the fix recorded a CSV: export asks the run folder, not the record
     record_path = probe.best_path / checkpoint.RECORD_FILE
     record = json.loads(record_path.read_text())
-    record["data"]["split_manifest"] = "split.csv"
+    record["data"]["split_file"] = "split.csv"
     record_path.write_text(json.dumps(record))
     manifest = json.loads(export_run(probe.path, "onnx").manifest.read_text())
-    assert manifest["source"]["split_manifest"] == "split.json"
+    assert manifest["source"]["split_file"] == "split.json"

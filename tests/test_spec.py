@@ -81,16 +81,16 @@ def test_label_spec() -> None:
 
 def test_recipe_crop_pct_changes_only_the_crop_rule() -> None:
     """preprocess.crop_pct=1.0 keeps the whole (square) image: resize straight to the input."""
-    from edgetl.models.specs import resolve_spec
+    from edgetl.models.specs import training_spec
     from edgetl.recipe import load_recipe
 
     weights = PreprocessSpec.from_crop_pct(224, 0.875, "bicubic", (0.5,) * 3, (0.5,) * 3)
-    spec = resolve_spec(load_recipe(None, ["preprocess.crop_pct=1.0"]), weights)
+    spec = training_spec(load_recipe(None, ["preprocess.crop_pct=1.0"]), weights)
     assert (spec.resize_size, spec.crop_size, spec.input_size) == ((224, 224), (224, 224),
                                                                    (224, 224))
     assert spec.mean == weights.mean and spec.interpolation == weights.interpolation
     assert "crop_pct=1.0" in spec.source
-    assert resolve_spec(load_recipe(None, ["preprocess.crop_pct=0.9"]), weights).resize_size == \
+    assert training_spec(load_recipe(None, ["preprocess.crop_pct=0.9"]), weights).resize_size == \
         (248, 248)  # floor(224 / 0.9), timm's rule
     with pytest.raises(RecipeError, match="crop_pct"):
         load_recipe(None, ["preprocess.crop_pct=1.5"])

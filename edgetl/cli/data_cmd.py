@@ -36,7 +36,7 @@ app = typer.Typer(help="Inspect data sets and make leakage-safe splits.", no_arg
 
 _DATA_HELP = (
     "Classification (default): a folder tree (one subfolder per class, optionally under "
-    "train/ val/ test/), a CSV manifest (path,label[,split,group]) or a built-in name (elpv, "
+    "train/ val/ test/), a CSV image list (path,label[,split,group]) or a built-in name (elpv, "
     "elpv:4class). Detection: Pascal VOC, COCO JSON, YOLO, a box CSV or VIA (prefix voc:, "
     "coco:, yolo:, csv:, via: forces one) or neon-trees[:TILE]. Semantic segmentation: image "
     "and mask folders (images/ with masks/, labels/ or annotations/; index or palette PNGs), "
@@ -280,7 +280,7 @@ def split(
     report."""
     from edgetl import tasks
     from edgetl.data.grouping import group_from_name as apply_group_rule
-    from edgetl.data.manifest import extra_columns, write_manifest
+    from edgetl.data.image_list import extra_columns, write_image_list
     from edgetl.data.sources import load_data
     from edgetl.data.split import leakage_report, make_splits
     from edgetl.data.splitfile import split_file_name, write_split
@@ -311,7 +311,7 @@ def split(
         report = leakage_report(result, near_dup_threshold=near_dup_threshold)
     is_csv = ds.origin.lower().endswith(".csv") and os.path.isfile(ds.origin)
     if not dense:  # a manifest keeps the source CSV's extra columns
-        write_manifest(result, out, extra_columns(ds.origin) if is_csv else None)
+        write_image_list(result, out, extra_columns(ds.origin) if is_csv else None)
     else:
         write_split(result, out)
     new_notes = result.notes

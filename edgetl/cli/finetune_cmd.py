@@ -9,7 +9,7 @@ import typer
 from edgetl.cli.common import DEVICE_HELP, check_device
 
 DATA_HELP = ("Data source overriding the recipe's data.source. Classification: a folder tree "
-             "(one subfolder per class, optionally under train/ val/ test/), a CSV manifest "
+             "(one subfolder per class, optionally under train/ val/ test/), a CSV image list "
              "(path,label[,split,group]) or a built-in name (elpv). Detection: Pascal VOC, "
              "COCO JSON, YOLO, a box CSV (a prefix voc:, coco:, yolo:, csv: forces one) or "
              "neon-trees. Semantic segmentation: an image folder with a mask folder "

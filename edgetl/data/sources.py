@@ -26,7 +26,7 @@ from edgetl import tasks
 from edgetl.data.checks import drop_unreadable
 from edgetl.data.elpv import ELPV_NAMES, load_elpv
 from edgetl.data.folder import load_folder
-from edgetl.data.manifest import read_manifest
+from edgetl.data.image_list import read_image_list
 from edgetl.data.samples import DataSet, DataWarning
 from edgetl.errors import DataError
 from edgetl.spec import DEFAULT_TASK
@@ -109,7 +109,7 @@ def _load_classification(data: str, check_images: bool, group_column: str) -> Da
         if path.is_dir():
             ds = load_folder(path)
         elif path.is_file() and path.suffix.lower() == ".csv":
-            ds = read_manifest(path, group_column=group_column)
+            ds = read_image_list(path, group_column=group_column)
         elif path.exists():
             raise DataError(f"{text} is neither a folder nor a .csv manifest; "
                             + _WHAT + ", ".join(BUILTIN_NAMES))

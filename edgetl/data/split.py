@@ -35,14 +35,14 @@ from edgetl.data.dedup import (
     clusters_for_paths,
 )
 from edgetl.data.grouping import groups_across_splits
-from edgetl.data.manifest import write_manifest
+from edgetl.data.image_list import write_image_list
 from edgetl.data.samples import NO_CLASS, SPLITS, DataSet, Sample
 from edgetl.errors import DataError, UsageError
 
-# write_manifest re-exported: callers save the split they used
+# write_image_list re-exported: callers save the split they used
 __all__ = ["cluster_entry", "conflict_warning", "crosses", "label_conflicts", "leakage_report",
            "make_splits", "split_units",
-           "strata_matrix", "write_manifest"]
+           "strata_matrix", "write_image_list"]
 
 Progress = Callable[[int], None]
 

@@ -54,7 +54,7 @@ class ExportContext:
         return RunFolder(self.run)
 
     @property
-    def split_manifest(self) -> Path:
+    def split_file(self) -> Path:
         """The run's split file, as the run folder names it for the checkpoint's task (never the
         name a checkpoint recorded: select's probes once recorded a CSV name for every task)."""
         return self.run_folder.split_path(self.info.task_record.task)
@@ -92,7 +92,7 @@ class ExportContext:
                 "checkpoint": self.options.checkpoint,
                 "checkpoint_folder": str(self.info.folder.resolve()),
                 "data_origin": self.info.data_origin,
-                "split_manifest": self.split_manifest.name,
+                "split_file": self.split_file.name,
             },
             "embed_preprocessing": self.options.embed_preprocessing,
             "options": {

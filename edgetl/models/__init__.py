@@ -17,7 +17,7 @@ _EXPORTS = {
     "PACKAGED": "edgetl.models.registry",
     "create_backbone": "edgetl.models.registry",
     "list_backbones": "edgetl.models.registry",
-    "resolve_spec": "edgetl.models.registry",
+    "pretrained_spec": "edgetl.models.registry",
     "weights_info": "edgetl.models.registry",
 }
 

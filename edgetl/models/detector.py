@@ -37,7 +37,7 @@ from torchvision.models.detection.image_list import ImageList
 from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelP6P7
 
 from edgetl.errors import RecipeError, WeightsError
-from edgetl.models.layout import BlockLayout, timm_blocks
+from edgetl.models.blocks import BlockLayout, timm_blocks
 from edgetl.spec import PreprocessSpec
 
 FEATURE_STRIDES = (8, 16, 32)  # backbone levels the pyramid starts from (C3, C4, C5)
@@ -228,7 +228,7 @@ def build_detector(arch: str, num_classes: int, settings: DetectorSettings,
     body, channels = _features_body(arch)
     detector_file = weights is not None and _is_detector_file(weights)
     if detector_file:
-        spec = registry.resolve_spec(arch, None)
+        spec = registry.pretrained_spec(arch, None)
     else:
         pretrained, spec = registry.create_backbone(arch, weights)
         _load_body(body, pretrained.state_dict(), arch)

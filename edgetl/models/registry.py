@@ -178,7 +178,7 @@ def _file_naming(path: Path, renamer: str) -> bool:
     return marker in keys
 
 
-def resolve_spec(arch: str, weights: str | None = None) -> PreprocessSpec:
+def pretrained_spec(arch: str, weights: str | None = None) -> PreprocessSpec:
     """The spec that fits `arch` with these weights; loads no weights into any model.
 
     Packaged weights (and files in their naming) -> the packaged spec; timm's cache or a
@@ -268,7 +268,7 @@ def create_backbone(arch: str, weights: str | None = None) -> tuple[Any, Preproc
     (warns loudly). Never downloads. A missing source raises `WeightsError` with what to install.
     """
     entry = PACKAGED.get(arch)
-    spec = resolve_spec(arch, weights)
+    spec = pretrained_spec(arch, weights)
     if _is_random(weights):
         warnings.warn(
             f"{arch}: RANDOM INITIALISATION requested - no pretrained weights are loaded; "

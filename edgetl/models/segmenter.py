@@ -19,7 +19,7 @@ from torch.nn import functional as F
 from torchvision.models.segmentation.lraspp import LRASPPHead
 
 from edgetl.errors import RecipeError, WeightsError
-from edgetl.models.layout import BlockLayout, timm_blocks
+from edgetl.models.blocks import BlockLayout, timm_blocks
 from edgetl.spec import PreprocessSpec
 
 LOW_STRIDE = 8

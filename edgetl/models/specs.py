@@ -12,7 +12,7 @@ from edgetl.spec import PreprocessSpec
 DENSE_INPUT_SIZE = 320  # the dense tasks' square input when the recipe names none
 
 
-def resolve_spec(recipe: Recipe, weights_spec: PreprocessSpec) -> PreprocessSpec:
+def training_spec(recipe: Recipe, weights_spec: PreprocessSpec) -> PreprocessSpec:
     """The weights' spec, overridden only by what the recipe says (recorded in `source`).
 
     Classification keeps the weights' resize/crop rule (at the recipe's input size). The dense

@@ -24,13 +24,13 @@ def untrained_checkpoint(recipe: Recipe, record: TaskRecord, folder: Path,
 
     from edgetl.checkpoint import save_checkpoint
     from edgetl.models import HeadConfig, build_classifier
-    from edgetl.models.specs import resolve_spec
+    from edgetl.models.specs import training_spec
 
     head = HeadConfig(dropout=recipe.model.head.dropout, hidden=recipe.model.head.hidden)
     torch.manual_seed(recipe.train.seed)
     model, weights_spec = build_classifier(recipe.model.architecture, record.num_classes, head,
                                            weights=recipe.model.weights)
-    spec = resolve_spec(recipe, weights_spec)
+    spec = training_spec(recipe, weights_spec)
     save_checkpoint(RunFolder(folder).best_path, model.eval(),
                     architecture=recipe.model.architecture,
                     head={"dropout": head.dropout, "hidden": head.hidden}, spec=spec,

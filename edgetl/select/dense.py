@@ -91,13 +91,13 @@ def _untrained_checkpoint(recipe: Recipe, record: TaskRecord, folder: Path,
     import torch
 
     from edgetl.checkpoint import save_checkpoint
-    from edgetl.models.specs import resolve_spec
+    from edgetl.models.specs import training_spec
     from edgetl.runfolder import RunFolder
 
     torch.manual_seed(recipe.train.seed)
     model, weights_spec, head = _network(recipe, record)
     extra = finish(model)
-    spec = resolve_spec(recipe, weights_spec)
+    spec = training_spec(recipe, weights_spec)
     save_checkpoint(RunFolder(folder).best_path, model.eval(),
                     architecture=recipe.model.architecture,
                     head=head, spec=spec, task_record=record,

@@ -60,7 +60,7 @@ def write_probe(task: SelectTask, recipe: Recipe, split: SplitData, probe: Path,
                            "select split (train and val only)"})
     spec = task.probe_fn()(recipe, split.record, probe,
                            {"origin": recipe.data.source,
-                            "split_manifest": probe_run.split_path(split.record.task).name})
+                            "split_file": probe_run.split_path(split.record.task).name})
     return probe_run, spec
 
 

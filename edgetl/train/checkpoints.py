@@ -27,7 +27,7 @@ def save_model(trainer: Any, folder: Path, line: dict[str, Any]) -> None:
         head=trainer.head_record(), spec=trainer.spec, task_record=task_record, extra={
             "recipe_sha256": recipe.sha256(),
             "data": {"origin": recipe.data.source,
-                     "split_manifest": trainer.run_folder.split_path(task_record.task).name},
+                     "split_file": trainer.run_folder.split_path(task_record.task).name},
             **trainer.checkpoint_extra(),
             "epoch": line["epoch"], "phase": line["phase"], "metrics": line,
         })

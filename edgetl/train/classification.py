@@ -26,7 +26,6 @@ from edgetl.data.transforms import (
 )
 from edgetl.errors import DataError, RecipeError
 from edgetl.metrics.classification import quick_metrics
-from edgetl.models.specs import resolve_spec
 from edgetl.recipe import PhaseConfig
 from edgetl.spec import PreprocessSpec
 from edgetl.train.frozen import FrozenSplit, frozen_split
@@ -73,8 +72,6 @@ class ClassificationTrainer(PhasedTrainer):
         return build_classifier(recipe.model.architecture, self.task_record.num_classes,
                                 self.head, weights=recipe.model.weights)
 
-    def resolve_spec(self, weights_spec: PreprocessSpec) -> PreprocessSpec:
-        return resolve_spec(self.recipe, weights_spec)
 
     def after_model(self) -> None:
         self.criterion, self.class_weights = build_loss(self.recipe.loss, self.counts)

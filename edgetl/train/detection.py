@@ -36,7 +36,7 @@ from edgetl.data.transforms_dense import (
 from edgetl.errors import DataError, RecipeError
 from edgetl.geometry import geometry_for
 from edgetl.metrics.detection import DetectionEvaluator
-from edgetl.models.specs import DENSE_INPUT_SIZE, resolve_spec
+from edgetl.models.specs import DENSE_INPUT_SIZE
 from edgetl.spec import PreprocessSpec
 from edgetl.train.loop import train_one_epoch
 from edgetl.train.plan import PhasePlan
@@ -148,8 +148,6 @@ class DetectionTrainer(PhasedTrainer):
         return build_detector(recipe.model.architecture, self.task_record.num_classes,
                               self.settings, (size, size), recipe.model.weights)
 
-    def resolve_spec(self, weights_spec: PreprocessSpec) -> PreprocessSpec:
-        return resolve_spec(self.recipe, weights_spec)
 
     def prepare_data(self) -> None:
         t0 = time.perf_counter()

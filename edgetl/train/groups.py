@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgetl.models.layout import BlockLayout
+from edgetl.models.blocks import BlockLayout
 from edgetl.recipe import PhaseConfig
 
 

@@ -138,7 +138,7 @@ class TensorBatches:
 
 
 @dataclass
-class Runtime:
+class Placement:
     """Where and how tensors run: device, autocast dtype, memory format."""
 
     device: torch.device
@@ -158,7 +158,7 @@ class Runtime:
 
 
 def classification_loss(forward: Callable[[torch.Tensor], torch.Tensor], criterion: nn.Module,
-                        rt: Runtime) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+                        rt: Placement) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """The step loss of a classifier: forward under autocast, criterion in float32."""
 
     def loss(inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -174,7 +174,7 @@ def train_one_epoch(
     loader: Iterable,
     optimizer: torch.optim.Optimizer,
     on_step: Callable[[], None],
-    rt: Runtime,
+    rt: Placement,
     progress: Callable[[int], None] | None = None,
     after_step: Callable[[], None] | None = None,
     move: Callable[[Any], tuple[Any, Any]] | None = None,
@@ -217,7 +217,7 @@ def train_one_epoch(
 def predict(
     forward: Callable[[torch.Tensor], torch.Tensor],
     loader: DataLoader,
-    rt: Runtime,
+    rt: Placement,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Softmax probabilities and labels for everything in `loader`."""
@@ -235,7 +235,7 @@ def predict(
 
 
 @torch.no_grad()
-def map_features(fn: Callable[[torch.Tensor], torch.Tensor], features: torch.Tensor, rt: Runtime,
+def map_features(fn: Callable[[torch.Tensor], torch.Tensor], features: torch.Tensor, rt: Placement,
                  batch: int = 64) -> torch.Tensor:
     """Apply `fn` (eval mode) to cached features in batches, keeping the leading view axis."""
     out = []
@@ -249,7 +249,7 @@ def map_features(fn: Callable[[torch.Tensor], torch.Tensor], features: torch.Ten
 def compute_features(
     prefix: Callable[[torch.Tensor], torch.Tensor],
     loader: DataLoader,
-    rt: Runtime,
+    rt: Placement,
     progress: Callable[[int], None] | None = None,
     views: tuple[str, ...] = ("identity",),
 ) -> torch.Tensor:

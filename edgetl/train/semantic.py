@@ -28,7 +28,6 @@ from edgetl.data.transforms_dense import (
 )
 from edgetl.errors import DataError, RecipeError
 from edgetl.metrics.semantic import SegmentationEvaluator
-from edgetl.models.specs import resolve_spec
 from edgetl.spec import PreprocessSpec
 from edgetl.train.detection import DecodedImage, decode_images
 from edgetl.train.loop import train_one_epoch
@@ -99,8 +98,6 @@ class SemanticTrainer(PhasedTrainer):
         return build_segmenter(recipe.model.architecture, self.task_record.num_classes,
                                self.settings, recipe.model.weights)
 
-    def resolve_spec(self, weights_spec: PreprocessSpec) -> PreprocessSpec:
-        return resolve_spec(self.recipe, weights_spec)
 
     def prepare_data(self) -> None:
         from edgetl.train.seg_losses import build_segmentation_loss

@@ -28,6 +28,7 @@ from edgetl.devices import resolve_device, use_channels_last
 from edgetl.errors import DataError
 from edgetl.evaluate.plots import plot_curves
 from edgetl.io import append_line, json_text
+from edgetl.models.specs import training_spec
 from edgetl.recipe import PhaseConfig, Recipe
 from edgetl.runfolder import BEST, FAILED_FILE, LAST, RunFolder
 from edgetl.spec import PreprocessSpec
@@ -49,7 +50,7 @@ from edgetl.train.groups import (
     set_train_mode,
     trainable_blocks,
 )
-from edgetl.train.loop import Runtime
+from edgetl.train.loop import Placement
 from edgetl.train.plan import PhasePlan
 from edgetl.train.progress import progress_bar
 from edgetl.train.report import write_summary, write_test_report
@@ -103,7 +104,7 @@ class PhasedTrainer:
         device_obj = torch.device(f"cuda:{self.dist.local_rank}") if cuda and self.dist.enabled \
             else torch.device(self.dev)
         # channels_last is decided in setup() (train.memory_format), once the data size is known.
-        self.rt = Runtime(device_obj, torch.bfloat16 if cuda else None)
+        self.rt = Placement(device_obj, torch.bfloat16 if cuda else None)
         self.state = TrainState()
         self.train_seconds = 0.0
         self.start = time.perf_counter()
@@ -117,9 +118,9 @@ class PhasedTrainer:
         """The model with its pretrained weights, and the weights' own spec."""
         raise NotImplementedError
 
-    def resolve_spec(self, weights_spec: PreprocessSpec) -> PreprocessSpec:
+    def training_spec(self, weights_spec: PreprocessSpec) -> PreprocessSpec:
         """The run's spec: the weights' spec with the recipe's overrides."""
-        raise NotImplementedError
+        return training_spec(self.recipe, weights_spec)
 
     def after_model(self) -> None:
         """Anything that needs the model on its device (a loss with class weights...)."""
@@ -195,7 +196,7 @@ class PhasedTrainer:
                                   recipe.data.test_fraction, self.select)
         torch.manual_seed(recipe.train.seed)  # the new head's initial weights
         self.model, weights_spec = self.build_model()
-        self.spec = self.resolve_spec(weights_spec)
+        self.spec = self.training_spec(weights_spec)
         self.optimizer_state: dict | None = None
         self.ema_state: dict | None = None
         self.ema: WeightAverage | None = None

@@ -23,8 +23,8 @@ from pathlib import Path
 from edgetl.data.csvrows import csv_rows
 from edgetl.data.detection import problems as P
 from edgetl.data.detection.build import ClassNames, Record, assemble
+from edgetl.data.detection.folders import abspath, read_names
 from edgetl.data.detection.geometry import Box, check_box, size_error
-from edgetl.data.detection.layout import abspath, read_names
 from edgetl.data.samples import SPLITS, DataSet, is_image_name
 from edgetl.data.targets import BoxTarget
 from edgetl.errors import DataError

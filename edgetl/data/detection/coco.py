@@ -28,13 +28,13 @@ from typing import Any
 
 from edgetl.data.detection import problems as P
 from edgetl.data.detection.build import Record, assemble
-from edgetl.data.detection.geometry import Box, Size, check_box, size_error
-from edgetl.data.detection.layout import (
+from edgetl.data.detection.folders import (
     SPLIT_FOLDER_NAMES,
     ImageIndex,
     abspath,
     split_folders,
 )
+from edgetl.data.detection.geometry import Box, Size, check_box, size_error
 from edgetl.data.detection.masks import check_polygons, polygons_box, rle_box
 from edgetl.data.detection.which import has_masks
 from edgetl.data.samples import SPLITS, DataSet

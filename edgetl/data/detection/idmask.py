@@ -28,8 +28,8 @@ from PIL import Image
 from edgetl.data.checks import describe_error
 from edgetl.data.detection import problems as P
 from edgetl.data.detection.build import ClassNames, Record, assemble
+from edgetl.data.detection.folders import read_names, split_folders, walk_files
 from edgetl.data.detection.geometry import Box, Size, size_error
-from edgetl.data.detection.layout import read_names, split_folders, walk_files
 from edgetl.data.detection.masks import id_image_rles, read_id_png
 from edgetl.data.samples import DataSet
 from edgetl.data.targets import InstanceMask, InstanceTarget

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from edgetl.data.detection.boxcsv import has_box_columns
 from edgetl.data.detection.coco import find_coco_files, looks_like_coco
+from edgetl.data.detection.folders import split_folders, walk_files
 from edgetl.data.detection.idmask import mask_layout
-from edgetl.data.detection.layout import split_folders, walk_files
 from edgetl.data.detection.via import find_via_files, looks_like_via
 from edgetl.data.detection.voc import is_devkit
 from edgetl.data.detection.which import task_for

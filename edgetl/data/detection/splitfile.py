@@ -34,6 +34,6 @@ def write_split_file(ds: DataSet, path: str | Path) -> Path:
         from edgetl.data.detection.boxcsv import write_box_csv
 
         return write_box_csv(ds, path)
-    from edgetl.data.manifest import write_manifest
+    from edgetl.data.image_list import write_image_list
 
-    return write_manifest(ds, path)
+    return write_image_list(ds, path)

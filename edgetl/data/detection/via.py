@@ -19,8 +19,8 @@ from typing import Any
 from edgetl.data.detection import problems as P
 from edgetl.data.detection.build import ClassNames, Record, assemble
 from edgetl.data.detection.coco import load_json
+from edgetl.data.detection.folders import ImageIndex, read_names, split_folders, walk_files
 from edgetl.data.detection.geometry import check_box, size_error
-from edgetl.data.detection.layout import ImageIndex, read_names, split_folders, walk_files
 from edgetl.data.detection.masks import check_polygons, polygons_box
 from edgetl.data.samples import DataSet
 from edgetl.data.targets import BoxTarget, InstanceMask, InstanceTarget

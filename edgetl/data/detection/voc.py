@@ -21,8 +21,8 @@ from pathlib import Path
 
 from edgetl.data.detection import problems as P
 from edgetl.data.detection.build import ClassNames, Record, assemble
+from edgetl.data.detection.folders import ImageIndex, read_names, split_folders, walk_files
 from edgetl.data.detection.geometry import Box, Size, check_box, size_error
-from edgetl.data.detection.layout import ImageIndex, read_names, split_folders, walk_files
 from edgetl.data.samples import DataSet
 from edgetl.data.targets import BoxTarget
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from edgetl.data.detection import problems as P
 from edgetl.data.detection.build import Record, assemble
+from edgetl.data.detection.folders import read_names, split_folders, walk_files
 from edgetl.data.detection.geometry import Size, check_box, size_error
-from edgetl.data.detection.layout import read_names, split_folders, walk_files
 from edgetl.data.detection.masks import check_polygons, polygons_box
 from edgetl.data.detection.which import has_masks
 from edgetl.data.samples import DataSet

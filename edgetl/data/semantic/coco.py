@@ -30,7 +30,7 @@ from PIL import Image
 
 from edgetl.artifact.orientation import upright_size
 from edgetl.data.semantic.classmap import ClassEntry
-from edgetl.data.semantic.layout import Pair
+from edgetl.data.semantic.mask_pairs import Pair
 from edgetl.data.semantic.problems import Problem
 from edgetl.data.semantic.record import MaskRecord, index_record
 from edgetl.errors import DataError

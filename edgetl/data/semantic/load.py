@@ -45,7 +45,7 @@ from edgetl.data.semantic.classmap import (
 from edgetl.data.semantic.coco import load_coco_masks
 from edgetl.data.semantic.dataset import Row, SemanticDataSet
 from edgetl.data.semantic.decode import RawMask, mask_stats, scan_masks, unpack
-from edgetl.data.semantic.layout import Pair, find_pairs
+from edgetl.data.semantic.mask_pairs import Pair, find_pairs
 from edgetl.data.semantic.problems import Problem, summary
 from edgetl.data.semantic.record import (
     ENCODINGS,

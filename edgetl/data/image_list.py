@@ -1,11 +1,12 @@
-"""CSV manifest source and writer: `path,label[,group][,split]`, one row per image.
+"""The CSV image list (`path,label[,group][,split]`, one row per image): a source, and a split.
 
-Relative paths resolve against the CSV's own folder, so a manifest can travel with its images.
+Relative paths resolve against the CSV's own folder, so an image list can travel with its
+images.
 `split` is 'train', 'val', 'test' or empty (not assigned). A row with more fields than the
 header (an unquoted comma in a label) is an error naming its line. Extra columns are ignored
 when reading, which lets `--group-column` pick any column as the group, and carried into a
-split written from the manifest (`extra_columns`). Classes are sorted: a CSV defines no order.
-`write_manifest` writes absolute paths so its output works from any folder.
+split written from the list (`extra_columns`). Classes are sorted: a CSV defines no order.
+`write_image_list` writes absolute paths so its output works from any folder.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def _read_rows(csv_path: Path) -> tuple[list[str], list[dict[str, str]]]:
     return csv_rows(text, f"manifest {csv_path}")
 
 
-def read_manifest(csv_path: str | Path, *, group_column: str = "group") -> DataSet:
+def read_image_list(csv_path: str | Path, *, group_column: str = "group") -> DataSet:
     """Read a CSV manifest into a `DataSet` whose origin is the absolute CSV path."""
     csv_path = Path(os.path.normpath(os.path.abspath(os.path.expanduser(str(csv_path)))))
     header, rows = _read_rows(csv_path)
@@ -95,7 +96,7 @@ Extras = tuple[list[str], dict[str, dict[str, str]]]
 
 def extra_columns(csv_path: str | Path) -> Extras:
     """A manifest's columns beyond path,label,group,split, and their values by absolute path
-    (as `read_manifest` resolves it), so a split written from it keeps them."""
+    (as `read_image_list` resolves it), so a split written from it keeps them."""
     csv_path = Path(os.path.normpath(os.path.abspath(os.path.expanduser(str(csv_path)))))
     header, rows = _read_rows(csv_path)
     names = [c for c in header if c and c not in MANIFEST_COLUMNS]
@@ -107,7 +108,7 @@ def extra_columns(csv_path: str | Path) -> Extras:
     return names, values
 
 
-def manifest_text(ds: DataSet, extras: Extras | None = None) -> str:
+def image_list_text(ds: DataSet, extras: Extras | None = None) -> str:
     """The CSV text of a data set: path,label,group,split with absolute paths (then `extras`)."""
     names, values = extras or ([], {})
     buffer = io.StringIO()
@@ -120,6 +121,6 @@ def manifest_text(ds: DataSet, extras: Extras | None = None) -> str:
     return buffer.getvalue()
 
 
-def write_manifest(ds: DataSet, path: str | Path, extras: Extras | None = None) -> Path:
+def write_image_list(ds: DataSet, path: str | Path, extras: Extras | None = None) -> Path:
     """Write `ds` as a manifest that `load_data` reads back to the same samples (atomic)."""
-    return atomic_write_text(path, manifest_text(ds, extras))
+    return atomic_write_text(path, image_list_text(ds, extras))
