@@ -52,8 +52,7 @@ def _task(value: str | None) -> str:
     from edgetl.spec import DEFAULT_TASK
 
     task = (value or DEFAULT_TASK).strip().lower()
-    if task not in tasks.names():
-        raise UsageError(f"--task {value!r} is not one of {', '.join(tasks.names())}")
+    tasks.get(task, UsageError(f"--task {value!r} is not one of {', '.join(tasks.names())}"))
     return task
 
 

@@ -19,11 +19,10 @@ from edgetl.errors import ArtifactError
 def build_skeleton(info: CheckpointInfo) -> Any:
     """The randomly initialised model a checkpoint's weights belong to."""
     task = info.task_record.task
-    if task not in tasks.TASKS:
-        raise ArtifactError(f"{info.folder}: this edgetl cannot load {task} models",
+    unknown = ArtifactError(f"{info.folder}: this edgetl cannot load {task} models",
                             "upgrade edgetl or export the run with the version that trained it")
     # imported only when a checkpoint of the task is read
-    return tasks.get(task).load("skeleton")(info)
+    return tasks.get(task, unknown).load("skeleton")(info)
 
 
 def load_model(path: str | Path, which: str = "best") -> tuple[Any, CheckpointInfo]:
