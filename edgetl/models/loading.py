@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edgetl import tasks
-from edgetl.checkpoint import CheckpointInfo, check_weights, read_checkpoint_info
+from edgetl.checkpoint import BEST, CheckpointInfo, check_weights, read_checkpoint_info
 from edgetl.errors import ArtifactError
 
 
@@ -25,7 +25,7 @@ def build_skeleton(info: CheckpointInfo) -> Any:
     return tasks.get(task, unknown).load("skeleton")(info)
 
 
-def load_model(path: str | Path, which: str = "best") -> tuple[Any, CheckpointInfo]:
+def load_model(path: str | Path, which: str = BEST) -> tuple[Any, CheckpointInfo]:
     """Rebuild the model of a run's (or checkpoint folder's) weights, strictly, eval mode, CPU."""
     # not at the top: importing this module loads no torch
     from safetensors.torch import load_file
