@@ -24,6 +24,7 @@ from edgetl.io import atomic_write_json, atomic_write_with, sha256_file
 from edgetl.spec import PreprocessSpec, TaskRecord
 
 CHECKPOINT_SCHEMA = "edgetl.checkpoint/1"
+BEST, LAST = "best", "last"  # a run's checkpoint folders (edgetl.runfolder keeps the run)
 WEIGHTS_FILE = "model.safetensors"
 RECORD_FILE = "checkpoint.json"
 TRAIN_STATE_FILE = "train_state.json"  # last/ only: where the run stands (edgetl.train.state)
@@ -106,7 +107,7 @@ def save_checkpoint(
     return target
 
 
-def resolve_checkpoint_folder(path: str | Path, which: str = "best") -> Path:
+def resolve_checkpoint_folder(path: str | Path, which: str = BEST) -> Path:
     """Accept a run folder (uses `which`/) or a checkpoint folder itself."""
     base = Path(path)
     if not base.exists():
@@ -123,7 +124,7 @@ def resolve_checkpoint_folder(path: str | Path, which: str = "best") -> Path:
     )
 
 
-def read_checkpoint_info(path: str | Path, which: str = "best") -> CheckpointInfo:
+def read_checkpoint_info(path: str | Path, which: str = BEST) -> CheckpointInfo:
     """Parse and validate `checkpoint.json` (no torch needed)."""
     folder = resolve_checkpoint_folder(path, which)
     try:

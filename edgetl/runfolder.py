@@ -30,7 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgetl.checkpoint import TRAIN_STATE_FILE, CheckpointInfo, read_checkpoint_info
+from edgetl.checkpoint import (
+    BEST,
+    LAST,
+    TRAIN_STATE_FILE,
+    CheckpointInfo,
+    read_checkpoint_info,
+)
 from edgetl.errors import ArtifactError, DataError, RecipeError, UsageError
 from edgetl.io import atomic_write_json, atomic_write_text
 from edgetl.spec import TaskRecord
@@ -49,7 +55,6 @@ SUMMARY_FILE = "summary.json"
 PHASE_START_FILE = "phase_start.safetensors"
 FAILED_FILE = "failed.json"  # a run that stopped because it diverged (train/divergence.py)
 EXPORT_FOLDER = "export"
-BEST, LAST = "best", "last"  # the checkpoint folders
 CHECKPOINT_NAMES = (BEST, LAST)
 TMP_SUFFIX, OLD_SUFFIX = ".tmp", ".old"  # a checkpoint folder mid-swap (train.state.replace_folder)
 SELECT_RECORD_FILE = "select.json"

@@ -45,10 +45,9 @@ class TaskRecord:
         if self.palette is not None:
             object.__setattr__(self, "palette", tuple(tuple(int(v) for v in c)
                                                       for c in self.palette))
-        if self.task not in tasks.TASKS:
-            raise SpecError(f"unknown task {self.task!r}",
-                            f"use one of {', '.join(tasks.names())}")
-        least = tasks.get(self.task).min_classes
+        least = tasks.get(self.task, SpecError(f"unknown task {self.task!r}",
+                                               f"use one of {', '.join(tasks.names())}")
+                          ).min_classes
         if len(self.names) < least:
             raise SpecError(f"{self.task} needs at least {least} class(es), got "
                             f"{len(self.names)}")

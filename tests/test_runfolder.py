@@ -16,16 +16,22 @@ PACKAGE = Path(edgetl.__file__).parent
 # Modules that define the names (the recipe schema speaks of `best`/`last` as its own words).
 # Each task's module names its split file (RunFolder asks the task); data/splitnames.py names
 # the files a split writer puts beside it.
-OWNERS = {"runfolder.py", "checkpoint.py", "recipe.py", "data/splitnames.py",
+OWNERS = {"runfolder.py", "checkpoint.py", "recipe.py", "recipe_sections.py", "data/splitnames.py",
           *(f"tasks/{name}.py" for name in ("classification", "detection", "semantic",
                                             "instance"))}
 # (module, literal): why the same text there is not a run-file name.
 NOT_RUN_FILES = {
     ("models/weights.py", "model.safetensors"): "a pretrained weights file on the model hub",
+    ("cli/export_cmd.py", "export"): "the command's name",
 }
 # Words that are also ordinary values (`keep: best`, `unfreeze: last`, a JSON key, the export
-# command): a run-file name only when joined to a path (`out / "best"`).
+# command): a run-file name only when joined to a path (`out / "best"`), passed to a call
+# (`load_model(run, "best")`) or a parameter's default (`which: str = "best"`).
 WORDS = {runfolder.BEST, runfolder.LAST, runfolder.EXPORT_FOLDER}
+# (module, word): a checkpoint name as a value in code another change owns; route it through
+# `BEST` there (the evaluate helpers' branch is rewriting these modules).
+PENDING_WORDS = {(f"evaluate/{name}.py", runfolder.BEST)
+                 for name in ("semantic_run", "instance_run", "run_eval", "detection_run")}
 
 
 def run_file_names() -> set[str]:
@@ -45,6 +51,13 @@ def spelled_names(source: str, names: set[str]) -> list[tuple[int, str]]:
     tree = ast.parse(source)
     joined = {id(node.right) for node in ast.walk(tree)
               if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div)}
+    for node in ast.walk(tree):  # call arguments and parameter defaults
+        if isinstance(node, ast.Call):
+            joined |= {id(a) for a in node.args} | {id(k.value) for k in node.keywords}
+        elif isinstance(node, ast.arguments):
+            joined |= {id(d) for d in node.defaults} | {id(d) for d in node.kw_defaults}
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            joined.add(id(node.value))
     for node in ast.walk(tree):
         if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
             continue
@@ -60,9 +73,12 @@ def spelled_names(source: str, names: set[str]) -> list[tuple[int, str]]:
 def test_the_scan_finds_a_spelled_name_and_ignores_prose_and_words() -> None:
     names = run_file_names()
     source = ('a = out / "summary.json"\nb = "see summary.json for the figures"\n'
-              'c = out / "last" / "train_state.json"\nd = {"best": 1}\nkeep = "last"\n')
+              'c = out / "last" / "train_state.json"\nd = {"best": 1}\nkeep = "last"\n'
+              'load_model(run, "best")\ndef f(which="last"): pass\nwhich: str = "best"\n'
+              'if unfreeze == "last": pass\n')
     assert spelled_names(source, names) == [(1, "summary.json"), (3, "last"),
-                                            (3, "train_state.json")]
+                                            (3, "train_state.json"), (6, "best"), (7, "last"),
+                                            (8, "best")]
 
 
 def test_no_module_spells_a_run_file_name() -> None:
@@ -73,7 +89,7 @@ def test_no_module_spells_a_run_file_name() -> None:
         if rel in OWNERS:
             continue
         for line, text in spelled_names(path.read_text(), names):
-            if (rel, text) not in NOT_RUN_FILES:
+            if (rel, text) not in NOT_RUN_FILES and (rel, text) not in PENDING_WORDS:
                 offenders.append(f"edgetl/{rel}:{line}: {text!r}")
     assert not offenders, "ask RunFolder (or the checkpoint) for these names:\n" + \
         "\n".join(offenders)

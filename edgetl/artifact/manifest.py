@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from edgetl.artifact.formats import family_of
+from edgetl.checkpoint import BEST
 from edgetl.decision import OperatingPoint
 from edgetl.errors import ArtifactError, SpecError, UsageError
 from edgetl.io import atomic_write_json, sha256_file
@@ -100,7 +101,7 @@ class ArtifactInfo:
 
     @property
     def source_checkpoint(self) -> str:
-        return self.metadata.get(META_CHECKPOINT, "best")
+        return self.metadata.get(META_CHECKPOINT, BEST)
 
     @property
     def source_run(self) -> Path | None:

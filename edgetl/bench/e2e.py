@@ -27,6 +27,7 @@ from edgetl.bench.target import Target
 from edgetl.bench.timing import HostClock
 from edgetl.errors import UsageError
 from edgetl.geometry import Geometry
+from edgetl.runfolder import BEST
 from edgetl.runtime.backends import BACKENDS
 
 E2E_BACKENDS = BACKENDS  # every backend with a runner
@@ -35,7 +36,7 @@ DETECTION_MIN_SCORE = 0.3  # predict's default
 
 
 def e2e_target(backend: str, info: ArtifactInfo, paths: Sequence[str], batch: int,
-               threads: int | None, run: Path | None = None, which: str = "best",
+               threads: int | None, run: Path | None = None, which: str = BEST,
                device: str = "cpu") -> Target:
     """A target whose step is predict's whole path for `batch` image files (the task's
     `bench_results` reads the outputs)."""

@@ -24,7 +24,7 @@ from edgetl.bench.subject import Subject, open_subject
 from edgetl.bench.target import Target
 from edgetl.bench.timing import measure_with_cpu, warm_up
 from edgetl.errors import UsageError
-from edgetl.runfolder import CHECKPOINT_NAMES
+from edgetl.runfolder import BEST, CHECKPOINT_NAMES
 from edgetl.runtime.backends import ALL_BACKENDS, BACKEND_TABLE, check_runs
 
 BACKEND_NAMES = ("auto", *ALL_BACKENDS)
@@ -45,7 +45,7 @@ class BenchConfig:
     iters: int | None = None
     images: tuple[Path, ...] = ()
     normalize: bool = False
-    checkpoint: str = "best"
+    checkpoint: str = BEST
 
     def validate(self) -> None:
         unknown = [b for b in self.backends if b not in BACKEND_NAMES]

@@ -15,7 +15,7 @@ from typing import Any
 from edgetl.artifact.manifest import ArtifactInfo, read_artifact
 from edgetl.errors import ArtifactError, UsageError
 from edgetl.io import sha256_file
-from edgetl.runfolder import RunFolder
+from edgetl.runfolder import BEST, RunFolder
 from edgetl.spec import PreprocessSpec, TaskRecord
 
 DEFAULT_ONNX = "model.onnx"  # the ONNX artifact `edgetl export` writes into RUN/export/
@@ -79,7 +79,7 @@ class Subject:
         }
 
 
-def open_subject(path: str | Path, checkpoint: str = "best") -> Subject:
+def open_subject(path: str | Path, checkpoint: str = BEST) -> Subject:
     """Resolve ARTIFACT (file or run folder) without loading any model. An artifact whose
     spec or class names were edited after export is refused, as predict refuses it."""
     from edgetl.predict import refuse_edited

@@ -17,6 +17,7 @@ from edgetl.cli.common import (
     console,
     err_console,
 )
+from edgetl.runfolder import BEST
 
 # bench also times through onnxruntime's TensorRT provider, and picks one itself with auto
 _BENCH_BACKENDS = ("auto", *backend_names(), "ort-trt")
@@ -69,7 +70,7 @@ def register(app: typer.Typer) -> None:
         normalize: bool = typer.Option(
             False, "--normalize", help="Rows get p50 / a fixed reference workload timed beside "
             "them, and the gate compares those ratios: for baselines from another machine."),
-        checkpoint: str = typer.Option("best", "--checkpoint",
+        checkpoint: str = typer.Option(BEST, "--checkpoint",
                                        help="torch: best or last checkpoint of the run."),
     ) -> None:
         """Latency per backend and batch size, with a regression gate.

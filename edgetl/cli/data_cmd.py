@@ -29,6 +29,7 @@ from edgetl.cli.common import (
 from edgetl.cli.data_tables import SHOW as _SHOW
 from edgetl.cli.data_tables import cluster_table as _cluster_table
 from edgetl.cli.data_tables import path_table as _path_table
+from edgetl.cli.data_tables import print_duplicates
 from edgetl.cli.data_tables import print_sizes as _print_sizes
 from edgetl.cli.data_tables import root_of as _root_of
 
@@ -52,8 +53,7 @@ def _task(value: str | None) -> str:
     from edgetl.spec import DEFAULT_TASK
 
     task = (value or DEFAULT_TASK).strip().lower()
-    if task not in tasks.names():
-        raise UsageError(f"--task {value!r} is not one of {', '.join(tasks.names())}")
+    tasks.get(task, UsageError(f"--task {value!r} is not one of {', '.join(tasks.names())}"))
     return task
 
 
@@ -144,14 +144,7 @@ def print_class_inspect(report: dict) -> None:
     console.print(f"modes: {modes}; formats: {formats}")
     if report["unreadable"]:
         console.print(_path_table("Unreadable files", report["unreadable"], root))
-    console.print(f"exact duplicate groups: {len(report['exact_duplicates'])}; near-duplicate "
-                  f"clusters: {len(report['near_duplicates'])} (phash distance <= "
-                  f"{report['near_dup_threshold']}, thumbnail MAD <= "
-                  f"{report['near_dup_max_thumb_mad']})")
-    if report["exact_duplicates"]:
-        console.print(_cluster_table("Exact duplicates", report["exact_duplicates"], root, False))
-    if report["near_duplicates"]:
-        console.print(_cluster_table("Near-duplicates", report["near_duplicates"], root, True))
+    print_duplicates(report, root, thumb_mad=True)
     if report["cross_split_duplicates"] is not None:
         across = report["cross_split_duplicates"]
         console.print(f"duplicate clusters across the given splits: {len(across)}")

@@ -11,7 +11,13 @@ import os
 from rich.table import Table
 
 from edgetl.cli.common import console, err_console
-from edgetl.cli.data_tables import cluster_table, path_table, print_sizes, root_of
+from edgetl.cli.data_tables import (
+    cluster_table,
+    path_table,
+    print_duplicates,
+    print_sizes,
+    root_of,
+)
 
 
 def _class_table(report: dict) -> Table:
@@ -92,13 +98,7 @@ def print_dense_inspect(report: dict) -> None:
             entries = [e for e in entries if (e["path"], e["reason"]) not in shown]
         if entries:
             console.print(path_table(title, entries, root, more=True))
-    console.print(f"exact duplicate groups: {len(report['exact_duplicates'])}; near-duplicate "
-                  f"clusters: {len(report['near_duplicates'])} (phash distance <= "
-                  f"{report['near_dup_threshold']})")
-    if report["exact_duplicates"]:
-        console.print(cluster_table("Exact duplicates", report["exact_duplicates"], root, False))
-    if report["near_duplicates"]:
-        console.print(cluster_table("Near-duplicates", report["near_duplicates"], root, True))
+    print_duplicates(report, root)
     if report["cross_split_duplicates"]:
         console.print(cluster_table("Across splits", report["cross_split_duplicates"], root,
                                      True))

@@ -45,6 +45,20 @@ def cluster_table(title: str, entries: list[dict], root: str, distance: bool) ->
     return table
 
 
+def print_duplicates(report: dict, root: str, *, thumb_mad: bool = False) -> None:
+    """An inspection's duplicates: the count line with the near-duplicate rule (the thumbnail
+    bound too with `thumb_mad`), then the exact groups' and the near clusters' tables."""
+    rule = f"phash distance <= {report['near_dup_threshold']}"
+    if thumb_mad:
+        rule += f", thumbnail MAD <= {report['near_dup_max_thumb_mad']}"
+    console.print(f"exact duplicate groups: {len(report['exact_duplicates'])}; near-duplicate "
+                  f"clusters: {len(report['near_duplicates'])} ({rule})")
+    if report["exact_duplicates"]:
+        console.print(cluster_table("Exact duplicates", report["exact_duplicates"], root, False))
+    if report["near_duplicates"]:
+        console.print(cluster_table("Near-duplicates", report["near_duplicates"], root, True))
+
+
 def print_sizes(sizes: dict) -> None:
     if sizes["width"]:
         w, h = sizes["width"], sizes["height"]

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from edgetl.cli.common import console
+from edgetl.runfolder import BEST
 
 
 def _format_help() -> str:
@@ -39,7 +40,7 @@ def register(app: typer.Typer) -> None:
         opset: int = typer.Option(17, "--opset", help="ONNX opset (17 or newer)."),
         max_batch: int = typer.Option(32, "--max-batch",
                                       help="TensorRT: largest batch of the optimisation profile."),
-        checkpoint: str = typer.Option("best", "--checkpoint", help="best or last."),
+        checkpoint: str = typer.Option(BEST, "--checkpoint", help="best or last."),
         raw: bool = typer.Option(False, "--raw", help="The head's raw outputs, without the "
                                  "post-processing the graph carries by default: detection "
                                  "without box decoding and NMS, semantic segmentation logits "

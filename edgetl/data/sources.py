@@ -45,10 +45,9 @@ def load_data(data: str, *, task: str | None = None, check_images: bool = True,
     column used as group (CSV manifests only). `task` picks the reader (see the module doc).
     """
     name = DEFAULT_TASK if task is None else task
-    if name not in tasks.TASKS:
-        known = ", ".join(tasks.names())
-        raise DataError(f"task {task!r} has no data reader in this version (tasks: {known})")
-    reader = tasks.get(name).load("data_reader")
+    known = ", ".join(tasks.names())
+    unknown = DataError(f"task {task!r} has no data reader in this version (tasks: {known})")
+    reader = tasks.get(name, unknown).load("data_reader")
     ds: DataSet = reader(data, name, check_images=check_images, group_column=group_column)
     return ds
 

@@ -22,6 +22,5 @@ def split_file_names() -> set[str]:
 
 def split_file_name(task: str) -> str:
     """The file name a run folder uses for the split of `task`."""
-    if task not in tasks.TASKS:
-        raise UsageError(f"no split file format for task {task!r} in this version")
-    return tasks.get(task).split_file
+    unknown = UsageError(f"no split file format for task {task!r} in this version")
+    return tasks.get(task, unknown).split_file

@@ -22,6 +22,22 @@ def _classes_of(labels: tuple[str, ...], crowd: tuple[bool, ...]) -> tuple[str, 
                          if not is_crowd}))
 
 
+def _normalise(target: Any, fields: tuple[str, ...], each: str) -> None:
+    """A frozen target's per-object `fields` as tuples (boxes as floats; crowd as bools, all
+    False when not given), one entry each (else ValueError "<fields> need <each>"), and its
+    stated image size as ints."""
+    object.__setattr__(target, "boxes", tuple(tuple(float(v) for v in b) for b in target.boxes))
+    for name in fields[1:-1]:
+        object.__setattr__(target, name, tuple(getattr(target, name)))
+    crowd = (tuple(bool(c) for c in target.crowd) if target.crowd
+             else (False,) * len(target.boxes))
+    object.__setattr__(target, "crowd", crowd)
+    if len({len(getattr(target, name)) for name in fields}) != 1:
+        raise ValueError(f"{', '.join(fields[:-1])} and {fields[-1]} need {each}")
+    if target.image_size is not None:
+        object.__setattr__(target, "image_size", tuple(int(v) for v in target.image_size))
+
+
 @dataclass(frozen=True)
 class BoxTarget:
     """The boxes of one image (detection).
@@ -38,14 +54,7 @@ class BoxTarget:
     kind: Literal["boxes"] = field(default="boxes", init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "boxes", tuple(tuple(float(v) for v in b) for b in self.boxes))
-        object.__setattr__(self, "labels", tuple(self.labels))
-        crowd = tuple(bool(c) for c in self.crowd) if self.crowd else (False,) * len(self.boxes)
-        object.__setattr__(self, "crowd", crowd)
-        if not len(self.boxes) == len(self.labels) == len(self.crowd):
-            raise ValueError("boxes, labels and crowd need one entry per box")
-        if self.image_size is not None:
-            object.__setattr__(self, "image_size", tuple(int(v) for v in self.image_size))
+        _normalise(self, ("boxes", "labels", "crowd"), "one entry per box")
 
     def classes(self) -> tuple[str, ...]:
         """Classes with at least one (non-crowd) box, sorted: what stratified splits balance."""
@@ -126,15 +135,7 @@ class InstanceTarget:
     kind: Literal["instances"] = field(default="instances", init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "boxes", tuple(tuple(float(v) for v in b) for b in self.boxes))
-        object.__setattr__(self, "labels", tuple(self.labels))
-        object.__setattr__(self, "masks", tuple(self.masks))
-        crowd = tuple(bool(c) for c in self.crowd) if self.crowd else (False,) * len(self.boxes)
-        object.__setattr__(self, "crowd", crowd)
-        if not len(self.boxes) == len(self.labels) == len(self.masks) == len(self.crowd):
-            raise ValueError("boxes, labels, masks and crowd need one entry per instance")
-        if self.image_size is not None:
-            object.__setattr__(self, "image_size", tuple(int(v) for v in self.image_size))
+        _normalise(self, ("boxes", "labels", "masks", "crowd"), "one entry per instance")
 
     def classes(self) -> tuple[str, ...]:
         return _classes_of(self.labels, self.crowd)

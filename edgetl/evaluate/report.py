@@ -15,9 +15,8 @@ def _evaluator(slot: str, task: str) -> Any:
     """The task's evaluator (`checkpoint_evaluator` or `artifact_evaluator`)."""
     from edgetl.errors import UsageError
 
-    if task not in tasks.TASKS:
-        raise UsageError(f"evaluating {task} models is not available in this version")
-    return tasks.get(task).load(slot)
+    unknown = UsageError(f"evaluating {task} models is not available in this version")
+    return tasks.get(task, unknown).load(slot)
 
 
 def _operating_points(task: str, given: list[str] | None) -> dict[str, Any]:

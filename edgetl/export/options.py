@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from edgetl.errors import UsageError
-from edgetl.runfolder import CHECKPOINT_NAMES
+from edgetl.runfolder import BEST, CHECKPOINT_NAMES
 
 CalibrationMethod = Literal["minmax", "entropy", "percentile"]
 
@@ -28,7 +28,7 @@ class ExportOptions:
     calibration_images: int = DEFAULT_CALIBRATION_IMAGES
     calibration_method: CalibrationMethod = "minmax"
     max_batch: int = DEFAULT_MAX_BATCH
-    checkpoint: str = "best"
+    checkpoint: str = BEST
     seed: int = 0
     # int8: minimum top-1 agreement with float32 on the run's validation split; early layers
     # stay float32 until it holds (None: the format's verify budget; 0: the fully quantised

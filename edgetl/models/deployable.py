@@ -23,9 +23,8 @@ def deployable(model: nn.Module, task: str, raw: bool = False
 
     `raw` (detection): the head's outputs without decoding and NMS, for users who post-process
     themselves."""
-    if task not in tasks.TASKS:
-        raise UsageError(f"this version cannot export {task} models")
-    return tasks.get(task).load("deployable")(model, raw)
+    unknown = UsageError(f"this version cannot export {task} models")
+    return tasks.get(task, unknown).load("deployable")(model, raw)
 
 
 def classifier_deployable(model: nn.Module, raw: bool

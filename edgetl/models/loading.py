@@ -12,21 +12,20 @@ from pathlib import Path
 from typing import Any
 
 from edgetl import tasks
-from edgetl.checkpoint import CheckpointInfo, check_weights, read_checkpoint_info
+from edgetl.checkpoint import BEST, CheckpointInfo, check_weights, read_checkpoint_info
 from edgetl.errors import ArtifactError
 
 
 def build_skeleton(info: CheckpointInfo) -> Any:
     """The randomly initialised model a checkpoint's weights belong to."""
     task = info.task_record.task
-    if task not in tasks.TASKS:
-        raise ArtifactError(f"{info.folder}: this edgetl cannot load {task} models",
+    unknown = ArtifactError(f"{info.folder}: this edgetl cannot load {task} models",
                             "upgrade edgetl or export the run with the version that trained it")
     # imported only when a checkpoint of the task is read
-    return tasks.get(task).load("skeleton")(info)
+    return tasks.get(task, unknown).load("skeleton")(info)
 
 
-def load_model(path: str | Path, which: str = "best") -> tuple[Any, CheckpointInfo]:
+def load_model(path: str | Path, which: str = BEST) -> tuple[Any, CheckpointInfo]:
     """Rebuild the model of a run's (or checkpoint folder's) weights, strictly, eval mode, CPU."""
     # not at the top: importing this module loads no torch
     from safetensors.torch import load_file

@@ -168,6 +168,23 @@ def _unknown(keys: list[str], origin: str) -> WeightsError:
                         "these weights are not for this architecture")
 
 
+def _renamed(source: Mapping[str, Any], origin: str,
+             name_of: Callable[[str], str | None]) -> dict[str, Any]:
+    """`source` under the names `name_of` gives it, in its order; the keys it gives no name
+    (None) are one error naming them."""
+    out: dict[str, Any] = {}
+    unknown: list[str] = []
+    for key, tensor in source.items():
+        name = name_of(key)
+        if name is None:
+            unknown.append(key)
+        else:
+            out[name] = tensor
+    if unknown:
+        raise _unknown(unknown, origin)
+    return out
+
+
 def rename_efficientnet_lite(source: Mapping[str, Any], target_keys: list[str]
                              ) -> dict[str, Any]:
     """efficientnet_pytorch names (`_blocks.N._expand_conv`...) -> timm tf_efficientnet_lite."""
@@ -180,24 +197,20 @@ def rename_efficientnet_lite(source: Mapping[str, Any], target_keys: list[str]
     if n_source != len(blocks):
         raise WeightsError(f"{origin} have {n_source} blocks, the timm model has {len(blocks)}",
                            "use the file for the same Lite variant (lite0/1/2)")
-    out: dict[str, Any] = {}
-    unknown: list[str] = []
-    for key, tensor in source.items():
+
+    def name_of(key: str) -> str | None:
         if m := re.match(r"^_blocks\.(\d+)\.(_\w+?)\.(\w+)$", key):
             index, layer, param = int(m.group(1)), m.group(2), m.group(3)
             table = _LITE_IR_BLOCK if index in expanded else _LITE_DS_BLOCK
             if layer not in table:
-                unknown.append(key)
-                continue
+                return None
             _check_block_kind(targets, blocks[index], index in expanded, origin)
-            out[f"{blocks[index]}.{table[layer]}.{param}"] = tensor
-        elif (m := re.match(r"^(_\w+?)\.(\w+)$", key)) and m.group(1) in _LITE_TOP:
-            out[f"{_LITE_TOP[m.group(1)]}.{m.group(2)}"] = tensor
-        else:
-            unknown.append(key)
-    if unknown:
-        raise _unknown(unknown, origin)
-    return out
+            return f"{blocks[index]}.{table[layer]}.{param}"
+        if (m := re.match(r"^(_\w+?)\.(\w+)$", key)) and m.group(1) in _LITE_TOP:
+            return f"{_LITE_TOP[m.group(1)]}.{m.group(2)}"
+        return None
+
+    return _renamed(source, origin, name_of)
 
 
 def rename_torchvision_mobilenetv2(source: Mapping[str, Any], target_keys: list[str]
@@ -223,26 +236,22 @@ def rename_torchvision_mobilenetv2(source: Mapping[str, Any], target_keys: list[
     simple = {"features.0.0": "conv_stem", "features.0.1": "bn1",
               f"features.{head_id}.0": "conv_head", f"features.{head_id}.1": "bn2",
               "classifier.1": "classifier"}
-    out: dict[str, Any] = {}
-    unknown: list[str] = []
-    for key, tensor in source.items():
+
+    def name_of(key: str) -> str | None:
         module, _, param = key.rpartition(".")
         if module in simple:
-            out[f"{simple[module]}.{param}"] = tensor
-        elif m := re.match(r"^features\.(\d+)\.conv\.([\d.]+)$", module):
+            return f"{simple[module]}.{param}"
+        if m := re.match(r"^features\.(\d+)\.conv\.([\d.]+)$", module):
             fid, path = int(m.group(1)), m.group(2)
             table = _TV_IR_BLOCK if fid in expanded else _TV_DS_BLOCK
             if not 1 <= fid <= len(blocks) or path not in table:
-                unknown.append(key)
-                continue
+                return None
             block = blocks[fid - 1]
             _check_block_kind(targets, block, fid in expanded, origin)
-            out[f"{block}.{table[path]}.{param}"] = tensor
-        else:
-            unknown.append(key)
-    if unknown:
-        raise _unknown(unknown, origin)
-    return out
+            return f"{block}.{table[path]}.{param}"
+        return None
+
+    return _renamed(source, origin, name_of)
 
 
 Renamer = Callable[[Mapping[str, Any], list[str]], dict[str, Any]]

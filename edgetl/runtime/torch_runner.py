@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from edgetl.checkpoint import BEST
 from edgetl.errors import BackendUnavailableError
 from edgetl.runtime.base import Runner
 
@@ -35,7 +36,7 @@ class TorchRunner(Runner):
         self.output_names = tuple(output_names)
 
     @classmethod
-    def from_run(cls, run: str | Path, which: str = "best", device: str = "cpu") -> TorchRunner:
+    def from_run(cls, run: str | Path, which: str = BEST, device: str = "cpu") -> TorchRunner:
         """The run's checkpoint as the module its artifacts are made of (same outputs)."""
         from edgetl.models.deployable import deployable
         from edgetl.models.loading import load_model

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edgetl.recipe import Recipe
-from edgetl.runfolder import RunFolder
+from edgetl.runfolder import BEST, RunFolder
 from edgetl.spec import PreprocessSpec, TaskRecord
 
 
@@ -52,7 +52,7 @@ def score_on_validation(run_dir: Path, metric: str, device: str = "cpu") -> dict
     from edgetl.models.loading import load_model
     from edgetl.runfolder import RunFolder
 
-    model, info = load_model(run_dir, "best")
+    model, info = load_model(run_dir, BEST)
     samples = RunFolder(run_dir).samples("val")
     probs = torch_probs(model, info.spec, [s.path for s in samples], device)
     y = np.array([info.task_record.index(s.label) for s in samples])

@@ -35,13 +35,11 @@ class SelectTask:
 def task_for(task: str) -> SelectTask:
     """The row of `task` (its select slots), or one line saying select does not cover it yet
     (exit 2)."""
-    if task not in tasks.TASKS:
-        raise UsageError(
-            f"edgetl select does not support {task} recipes in this version (classification, "
-            "detection, semantic and instance only)",
-            f"train {task} candidates with edgetl finetune and compare them with edgetl "
-            "evaluate and edgetl bench")
-    definition = tasks.get(task)
+    definition = tasks.get(task, UsageError(
+        f"edgetl select does not support {task} recipes in this version (classification, "
+        "detection, semantic and instance only)",
+        f"train {task} candidates with edgetl finetune and compare them with edgetl "
+        "evaluate and edgetl bench"))
     return SelectTask(sizes=definition.select_sizes, probe=definition.select_probe,
                       score=definition.select_score, metrics=definition.select_interval_metrics)
 

@@ -23,9 +23,12 @@ def names() -> tuple[str, ...]:
     return tuple(TASKS)
 
 
-def get(name: str) -> Task:
-    """The task called `name`, or one line listing the known ones (exit 2)."""
+def get(name: str, unknown: Exception | None = None) -> Task:
+    """The task called `name`. An unknown name raises `unknown` (the caller's own error and
+    message), else one line listing the known ones (exit 2)."""
     if name not in TASKS:
+        if unknown is not None:
+            raise unknown
         raise UsageError(f"unknown task {name!r}", f"use one of {', '.join(TASKS)}")
     return TASKS[name]
 

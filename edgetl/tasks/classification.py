@@ -13,8 +13,9 @@ TASK = Task(
     select_metrics=("val_accuracy", "val_balanced_accuracy", "val_macro_f1", "val_loss"),
     dense=False,
     object_masks=False,
+    tiles_to_input_size=False,
     data_reader="edgetl.data.sources:load_classification",
-    split_writer="edgetl.data.detection.splitfile:write_split_file",
+    split_writer="edgetl.data.image_list:write_image_list",
     data_inspector="edgetl.data.inspect:inspect_class_data",
     inspect_printer="edgetl.cli.data_cmd:print_class_inspect",
     # --- recipe ---

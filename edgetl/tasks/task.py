@@ -28,6 +28,9 @@ class Task:
     # Each object carries a mask, not a box alone: how the detection/instance readers, split
     # files and inspection tell instances from boxes.
     object_masks: bool
+    # The built-in aerial set (neon-trees) is read as tiles of the input size: the run's data
+    # source gets the input size appended (boxes alone; the reader refuses other tasks).
+    tiles_to_input_size: bool
     # fn(data, task, *, check_images, group_column) -> DataSet: what `load_data` calls
     data_reader: str = field(metadata=CODE)
     split_writer: str = field(metadata=CODE)  # fn(DataSet, path) -> Path: the run's split file

@@ -1,5 +1,6 @@
 """A training run's checkpoint input/output: best/ and last/ (weights, train state, weight
-average), resuming from last/, and the weights a phase starts from (kept for the spike guard).
+average), resuming from last/ (the optimiser and weight average a resumed phase takes back),
+and the weights a phase starts from (kept for the spike guard).
 
 Apart from trainer.py so its spine reads as phases and epochs. The functions take the trainer
 (a `PhasedTrainer`) as an argument instead of importing it: trainer.py imports this module.
@@ -14,7 +15,9 @@ import torch
 
 from edgetl.checkpoint import EMA_FILE, WEIGHTS_FILE, save_checkpoint
 from edgetl.io import atomic_write_with
+from edgetl.recipe import PhaseConfig
 from edgetl.runfolder import RunFolder
+from edgetl.train.ema import WeightAverage
 from edgetl.train.resume import load_last, load_torch_state
 from edgetl.train.state import TrainState, replace_folder, save_train_state
 
@@ -95,3 +98,20 @@ def close_run(run_folder: RunFolder, state: TrainState) -> None:
     if run_folder.last_path.is_dir():
         save_train_state(run_folder.last_path, state, {})
     run_folder.phase_start_path.unlink(missing_ok=True)
+
+
+def resuming_inside(state: TrainState, phase_index: int) -> bool:
+    """Whether the run stopped in the middle of this phase (its saved state applies)."""
+    return state.phase_index == phase_index and state.epoch_in_phase > 0
+
+
+def weight_average(trainer: Any, phase: PhaseConfig, phase_index: int,
+                   steps_per_epoch: int) -> WeightAverage | None:
+    """The phase's moving average of its weights, if it asks for one (restored on resume)."""
+    saved, trainer.ema_state = trainer.ema_state, None
+    if phase.ema_epochs is None:
+        return None
+    ema = WeightAverage(trainer.model, phase.ema_epochs * steps_per_epoch)
+    if saved is not None and resuming_inside(trainer.state, phase_index):
+        ema.load_state_dict(saved)
+    return ema

@@ -100,16 +100,21 @@ class BoxSamples(Dataset):
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor], int]:
+        out = self.transform(self.sample(index))
+        return out["image"].as_subclass(torch.Tensor), self.target(out), index
+
+    def sample(self, index: int) -> dict[str, Any]:
+        """What the transform moves together: the image, its boxes and their labels."""
         image = self.images[index]
         boxes, labels = self.targets[index]
-        sample = {"image": tv_tensors.Image(image.pixels),
-                  "boxes": tv_tensors.BoundingBoxes(boxes, format="XYXY",
-                                                    canvas_size=tuple(image.pixels.shape[-2:])),
-                  "labels": labels}
-        out = self.transform(sample)
-        return (out["image"].as_subclass(torch.Tensor),
-                {"boxes": out["boxes"].as_subclass(torch.Tensor).float(),
-                 "labels": out["labels"]}, index)
+        return {"image": tv_tensors.Image(image.pixels),
+                "boxes": tv_tensors.BoundingBoxes(boxes, format="XYXY",
+                                                  canvas_size=tuple(image.pixels.shape[-2:])),
+                "labels": labels}
+
+    def target(self, out: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """The training target of a transformed sample."""
+        return {"boxes": out["boxes"].as_subclass(torch.Tensor).float(), "labels": out["labels"]}
 
 
 def collate(batch: list) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]], list[int]]:
@@ -117,7 +122,40 @@ def collate(batch: list) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]], l
     return torch.stack(images), list(targets), list(indices)
 
 
-class DetectionTrainer(PhasedTrainer):
+def build_letterboxed(hooks: Any, settings_type: Any, section: Any,
+                      build: Callable[..., Any]) -> tuple[torch.nn.Module, PreprocessSpec]:
+    """A detector's or instance model's `build_model`: its settings from the recipe's
+    `section` (kept on `hooks` for the head record), at the square input size. A function, as
+    `edgetl select` calls `build_model` with a namespace of recipe and task record."""
+    recipe = hooks.recipe
+    hooks.settings = settings_type.from_dict(section.model_dump())
+    size = recipe.model.input_size or DENSE_INPUT_SIZE
+    return build(recipe.model.architecture, hooks.task_record.num_classes,
+                 hooks.settings, (size, size), recipe.model.weights)
+
+
+class DenseTrainer(PhasedTrainer):
+    """What the letterboxed tasks' trainers share (detection's and semantic segmentation's):
+    the model's settings are its head record, and a last batch of one image is dropped."""
+
+    settings: Any
+
+    @property
+    def _drop_last(self) -> bool:
+        """Batch norm in the head (on the coarsest level, 1x1 at small inputs) or the decoder
+        (after its global pooling) needs more than one value per channel: a last batch of one
+        image is dropped (a different one each epoch, the order is shuffled)."""
+        return len(self.train_s) % self.recipe.train.batch_size == 1
+
+    @property
+    def train_size(self) -> int:
+        return len(self.train_s) - (1 if self._drop_last else 0)
+
+    def head_record(self) -> dict[str, Any]:
+        return self.settings.to_dict()
+
+
+class DetectionTrainer(DenseTrainer):
     """An FCOS detector over a registry backbone, trained in phases."""
 
     # ------------------------------------------------------------------ hooks: set-up
@@ -142,11 +180,8 @@ class DetectionTrainer(PhasedTrainer):
     def build_model(self) -> tuple[torch.nn.Module, PreprocessSpec]:
         from edgetl.models.detector import DetectorSettings, build_detector
 
-        recipe = self.recipe
-        self.settings = DetectorSettings.from_dict(recipe.model.detector.model_dump())
-        size = recipe.model.input_size or DENSE_INPUT_SIZE
-        return build_detector(recipe.model.architecture, self.task_record.num_classes,
-                              self.settings, (size, size), recipe.model.weights)
+        return build_letterboxed(self, DetectorSettings, self.recipe.model.detector,
+                                 build_detector)
 
 
     def prepare_data(self) -> None:
@@ -160,20 +195,6 @@ class DetectionTrainer(PhasedTrainer):
         self.train_images, self.val_images = images[:len(self.train_s)], images[len(self.train_s):]
         self.augment = dense_augment(self.recipe.augment.preset,
                                      **self.recipe.augment.overrides())
-
-    @property
-    def _drop_last(self) -> bool:
-        """The head's batch norm needs more than one value per channel on the coarsest level
-        (1x1 at small inputs): a last batch of one image is dropped (a different one each
-        epoch, the order is shuffled)."""
-        return len(self.train_s) % self.recipe.train.batch_size == 1
-
-    @property
-    def train_size(self) -> int:
-        return len(self.train_s) - (1 if self._drop_last else 0)
-
-    def head_record(self) -> dict[str, Any]:
-        return self.settings.to_dict()
 
     def summary_of(self, report: dict[str, Any]) -> dict[str, Any]:
         return {"test_map": report["map"], "test_map_ci95": report.get("map_ci95"),

@@ -27,9 +27,13 @@ from edgetl.data.samples import Sample
 from edgetl.data.transforms_dense import dense_eval_transform, dense_train_transform
 from edgetl.geometry import geometry_for
 from edgetl.metrics.instance import InstanceEvaluator
-from edgetl.models.specs import DENSE_INPUT_SIZE
 from edgetl.spec import PreprocessSpec
-from edgetl.train.detection import BoxSamples, DecodedImage, DetectionTrainer
+from edgetl.train.detection import (
+    BoxSamples,
+    DecodedImage,
+    DetectionTrainer,
+    build_letterboxed,
+)
 from edgetl.train.plan import PhasePlan
 
 VAL_MASK_SEED = 0  # the mask loss's box subsample in validation is the same every epoch
@@ -59,19 +63,16 @@ class InstanceSamples(BoxSamples):
         super().__init__(samples, images, transform, record_index)
         self.id_maps = id_maps
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor], int]:
-        image = self.images[index]
-        boxes, labels = self.targets[index]
-        sample = {"image": tv_tensors.Image(image.pixels),
-                  "boxes": tv_tensors.BoundingBoxes(boxes, format="XYXY",
-                                                    canvas_size=tuple(image.pixels.shape[-2:])),
-                  "labels": labels, "ids": torch.arange(1, len(labels) + 1),
-                  "masks": tv_tensors.Mask(self.id_maps[index][None].float())}
-        out = self.transform(sample)
-        return (out["image"].as_subclass(torch.Tensor),
-                {"boxes": out["boxes"].as_subclass(torch.Tensor).float(),
-                 "labels": out["labels"], "ids": out["ids"],
-                 "idmap": out["masks"].as_subclass(torch.Tensor)[0]}, index)
+    def sample(self, index: int) -> dict[str, Any]:
+        """The boxes' sample, with each object's id and the id map moving with them."""
+        sample = super().sample(index)
+        sample["ids"] = torch.arange(1, len(sample["labels"]) + 1)
+        sample["masks"] = tv_tensors.Mask(self.id_maps[index][None].float())
+        return sample
+
+    def target(self, out: dict[str, Any]) -> dict[str, torch.Tensor]:
+        return {**super().target(out), "ids": out["ids"],
+                "idmap": out["masks"].as_subclass(torch.Tensor)[0]}
 
 
 class InstanceTrainer(DetectionTrainer):
@@ -80,11 +81,8 @@ class InstanceTrainer(DetectionTrainer):
     def build_model(self) -> tuple[torch.nn.Module, PreprocessSpec]:
         from edgetl.models.instance import InstanceSettings, build_instance_model
 
-        recipe = self.recipe
-        self.settings = InstanceSettings.from_dict(recipe.model.instance.model_dump())
-        size = recipe.model.input_size or DENSE_INPUT_SIZE
-        return build_instance_model(recipe.model.architecture, self.task_record.num_classes,
-                                    self.settings, (size, size), recipe.model.weights)
+        return build_letterboxed(self, InstanceSettings, self.recipe.model.instance,
+                                 build_instance_model)
 
     def prepare_data(self) -> None:
         super().prepare_data()

@@ -1,7 +1,9 @@
-"""The end of a run: the test report of the best checkpoint and summary.json.
+"""What a run tells: its opening lines, one line per epoch, and at the end the test report of
+the best checkpoint and summary.json.
 
 Apart from trainer.py so its spine reads as phases and epochs; it takes what it needs as
-arguments (trainer.py imports this module, so this one must not import it back).
+arguments, the trainer (a `PhasedTrainer`) among them (trainer.py imports this module, so this
+one must not import it back).
 """
 
 from __future__ import annotations
@@ -16,6 +18,42 @@ from edgetl.io import atomic_write_json
 from edgetl.runfolder import RunFolder
 from edgetl.train.selection import ValidationSize, rule_words
 from edgetl.train.state import TrainState
+
+
+def announce(trainer: Any) -> None:
+    """The run's opening lines: recipe, task, data sizes, device, spec and selection rule."""
+    recipe, console, spec = trainer.recipe, trainer.console, trainer.spec
+    console.print(
+        f"[bold]edgetl finetune[/] {recipe.name}: {recipe.task} with "
+        f"{recipe.model.architecture} on {recipe.data.source} ({len(trainer.train_s)} train / "
+        f"{len(trainer.val_s)} val / {len(trainer.data.by_split('test'))} test), device "
+        f"{trainer.dev}")
+    console.print(f"spec {spec.short_fingerprint()}: "
+                  + "; ".join(spec.describe().splitlines()[:3]))
+    console.print(f"selection: {rule_words(trainer.select)} ({trainer.select_why}); "
+                  f"{trainer.val_size.images} validation images", markup=False)
+
+
+def print_epoch(console: Any, select: str, line: dict[str, Any]) -> None:
+    """One epoch's line: its training loss, its selection metric and its throughput."""
+    val = f" {select} {line[select]:.4f}" if select in line else ""
+    console.print(f"  epoch {line['epoch']:>3} (phase {line['phase']}) train_loss "
+                  f"{line['train_loss']:.4f}{val}  {line['images_per_s']:.0f} img/s")
+
+
+def finish(trainer: Any, fit_seconds: float) -> dict[str, Any]:
+    """The test report (its warnings become the run's) and summary.json; the report."""
+    report = write_test_report(trainer.out, trainer.run_folder, trainer.dev)
+    for note in trainer.report_warnings(report):
+        trainer._warn(note)
+    write_summary(
+        trainer.run_folder.summary_path, state=trainer.state, select=trainer.select,
+        select_why=trainer.select_why, val_size=trainer.val_size,
+        spec_fingerprint=trainer.spec.fingerprint(), train_seconds=trainer.train_seconds,
+        fit_seconds=fit_seconds, started=trainer.start,
+        test_figures=trainer.summary_of(report), on_spike=trainer.recipe.train.on_spike,
+        notes=trainer.notes)
+    return report
 
 
 def write_test_report(out: Path, run_folder: RunFolder, device: str) -> dict[str, Any]:

@@ -171,7 +171,7 @@ def restore_saved_lines(out: Path, rows: list[dict[str, Any]]) -> None:
         return  # load_last reports a damaged state in its own words
     logged = {r["epoch"] for r in rows}
     restored: dict[int, tuple[dict[str, Any], str]] = {}
-    for name in ("last", "best"):  # last/'s line is the logged one (best/'s lacks the verdicts)
+    for name in (LAST, BEST):  # last/'s line is the logged one (best/'s lacks the verdicts)
         line = _saved_line(out / name)
         if line is not None and line["epoch"] <= finished and line["epoch"] not in logged:
             restored.setdefault(line["epoch"], (line, name))

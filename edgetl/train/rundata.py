@@ -32,12 +32,11 @@ def task_record_of(data: DataSet) -> TaskRecord:
 def _source(recipe: Recipe) -> str:
     """The recipe's data source; the built-in aerial tree set is tiled to the input size."""
     from edgetl.data.detection.neon import NEON_NAME
-    from edgetl.data.detection.which import task_for
     from edgetl.models.specs import DENSE_INPUT_SIZE
     from edgetl.recipe import require_data_source
 
     source = require_data_source(recipe)
-    if source.lower() == NEON_NAME and recipe.task == task_for(masks=False):
+    if source.lower() == NEON_NAME and tasks.get(recipe.task).tiles_to_input_size:
         return f"{NEON_NAME}:{recipe.model.input_size or DENSE_INPUT_SIZE}"
     return source
 

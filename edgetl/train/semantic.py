@@ -29,11 +29,10 @@ from edgetl.data.transforms_dense import (
 from edgetl.errors import DataError, RecipeError
 from edgetl.metrics.semantic import SegmentationEvaluator
 from edgetl.spec import PreprocessSpec
-from edgetl.train.detection import DecodedImage, decode_images
+from edgetl.train.detection import DecodedImage, DenseTrainer, decode_images
 from edgetl.train.loop import train_one_epoch
 from edgetl.train.plan import PhasePlan
 from edgetl.train.progress import progress_bar
-from edgetl.train.trainer import PhasedTrainer
 
 
 def decode_masks(samples: list[Sample], images: list[DecodedImage], record: Any
@@ -74,7 +73,7 @@ class MaskSamples(Dataset):
                 out["mask"].as_subclass(torch.Tensor)[0].long(), index)
 
 
-class SemanticTrainer(PhasedTrainer):
+class SemanticTrainer(DenseTrainer):
     """An LR-ASPP segmenter over a registry encoder, trained in phases."""
 
     # ------------------------------------------------------------------ hooks: set-up
@@ -123,19 +122,6 @@ class SemanticTrainer(PhasedTrainer):
         self.criterion.to(self.rt.device)
         self.augment = dense_augment(self.recipe.augment.preset,
                                      **self.recipe.augment.overrides())
-
-    @property
-    def _drop_last(self) -> bool:
-        """Batch norm in the decoder needs more than one value per channel after its global
-        pooling: a last batch of one image is dropped (a different one each epoch)."""
-        return len(self.train_s) % self.recipe.train.batch_size == 1
-
-    @property
-    def train_size(self) -> int:
-        return len(self.train_s) - (1 if self._drop_last else 0)
-
-    def head_record(self) -> dict[str, Any]:
-        return self.settings.to_dict()
 
     def checkpoint_extra(self) -> dict[str, Any]:
         return {"class_weights": self.class_weights,

@@ -36,8 +36,10 @@ from edgetl.train.checkpoints import (
     close_run,
     load_last_epoch,
     phase_start,
+    resuming_inside,
     save_last,
     save_model,
+    weight_average,
 )
 from edgetl.train.distributed import init_from_env, shutdown, wrap
 from edgetl.train.divergence import divergence_reason, reference_loss
@@ -53,7 +55,7 @@ from edgetl.train.groups import (
 from edgetl.train.loop import Placement
 from edgetl.train.plan import PhasePlan
 from edgetl.train.progress import progress_bar
-from edgetl.train.report import write_summary, write_test_report
+from edgetl.train.report import announce, finish, print_epoch
 from edgetl.train.result import RunResult
 from edgetl.train.resume import open_run_folder
 from edgetl.train.rundata import SplitData, split_once
@@ -61,7 +63,6 @@ from edgetl.train.schedule import lr_factor, set_lr
 from edgetl.train.selection import (
     count_early_stopping,
     record_best,
-    rule_words,
     stopping_metric,
     validation_size,
 )
@@ -208,14 +209,7 @@ class PhasedTrainer:
             self.model.to(memory_format=torch.channels_last)
         self.layout = block_layout(self.model)
         self.after_model()
-        self.console.print(
-            f"[bold]edgetl finetune[/] {recipe.name}: {recipe.task} with "
-            f"{recipe.model.architecture} on {recipe.data.source} ({len(self.train_s)} train / "
-            f"{len(self.val_s)} val / {len(data.by_split('test'))} test), device {self.dev}")
-        self.console.print(f"spec {self.spec.short_fingerprint()}: "
-                           + "; ".join(self.spec.describe().splitlines()[:3]))
-        self.console.print(f"selection: {rule_words(self.select)} ({self.select_why}); "
-                           f"{self.val_size.images} validation images", markup=False)
+        announce(self)
         self._warn(self.val_size.warning())
         self.prepare_data()
 
@@ -247,7 +241,7 @@ class PhasedTrainer:
         for group in groups:  # a phase retried after a spike runs at a lower learning rate
             group["lr"] = group["initial_lr"] = group["initial_lr"] * self.state.lr_scale
         optimizer = torch.optim.AdamW(groups, lr=plan.phase.lr * self.state.lr_scale)
-        if self.optimizer_state and self._resuming_inside(phase_index):
+        if self.optimizer_state and resuming_inside(self.state, phase_index):
             optimizer.load_state_dict(self.optimizer_state)
         self.optimizer_state = None
         return optimizer
@@ -283,7 +277,7 @@ class PhasedTrainer:
         phase, state = plan.phase, self.state
         optimizer = self._optimizer(plan, phase_index)
         steps_per_epoch = max(1, math.ceil(self.train_size / self.recipe.train.batch_size))
-        self.ema = self._weight_average(phase, phase_index, steps_per_epoch)
+        self.ema = weight_average(self, phase, phase_index, steps_per_epoch)
         total_steps = steps_per_epoch * phase.epochs
         warmup = int(round(phase.warmup_epochs * steps_per_epoch))
 
@@ -313,7 +307,7 @@ class PhasedTrainer:
             if self.dist.is_main:
                 append_line(self.run_folder.metrics_path, json_text(line))
                 save_last(self, line, optimizer)
-            self._print_epoch(line)
+            print_epoch(self.console, self.select, line)
             if stop:
                 self.console.print(f"phase {phase.name}: early stop after {epoch + 1} epoch(s)")
             if action == "lower_lr":
@@ -321,21 +315,6 @@ class PhasedTrainer:
             if stop or last or action == "revert":
                 return True
         return True
-
-    def _weight_average(self, phase: PhaseConfig, phase_index: int,
-                        steps_per_epoch: int) -> WeightAverage | None:
-        """The phase's moving average of its weights, if it asks for one (restored on resume)."""
-        saved, self.ema_state = self.ema_state, None
-        if phase.ema_epochs is None:
-            return None
-        ema = WeightAverage(self.model, phase.ema_epochs * steps_per_epoch)
-        if saved is not None and self._resuming_inside(phase_index):
-            ema.load_state_dict(saved)
-        return ema
-
-    def _resuming_inside(self, phase_index: int) -> bool:
-        """Whether the run stopped in the middle of this phase (its saved state applies)."""
-        return self.state.phase_index == phase_index and self.state.epoch_in_phase > 0
 
     def run_epoch(self, plan: PhasePlan, optimizer: torch.optim.Optimizer,
                   on_step: Callable[[], None], epoch: int) -> tuple[dict[str, Any], bool]:
@@ -394,12 +373,6 @@ class PhasedTrainer:
         """The averaged weights in the model, when this phase keeps an average."""
         return self.ema.applied() if self.ema is not None else contextlib.nullcontext()
 
-    def _print_epoch(self, line: dict[str, Any]) -> None:
-        select = self.select
-        val = f" {select} {line[select]:.4f}" if select in line else ""
-        self.console.print(f"  epoch {line['epoch']:>3} (phase {line['phase']}) train_loss "
-                           f"{line['train_loss']:.4f}{val}  {line['images_per_s']:.0f} img/s")
-
     # ================================================================== the whole run
     def fit(self) -> float:
         """Set up and train every phase (best/ and last/ saved, no test report); the seconds
@@ -419,15 +392,7 @@ class PhasedTrainer:
             return RunResult(self.out, {}, self.state.best_epoch, self.state.best_value,
                              self.train_seconds)
         close_run(self.run_folder, self.state)
-        report = write_test_report(self.out, self.run_folder, self.dev)
-        for note in self.report_warnings(report):
-            self._warn(note)
-        write_summary(
-            self.run_folder.summary_path, state=self.state, select=self.select,
-            select_why=self.select_why, val_size=self.val_size,
-            spec_fingerprint=self.spec.fingerprint(), train_seconds=self.train_seconds,
-            fit_seconds=fit_seconds, started=self.start, test_figures=self.summary_of(report),
-            on_spike=self.recipe.train.on_spike, notes=self.notes)
+        report = finish(self, fit_seconds)
         shutdown(self.dist)
         return RunResult(self.out, report, self.state.best_epoch, self.state.best_value,
                          self.train_seconds)

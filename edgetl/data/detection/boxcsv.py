@@ -24,7 +24,7 @@ from edgetl.data.csvrows import csv_rows
 from edgetl.data.detection import problems as P
 from edgetl.data.detection.build import ClassNames, Record, assemble
 from edgetl.data.detection.folders import abspath, read_names
-from edgetl.data.detection.geometry import Box, check_box, size_error
+from edgetl.data.detection.geometry import Box
 from edgetl.data.samples import SPLITS, DataSet, is_image_name
 from edgetl.data.targets import BoxTarget
 from edgetl.errors import DataError
@@ -154,9 +154,8 @@ def read_box_csv(csv_path: Path, task: str, problems: P.Problems,
         if not is_image_name(image.path):
             problems.add(image.path, P.BAD_ANNOTATION, "not an image extension")
             continue
-        size, reason = size_error(image.path)
+        size = problems.image_size(image.path)
         if size is None:
-            problems.add(image.path, reason or "cannot decode")
             continue
         if image.size is not None and image.size != size:
             problems.add(image.path, P.IMAGE_SIZE, f"the CSV says {image.size[1]}x"
@@ -167,9 +166,7 @@ def read_box_csv(csv_path: Path, task: str, problems: P.Problems,
             if not classes.accept(label):
                 problems.add(where, P.UNKNOWN_CLASS, classes.unknown(label))
                 continue
-            box, issue = check_box(raw, size)
-            if issue:
-                problems.add(where, P.BOX_CLIPPED if box else P.BOX_DROPPED, f"{label} {issue}")
+            box = problems.box(raw, size, where, label)
             if box is not None:
                 boxes.append(box)
                 labels.append(label)

@@ -34,7 +34,7 @@ from edgetl.data.detection.folders import (
     abspath,
     split_folders,
 )
-from edgetl.data.detection.geometry import Box, Size, check_box, size_error
+from edgetl.data.detection.geometry import Box, Size
 from edgetl.data.detection.masks import check_polygons, polygons_box, rle_box
 from edgetl.data.detection.which import has_masks
 from edgetl.data.samples import SPLITS, DataSet
@@ -225,9 +225,8 @@ def _images(data: dict, json_path: Path, split: str | None, seen: set[Path],
             problems.add(str(path), P.BAD_ANNOTATION, f"listed twice (image id {entry['id']} "
                                                       f"in {json_path.name})")
             continue
-        size, reason = size_error(str(path))
+        size = problems.image_size(str(path))
         if size is None:
-            problems.add(str(path), reason or "cannot decode")
             continue
         stated = (entry.get("height"), entry.get("width"))
         if all(isinstance(v, int) and v > 0 for v in stated) and stated != size:
@@ -269,9 +268,7 @@ def _target(image: _Image, masks_wanted: bool, classes: dict[int, str], json_pat
                 if found is None:
                     continue
                 raw = found[0]
-        box, issue = check_box(raw, image.size)
-        if issue:
-            problems.add(where, P.BOX_CLIPPED if box else P.BOX_DROPPED, f"{name} {issue}")
+        box = problems.box(raw, image.size, where, name)
         if box is None:
             continue
         boxes.append(box)

@@ -29,7 +29,7 @@ from edgetl.data.checks import describe_error
 from edgetl.data.detection import problems as P
 from edgetl.data.detection.build import ClassNames, Record, assemble
 from edgetl.data.detection.folders import read_names, split_folders, walk_files
-from edgetl.data.detection.geometry import Box, Size, size_error
+from edgetl.data.detection.geometry import Box, Size
 from edgetl.data.detection.masks import id_image_rles, read_id_png
 from edgetl.data.samples import DataSet
 from edgetl.data.targets import InstanceMask, InstanceTarget
@@ -165,9 +165,8 @@ def read_id_masks(root: Path, task: str, problems: P.Problems) -> DataSet:
         shared = _mappings(masks)
         for image in walk_files(images):
             rel = image.relative_to(images).with_suffix("")
-            size, reason = size_error(str(image))
+            size = problems.image_size(str(image))
             if size is None:
-                problems.add(str(image), reason or "cannot decode")
                 continue
             mark = problems.mark()
             candidates = [masks / f"{rel}{s}" for s in MASK_SUFFIXES]

@@ -11,6 +11,7 @@ import os
 import warnings
 from collections import Counter
 
+from edgetl.data.detection.geometry import Box, Size, check_box, size_error
 from edgetl.data.samples import DataWarning
 
 BOX_CLIPPED = "box clipped to the image"
@@ -54,6 +55,21 @@ class Problems:
 
     def add(self, path: str, kind: str, detail: str = "") -> None:
         self.items.append((str(path), f"{kind}: {detail}" if detail else kind))
+
+    def image_size(self, path: str) -> Size | None:
+        """The image's (H, W) as decoded, or None with why it cannot be used recorded."""
+        size, reason = size_error(path)
+        if size is None:
+            self.add(path, reason or "cannot decode")
+        return size
+
+    def box(self, raw: Box, size: Size, where: str, name: str) -> Box | None:
+        """`raw` checked against an (H, W) image: the box to use (clipped if need be) or None,
+        with a clipped or dropped box recorded under `where` for the object `name`."""
+        box, issue = check_box(raw, size)
+        if issue:
+            self.add(where, BOX_CLIPPED if box else BOX_DROPPED, f"{name} {issue}")
+        return box
 
     def mark(self) -> int:
         """Where the next image's problems start (for `lost_objects`)."""

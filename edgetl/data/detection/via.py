@@ -20,7 +20,7 @@ from edgetl.data.detection import problems as P
 from edgetl.data.detection.build import ClassNames, Record, assemble
 from edgetl.data.detection.coco import load_json
 from edgetl.data.detection.folders import ImageIndex, read_names, split_folders, walk_files
-from edgetl.data.detection.geometry import check_box, size_error
+from edgetl.data.detection.geometry import check_box
 from edgetl.data.detection.masks import check_polygons, polygons_box
 from edgetl.data.samples import DataSet
 from edgetl.data.targets import BoxTarget, InstanceMask, InstanceTarget
@@ -109,9 +109,8 @@ def _read_file(json_path: Path, split: str | None, task: str, classes: ClassName
                 "no such image beside the JSON" if image is None else "listed twice"))
             continue
         used.add(image)
-        size, reason = size_error(str(image))
+        size = problems.image_size(str(image))
         if size is None:
-            problems.add(str(image), reason or "cannot decode")
             continue
         regions = entry.get("regions") or []
         regions = list(regions.values()) if isinstance(regions, dict) else regions

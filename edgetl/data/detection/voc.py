@@ -22,7 +22,7 @@ from pathlib import Path
 from edgetl.data.detection import problems as P
 from edgetl.data.detection.build import ClassNames, Record, assemble
 from edgetl.data.detection.folders import ImageIndex, read_names, split_folders, walk_files
-from edgetl.data.detection.geometry import Box, Size, check_box, size_error
+from edgetl.data.detection.geometry import Box, Size
 from edgetl.data.samples import DataSet
 from edgetl.data.targets import BoxTarget
 
@@ -104,10 +104,7 @@ def voc_target(ann: VocAnnotation, xml: Path, size: Size, classes: ClassNames,
         if not classes.accept(obj.name):
             problems.add(str(xml), P.UNKNOWN_CLASS, classes.unknown(obj.name))
             continue
-        box, issue = check_box(obj.box, size)
-        if issue:
-            problems.add(str(xml), P.BOX_CLIPPED if box else P.BOX_DROPPED,
-                         f"{obj.name} {issue}")
+        box = problems.box(obj.box, size, str(xml), obj.name)
         if box is not None:
             boxes.append(box)
             labels.append(obj.name)
@@ -142,9 +139,8 @@ def _read_pairs(xmls: list[Path], index: ImageIndex, split_of: dict[str, str | N
                          f"another XML already annotates {image.name}")
             continue
         used.add(image)
-        size, reason = size_error(str(image))
+        size = problems.image_size(str(image))
         if size is None:
-            problems.add(str(image), reason or "cannot decode")
             continue
         mark = problems.mark()
         target = voc_target(ann, xml, size, classes, problems)

@@ -20,7 +20,7 @@ from pathlib import Path
 from edgetl.data.detection import problems as P
 from edgetl.data.detection.build import Record, assemble
 from edgetl.data.detection.folders import read_names, split_folders, walk_files
-from edgetl.data.detection.geometry import Size, check_box, size_error
+from edgetl.data.detection.geometry import Size
 from edgetl.data.detection.masks import check_polygons, polygons_box
 from edgetl.data.detection.which import has_masks
 from edgetl.data.samples import DataSet
@@ -121,9 +121,7 @@ def _parse(path: Path, size: Size, masks_wanted: bool, names: list[str], problem
             cx, cy, w, h = values
             raw = ((cx - w / 2) * width, (cy - h / 2) * height,
                    (cx + w / 2) * width, (cy + h / 2) * height)
-        box, issue = check_box(raw, size)
-        if issue:
-            problems.add(where, P.BOX_CLIPPED if box else P.BOX_DROPPED, f"{name} {issue}")
+        box = problems.box(raw, size, where, name)
         if box is None:
             continue
         boxes.append(box)
@@ -149,9 +147,8 @@ def read_yolo(root: Path, task: str, problems: P.Problems) -> DataSet:
         for image in walk_files(images):
             label = _label_path(image, images, labels)
             used.add(label)
-            size, reason = size_error(str(image))
+            size = problems.image_size(str(image))
             if size is None:
-                problems.add(str(image), reason or "cannot decode")
                 continue
             if label.is_file():
                 mark = problems.mark()
