@@ -165,7 +165,7 @@ def test_predict_without_torch_matches_the_torch_model(det_run: Path,
                                                       det_artifacts: dict[str, Path],
                                                       tmp_path: Path) -> None:
     from edgetl.artifact.postprocess import Detections, detections_from_outputs
-    from edgetl.evaluate.detection_run import torch_detections
+    from edgetl.models.inference import torch_outputs
     from edgetl.models.loading import load_model
     from edgetl.runfolder import RunFolder
     from edgetl.verify.detection import match_detections
@@ -181,7 +181,7 @@ def test_predict_without_torch_matches_the_torch_model(det_run: Path,
     predictions = json.loads(out.read_text())["predictions"]
     assert [p["image"] for p in predictions] == [s.path for s in samples]
     model, info = load_model(det_run)
-    outputs, geometries = torch_detections(model, info.spec, samples)
+    outputs, geometries = torch_outputs(model, info.spec, samples, info.task_record.task)
     reference = detections_from_outputs(outputs, geometries, 0.3)
     total = matched_all = 0
     for pred, ref in zip(predictions, reference, strict=True):

@@ -82,7 +82,7 @@ def test_exports_have_masks_and_pass_verify(run: Path, fmt: str, tmp_path: Path)
 
 def test_predict_without_torch_writes_instance_masks(run: Path, tmp_path: Path) -> None:
     from edgetl.artifact.postprocess import instances_from_outputs
-    from edgetl.evaluate.detection_run import torch_detections
+    from edgetl.models.inference import torch_outputs
     from edgetl.models.loading import load_model
     from edgetl.runfolder import RunFolder
 
@@ -97,7 +97,7 @@ def test_predict_without_torch_writes_instance_masks(run: Path, tmp_path: Path) 
     assert done.returncode == 0, done.stderr
     predictions = json.loads(out.read_text())["predictions"]
     model, info = load_model(run)
-    outputs, geometries = torch_detections(model, info.spec, samples, task="instance")
+    outputs, geometries = torch_outputs(model, info.spec, samples, info.task_record.task)
     reference = instances_from_outputs(outputs, geometries, 0.05)
     for pred, ref, sample in zip(predictions, reference, samples, strict=True):
         with Image.open(sample.path) as img:

@@ -1,7 +1,8 @@
-"""`evaluate` for instance models: a run's checkpoint in torch, or an exported artifact.
+"""`evaluate` for instance models: the scorer the generic evaluators (`outputs_eval`) are bound
+to, and the worst-images figure.
 
-Both go through detection's paths (the checkpoint: the training evaluation transform and the
-deployable module; the artifact: the deployment reference and its graph), then each image's
+A checkpoint's outputs (the training evaluation transform and the deployable module) and an
+artifact's (the deployment reference and its graph) are read the same way: each image's
 detections are mapped back to the file's pixels and their masks pasted there
 (`postprocess.instances_from_outputs`), and pycocotools scores masks and boxes against the
 truth masks at the file's size (`InstanceEvaluator`). The images with the lowest F1 at mask
@@ -15,8 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from edgetl.artifact.postprocess import Instances, instances_from_outputs
+from edgetl.artifact.postprocess import instances_from_outputs
 from edgetl.data.samples import Sample
+from edgetl.evaluate import outputs_eval
+from edgetl.evaluate.outputs_eval import Evaluation
 from edgetl.metrics.detection import DEFAULT_BOOTSTRAP
 from edgetl.metrics.instance import MIN_SCORE, InstanceEvaluator, truth_masks
 from edgetl.tasks.instance import TASK
@@ -24,37 +27,14 @@ from edgetl.tasks.instance import TASK
 WORST_IMAGES = 6
 
 
-def score(record: Any, samples: list[Sample], found: list[Instances], meta: dict[str, Any],
-          max_dets: int) -> dict[str, Any]:
-    """The report of instances (in the files' pixels) against the samples' truth."""
-    evaluator = InstanceEvaluator(record, max_dets)
-    evaluator.update(samples, found, truth_masks(samples, [f.size for f in found]))
+def score(run: Evaluation) -> dict[str, Any]:
+    """The report of instances (mapped to the files' pixels) against the samples' truth."""
+    found = instances_from_outputs(run.outputs, run.geometries)
+    evaluator = InstanceEvaluator(run.info.task_record, _max_dets(run.info))
+    evaluator.update(run.samples, found, truth_masks(run.samples, [f.size for f in found]))
     report = evaluator.compute(bootstrap=DEFAULT_BOOTSTRAP).to_dict()
-    report.update(meta)
-    order = np.argsort(report["per_image_f1"], kind="stable")[:WORST_IMAGES]
-    report["worst_images"] = [{"path": samples[i].path, "f1": report["per_image_f1"][i]}
-                              for i in order]
-    return report
-
-
-def _outputs_of(target: Path, samples: list[Sample], device: str = "cpu"
-                ) -> tuple[list[Instances], Any]:
-    """Instances of `samples` from a run's checkpoint (a folder) or an artifact (a file)."""
-    if target.is_dir():
-        from edgetl.evaluate.detection_run import torch_detections
-        from edgetl.models.loading import load_model
-
-        model, info = load_model(target, "best")
-        outputs, geometries = torch_detections(model, info.spec, samples, device, TASK.name)
-        return instances_from_outputs(outputs, geometries), info
-    from edgetl.predict import open_artifact, run_files
-
-    runner, info = open_artifact(target, "ort-cpu")
-    try:
-        outputs, geometries = run_files(runner, info, [s.path for s in samples])
-    finally:
-        runner.close()
-    return instances_from_outputs(outputs, geometries), info
+    return outputs_eval.with_worst(report, run.meta, run.samples, "per_image_f1", "f1",
+                                   WORST_IMAGES)
 
 
 def _max_dets(info: Any) -> int:
@@ -63,32 +43,8 @@ def _max_dets(info: Any) -> int:
     return int(head.get("max_detections") or post.get("max_detections") or 100)
 
 
-def evaluate_instance_checkpoint(run: str | Path, split: str = "test", data: str | None = None,
-                                 device: str = "cpu") -> dict[str, Any]:
-    """Mask and box mAP of a run's best checkpoint on `split` (its own split unless `data`)."""
-    from edgetl.evaluate.samples import evaluation_samples
-
-    samples, origin = evaluation_samples(Path(run), split, data, TASK.name)
-    found, info = _outputs_of(Path(run), samples, device)
-    return score(info.task_record, samples, found, {
-        "target": str(Path(run)), "kind": "checkpoint", "split": split, "data": origin,
-        "spec_fingerprint": info.spec.fingerprint(), "checkpoint_epoch": info.record.get("epoch")},
-        _max_dets(info))
-
-
-def evaluate_instance_artifact(path: str | Path, split: str = "test", data: str | None = None,
-                               backend: str = "ort-cpu") -> dict[str, Any]:
-    """The same report through an exported artifact (deployment preprocessing, its graph)."""
-    from edgetl.artifact.manifest import read_artifact
-    from edgetl.evaluate.samples import evaluation_samples
-
-    info = read_artifact(Path(path))
-    samples, origin = evaluation_samples(info.source_run, split, data, TASK.name)
-    found, info = _outputs_of(Path(path), samples)
-    return score(info.task_record, samples, found, {
-        "target": str(path), "kind": f"artifact ({info.format}, {info.precision})",
-        "split": split, "data": origin, "spec_fingerprint": info.spec.fingerprint()},
-        _max_dets(info))
+evaluate_instance_checkpoint = outputs_eval.CheckpointEvaluator(score)
+evaluate_instance_artifact = outputs_eval.ArtifactEvaluator(score)
 
 
 def draw_worst(report: dict[str, Any], out_png: Path) -> Path | None:
@@ -103,22 +59,12 @@ def draw_worst(report: dict[str, Any], out_png: Path) -> Path | None:
     if not worst:
         return None
     by_path = {w["path"]: w for w in worst}
-    target = Path(report["target"])
-    run = target if target.is_dir() else None
-    if run is None:
-        from edgetl.artifact.manifest import read_artifact
-
-        run = read_artifact(target).source_run
-    from edgetl.evaluate.samples import evaluation_samples
-    from edgetl.runfolder import RunFolder
-
-    own_split = run is not None and report["data"] == str(RunFolder(run).split_path())
-    samples, _ = evaluation_samples(run, report["split"], None if own_split else report["data"],
-                                    TASK.name)
+    _, _, samples = outputs_eval.report_samples(report, TASK.name)
     picked = [s for s in samples if s.path in by_path]
     if not picked:
         return None
-    found, _ = _outputs_of(target, picked)
+    outputs, geometries, _ = outputs_eval.outputs_of(Path(report["target"]), picked)
+    found = instances_from_outputs(outputs, geometries)
     plt = _pyplot()
     fig, axes = plt.subplots(len(picked), 3, figsize=(11, 3.2 * len(picked)), squeeze=False)
     for sample, guess, (ax_img, ax_truth, ax_guess) in zip(picked, found, axes, strict=True):

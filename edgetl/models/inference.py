@@ -1,14 +1,41 @@
-"""A classifier's softmax outputs for image files, through the training evaluation transform.
+"""A torch model's outputs for image files, through the training evaluation transform.
 
-Shared by `evaluate` (a run's report, `finetune`'s closing test figures) and `export` (the
-validation probabilities an operating point is chosen on), so both see the same numbers.
+One loop (`batched_outputs`) serves every place that runs a torch model over files in batches:
+a classifier's softmax (`torch_probs`: `evaluate`, `finetune`'s closing test figures, the
+validation probabilities `export` chooses an operating point on), a dense model's deployable
+outputs (`torch_outputs`: `evaluate` of a checkpoint, its worst-images figures) and the torch
+side of `verify`. So all of them see the same numbers.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
+
+from edgetl.geometry import Geometry
+
+EVAL_BATCH = 8  # a dense model's evaluation batch (torch_outputs)
+
+Item = TypeVar("Item")
+Read = TypeVar("Read")
+
+
+def batched_outputs(module: Callable[[Any], Any], items: Sequence[Item],
+                    prepare: Callable[[Item], Any], read: Callable[[Any], Read], *, batch: int,
+                    device: str = "cpu", layout: Any = None) -> Iterator[Read]:
+    """`read(module(x))` for each batch `x` of `batch` prepared items (stacked, moved to
+    `device` in memory `layout`, contiguous by default), in order, under inference mode."""
+    # not at the top: importing this module loads no torch
+    import torch
+
+    layout = torch.contiguous_format if layout is None else layout
+    for start in range(0, len(items), batch):
+        with torch.inference_mode():
+            x = torch.stack([prepare(item) for item in items[start:start + batch]])
+            found = read(module(x.to(device).contiguous(memory_format=layout)))
+        yield found
 
 
 def torch_probs(model: Any, spec: Any, paths: list[str], device: str = "cpu",
@@ -17,7 +44,6 @@ def torch_probs(model: Any, spec: Any, paths: list[str], device: str = "cpu",
 
     channels_last and small CPU batches: measured 3x faster than NCHW batches of 64 on 2 cores.
     """
-    # not at the top: importing this module loads no torch
     import torch
 
     from edgetl.data.transforms import eval_transform, load_image
@@ -28,10 +54,31 @@ def torch_probs(model: Any, spec: Any, paths: list[str], device: str = "cpu",
     layout = torch.channels_last if use_channels_last("auto", device, 0) else \
         torch.contiguous_format
     model = model.to(device, memory_format=layout).eval()
-    out = []
-    with torch.inference_mode():
-        for i in range(0, len(paths), batch):
-            x = torch.stack([tf(load_image(p, spec)) for p in paths[i:i + batch]])
-            x = x.to(device).contiguous(memory_format=layout)
-            out.append(torch.softmax(model(x).float(), dim=1).cpu())
+    out = list(batched_outputs(model, paths, lambda p: tf(load_image(p, spec)),
+                               lambda y: torch.softmax(y.float(), dim=1).cpu(),
+                               batch=batch, device=device, layout=layout))
     return torch.cat(out).numpy()
+
+
+def torch_outputs(model: Any, spec: Any, samples: Sequence[Any], task: str, device: str = "cpu"
+                  ) -> tuple[dict[str, np.ndarray], list[Geometry]]:
+    """A dense model's deployable outputs (the task's, what its artifact is made of) for the
+    samples' files, and each image's geometry: the torch twin of `predict.run_files`."""
+    from edgetl.artifact.postprocess import concat_outputs
+    from edgetl.data.transforms import geometry_transform, load_image, normalize_transform
+    from edgetl.geometry import geometry_for
+    from edgetl.models.deployable import deployable
+
+    module = deployable(model, task)[0].to(device).eval()
+    to_input, normalize = geometry_transform(spec), normalize_transform(spec)
+    geometries: list[Geometry] = []
+
+    def prepare(sample: Any) -> Any:
+        image = load_image(sample.path, spec)
+        geometries.append(geometry_for(image.height, image.width, spec))
+        return normalize(to_input(image))
+
+    parts = list(batched_outputs(module, samples, prepare,
+                                 lambda found: {k: v.cpu().numpy() for k, v in found.items()},
+                                 batch=EVAL_BATCH, device=device))
+    return concat_outputs(parts), geometries

@@ -132,11 +132,11 @@ def _run_both(art: Any, info: Any, runner: Any, samples: list[Any], batch: int,
     again on torchvision's tensors (conversion error alone)."""
     # not at the top: importing this module loads no torch
     import numpy as np
-    import torch
 
     from edgetl.artifact.reference import normalize, pixels_and_geometry
     from edgetl.data.transforms import geometry_transform, load_image, normalize_transform
     from edgetl.models.deployable import deployable
+    from edgetl.models.inference import batched_outputs
     from edgetl.models.loading import load_model
     from edgetl.runtime.torch_runner import TorchRunner
     from edgetl.verify.checks import GoldenAccumulator
@@ -147,29 +147,35 @@ def _run_both(art: Any, info: Any, runner: Any, samples: list[Any], batch: int,
     geometry, to_tensor_norm = geometry_transform(info.spec), normalize_transform(info.spec)
     side = _BothSides(GoldenAccumulator(art.spec, info.spec))
     raw_input = art.spec.graph_input == "uint8_raw"
-    for start in range(0, len(samples), batch):
-        tv_inputs, art_inputs, tv_feed = [], [], []
-        for sample in samples[start:start + batch]:
-            # Training side: decode -> torchvision geometry -> normalisation; this is
-            # eval_transform(spec) split in its two halves so the uint8 image can be compared.
-            tv_pixels = geometry(load_image(sample.path, info.spec))
-            tv_norm = to_tensor_norm(tv_pixels)
-            tv_inputs.append(tv_norm)
-            # Deployment side: what predict does with the artifact's own spec.
-            ref_pixels, geo = pixels_and_geometry(sample.path, art.spec)
-            side.geometries.append(geo)
-            ref_norm = normalize(ref_pixels, art.spec)
-            art_inputs.append(ref_pixels if raw_input else ref_norm)
-            tv_hwc = tv_pixels.permute(1, 2, 0).numpy()
-            tv_feed.append(tv_hwc if raw_input else tv_norm.numpy())
-            side.golden.add(sample.path, ref_pixels, ref_norm, tv_hwc, tv_norm.numpy())
-        side.reference.append(reference.run(torch.stack(tv_inputs)))
+    # the batch's inputs to the artifact, filled by `prepare`
+    art_inputs: list[Any] = []
+    tv_feed: list[Any] = []
+
+    def prepare(sample: Any) -> Any:
+        # Training side: decode -> torchvision geometry -> normalisation; this is
+        # eval_transform(spec) split in its two halves so the uint8 image can be compared.
+        tv_pixels = geometry(load_image(sample.path, info.spec))
+        tv_norm = to_tensor_norm(tv_pixels)
+        # Deployment side: what predict does with the artifact's own spec.
+        ref_pixels, geo = pixels_and_geometry(sample.path, art.spec)
+        side.geometries.append(geo)
+        ref_norm = normalize(ref_pixels, art.spec)
+        art_inputs.append(ref_pixels if raw_input else ref_norm)
+        tv_hwc = tv_pixels.permute(1, 2, 0).numpy()
+        tv_feed.append(tv_hwc if raw_input else tv_norm.numpy())
+        side.golden.add(sample.path, ref_pixels, ref_norm, tv_hwc, tv_norm.numpy())
+        return tv_norm
+
+    for found in batched_outputs(reference.run, samples, prepare, lambda out: out, batch=batch):
+        side.reference.append(found)
         if side.run_error is None:
             try:
                 side.artifact.append(runner.run(np.stack(art_inputs)))
                 side.conversion.append(runner.run(np.stack(tv_feed)))
             except Exception as exc:  # onnxruntime/TensorRT errors are untyped
                 side.run_error = f"the artifact failed to run on its spec's inputs: {exc}"
+        art_inputs.clear()
+        tv_feed.clear()
     return side
 
 
