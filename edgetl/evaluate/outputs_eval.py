@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from edgetl.checkpoint import BEST
 from edgetl.data.samples import Sample
 from edgetl.geometry import Geometry
 
@@ -52,7 +53,7 @@ class CheckpointEvaluator:
         from edgetl.models.inference import torch_outputs
         from edgetl.models.loading import load_model
 
-        model, info = load_model(run, "best")
+        model, info = load_model(run, BEST)
         task = info.task_record.task
         samples, origin = evaluation_samples(Path(run), split, data, task)
         outputs, geometries = torch_outputs(model, info.spec, samples, task, device)
@@ -94,7 +95,7 @@ def outputs_of(target: Path, samples: list[Sample], device: str = "cpu"
         from edgetl.models.inference import torch_outputs
         from edgetl.models.loading import load_model
 
-        model, info = load_model(target, "best")
+        model, info = load_model(target, BEST)
         outputs, geometries = torch_outputs(model, info.spec, samples, info.task_record.task,
                                             device)
         return outputs, geometries, info

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from edgetl.checkpoint import BEST
 from edgetl.errors import DataError
 from edgetl.models.inference import torch_probs
 
@@ -27,7 +28,7 @@ def evaluate_checkpoint(run_dir: str | Path, split: str = "test", data: str | No
     from edgetl.metrics.classification import classification_report
     from edgetl.models.loading import load_model
 
-    model, info = load_model(run_dir, "best")
+    model, info = load_model(run_dir, BEST)
     names = info.task_record.names
     targets = requested_targets(Path(run_dir), operating_points, names)
     samples, origin = evaluation_samples(Path(run_dir), split, data, info.task_record.task)
