@@ -16,7 +16,7 @@ from typing import Literal
 from edgetl.errors import UsageError
 
 Precision = Literal["fp32", "fp16", "int8"]
-Family = Literal["onnx", "tensorrt"]
+Family = Literal["onnx", "tensorrt", "openvino"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class ArtifactFamily:
     suffix: str
     noun: str
     embedded_metadata: bool
+    companion_suffix: str | None = None  # a second file of the same stem the first one needs
 
 
 FAMILIES: dict[str, ArtifactFamily] = {
@@ -36,6 +37,9 @@ FAMILIES: dict[str, ArtifactFamily] = {
         ArtifactFamily(name="onnx", suffix=".onnx", noun="an ONNX graph", embedded_metadata=True),
         ArtifactFamily(name="tensorrt", suffix=".engine", noun="a TensorRT engine",
                        embedded_metadata=False),
+        # the .xml names the IR; its weights are the .bin of the same stem beside it
+        ArtifactFamily(name="openvino", suffix=".xml", noun="an OpenVINO IR",
+                       embedded_metadata=True, companion_suffix=".bin"),
     )
 }
 
@@ -44,6 +48,17 @@ def family_of(path: str | Path) -> ArtifactFamily | None:
     """The family a file belongs to by its suffix (None: no family edgetl writes)."""
     suffix = Path(path).suffix
     return next((f for f in FAMILIES.values() if f.suffix == suffix), None)
+
+
+def artifact_size(path: str | Path) -> int:
+    """Bytes of an artifact with its companion file (an IR's .xml and .bin together)."""
+    path = Path(path)
+    family = family_of(path)
+    size = path.stat().st_size
+    if family is None or family.companion_suffix is None:
+        return size
+    companion = path.with_suffix(family.companion_suffix)
+    return size + (companion.stat().st_size if companion.is_file() else 0)
 
 
 @dataclass(frozen=True)
@@ -93,6 +108,18 @@ FORMATS: dict[str, ExportFormat] = {
             module="edgetl.export.tensorrt_engine",
             description="TensorRT engine, int8 with an entropy calibrator (and fp16 fallback)",
             top1_agreement_budget=0.98, accuracy_budget_points=1.0, calibrated=True,
+        ),
+        ExportFormat(
+            name="openvino", family="openvino", precision="fp32", filename="model.xml",
+            module="edgetl.export.openvino_ir",
+            description="OpenVINO IR (.xml + .bin) converted from the fp32 ONNX graph",
+            top1_agreement_budget=1.0, accuracy_budget_points=0.5,
+        ),
+        ExportFormat(
+            name="openvino-fp16", family="openvino", precision="fp16", filename="model.fp16.xml",
+            module="edgetl.export.openvino_ir",
+            description="OpenVINO IR, float16 weights (the CPU computes in float32)",
+            top1_agreement_budget=0.995, accuracy_budget_points=0.5,
         ),
     )
 }

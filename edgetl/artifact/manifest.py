@@ -8,8 +8,9 @@ Two records travel with every artifact:
 - beside the artifact, `<artifact file name>.manifest.json` (for example
   `model.int8-qdq.onnx.manifest.json`) with the same values plus the artifact's own sha256 and
   size, the opset, input/output names and dtypes, package versions, the source run folder and
-  checkpoint, and format-specific evidence (quantisation counts, calibration settings). TensorRT
-  engines have no metadata slot, so for them the manifest is the only record.
+  checkpoint, and format-specific evidence (quantisation counts, calibration settings). OpenVINO
+  IRs carry the same keys in their rt_info (`openvino_ir.py`). TensorRT engines have no
+  metadata slot, so for them the manifest is the only record.
 
 This module imports neither torch nor onnxruntime: `onnx` is only needed to read ONNX metadata,
 and `metadata_from_mapping` lets a caller that already holds an onnxruntime session skip it.
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from edgetl.artifact.formats import family_of
+from edgetl.artifact.openvino_ir import ir_metadata
 from edgetl.checkpoint import BEST
 from edgetl.decision import OperatingPoint
 from edgetl.errors import ArtifactError, SpecError, UsageError
@@ -269,9 +271,9 @@ def metadata_from_mapping(
 def read_artifact(path: str | Path) -> ArtifactInfo:
     """Read an artifact's spec, labels and origin without torch.
 
-    ONNX: the embedded metadata is the truth (the manifest adds the run it came from). Engines:
-    the manifest is the only record. Raises `ArtifactError` (exit 2) when the file is missing or
-    carries no spec.
+    ONNX and OpenVINO IR: the embedded metadata is the truth (the manifest adds the run it came
+    from). Engines: the manifest is the only record. Raises `ArtifactError` (exit 2) when the
+    file is missing or carries no spec.
     """
     path = Path(path)
     if not path.is_file():
@@ -279,7 +281,8 @@ def read_artifact(path: str | Path) -> ArtifactInfo:
     manifest = read_manifest(path)
     family = family_of(path)
     if family is not None and family.embedded_metadata:
-        return metadata_from_mapping(path, onnx_metadata(path), manifest)
+        reader = ir_metadata if family.name == "openvino" else onnx_metadata
+        return metadata_from_mapping(path, reader(path), manifest)
     if manifest is None:
         raise ArtifactError(
             f"{path} has no manifest {manifest_path(path).name} and no embedded metadata",

@@ -67,7 +67,7 @@ def e2e_target(backend: str, info: ArtifactInfo, paths: Sequence[str], batch: in
 
         runner = open_runner(info.path, backend, threads=threads, io_binding=backend == "ort-cuda")
         closer = runner.close
-        used_threads = None
+        used_threads = getattr(runner, "threads", None)  # CPU runners (ov-cpu) say so
         if backend == "ort-cpu":
             from edgetl.bench.ort_timing import default_cpu_threads
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from edgetl.artifact.formats import artifact_size
 from edgetl.bench import REPORT_SCHEMA
 from edgetl.bench.environment import capture_environment
 from edgetl.bench.inputs import check_batch_memory, find_images, preprocessed_batch
@@ -178,11 +179,13 @@ def _factories(backend: str, mode: str, batch: int, subject: Subject, paths: lis
         from edgetl.bench.timing import HostClock
         from edgetl.runtime import open_runner
 
-        runner = open_runner(art.path, backend)
+        runner = open_runner(art.path, backend, threads=config.threads)
+        threads = getattr(runner, "threads", None)  # CPU runners (ov-cpu) say what they use
+        details = ({"runner": runner.describe()} if hasattr(runner, "threads")
+                   else {"includes": "host->device input and device->host output copies"})
         return _Target(backend=backend, precision=art.precision,
-                       step=lambda: runner.run(data), clock=HostClock(), threads=None,
-                       details={"includes": "host->device input and device->host output copies"},
-                       closer=runner.close)
+                       step=lambda: runner.run(data), clock=HostClock(), threads=threads,
+                       details=details, closer=runner.close)
 
     return [through_runner]
 
@@ -243,7 +246,7 @@ def run_bench(config: BenchConfig, progress: Callable[[dict[str, Any]], None] | 
     result = BenchResult(report={})
     rows: list[dict[str, Any]] = []
     for backend in backends:
-        model_size = (subject.artifact.path.stat().st_size
+        model_size = (artifact_size(subject.artifact.path)
                       if backend != "torch" and subject.artifact is not None
                       else _checkpoint_size(subject))
         for mode in config.modes:

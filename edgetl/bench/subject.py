@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgetl.artifact.formats import artifact_size
 from edgetl.artifact.manifest import ArtifactInfo, read_artifact
 from edgetl.errors import ArtifactError, UsageError
 from edgetl.io import sha256_file
@@ -59,7 +60,7 @@ class Subject:
             art = self.artifact
             return {
                 "path": str(art.path), "name": art.path.name, "sha256": sha256_file(art.path),
-                "size_bytes": art.path.stat().st_size, "format": art.format,
+                "size_bytes": artifact_size(art.path), "format": art.format,
                 "precision": art.precision, "spec_fingerprint": art.spec.fingerprint(),
                 "architecture": art.architecture,
                 "embedded_preprocessing": art.embedded_preprocessing,

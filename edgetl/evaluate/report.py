@@ -64,8 +64,11 @@ def evaluate_target(target: Path, split: str = "test", data: str | None = None,
         info = read_artifact(target)
         refuse_edited(info)  # before any data is looked for: an edited artifact is refused
         task = info.task_record.task
+        from edgetl.runtime.backends import default_backend
+
         return _evaluator("artifact_evaluator", task)(
-            target, split=split, data=data, **_operating_points(task, operating_points))
+            target, split=split, data=data, backend=default_backend(target),
+            **_operating_points(task, operating_points))
     raise ArtifactError(f"nothing to evaluate at {target}",
                         "pass a run folder from 'edgetl finetune' or an exported .onnx file")
 

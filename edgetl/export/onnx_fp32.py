@@ -136,8 +136,6 @@ def finalize_onnx(ctx: ExportContext, model: Any, details: dict[str, Any],
 def _smoke_test(data: bytes, ctx: ExportContext) -> None:
     """onnxruntime must load and run the bytes on a batch of 2 before they count as exported:
     every output batched, floating outputs finite, a classifier's logits [2, classes]."""
-    import numpy as np
-
     from edgetl.runtime.onnxrt import open_session
 
     try:
@@ -148,6 +146,14 @@ def _smoke_test(data: bytes, ctx: ExportContext) -> None:
     except Exception as exc:  # onnxruntime's errors are untyped
         raise ArtifactError(f"onnxruntime cannot run the exported {ctx.fmt.name} graph: {exc}"
                             ) from exc
+    check_smoke_outputs(outputs, ctx)
+
+
+def check_smoke_outputs(outputs: dict[str, Any], ctx: ExportContext) -> None:
+    """A batch of 2's outputs as every exported file must give them: every output batched,
+    floating outputs finite, a classifier's logits [2, classes]."""
+    import numpy as np
+
     for name, out in outputs.items():
         if out.shape[:1] != (2,) or (out.dtype.kind == "f" and not np.isfinite(out).all()):
             raise ArtifactError(f"the exported graph's output {name} is {out.shape} or not "

@@ -72,6 +72,10 @@ BACKEND_TABLE: dict[str, Backend] = {
         Backend(name="torch", runner="edgetl.runtime.torch_runner:TorchRunner", families=(),
                 package="torch", needs_torch=True,
                 description="the run's PyTorch checkpoint: verify's and bench's reference"),
+        Backend(name="ov-cpu", runner="edgetl.runtime.openvino_runner:OvRunner",
+                families=("openvino",), package="openvino", needs_torch=False,
+                description="OpenVINO on the CPU (latency hint, float32 inference precision)",
+                require="edgetl.runtime.openvino_runner:require_openvino"),
     )
 }
 
@@ -99,6 +103,16 @@ def artifact_backend(name: str) -> Backend:
     if row is None or name not in ARTIFACT_BACKENDS:
         raise UsageError(f"unknown backend {name!r}", f"use one of {', '.join(ARTIFACT_BACKENDS)}")
     return row
+
+
+def default_backend(path: str | Path) -> str:
+    """The backend a file runs on when none is asked for: ort-cpu, or for a family ort-cpu
+    does not run, the first backend in the table that runs it (ov-cpu for an OpenVINO IR)."""
+    family = family_of(path)
+    if family is None or family.name in BACKEND_TABLE["ort-cpu"].families:
+        return "ort-cpu"
+    return next((b.name for b in BACKEND_TABLE.values()
+                 if b.runner and family.name in b.families), "ort-cpu")
 
 
 def check_runs(row: Backend, path: str | Path) -> None:
