@@ -90,7 +90,7 @@ class ArtifactEvaluator:
 def outputs_of(target: Path, samples: list[Sample], device: str = "cpu"
                ) -> tuple[dict[str, np.ndarray], list[Geometry], Any]:
     """(outputs, geometries, info) of `samples` from a run's checkpoint (a folder) or an
-    artifact (a file, on ONNX Runtime's CPU): what a report's figures predict again."""
+    artifact (a file, on its family's default backend): what a report's figures predict again."""
     if target.is_dir():
         from edgetl.models.inference import torch_outputs
         from edgetl.models.loading import load_model
@@ -100,8 +100,9 @@ def outputs_of(target: Path, samples: list[Sample], device: str = "cpu"
                                             device)
         return outputs, geometries, info
     from edgetl.predict import open_artifact, run_files
+    from edgetl.runtime.backends import default_backend
 
-    runner, info = open_artifact(target, "ort-cpu")
+    runner, info = open_artifact(target, default_backend(target))
     try:
         outputs, geometries = run_files(runner, info, [s.path for s in samples])
     finally:
