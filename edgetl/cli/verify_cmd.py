@@ -11,29 +11,23 @@ from edgetl.runtime import ARTIFACT_BACKENDS
 
 
 def _budget_defaults() -> tuple[str, str]:
-    """Each task's default budgets per precision, read from the tables verify gates with."""
-    from edgetl.artifact.formats import (
-        DETECTION_BUDGETS,
-        FORMATS,
-        INSTANCE_BUDGETS,
-        SEMANTIC_BUDGETS,
-    )
+    """Each task's default budgets per precision, read from the tables verify gates with (its
+    `verify_budgets`)."""
+    from edgetl import tasks
 
-    classes = {f.precision: f for f in FORMATS.values()}
+    tables = [tasks.get(name).load("verify_budgets") for name in tasks.names()]
+    return _listed(tables, "agreement_words", "agreement"), _listed(tables, "drop_words", "drop")
 
-    def per(table: dict, key: str) -> str:
-        return "/".join(f"{getattr(table[p], key):g}" for p in ("fp32", "fp16", "int8"))
 
-    agreement = (f"top-1 agreement for classification ({per(classes, 'top1_agreement_budget')}), "
-                 f"matched-detection share for detection ({per(DETECTION_BUDGETS, 'match_rate')})"
-                 f" and instance segmentation ({per(INSTANCE_BUDGETS, 'match_rate')}), pixel "
-                 f"agreement for semantic segmentation "
-                 f"({per(SEMANTIC_BUDGETS, 'pixel_agreement')})")
-    drop = (f"accuracy for classification ({per(classes, 'accuracy_budget_points')}), mAP for "
-            f"detection ({per(DETECTION_BUDGETS, 'map_points')}), mIoU for semantic "
-            f"segmentation ({per(SEMANTIC_BUDGETS, 'miou_points')}), mask mAP for instance "
-            f"segmentation ({per(INSTANCE_BUDGETS, 'mask_map_points')})")
-    return agreement, drop
+def _listed(tables: list, words: str, field: str) -> str:
+    """"measure for task (defaults) and task (defaults), ...": tasks gated on the same
+    measure share its name, in the order the tasks are listed."""
+    groups: dict[str, list[str]] = {}
+    for table in tables:
+        groups.setdefault(getattr(table, words), []).append(
+            f"{table.task_words} ({table.per_precision(getattr(table, field))})")
+    return ", ".join(f"{measure} for {' and '.join(entries)}"
+                     for measure, entries in groups.items())
 
 
 _AGREEMENT, _DROP = _budget_defaults()

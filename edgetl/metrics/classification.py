@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from edgetl.metrics.bootstrap import percentile_interval, resample_orders
 from edgetl.metrics.imbalance import imbalance_checks
 
 
@@ -36,11 +37,9 @@ def bootstrap_accuracy_ci(
     """Percentile bootstrap interval of the mean of a 0/1 vector."""
     if len(correct) == 0:
         return (0.0, 0.0)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(correct), size=(n_boot, len(correct)))
-    means = correct[idx].mean(axis=1)
-    lo, hi = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
-    return float(lo), float(hi)
+    idx = resample_orders(len(correct), n_boot, seed)
+    lo, hi = percentile_interval(correct[idx].mean(axis=1), level)
+    return lo, hi
 
 
 def _roc_auc(y_true: np.ndarray, probs: np.ndarray, n_classes: int) -> dict[str, Any]:
@@ -172,9 +171,7 @@ def metric_interval(y_true: np.ndarray, probs: np.ndarray, metric: str,
     elif len(y_true) == 0:
         lo = hi = value
     else:
-        rng = np.random.default_rng(seed)
-        idx = rng.integers(0, len(y_true), size=(n_boot, len(y_true)))
-        values = resampled_metric(y_true, probs, idx, metric)
-        lo, hi = (float(v) for v in np.quantile(values, [(1 - level) / 2, 1 - (1 - level) / 2]))
+        idx = resample_orders(len(y_true), n_boot, seed)
+        lo, hi = percentile_interval(resampled_metric(y_true, probs, idx, metric), level)
     return {"value": float(value), "ci95": [float(lo), float(hi)], "n": int(len(y_true)),
             "interval": f"percentile bootstrap over images ({n_boot} resamples, seed {seed})"}

@@ -25,6 +25,8 @@ import numpy as np
 
 from edgetl.artifact.postprocess import Detections
 from edgetl.data.samples import Sample
+from edgetl.metrics.bootstrap import paired_delta, percentile_interval, resample_orders
+from edgetl.metrics.boxes import box_iou
 from edgetl.spec import TaskRecord
 from edgetl.tasks.detection import TASK as _DETECTION
 
@@ -284,7 +286,7 @@ def bootstrap_stats(evaluation: Any, rounds: int, seed: int = 0,
     arithmetic, `_resample_stats`)."""
     n_images = len(evaluation._paramsEval.imgIds)
     if orders is None:
-        orders = np.random.default_rng(seed).integers(0, n_images, size=(rounds, n_images))
+        orders = resample_orders(n_images, rounds, seed)
     records = _per_image_records(evaluation)
     thresholds = np.asarray(evaluation.params.iouThrs)
     points = np.asarray(evaluation.params.recThrs)
@@ -296,38 +298,13 @@ def bootstrap_stats(evaluation: Any, rounds: int, seed: int = 0,
     return {name: np.asarray(v) for name, v in values.items()}
 
 
-def percentile_interval(values: np.ndarray, level: float = 0.95) -> list[float]:
-    low, high = np.quantile(values, [(1 - level) / 2, 1 - (1 - level) / 2])
-    return [float(low), float(high)]
-
-
 def paired_map_delta(first: Any, second: Any, rounds: int = DEFAULT_BOOTSTRAP, seed: int = 0
                      ) -> dict[str, Any]:
     """second - first for map and map50, with a paired bootstrap interval (same images drawn
     for both). Both evaluations must cover the same images in the same order."""
-    n_images = len(first._paramsEval.imgIds)
-    orders = np.random.default_rng(seed).integers(0, n_images, size=(rounds, n_images))
-    a = bootstrap_stats(first, rounds, orders=orders)
-    b = bootstrap_stats(second, rounds, orders=orders)
-    point_a, point_b = summarize(first), summarize(second)
-    return {name: {"first": point_a[name], "second": point_b[name],
-                   "delta": point_b[name] - point_a[name],
-                   "delta_ci95": percentile_interval(b[name] - a[name])}
-            for name in ("map", "map50")}
-
-
-def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """IoU of one x1y1x2y2 box with many."""
-    if len(boxes) == 0:
-        return np.zeros(0)
-    x1 = np.maximum(box[0], boxes[:, 0])
-    y1 = np.maximum(box[1], boxes[:, 1])
-    x2 = np.minimum(box[2], boxes[:, 2])
-    y2 = np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return inter / np.maximum(area + areas - inter, 1e-12)
+    return paired_delta(first, second, len(first._paramsEval.imgIds), ("map", "map50"),
+                        summarize, lambda e, orders: bootstrap_stats(e, rounds, orders=orders),
+                        rounds, seed)
 
 
 def detection_confusion(images: list[dict[str, Any]], gt: list[dict[str, Any]],
@@ -347,7 +324,7 @@ def detection_confusion(images: list[dict[str, Any]], gt: list[dict[str, Any]],
         free = np.ones(len(truth), dtype=bool)
         for d in found:
             x, y, w, h = d["bbox"]
-            overlaps = _iou(np.array([x, y, x + w, y + h]), boxes)
+            overlaps = box_iou(np.array([[x, y, x + w, y + h]]), boxes)[0]
             overlaps[~free] = -1
             best = int(np.argmax(overlaps)) if len(overlaps) else -1
             if best >= 0 and overlaps[best] >= iou:

@@ -18,11 +18,11 @@ import numpy as np
 
 from edgetl.artifact.postprocess import Instances
 from edgetl.data.samples import Sample
+from edgetl.metrics.bootstrap import percentile_interval, resample_orders
 from edgetl.metrics.detection import (
     DetectionEvaluator,
     _per_class,
     bootstrap_stats,
-    percentile_interval,
     summarize,
 )
 from edgetl.spec import TaskRecord
@@ -102,8 +102,7 @@ class InstanceEvaluator(DetectionEvaluator):
         report = InstanceReport(mask_stats, box_stats, per_class, len(self.images),
                                 self.n_boxes, max(100, self.max_dets), per_image_f1(masks))
         if bootstrap > 0 and self.images:
-            orders = np.random.default_rng(seed).integers(
-                0, len(self.images), size=(bootstrap, len(self.images)))
+            orders = resample_orders(len(self.images), bootstrap, seed)
             for prefix, evaluation in (("mask", masks), ("box", boxes)):
                 samples = bootstrap_stats(evaluation, bootstrap, orders=orders)
                 for name in ("map", "map50"):

@@ -1,4 +1,4 @@
-"""Matching an artifact's detections to the torch model's: box IoU, greedy pairs, mask IoU.
+"""Matching an artifact's detections to the torch model's: greedy pairs, mask IoU.
 
 Shared by verify's parity checks and the int8 search's judges (export), so both measure the
 same thing; kept below both layers.
@@ -9,22 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 from edgetl.artifact.postprocess import Detections, Instances, paste_mask
+from edgetl.metrics.boxes import box_iou
 
 MATCH_IOU = 0.5
-
-
-def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box in `a` [n, 4] with every box in `b` [m, 4] (x1y1x2y2)."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-12)
 
 
 def match_pairs(reference: Detections, candidate: Detections, min_score: float,
@@ -33,7 +20,7 @@ def match_pairs(reference: Detections, candidate: Detections, min_score: float,
     the detections as given (the reference's above `min_score` only)."""
     rows = np.flatnonzero(reference.scores >= min_score)
     order = rows[np.argsort(-reference.scores[rows], kind="stable")]
-    overlaps = _iou_matrix(reference.boxes, candidate.boxes)
+    overlaps = box_iou(reference.boxes, candidate.boxes)
     free = np.ones(len(candidate.boxes), dtype=bool)
     matched: list[tuple[int, int, float]] = []
     for i in order:

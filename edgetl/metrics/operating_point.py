@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from edgetl.decision import Kind, OperatingPoint, Target
+from edgetl.metrics.bootstrap import percentile_interval, resample_orders
 
 CURVE_POINTS = 201  # at most this many points per class curve in a report
 BOOTSTRAP = 2000
@@ -104,7 +105,7 @@ def figures_with_intervals(positive: np.ndarray, predicted: np.ndarray, n_boot: 
     n = len(positive)
     if n == 0:
         return figures
-    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    idx = resample_orders(n, n_boot, seed)
     pos, pred = positive[idx], predicted[idx]
     tp = (pos & pred).sum(axis=1)
     fp = (~pos & pred).sum(axis=1)
@@ -113,10 +114,9 @@ def figures_with_intervals(positive: np.ndarray, predicted: np.ndarray, n_boot: 
     with np.errstate(invalid="ignore", divide="ignore"):
         draws = {"recall": tp / (tp + fn), "precision": tp / (tp + fp),
                  "false_alarm_rate": fp / (fp + tn)}
-    tails = [(1 - level) / 2, 1 - (1 - level) / 2]
     for key, values in draws.items():
         values = values[np.isfinite(values)]
-        figures[f"{key}_ci95"] = ([float(v) for v in np.quantile(values, tails)]
+        figures[f"{key}_ci95"] = (percentile_interval(values, level)
                                   if figures[key] is not None and len(values) else None)
     return figures
 

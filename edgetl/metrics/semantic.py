@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from edgetl.metrics.bootstrap import paired_delta, percentile_interval, resample_orders
 from edgetl.spec import TaskRecord
 from edgetl.tasks.semantic import TASK as _SEMANTIC
 
@@ -106,8 +107,8 @@ class SegmentationEvaluator:
         report = SemanticReport(self.record, self.total(), len(self.matrices),
                                 per_image_miou=[scores(m)["miou"] for m in self.matrices])
         if bootstrap > 0 and self.matrices:
-            report.intervals = {"miou": percentile(bootstrap_miou(self.matrices, bootstrap,
-                                                                  seed))}
+            report.intervals = {"miou": percentile_interval(
+                bootstrap_miou(self.matrices, bootstrap, seed))}
         return report
 
 
@@ -116,22 +117,14 @@ def bootstrap_miou(matrices: list[np.ndarray], rounds: int, seed: int = 0,
     """mIoU of `rounds` resamples of the images (their matrices summed)."""
     stack = np.stack(matrices)
     if orders is None:
-        orders = np.random.default_rng(seed).integers(0, len(stack), (rounds, len(stack)))
+        orders = resample_orders(len(stack), rounds, seed)
     return np.array([scores(stack[order].sum(axis=0))["miou"] for order in orders])
-
-
-def percentile(values: np.ndarray, level: float = 0.95) -> list[float]:
-    low, high = np.quantile(values, [(1 - level) / 2, 1 - (1 - level) / 2])
-    return [float(low), float(high)]
 
 
 def paired_miou_delta(first: list[np.ndarray], second: list[np.ndarray],
                       rounds: int = DEFAULT_BOOTSTRAP, seed: int = 0) -> dict[str, Any]:
     """second - first mIoU with a paired bootstrap interval (same images for both)."""
-    orders = np.random.default_rng(seed).integers(0, len(first), (rounds, len(first)))
-    a = bootstrap_miou(first, rounds, orders=orders)
-    b = bootstrap_miou(second, rounds, orders=orders)
-    point_a = scores(np.sum(first, axis=0))["miou"]
-    point_b = scores(np.sum(second, axis=0))["miou"]
-    return {"first": point_a, "second": point_b, "delta": point_b - point_a,
-            "delta_ci95": percentile(b - a)}
+    return paired_delta(first, second, len(first), ("miou",),
+                        lambda m: {"miou": scores(np.sum(m, axis=0))["miou"]},
+                        lambda m, orders: {"miou": bootstrap_miou(m, rounds, orders=orders)},
+                        rounds, seed)["miou"]

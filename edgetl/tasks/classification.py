@@ -39,7 +39,7 @@ TASK = Task(
     artifact_logits=True,
     operating_point=True,
     # --- verify ---
-    verify_budgets="edgetl.verify.classification:verify_budgets",
+    verify_budgets="edgetl.verify.classification:BUDGETS",
     verify_gates=("parity", "accuracy"),
     verify_checks="edgetl.verify.classification:verify_checks",
     # --- predict ---

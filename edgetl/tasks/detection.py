@@ -39,7 +39,7 @@ TASK = Task(
     artifact_logits=False,
     operating_point=False,
     # --- verify ---
-    verify_budgets="edgetl.verify.detection:verify_budgets",
+    verify_budgets="edgetl.verify.detection:BUDGETS",
     verify_gates=("parity", "map"),
     verify_checks="edgetl.verify.detection:verify_checks",
     # --- predict ---

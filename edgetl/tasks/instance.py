@@ -39,7 +39,7 @@ TASK = Task(
     artifact_logits=False,
     operating_point=False,
     # --- verify ---
-    verify_budgets="edgetl.verify.instance:verify_budgets",
+    verify_budgets="edgetl.verify.instance:BUDGETS",
     verify_gates=("parity", "mask_parity", "mask_map"),
     verify_checks="edgetl.verify.instance:verify_checks",
     # --- predict ---

@@ -39,7 +39,7 @@ TASK = Task(
     artifact_logits=False,
     operating_point=False,
     # --- verify ---
-    verify_budgets="edgetl.verify.semantic:verify_budgets",
+    verify_budgets="edgetl.verify.semantic:BUDGETS",
     verify_gates=("parity", "miou"),
     verify_checks="edgetl.verify.semantic:verify_checks",
     # --- predict ---

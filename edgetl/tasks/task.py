@@ -76,8 +76,9 @@ class Task:
     operating_point: bool
 
     # --- verify ---
-    # fn(artifact_info, budget, points) -> (budgets, their record): the precision's gates with
-    # the --agreement-budget / --metric-drop-budget overrides
+    # an `edgetl.verify.budgets.BudgetTable`, called (artifact_info, agreement, points) ->
+    # (budgets, their record): the default gates with the --agreement-budget /
+    # --metric-drop-budget overrides; help text lists its rows
     verify_budgets: str = field(metadata=CODE)
     verify_gates: tuple[str, ...]  # the parity and dataset gates, failed when it cannot run
     # fn(side, info, samples, budgets, run, point, reference, artifact, outputs) -> checks: the

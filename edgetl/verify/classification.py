@@ -8,30 +8,50 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from edgetl.tasks.classification import TASK
+from edgetl.verify.budgets import BudgetTable
 from edgetl.verify.checks import Budgets, CheckResult
+
+
+class _FormatRows(Mapping[str, Budgets]):
+    """A classifier's gates, read from the format table when asked: a format's row by its
+    name, a precision's by its first format's."""
+
+    def __getitem__(self, key: str) -> Budgets:
+        from edgetl.artifact.formats import FORMATS
+
+        row = FORMATS.get(key) or next((f for f in FORMATS.values() if f.precision == key),
+                                       None)
+        if row is None:
+            raise KeyError(key)
+        return Budgets(top1_agreement=row.top1_agreement_budget,
+                       accuracy_points=row.accuracy_budget_points)
+
+    def __iter__(self) -> Iterator[str]:
+        from edgetl.artifact.formats import FORMATS
+
+        return iter(FORMATS)
+
+    def __len__(self) -> int:
+        from edgetl.artifact.formats import FORMATS
+
+        return len(FORMATS)
+
+
+# A classifier's `verify_budgets`: its format's row (top-1 agreement, accuracy points).
+BUDGETS = BudgetTable(rows=_FormatRows(), fallback="onnx", agreement="top1_agreement",
+                      drop="accuracy_points", agreement_words="top-1 agreement",
+                      drop_words="accuracy", task_words=TASK.name, record=Budgets.to_dict)
 
 
 def default_budgets(fmt: str, precision: str, top1: float | None = None,
                     accuracy_points: float | None = None) -> Budgets:
     """The format table's budgets for this artifact, with any flag overrides applied."""
-    from edgetl.artifact.formats import FORMATS
-
-    row = FORMATS.get(fmt) or next((f for f in FORMATS.values() if f.precision == precision),
-                                   FORMATS["onnx"])
-    return Budgets(
-        top1_agreement=row.top1_agreement_budget if top1 is None else top1,
-        accuracy_points=row.accuracy_budget_points if accuracy_points is None else accuracy_points,
-    )
-
-
-def verify_budgets(art: Any, top1: float | None, accuracy_points: float | None
-                   ) -> tuple[Budgets, dict[str, Any]]:
-    """A classifier's `verify_budgets`: its format's row (top-1 agreement, accuracy points)."""
-    budgets = default_budgets(art.format, art.precision, top1, accuracy_points)
-    return budgets, budgets.to_dict()
+    return BUDGETS.pick(fmt, precision, top1, accuracy_points)
 
 
 def verify_checks(side: Any, info: Any, samples: list[Any], budgets: Budgets, run: Path,

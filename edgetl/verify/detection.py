@@ -16,16 +16,24 @@ from typing import Any
 
 import numpy as np
 
-from edgetl.artifact.formats import DetectionBudgets
+from edgetl.artifact.formats import DETECTION_BUDGETS, DetectionBudgets
 from edgetl.artifact.postprocess import Detections
 from edgetl.data.samples import Sample
 from edgetl.geometry import Geometry
 from edgetl.metrics.matching import MATCH_IOU, match_pairs
 from edgetl.spec import PreprocessSpec, TaskRecord
+from edgetl.tasks.detection import TASK
+from edgetl.verify.budgets import BudgetTable
 from edgetl.verify.checks import CheckResult
 
 COORDINATE_BUDGET_PX = 0.5
 PAIRED_BOOTSTRAP = 500
+
+# A detector's `verify_budgets`: its precision's gates (the flags override the match rate and
+# the mAP points).
+BUDGETS = BudgetTable(rows=DETECTION_BUDGETS, fallback="int8", agreement="match_rate",
+                      drop="map_points", agreement_words="matched-detection share",
+                      drop_words="mAP", task_words=TASK.name)
 
 
 def match_detections(reference: Detections, candidate: Detections, min_score: float,
@@ -67,24 +75,33 @@ def check_detection_map(samples: list[Sample], record: TaskRecord, reference: li
                         candidate: list[Detections], sizes: list[tuple[int, int]],
                         budgets: DetectionBudgets) -> CheckResult:
     """Test mAP/AP50 of the artifact against the torch model's, paired bootstrap interval."""
-    from edgetl.metrics.detection import DetectionEvaluator, paired_map_delta
+    from edgetl.metrics.detection import DetectionEvaluator
 
     evaluations = []
     for found in (reference, candidate):
         evaluator = DetectionEvaluator(record)
         evaluator.update(samples, found, sizes)
         evaluations.append(evaluator.coco_eval())
+    return map_gate("map", "", len(samples), evaluations, budgets.map_points)
+
+
+def map_gate(name: str, prefix: str, images: int, evaluations: list[Any],
+             budget_points: float) -> CheckResult:
+    """The dataset gate on mAP and AP50 (`prefix` + "mAP" in the summary): the artifact's
+    evaluation against the torch model's, paired bootstrap interval; neither may drop more
+    than `budget_points`."""
+    from edgetl.metrics.detection import paired_map_delta
+
     delta = paired_map_delta(*evaluations, rounds=PAIRED_BOOTSTRAP)
-    drops = {name: -row["delta"] * 100.0 for name, row in delta.items()}
-    passed = all(drop <= budgets.map_points + 1e-9 for drop in drops.values())
+    drops = {stat: -row["delta"] * 100.0 for stat, row in delta.items()}
+    passed = all(drop <= budget_points + 1e-9 for drop in drops.values())
     m, m50 = delta["map"], delta["map50"]
-    summary = (f"mAP torch {m['first']:.4f}, artifact {m['second']:.4f} ({-drops['map']:+.2f} "
-               f"points, 95% CI {m['delta_ci95'][0] * 100:+.2f} to "
-               f"{m['delta_ci95'][1] * 100:+.2f}); AP50 {m50['first']:.4f} -> "
-               f"{m50['second']:.4f} ({-drops['map50']:+.2f}); budget -{budgets.map_points} "
-               "points")
-    return CheckResult("map", passed, summary, {
-        "images": len(samples), "budget_points": budgets.map_points, **delta,
+    summary = (f"{prefix}mAP torch {m['first']:.4f}, artifact {m['second']:.4f} "
+               f"({-drops['map']:+.2f} points, 95% CI {m['delta_ci95'][0] * 100:+.2f} to "
+               f"{m['delta_ci95'][1] * 100:+.2f}); {prefix}AP50 {m50['first']:.4f} -> "
+               f"{m50['second']:.4f} ({-drops['map50']:+.2f}); budget -{budget_points} points")
+    return CheckResult(name, passed, summary, {
+        "images": images, "budget_points": budget_points, **delta,
         "drop_points": drops, "paired_bootstrap_rounds": PAIRED_BOOTSTRAP})
 
 
@@ -119,30 +136,6 @@ def check_coordinates(samples: list[Sample], spec: PreprocessSpec,
         f"{worst_back:.4f} px back in the image (budget <= {COORDINATE_BUDGET_PX})",
         {"boxes": compared, "max_px_input": worst_in, "max_px_back": worst_back,
          "budget_px": COORDINATE_BUDGET_PX})
-
-
-def detection_budgets(precision: str, match_rate: float | None,
-                      map_points: float | None) -> DetectionBudgets:
-    """The precision's budgets with any flag overrides applied."""
-    from dataclasses import replace
-
-    from edgetl.artifact.formats import DETECTION_BUDGETS
-
-    base = DETECTION_BUDGETS.get(precision, DETECTION_BUDGETS["int8"])
-    changes: dict[str, Any] = {}
-    if match_rate is not None:
-        changes["match_rate"] = match_rate
-    if map_points is not None:
-        changes["map_points"] = map_points
-    return replace(base, **changes)
-
-
-def verify_budgets(art: Any, match_rate: float | None, map_points: float | None
-                   ) -> tuple[DetectionBudgets, dict[str, Any]]:
-    """A detector's `verify_budgets`: its precision's gates (the flags override the match rate
-    and the mAP points)."""
-    budgets = detection_budgets(art.precision, match_rate, map_points)
-    return budgets, {**budgets.__dict__}
 
 
 def verify_checks(side: Any, info: Any, samples: list[Sample], budgets: DetectionBudgets,

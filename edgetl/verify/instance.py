@@ -14,29 +14,21 @@ from typing import Any
 
 import numpy as np
 
-from edgetl.artifact.formats import InstanceBudgets
+from edgetl.artifact.formats import INSTANCE_BUDGETS, InstanceBudgets
 from edgetl.artifact.postprocess import Instances
 from edgetl.data.samples import Sample
 from edgetl.metrics.matching import matched_mask_ious
 from edgetl.spec import TaskRecord
+from edgetl.tasks.instance import TASK
+from edgetl.verify.budgets import BudgetTable
 from edgetl.verify.checks import CheckResult
-from edgetl.verify.detection import PAIRED_BOOTSTRAP
+from edgetl.verify.detection import map_gate
 
-
-def instance_budgets(precision: str, match_rate: float | None,
-                     map_points: float | None) -> InstanceBudgets:
-    """The precision's budgets; the flags override the match rate and the mask mAP points."""
-    from dataclasses import replace
-
-    from edgetl.artifact.formats import INSTANCE_BUDGETS
-
-    base = INSTANCE_BUDGETS.get(precision, INSTANCE_BUDGETS["int8"])
-    changes: dict[str, Any] = {}
-    if match_rate is not None:
-        changes["match_rate"] = match_rate
-    if map_points is not None:
-        changes["mask_map_points"] = map_points
-    return replace(base, **changes)
+# An instance model's `verify_budgets`: its precision's gates (the flags override the match
+# rate and the mask mAP points).
+BUDGETS = BudgetTable(rows=INSTANCE_BUDGETS, fallback="int8", agreement="match_rate",
+                      drop="mask_map_points", agreement_words="matched-detection share",
+                      drop_words="mask mAP", task_words=f"{TASK.name} segmentation")
 
 
 def check_mask_parity(reference: list[Instances], candidate: list[Instances],
@@ -58,7 +50,6 @@ def check_mask_map(samples: list[Sample], record: TaskRecord, reference: list[In
                    candidate: list[Instances], budgets: InstanceBudgets,
                    max_dets: int) -> CheckResult:
     """Test mask mAP/AP50 of the artifact against the torch model's, paired bootstrap."""
-    from edgetl.metrics.detection import paired_map_delta
     from edgetl.metrics.instance import InstanceEvaluator, truth_masks
 
     truth = truth_masks(samples, [f.size for f in reference])
@@ -68,26 +59,7 @@ def check_mask_map(samples: list[Sample], record: TaskRecord, reference: list[In
         evaluator.update(samples, found, truth)
         evaluations.append(evaluator._coco_eval(evaluator.gt_segm, evaluator.dt_segm, "segm",
                                                 max_dets))
-    delta = paired_map_delta(*evaluations, rounds=PAIRED_BOOTSTRAP)
-    drops = {name: -row["delta"] * 100.0 for name, row in delta.items()}
-    passed = all(drop <= budgets.mask_map_points + 1e-9 for drop in drops.values())
-    m, m50 = delta["map"], delta["map50"]
-    summary = (f"mask mAP torch {m['first']:.4f}, artifact {m['second']:.4f} "
-               f"({-drops['map']:+.2f} points, 95% CI {m['delta_ci95'][0] * 100:+.2f} to "
-               f"{m['delta_ci95'][1] * 100:+.2f}); mask AP50 {m50['first']:.4f} -> "
-               f"{m50['second']:.4f} ({-drops['map50']:+.2f}); budget "
-               f"-{budgets.mask_map_points} points")
-    return CheckResult("mask_map", passed, summary, {
-        "images": len(samples), "budget_points": budgets.mask_map_points, **delta,
-        "drop_points": drops, "paired_bootstrap_rounds": PAIRED_BOOTSTRAP})
-
-
-def verify_budgets(art: Any, match_rate: float | None, map_points: float | None
-                   ) -> tuple[InstanceBudgets, dict[str, Any]]:
-    """An instance model's `verify_budgets`: its precision's gates (the flags override the
-    match rate and the mask mAP points)."""
-    budgets = instance_budgets(art.precision, match_rate, map_points)
-    return budgets, {**budgets.__dict__}
+    return map_gate("mask_map", "mask ", len(samples), evaluations, budgets.mask_map_points)
 
 
 def verify_checks(side: Any, info: Any, samples: list[Sample], budgets: InstanceBudgets,

@@ -13,13 +13,21 @@ from typing import Any
 
 import numpy as np
 
-from edgetl.artifact.formats import SemanticBudgets
+from edgetl.artifact.formats import SEMANTIC_BUDGETS, SemanticBudgets
 from edgetl.data.samples import Sample
 from edgetl.geometry import Geometry
 from edgetl.spec import TaskRecord
+from edgetl.tasks.semantic import TASK
+from edgetl.verify.budgets import BudgetTable
 from edgetl.verify.checks import CheckResult
 
 PAIRED_BOOTSTRAP = 500
+
+# A segmenter's `verify_budgets`: its precision's gates (the flags override the pixel agreement
+# and the mIoU points).
+BUDGETS = BudgetTable(rows=SEMANTIC_BUDGETS, fallback="int8", agreement="pixel_agreement",
+                      drop="miou_points", agreement_words="pixel agreement",
+                      drop_words="mIoU", task_words=f"{TASK.name} segmentation")
 
 
 def check_pixel_parity(reference: np.ndarray, candidate: np.ndarray,
@@ -68,30 +76,6 @@ def check_miou(samples: list[Sample], record: TaskRecord, mask_record: Any,
         f"95% CI {low:+.2f} to {high:+.2f}); budget -{budgets.miou_points} points",
         {"images": len(samples), "budget_points": budgets.miou_points, **delta,
          "drop_points": drop, "paired_bootstrap_rounds": PAIRED_BOOTSTRAP})
-
-
-def semantic_budgets(precision: str, pixel_agreement: float | None,
-                     miou_points: float | None) -> SemanticBudgets:
-    """The precision's budgets with any flag overrides applied."""
-    from dataclasses import replace
-
-    from edgetl.artifact.formats import SEMANTIC_BUDGETS
-
-    base = SEMANTIC_BUDGETS.get(precision, SEMANTIC_BUDGETS["int8"])
-    changes: dict[str, Any] = {}
-    if pixel_agreement is not None:
-        changes["pixel_agreement"] = pixel_agreement
-    if miou_points is not None:
-        changes["miou_points"] = miou_points
-    return replace(base, **changes)
-
-
-def verify_budgets(art: Any, pixel_agreement: float | None, miou_points: float | None
-                   ) -> tuple[SemanticBudgets, dict[str, Any]]:
-    """A segmenter's `verify_budgets`: its precision's gates (the flags override the pixel
-    agreement and the mIoU points)."""
-    budgets = semantic_budgets(art.precision, pixel_agreement, miou_points)
-    return budgets, {**budgets.__dict__}
 
 
 def verify_checks(side: Any, info: Any, samples: list[Sample], budgets: SemanticBudgets,
