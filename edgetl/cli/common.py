@@ -92,6 +92,9 @@ def backend_names() -> tuple[str, ...]:
     return tuple(BACKENDS)
 
 
+DEFAULT_BACKEND = "Default: the artifact's own (ort-cpu for ONNX, ov-cpu for an OpenVINO IR)."
+
+
 def backend_help(applies: tuple[str, ...], extra: str = "") -> str:
     """The same backend names on every command; says which of them this command runs."""
     every = backend_names()

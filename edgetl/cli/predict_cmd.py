@@ -6,14 +6,14 @@ from pathlib import Path
 
 import typer
 
-from edgetl.cli.common import backend_help, console
+from edgetl.cli.common import DEFAULT_BACKEND, backend_help, console
 from edgetl.runtime import ARTIFACT_BACKENDS
 
 
 def register(app: typer.Typer) -> None:
     @app.command("predict")
     def predict(
-        artifact: Path = typer.Argument(..., help="Exported artifact (.onnx or .engine)."),
+        artifact: Path = typer.Argument(..., help="Exported artifact (.onnx, .xml or .engine)."),
         images: list[Path] = typer.Argument(..., help="Image files and folders (searched "
                                             "recursively for image files, or --glob)."),
         glob: str | None = typer.Option(None, "--glob", metavar="PATTERN", help="In folders, "
@@ -39,7 +39,8 @@ def register(app: typer.Typer) -> None:
                                   "larger than the input tile by tile, at their own scale."),
         overlap: int = typer.Option(32, "--tile-overlap", help="Pixels neighbouring tiles "
                                     "share (--tile)."),
-        backend: str = typer.Option("ort-cpu", "--backend", help=backend_help(ARTIFACT_BACKENDS)),
+        backend: str | None = typer.Option(None, "--backend",
+                                           help=backend_help(ARTIFACT_BACKENDS, DEFAULT_BACKEND)),
         threads: int | None = typer.Option(None, "--threads",
                                            help="onnxruntime intra-op threads."),
         force: bool = typer.Option(False, "--force", help="Run an artifact whose embedded spec "
@@ -56,8 +57,10 @@ def register(app: typer.Typer) -> None:
         from edgetl.io import atomic_write_text, json_text
         from edgetl.predict import predict_artifact
         from edgetl.predict.image_paths import image_files, same_stems
+        from edgetl.runtime.backends import default_backend
 
-        check_backend(backend, ARTIFACT_BACKENDS, "predict")
+        backend = check_backend(backend or default_backend(artifact), ARTIFACT_BACKENDS,
+                                "predict")
         images = image_files(images, glob)
         clash = same_stems(images) if (draw is not None or masks is not None) else None
         if clash is not None:

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import typer
 
-from edgetl.cli.common import JSON_HELP, backend_help, console, deprecated, json_target
+from edgetl.cli.common import (
+    DEFAULT_BACKEND,
+    JSON_HELP,
+    backend_help,
+    console,
+    deprecated,
+    json_target,
+)
 from edgetl.runtime import ARTIFACT_BACKENDS
 
 
@@ -36,12 +43,12 @@ _AGREEMENT, _DROP = _budget_defaults()
 def register(app: typer.Typer) -> None:
     @app.command("verify")
     def verify(
-        artifact: Path = typer.Argument(..., help="Exported artifact (.onnx or .engine)."),
+        artifact: Path = typer.Argument(..., help="Exported artifact (.onnx, .xml or .engine)."),
         against: Path = typer.Option(..., "--against", help="Run folder it came from."),
         split: str = typer.Option("test", "--split", help="Split of the run to check on."),
         json_out: str | None = typer.Option(None, "--json", metavar="FILE|-", help=JSON_HELP),
-        backend: str = typer.Option("ort-cpu", "--backend",
-                                    help=backend_help(ARTIFACT_BACKENDS)),
+        backend: str | None = typer.Option(None, "--backend",
+                                           help=backend_help(ARTIFACT_BACKENDS, DEFAULT_BACKEND)),
         agreement_budget: float | None = typer.Option(
             None, "--agreement-budget",
             help="Parity gate: the smallest share, 0-1, of the PyTorch model's outputs the "
@@ -73,7 +80,10 @@ def register(app: typer.Typer) -> None:
                                agreement_budget)
         drop = deprecated("--accuracy-budget", "--metric-drop-budget", accuracy_budget,
                           metric_drop_budget)
-        check_backend(backend, ARTIFACT_BACKENDS, "verify")
+        from edgetl.runtime.backends import default_backend
+
+        backend = check_backend(backend or default_backend(artifact), ARTIFACT_BACKENDS,
+                                "verify")
         check_options(split, agreement, drop, max_images)
         json_target(json_out)
         out = console if json_out != "-" else _stderr_console()
