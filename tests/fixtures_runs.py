@@ -77,7 +77,7 @@ def make_images(root: Path, per_split: dict[str, int], seed: int = 0) -> list[di
     return rows
 
 
-def make_split_manifest(root: Path, per_split: dict[str, int], seed: int = 0) -> Path:
+def make_image_list(root: Path, per_split: dict[str, int], seed: int = 0) -> Path:
     """Generated images for every class and split plus ROOT/data.csv listing them (a manifest)."""
     rows = make_images(root / "images", per_split, seed=seed)
     return _write_csv(root / "data.csv", rows, ("path", "label", "group", "split"))

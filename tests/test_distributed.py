@@ -19,9 +19,9 @@ import yaml
 
 
 def _manifest(root: Path) -> Path:
-    from fixtures_runs import make_split_manifest
+    from fixtures_runs import make_image_list
 
-    return make_split_manifest(root, {"train": 12, "val": 6, "test": 4}, seed=5)
+    return make_image_list(root, {"train": 12, "val": 6, "test": 4}, seed=5)
 
 
 def test_torchrun_two_processes_match_one(tmp_path: Path) -> None:

@@ -142,10 +142,10 @@ def test_recipe_key() -> None:
 def op_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny trained run whose recipe asks for checks:recall=1.0 (64 px, 2 epochs)."""
     import yaml
-    from fixtures_runs import make_split_manifest
+    from fixtures_runs import make_image_list
 
     root = tmp_path_factory.mktemp("op_run")
-    data = make_split_manifest(root, {"train": 14, "val": 6, "test": 6}, seed=3)
+    data = make_image_list(root, {"train": 14, "val": 6, "test": 6}, seed=3)
     recipe = root / "r.yaml"
     recipe.write_text(yaml.safe_dump({
         "name": "op", "data": {"source": str(data)},

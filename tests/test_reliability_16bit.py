@@ -15,10 +15,10 @@ from reliability_common import edgetl, last_line, tiny_recipe
 @pytest.fixture(scope="module")
 def deep_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A manifest of 16-bit grey PNGs whose values are the 8-bit images' times 257."""
-    from fixtures_runs import make_split_manifest
+    from fixtures_runs import make_image_list
 
     root = tmp_path_factory.mktemp("deep")
-    source = make_split_manifest(root / "eight", {"train": 4, "val": 2, "test": 2}, seed=11)
+    source = make_image_list(root / "eight", {"train": 4, "val": 2, "test": 2}, seed=11)
     lines = source.read_text().splitlines()
     out = [lines[0]]
     for row in lines[1:]:

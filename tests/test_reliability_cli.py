@@ -169,9 +169,9 @@ def test_capitalised_split_folders_are_splits(tmp_path: Path, names: tuple[str, 
 
 # --------------------------------------------------------------------------- item 7
 def test_data_split_keeps_its_input_and_its_columns(tmp_path: Path) -> None:
-    from fixtures_runs import make_split_manifest
+    from fixtures_runs import make_image_list
 
-    source = make_split_manifest(tmp_path, {"train": 4})
+    source = make_image_list(tmp_path, {"train": 4})
     rows = csv_rows(source)
     with open(source, "w", newline="") as handle:
         writer = csv.DictWriter(handle, ["path", "label", "site", "note"])
@@ -263,9 +263,9 @@ def test_yaml_error_keeps_line_and_column(tmp_path: Path) -> None:
 
 
 def test_data_warnings_speak_in_the_clis_voice(fixture_run: Path, tmp_path: Path) -> None:
-    from fixtures_runs import make_split_manifest
+    from fixtures_runs import make_image_list
 
-    source = make_split_manifest(tmp_path, {"test": 1})
+    source = make_image_list(tmp_path, {"test": 1})
     with open(source, "a") as handle:
         handle.write(f"{tmp_path / 'gone.png'},blobs,g,test\n")
     proc = edgetl("evaluate", fixture_run, "--data", source)  # used to print Python's format

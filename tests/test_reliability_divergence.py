@@ -28,9 +28,9 @@ def strict_lines(path: Path) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from fixtures_runs import make_split_manifest
+    from fixtures_runs import make_image_list
 
-    return make_split_manifest(tmp_path_factory.mktemp("div_data"),
+    return make_image_list(tmp_path_factory.mktemp("div_data"),
                                {"train": 6, "val": 3, "test": 3}, seed=7)
 
 

@@ -61,9 +61,9 @@ def test_one_image_step_and_the_small_split_warning() -> None:
 @pytest.fixture(scope="module")
 def easy_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three pattern classes any pretrained backbone separates: 9 validation images."""
-    from fixtures_runs import make_split_manifest
+    from fixtures_runs import make_image_list
 
-    return make_split_manifest(tmp_path_factory.mktemp("easy"),
+    return make_image_list(tmp_path_factory.mktemp("easy"),
                                {"train": 8, "val": 3, "test": 3}, seed=5)
 
 

@@ -60,9 +60,9 @@ def test_spike_rule_by_hand() -> None:
 # --------------------------------------------------------------------------- real runs
 @pytest.fixture(scope="module")
 def easy_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from fixtures_runs import make_split_manifest
+    from fixtures_runs import make_image_list
 
-    return make_split_manifest(tmp_path_factory.mktemp("spiky"),
+    return make_image_list(tmp_path_factory.mktemp("spiky"),
                                {"train": 8, "val": 3, "test": 3}, seed=5)
 
 

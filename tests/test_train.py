@@ -29,10 +29,10 @@ CLI = [sys.executable, "-m", "edgetl.cli.main"]
 # --------------------------------------------------------------------------- helpers
 @pytest.fixture(scope="module")
 def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from fixtures_runs import make_split_manifest
+    from fixtures_runs import make_image_list
 
     root = tmp_path_factory.mktemp("train_data")
-    return make_split_manifest(root, {"train": 14, "val": 6, "test": 6}, seed=3)
+    return make_image_list(root, {"train": 14, "val": 6, "test": 6}, seed=3)
 
 
 def write_recipe(path: Path, data: Path, phases: list[dict], **extra: object) -> Path:

@@ -1,7 +1,7 @@
 """`load_semantic`: a mask folder, a COCO JSON or a split file -> a validated `SemanticDataSet`.
 
 SOURCE is a path, optionally with a prefix that forces how it is read:
-- `masks:DIR` (or any folder): image and mask folders, see `layout.py`;
+- `masks:DIR` (or any folder): image and mask folders, see `mask_pairs.py`;
 - `coco:FILE.json` (or any `.json` file): COCO polygons/RLE rasterised into cached masks, see
   `coco.py`. Detection reads `coco:` as boxes; the task decides, so under the semantic task
   `coco:` always means "paint the segmentations into a semantic mask";
