@@ -247,6 +247,25 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
         raise RecipeError(f"--set {key}: '{'.'.join(parts[:-1])}' is not a section")
 
 
+LENGTHS = ("epochs", "steps")  # a phase's length, one or the other
+
+
+def _one_length(data: dict[str, Any], overrides: list[str]) -> None:
+    """A `--set phases.X.steps` replaces the file's `epochs` of that phase, and the reverse, so
+    a phase's length can be changed either way from the command line (both set: refused)."""
+    named: dict[str, set[str]] = {}
+    for assignment in overrides:
+        parts = [p for p in assignment.split("=", 1)[0].strip().split(".") if p]
+        if len(parts) == 3 and parts[0] == "phases" and parts[2] in LENGTHS:
+            named.setdefault(parts[1], set()).add(parts[2])
+    phases = data.get("phases")
+    for which, keys in named.items():
+        if len(keys) == 1 and isinstance(phases, list):
+            phase = _list_item(phases, which, ["phases", which])
+            if isinstance(phase, dict):
+                phase.pop(next(k for k in LENGTHS if k not in keys), None)
+
+
 def _list_index(node: list[Any], part: str, path: list[str]) -> int:
     if not part.isdigit() or int(part) >= len(node):
         raise RecipeError(f"--set {'.'.join(path)}: '{part}' is not an index below {len(node)}")
@@ -311,6 +330,7 @@ def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> 
         data = loaded
     for assignment in overrides or []:
         apply_override(data, assignment)
+    _one_length(data, overrides or [])
     try:
         return Recipe.model_validate(data)
     except ValidationError as exc:

@@ -206,8 +206,16 @@ class EarlyStopping(_Strict):
 class PhaseConfig(_Strict):
     # The phase: A, B or C, in this order.
     name: Literal["A", "B", "C"]
-    # Epochs of this phase.
-    epochs: int = Field(ge=0, le=1000)
+    # Epochs of this phase (0: the phase is skipped). Give epochs or steps, not both.
+    epochs: int | None = Field(None, ge=0, le=1000)
+    # Optimiser steps of this phase instead of epochs: the last epoch may be partial (it stops
+    # mid-epoch and still validates).
+    steps: int | None = Field(None, ge=1, le=10_000_000)
+    # Floor: the phase trains at least this many optimiser steps (epochs x steps per epoch is
+    # raised to it; the last epoch may be partial). Not applied to a phase of 0 epochs.
+    min_steps: int | None = Field(None, ge=1, le=10_000_000)
+    # Ceiling: the phase trains at most this many optimiser steps (cut mid-epoch if need be).
+    max_steps: int | None = Field(None, ge=1, le=10_000_000)
     # What trains: the head, the last `blocks` body blocks and the head, or all.
     unfreeze: Literal["head", "last", "all"] = "head"
     blocks: int = Field(0, ge=0)  # with unfreeze=last: how many of the last body blocks train
@@ -240,6 +248,25 @@ class PhaseConfig(_Strict):
         if self.unfreeze == "last" and self.blocks < 1:
             raise ValueError("unfreeze: last needs blocks >= 1")
         return self
+
+    @model_validator(mode="after")
+    def _check_length(self) -> PhaseConfig:
+        """One length (epochs or steps) and a floor not above the ceiling."""
+        if self.epochs is not None and self.steps is not None:
+            raise ValueError(f"phase {self.name} gives both epochs ({self.epochs}) and steps "
+                             f"({self.steps}): give one of them")
+        if self.epochs is None and self.steps is None:
+            raise ValueError(f"phase {self.name} needs its length: epochs or steps")
+        if self.min_steps is not None and self.max_steps is not None and \
+                self.min_steps > self.max_steps:
+            raise ValueError(f"phase {self.name}: min_steps {self.min_steps} is above "
+                             f"max_steps {self.max_steps}")
+        return self
+
+    @property
+    def trains(self) -> bool:
+        """Whether the phase trains at all (epochs 0 skips it, whatever min_steps says)."""
+        return self.steps is not None or bool(self.epochs)
 
 
 class TrainConfig(_Strict):

@@ -16,7 +16,7 @@ from edgetl.errors import DataError, RecipeError
 
 def check_recipe(recipe: Any) -> None:
     """A recipe whose phases train nothing is an error (its run would have no checkpoint)."""
-    if sum(phase.epochs for phase in recipe.phases) == 0:
+    if not any(phase.trains for phase in recipe.phases):
         names = ", ".join(phase.name for phase in recipe.phases)
         raise RecipeError(f"every phase ({names}) has 0 epochs: nothing would be trained",
                           "give at least one phase epochs >= 1, e.g. --set phases.A.epochs=1")

@@ -77,6 +77,8 @@ def write_summary(path: Path, *, state: TrainState, select: str, select_why: str
         "fit_seconds": round(fit_seconds, 2),
         "wall_seconds": round(time.perf_counter() - started, 2),
         **test_figures, "stopped_early": state.stopped_early,
+        # each phase that ran: its optimiser steps and epochs, and why it ended
+        "phases": state.phases,
         "spec_fingerprint": spec_fingerprint,
         "selection": {"metric": select, "chosen_by": select_why,
                       "rule": rule_words(select), "best_val_loss": state.best_loss},

@@ -47,6 +47,8 @@ class TrainState:
     spikes: list[dict[str, Any]] = field(default_factory=list)
     # The divergence check (edgetl/train/divergence.py): the loss of the phase's first step.
     phase_first_loss: float | None = None
+    # How long each finished phase ran and why it ended (edgetl/train/length.py).
+    phases: list[dict[str, Any]] = field(default_factory=list)
 
     def next_phase(self, stopped_early: str | None = None) -> None:
         """Move on to the next phase: its counters start afresh (`stopped_early`: the name of

@@ -52,6 +52,7 @@ from edgetl.train.groups import (
     set_train_mode,
     trainable_blocks,
 )
+from edgetl.train.length import PhaseLength, ended_by, phase_length, phase_record, phase_words
 from edgetl.train.loop import Placement
 from edgetl.train.plan import PhasePlan
 from edgetl.train.progress import progress_bar
@@ -232,10 +233,16 @@ class PhasedTrainer:
             warnings.warn(note, stacklevel=2)
 
     def _channels_last(self) -> bool:
-        planned = self.train_size * sum(p.epochs for p in self.recipe.phases)
+        lengths = [phase_length(p, self.steps_per_epoch) for p in self.recipe.phases]
+        planned = sum(self.train_size * n.steps / n.steps_per_epoch for n in lengths)
         return use_channels_last(self.recipe.train.memory_format, self.dev, planned)
 
     # ================================================================== phases and epochs
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimiser steps of one whole epoch (the schedule's and a phase length's unit)."""
+        return max(1, math.ceil(self.train_size / self.recipe.train.batch_size))
+
     def _optimizer(self, plan: PhasePlan, phase_index: int) -> torch.optim.Optimizer:
         groups = param_groups(self.model, self.layout, plan.phase)
         for group in groups:  # a phase retried after a spike runs at a lower learning rate
@@ -253,7 +260,7 @@ class PhasedTrainer:
 
     def run_phase(self, phase_index: int) -> None:
         phase = self.recipe.phases[phase_index]
-        if phase.epochs == 0:
+        if not phase.trains:
             self.state.next_phase()
             return
         plan = self.plan_phase(phase_index)
@@ -276,9 +283,10 @@ class PhasedTrainer:
         to be retried, True when the phase is over (finished, stopped early or reverted)."""
         phase, state = plan.phase, self.state
         optimizer = self._optimizer(plan, phase_index)
-        steps_per_epoch = max(1, math.ceil(self.train_size / self.recipe.train.batch_size))
+        steps_per_epoch = self.steps_per_epoch
         self.ema = weight_average(self, phase, phase_index, steps_per_epoch)
-        total_steps = steps_per_epoch * phase.epochs
+        length = phase_length(phase, steps_per_epoch)
+        total_steps = length.steps
         warmup = int(round(phase.warmup_epochs * steps_per_epoch))
 
         def on_step() -> None:
@@ -286,8 +294,8 @@ class PhasedTrainer:
                                         phase.min_lr_ratio))
             state.step_in_phase += 1
 
-        for epoch in range(state.epoch_in_phase, phase.epochs):
-            line, stop = self.run_epoch(plan, optimizer, on_step, epoch)
+        for epoch in range(state.epoch_in_phase, length.epochs):
+            line, stop = self.run_epoch(plan, optimizer, on_step, epoch, length)
             guarded, train = start_weights is not None, self.recipe.train
             if "diverged" in line:
                 failed = self.out / FAILED_FILE if self.dist.is_main else None
@@ -299,10 +307,13 @@ class PhasedTrainer:
             if action in ("lower_lr", "revert"):
                 stop = line["early_stopped"] = False
                 roll_back(self.model, state, start_weights, train.spike_lr_factor, action)
-            last = epoch + 1 == phase.epochs and action != "lower_lr"
+            last = epoch + 1 == length.epochs and action != "lower_lr"
             if stop or last or action == "revert":
                 if self.ema is not None and action != "revert":
                     self.ema.copy_to_model()  # the next phase starts from the averaged weights
+                line["phase_end"] = phase_record(phase.name, state, length,
+                                                 ended_by(length, stop, action == "revert"))
+                state.phases.append(line["phase_end"])
                 state.next_phase(phase.name if stop else None)
             if self.dist.is_main:
                 append_line(self.run_folder.metrics_path, json_text(line))
@@ -310,6 +321,8 @@ class PhasedTrainer:
             print_epoch(self.console, self.select, line)
             if stop:
                 self.console.print(f"phase {phase.name}: early stop after {epoch + 1} epoch(s)")
+            if "phase_end" in line:
+                self.console.print(phase_words(line["phase_end"]), markup=False)
             if action == "lower_lr":
                 return False
             if stop or last or action == "revert":
@@ -317,8 +330,10 @@ class PhasedTrainer:
         return True
 
     def run_epoch(self, plan: PhasePlan, optimizer: torch.optim.Optimizer,
-                  on_step: Callable[[], None], epoch: int) -> tuple[dict[str, Any], bool]:
-        """Train one epoch, validate, update best/early-stopping bookkeeping."""
+                  on_step: Callable[[], None], epoch: int, length: PhaseLength
+                  ) -> tuple[dict[str, Any], bool]:
+        """Train one epoch (the phase's partial last one: its first batches), validate, update
+        best/early-stopping bookkeeping."""
         phase, state, seed = plan.phase, self.state, self.recipe.train.seed
         torch.manual_seed(seed * 100003 + state.global_epoch)
         self.generator.manual_seed(seed * 100003 + state.global_epoch)
@@ -327,13 +342,14 @@ class PhasedTrainer:
         set_train_mode(self.model, phase, self.layout)
         val: dict[str, float] = {}
         with progress_bar(self.console) as bar:
-            task = bar.add_task(f"phase {phase.name} epoch {epoch + 1}/{phase.epochs}",
+            task = bar.add_task(f"phase {phase.name} epoch {epoch + 1}/{length.epochs}",
                                 total=self.epoch_items)
 
             def advance(n: int) -> None:
                 bar.advance(task, n)
 
-            stats = self.train_epoch(plan, optimizer, on_step, advance)
+            with plan.first_batches(length.steps_in_epoch(epoch), length.steps_per_epoch):
+                stats = self.train_epoch(plan, optimizer, on_step, advance)
             first_loss = self.dist.mean(stats.pop("first_step_loss", math.nan), self.rt.device)
             stats["train_loss"] = self.dist.mean(stats["train_loss"], self.rt.device)
             stats["images_per_s"] = self.dist.sum(stats["images_per_s"], self.rt.device)
@@ -349,6 +365,7 @@ class PhasedTrainer:
             **{k: round(v, 6) for k, v in stats.items()}, **val,
             "lr": {g["block"]: g["lr"] for g in optimizer.param_groups},
             "trainable_blocks": plan.trainable, "cached_frozen": plan.cached,
+            "phase_steps": state.step_in_phase,
             "wall_seconds": round(time.perf_counter() - self.start, 3),
         }
         if epoch == 0:  # a phase's first epoch (a retried one too): its reference loss
