@@ -110,9 +110,9 @@ def test_finetune_counts_phase_a_in_steps(tmp_path: Path) -> None:
     """15 training images (5 per class) at batch 4: 4 steps an epoch; steps=6 is one whole
     epoch and a partial one of 2 steps, each validated; phase B is cut by its ceiling."""
     import yaml
-    from fixtures_runs import make_split_manifest
+    from fixtures_runs import make_image_list
 
-    manifest = make_split_manifest(tmp_path / "data", {"train": 5, "val": 2, "test": 2}, seed=3)
+    manifest = make_image_list(tmp_path / "data", {"train": 5, "val": 2, "test": 2}, seed=3)
     recipe = tmp_path / "r.yaml"
     recipe.write_text(yaml.safe_dump({
         "name": "t", "data": {"source": str(manifest)},
