@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from edgetl.errors import RecipeError
 from edgetl.io import atomic_write_json
 from edgetl.recipe import PhaseConfig, TrainConfig
+from edgetl.runfolder import FAILED_FILE
 from edgetl.train.divergence import failure_record
 from edgetl.train.state import TrainState
 
@@ -162,3 +163,20 @@ def roll_back(model: torch.nn.Module, state: TrainState,
         state.lr_scale *= lr_factor
         state.epoch_in_phase = state.step_in_phase = state.bad_epochs = 0
         state.phase_best_value = state.phase_best_loss = None
+
+
+def guard_epoch(trainer: Any, line: dict[str, Any], phase: PhaseConfig, epoch: int,
+                start_weights: dict[str, torch.Tensor] | None) -> str | None:
+    """The guard's verdict on an epoch just run (a divergence or a spike), carried out: the
+    action taken (`lower_lr`, `revert`, ...) or None; a rolled-back epoch is no early stop."""
+    state, train, guarded = trainer.state, trainer.recipe.train, start_weights is not None
+    if "diverged" in line:
+        failed = trainer.out / FAILED_FILE if trainer.dist.is_main else None
+        action = on_divergence(state, train, line, phase, epoch, guarded, trainer._warn, failed)
+    else:
+        action = check_spike(state, train, trainer.select, line, phase, epoch, guarded,
+                             trainer._warn)
+    if action in ("lower_lr", "revert"):
+        line["early_stopped"] = False
+        roll_back(trainer.model, state, start_weights, train.spike_lr_factor, action)
+    return action

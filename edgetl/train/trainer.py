@@ -30,7 +30,7 @@ from edgetl.evaluate.plots import plot_curves
 from edgetl.io import append_line, json_text
 from edgetl.models.specs import training_spec
 from edgetl.recipe import PhaseConfig, Recipe
-from edgetl.runfolder import BEST, FAILED_FILE, LAST, RunFolder
+from edgetl.runfolder import BEST, LAST, RunFolder
 from edgetl.spec import PreprocessSpec
 from edgetl.train.checkpoints import (
     close_run,
@@ -67,7 +67,7 @@ from edgetl.train.selection import (
     stopping_metric,
     validation_size,
 )
-from edgetl.train.spike import check_spike, on_divergence, roll_back, start_figures
+from edgetl.train.spike import guard_epoch, start_figures
 from edgetl.train.state import TrainState, recover_folder, replace_folder
 
 
@@ -296,17 +296,8 @@ class PhasedTrainer:
 
         for epoch in range(state.epoch_in_phase, length.epochs):
             line, stop = self.run_epoch(plan, optimizer, on_step, epoch, length)
-            guarded, train = start_weights is not None, self.recipe.train
-            if "diverged" in line:
-                failed = self.out / FAILED_FILE if self.dist.is_main else None
-                action = on_divergence(state, train, line, phase, epoch, guarded, self._warn,
-                                       failed)
-            else:
-                action = check_spike(state, train, self.select, line, phase, epoch, guarded,
-                                     self._warn)
-            if action in ("lower_lr", "revert"):
-                stop = line["early_stopped"] = False
-                roll_back(self.model, state, start_weights, train.spike_lr_factor, action)
+            action = guard_epoch(self, line, phase, epoch, start_weights)
+            stop = stop and action not in ("lower_lr", "revert")
             last = epoch + 1 == length.epochs and action != "lower_lr"
             if stop or last or action == "revert":
                 if self.ema is not None and action != "revert":
