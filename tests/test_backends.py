@@ -39,7 +39,7 @@ def test_every_list_is_derived_from_the_table() -> None:
                                   "ov-cpu"}
     onnx_formats = {"fp32": "onnx", "fp16": "onnx-fp16", "int8": "onnx-int8"}
     engines = {"fp16": "tensorrt-fp16", "int8": "tensorrt-int8"}
-    irs = {"fp32": "openvino", "fp16": "openvino-fp16"}
+    irs = {"fp32": "openvino", "fp16": "openvino-fp16", "int8": "openvino-int8"}
     expected = {"ort-cpu": onnx_formats, "ort-cuda": onnx_formats, "tensorrt": engines,
                 "ov-cpu": irs}
     assert expected == FORMAT_FOR

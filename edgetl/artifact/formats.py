@@ -121,6 +121,12 @@ FORMATS: dict[str, ExportFormat] = {
             description="OpenVINO IR, float16 weights (the CPU computes in float32)",
             top1_agreement_budget=0.995, accuracy_budget_points=0.5,
         ),
+        ExportFormat(
+            name="openvino-int8", family="openvino", precision="int8",
+            filename="model.int8.xml", module="edgetl.export.openvino_int8",
+            description="OpenVINO IR, NNCF post-training int8, calibrated on train images",
+            top1_agreement_budget=0.98, accuracy_budget_points=1.0, calibrated=True,
+        ),
     )
 }
 

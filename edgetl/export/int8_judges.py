@@ -7,6 +7,7 @@ Split from `onnx_int8` (which quantises and drives the search) so each module ha
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +60,8 @@ class _AgreementCheck:
     def _top1(self, path: Path) -> Any:
         import numpy as np
 
-        from edgetl.runtime.onnxrt import open_session
-
-        session = open_session(path)
-        return np.concatenate([self.decide(session.run(None, {INPUT_NAME: b})[0])
-                               for b in self.batches])
+        _, infer = open_graph(path)
+        return np.concatenate([self.decide(infer(b)[0]) for b in self.batches])
 
     def agreement(self, path: Path) -> tuple[float, float, float] | None:
         """(agreement, its one-sided 95% and 99% lower confidence bounds), or None without
@@ -139,6 +137,21 @@ class TopOneJudge:
                 "validation_images": self.checker.count}
 
 
+def open_graph(path: Path) -> tuple[list[str], Callable[[Any], list[Any]]]:
+    """A candidate graph on the CPU: its output names and a batch -> outputs function.
+    ONNX files run on ONNX Runtime; OpenVINO IRs (.xml, `openvino-int8`) on ov-cpu at f32."""
+    if Path(path).suffix == ".xml":
+        from edgetl.runtime.openvino_runner import OvRunner
+
+        runner = OvRunner(path)
+        return list(runner.output_names), lambda b: list(runner.run(b).values())
+    from edgetl.runtime.onnxrt import open_session
+
+    session = open_session(path)
+    return ([o.name for o in session.get_outputs()],
+            lambda b: session.run(None, {INPUT_NAME: b}))
+
+
 def geometry_batches(samples: list[Any], spec: Any) -> list[tuple[Any, list[Any]]]:
     """The dense judges' validation inputs, preprocessed once: (batch, geometries) pairs."""
     from edgetl.artifact.reference import preprocess_with_geometry
@@ -149,15 +162,12 @@ def geometry_batches(samples: list[Any], spec: Any) -> list[tuple[Any, list[Any]
 
 def run_batches(path: Path, batches: list[tuple[Any, list[Any]]]
                 ) -> tuple[list[dict[str, Any]], list[Any]]:
-    """One ONNX Runtime CPU session of `path` over the judge's batches: the named outputs of
+    """One CPU session of `path` (`open_graph`) over the judge's batches: the named outputs of
     each batch and every image's geometry, in order."""
-    from edgetl.runtime.onnxrt import open_session
-
-    session = open_session(path)
-    names = [o.name for o in session.get_outputs()]
+    names, infer = open_graph(path)
     parts, geometries = [], []
     for inputs, geos in batches:
-        parts.append(dict(zip(names, session.run(None, {INPUT_NAME: inputs}), strict=True)))
+        parts.append(dict(zip(names, infer(inputs), strict=True)))
         geometries += geos
     return parts, geometries
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from edgetl.artifact.manifest import write_manifest
@@ -30,8 +32,14 @@ from edgetl.export.preprocess_graph import example_input
 from edgetl.io import sha256_file
 from edgetl.runtime.openvino_runner import OvRunner, require_openvino
 
+# (converted ov.Model, fp32 ONNX path, ctx) -> (the model to save, details to record)
+Transform = Callable[[Any, Path, ExportContext], tuple[Any, dict[str, Any]]]
 
-def export(ctx: ExportContext) -> ExportResult:
+
+def export(ctx: ExportContext, transform: Transform | None = None,
+           weights_dtype: str | None = None) -> ExportResult:
+    """Convert, optionally `transform` the converted model (openvino-int8 quantises it),
+    smoke-test and move the IR into place; nothing is written when a step fails."""
     require_openvino()  # exit 3 before loading the model
     import onnx
     import openvino as ov
@@ -51,6 +59,9 @@ def export(ctx: ExportContext) -> ExportResult:
         except Exception as exc:  # the converter's errors are untyped
             raise ArtifactError(f"openvino cannot convert the {ctx.fmt.name} graph: {exc}"
                                 ) from exc
+        if transform is not None:
+            model, extra = transform(model, Path(source), ctx)
+            details.update(extra)
         set_ir_metadata(model, metadata)
         staged = os.path.join(work, ctx.target.name)
         ov.save_model(model, staged, compress_to_fp16=half)
@@ -60,7 +71,8 @@ def export(ctx: ExportContext) -> ExportResult:
     bin_path = weights_path(ctx.target)
     details = {"exporter": f"{EXPORTER} -> openvino.convert_model {ov.__version__}",
                "opset": opset_of(graph), "io": io_info,
-               "compute_dtype": "float32", "weights_dtype": "float16" if half else "float32",
+               "compute_dtype": "int8" if transform else "float32",
+               "weights_dtype": weights_dtype or ("float16" if half else "float32"),
                "weights_file": {"name": bin_path.name, "sha256": sha256_file(bin_path),
                                 "size_bytes": bin_path.stat().st_size},
                **details}
