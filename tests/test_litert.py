@@ -111,3 +111,19 @@ def test_predict_cli_without_torch_or_onnxruntime(artifacts: dict[str, Path],
         best = int(row.argmax())
         assert prediction["top"][0]["label"] == info.task_record.names[best]
         assert abs(prediction["top"][0]["probability"] - float(row[best])) < 1e-4
+
+
+def test_bench_litert_cpu_records_the_runner(artifacts: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgetl.cli.main", "bench", str(artifacts["litert"]),
+         "--backend", "litert-cpu", "--threads", "2", "--iters", "3", "--warmup", "1",
+         "--json", str(out)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    from importlib.metadata import version
+
+    assert report["env"]["versions"]["ai-edge-litert"] == version("ai-edge-litert")
+    row = report["rows"][0]
+    assert (row["backend"], row["precision"], row["threads"]) == ("litert-cpu", "fp32", 2)
+    assert row["details"]["runner"]["delegate"] == "XNNPACK (default)"
