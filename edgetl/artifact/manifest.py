@@ -10,7 +10,8 @@ Two records travel with every artifact:
   size, the opset, input/output names and dtypes, package versions, the source run folder and
   checkpoint, and format-specific evidence (quantisation counts, calibration settings). OpenVINO
   IRs carry the same keys in their rt_info (`openvino_ir.py`). TensorRT engines have no
-  metadata slot, so for them the manifest is the only record.
+  metadata slot, and LiteRT .tflite files do not carry it yet, so for them the manifest is the
+  only record.
 
 This module imports neither torch nor onnxruntime: `onnx` is only needed to read ONNX metadata,
 and `metadata_from_mapping` lets a caller that already holds an onnxruntime session skip it.
@@ -272,8 +273,8 @@ def read_artifact(path: str | Path) -> ArtifactInfo:
     """Read an artifact's spec, labels and origin without torch.
 
     ONNX and OpenVINO IR: the embedded metadata is the truth (the manifest adds the run it came
-    from). Engines: the manifest is the only record. Raises `ArtifactError` (exit 2) when the
-    file is missing or carries no spec.
+    from). Engines and .tflite files: the manifest is the only record. Raises `ArtifactError`
+    (exit 2) when the file is missing or carries no spec.
     """
     path = Path(path)
     if not path.is_file():

@@ -119,7 +119,7 @@ def torch_cuda_info() -> dict[str, Any] | None:
 def package_versions() -> dict[str, str | None]:
     """Versions that decide latency (installed distributions; None when absent)."""
     names = ("edgetl", "numpy", "torch", "onnx", "onnxruntime", "onnxruntime-gpu", "tensorrt",
-             "openvino", "timm", "pillow")
+             "openvino", "ai-edge-litert", "timm", "pillow")
     out: dict[str, str | None] = {"python": platform.python_version()}
     for name in names:
         try:

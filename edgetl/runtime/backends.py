@@ -76,6 +76,10 @@ BACKEND_TABLE: dict[str, Backend] = {
                 families=("openvino",), package="openvino", needs_torch=False,
                 description="OpenVINO on the CPU (latency hint, float32 inference precision)",
                 require="edgetl.runtime.openvino_runner:require_openvino"),
+        Backend(name="litert-cpu", runner="edgetl.runtime.litert_runner:LiteRtRunner",
+                families=("litert",), package="ai-edge-litert", needs_torch=False,
+                description="the LiteRT interpreter on the CPU (XNNPACK)",
+                require="edgetl.runtime.litert_runner:require_litert"),
     )
 }
 
