@@ -34,9 +34,8 @@ from typing import Any
 from machine_info import cpu_name
 
 from edgetl.bench.environment import capture_environment
-from edgetl.bench.runner import BenchConfig, _factories
+from edgetl.bench.runner import open_compute_target
 from edgetl.bench.stats import summarize_ns
-from edgetl.bench.subject import open_subject
 from edgetl.bench.timing import measure, warm_up
 from edgetl.errors import EdgetlError
 from edgetl.io import atomic_write_json, atomic_write_text
@@ -101,12 +100,7 @@ def interleaved(entries: list[dict[str, Any]], threads: int, rounds: int, block:
     """Open every artifact as bench does, warm each up, then time them round-robin."""
     targets = []
     for entry in entries:
-        config = BenchConfig(artifact=Path(entry["artifact"]), backends=(entry["backend"],),
-                             threads=threads)
-        subject = open_subject(config.artifact)
-        paths = [str(p) for p in _image_paths(subject)]
-        (factory,) = _factories(entry["backend"], "compute", 1, subject, paths, config)
-        target = factory()
+        target = open_compute_target(Path(entry["artifact"]), entry["backend"], threads)
         entry["warmup_iters"] = warm_up(target.clock, target.step, None).iters
         entry["runtime"] = (target.details or {}).get("runtime")
         entry["threads"] = target.threads
@@ -126,13 +120,6 @@ def interleaved(entries: list[dict[str, Any]], threads: int, rounds: int, block:
         stats = summarize_ns(taken).to_dict()
         entry.update({k: stats[k] for k in ("p50_ms", "p90_ms", "mean_ms", "cv")},
                      iters=len(taken))
-
-
-def _image_paths(subject: Any) -> list[str]:
-    from edgetl.bench.inputs import find_images
-    from edgetl.bench.runner import _image_sources
-
-    return find_images((), *_image_sources(subject), count=1)
 
 
 def main() -> None:

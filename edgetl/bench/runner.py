@@ -193,6 +193,21 @@ def _factories(backend: str, mode: str, batch: int, subject: Subject, paths: lis
     return [through_runner]
 
 
+def open_compute_target(artifact: Path, backend: str, threads: int | None = None,
+                        batch: int = 1) -> Target:
+    """One artifact opened on `backend` exactly as a compute row of `run_bench` opens it
+    (its runtime settings, real preprocessed inputs), for scripts that time several
+    artifacts interleaved; the caller closes it."""
+    config = BenchConfig(artifact=artifact, backends=(backend,), batches=(batch,),
+                         threads=threads)
+    config.validate()
+    subject = open_subject(config.artifact)
+    preflight(backend, subject)
+    paths = find_images((), *_image_sources(subject), count=batch)
+    (factory,) = _factories(backend, "compute", batch, subject, paths, config)
+    return factory()
+
+
 def _time_target(target: Target, mode: str, batch: int, config: BenchConfig,
                  peak: HostPeak, model_size: int | None) -> tuple[dict[str, Any], np.ndarray]:
     warm = warm_up(target.clock, target.step, config.warmup)
