@@ -163,6 +163,9 @@ def test_report_has_every_field_and_same_artifact_passes_gate(artifact: Path, ba
     assert env["cpu"]["model"] and env["cpu"]["logical_cores"] >= 1
     assert env["versions"]["onnxruntime"] and env["versions"]["python"]
     assert "gpus" in env and "date" in env and "host_id" in env and "threads" in env
+    ort_runtime = env["runtimes"]["ort-cpu"]
+    assert (ort_runtime["runtime"], ort_runtime["device"]) == ("onnxruntime", "CPU")
+    assert ort_runtime["version"] == env["versions"]["onnxruntime"]
     art = report["artifact"]
     assert art["sha256"] == sha256_file(artifact)
     assert art["size_bytes"] == artifact.stat().st_size

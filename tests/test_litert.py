@@ -127,3 +127,7 @@ def test_bench_litert_cpu_records_the_runner(artifacts: dict[str, Path], tmp_pat
     row = report["rows"][0]
     assert (row["backend"], row["precision"], row["threads"]) == ("litert-cpu", "fp32", 2)
     assert row["details"]["runner"]["delegate"] == "XNNPACK (default)"
+    runtime = report["env"]["runtimes"]["litert-cpu"]
+    assert (runtime["runtime"], runtime["device"], runtime["device_name"]) == \
+        ("ai-edge-litert", "CPU", "XNNPACK")
+    assert runtime["settings"]["num_threads"] == 2

@@ -131,6 +131,19 @@ def test_bench_ov_cpu_records_openvino(ir_artifacts: dict[str, Path], tmp_path: 
     row = report["rows"][0]
     assert (row["backend"], row["precision"], row["threads"]) == ("ov-cpu", "fp32", 2)
     assert row["details"]["runner"]["hints"]["INFERENCE_PRECISION_HINT"] == "f32"
+    # the environment block: openvino's version, the CPU as the plugin names it, the settings
+    # asked for and what the plugin settled on (float32, not the bf16 default, one stream)
+    runtime = report["env"]["runtimes"]["ov-cpu"]
+    assert (runtime["runtime"], runtime["version"], runtime["device"]) == \
+        ("openvino", ov.__version__, "CPU")
+    assert runtime["device_name"] == ov.Core().get_property("CPU", "FULL_DEVICE_NAME")
+    assert runtime["settings"] == {"PERFORMANCE_HINT": "LATENCY",
+                                   "INFERENCE_PRECISION_HINT": "f32",
+                                   "INFERENCE_NUM_THREADS": "2"}
+    compiled = runtime["compiled"]
+    assert compiled["INFERENCE_PRECISION_HINT"] == "f32"
+    assert (compiled["INFERENCE_NUM_THREADS"], compiled["NUM_STREAMS"]) == ("2", "1")
+    assert "LATENCY" in compiled["PERFORMANCE_HINT"]
     xml = ir_artifacts["openvino"]
     assert report["artifact"]["size_bytes"] == (xml.stat().st_size
                                                 + weights_path(xml).stat().st_size)

@@ -610,3 +610,42 @@ def test_select_semantic_scores_validation_miou_as_evaluate_does(tmp_path: Path)
     assert t["metric"] == "val_miou" and t["n"] == record["split"]["counts"]["val"]
     _scored_as_evaluate_does(t, "miou", tmp_path)
     assert record["pick"]["id"] == "mobilenetv2_100@96"
+
+
+# =========================================================================== OpenVINO (ov-cpu)
+def test_select_on_ov_cpu_times_and_confirms_openvino_artifacts(tiny: dict[str, Path]) -> None:
+    """`--backend ov-cpu`: the probe exports openvino / openvino-int8 and bench times them on
+    ov-cpu (its float32 latency hints recorded); the pick is confirmed as an IR on ov-cpu."""
+    pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    out = tiny["root"] / "ov"
+    done = edgetl("select", tiny["recipe"], "--budget-ms", "1000", "--backend", "ov-cpu",
+                  "--precision", "int8,fp32", "--backbones", "mobilenetv2_100", "--sizes", "64",
+                  *FAST_BENCH, "--threads", "1", "--out", out)
+    assert done.returncode == 0, done.stderr
+    record = json.loads((out / "select.json").read_text())
+    assert record["config"]["backend"] == "ov-cpu"
+    row = record["candidates"][0]
+    for precision, fmt in (("int8", "openvino-int8"), ("fp32", "openvino")):
+        entry = row["latency"]["precisions"][precision]
+        assert entry["format"] == fmt
+        bench = json.loads(Path(entry["bench_report"]).read_text())
+        timed = bench["rows"][0]
+        assert (timed["backend"], timed["precision"], timed["iters"]) == ("ov-cpu", precision, 10)
+        assert timed["p90_ms"] == entry["p90_ms"]
+        assert timed["details"]["runner"]["hints"] == {
+            "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32",
+            "INFERENCE_NUM_THREADS": "1"}
+        assert bench["env"]["runtimes"]["ov-cpu"]["runtime"] == "openvino"
+    # int8 comes first and fits: the trained network is exported as openvino-int8 and timed;
+    # should the trained int8 miss verify's agreement budget, fp32 (openvino) is confirmed next
+    deployed = row["deployment"]
+    assert deployed[0]["precision"] == "int8" and deployed[0]["format"] == "openvino-int8"
+    assert deployed[0]["accuracy_search_met"] is not None  # NNCF's search verdict was read
+    last = deployed[-1]
+    assert last["deployable"] and Path(last["artifact"]).suffix == ".xml"
+    assert record["pick"]["format"] == last["format"] == \
+        {"int8": "openvino-int8", "fp32": "openvino"}[last["precision"]]
+    bench = json.loads(Path(last["bench_report"]).read_text())
+    assert bench["rows"][0]["backend"] == "ov-cpu"
+    assert f"--format {last['format']}" in " ".join(done.stdout.split())

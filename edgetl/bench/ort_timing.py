@@ -58,7 +58,12 @@ def ort_cpu_target(path: Path, batch: np.ndarray, precision: str, threads: int |
         backend="ort-cpu", precision=precision, step=step, clock=HostClock(),
         threads=threads or default_cpu_threads(),
         details={"providers": runner.session.get_providers(), "optimization": optimization,
-                 "threads_requested": threads, "session": CPU_SESSION_DEFAULTS},
+                 "threads_requested": threads, "session": CPU_SESSION_DEFAULTS,
+                 "runtime": {"runtime": "onnxruntime", "version": _ort().__version__,
+                             "device": "CPU", "device_name": "CPUExecutionProvider",
+                             "settings": {"intra_op_num_threads": threads,
+                                          "graph_optimization": optimization,
+                                          "session": CPU_SESSION_DEFAULTS}}},
         closer=runner.close,
     )
 

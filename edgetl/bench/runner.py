@@ -183,11 +183,29 @@ def _factories(backend: str, mode: str, batch: int, subject: Subject, paths: lis
         threads = getattr(runner, "threads", None)  # CPU runners (ov-cpu) say what they use
         details = ({"runner": runner.describe()} if hasattr(runner, "threads")
                    else {"includes": "host->device input and device->host output copies"})
+        runtime = runner.runtime_info()
+        if runtime is not None:
+            details["runtime"] = runtime
         return _Target(backend=backend, precision=art.precision,
                        step=lambda: runner.run(data), clock=HostClock(), threads=threads,
                        details=details, closer=runner.close)
 
     return [through_runner]
+
+
+def open_compute_target(artifact: Path, backend: str, threads: int | None = None,
+                        batch: int = 1) -> Target:
+    """One artifact opened on `backend` exactly as a compute row of `run_bench` opens it
+    (its runtime settings, real preprocessed inputs), for scripts that time several
+    artifacts interleaved; the caller closes it."""
+    config = BenchConfig(artifact=artifact, backends=(backend,), batches=(batch,),
+                         threads=threads)
+    config.validate()
+    subject = open_subject(config.artifact)
+    preflight(backend, subject)
+    paths = find_images((), *_image_sources(subject), count=batch)
+    (factory,) = _factories(backend, "compute", batch, subject, paths, config)
+    return factory()
 
 
 def _time_target(target: Target, mode: str, batch: int, config: BenchConfig,
@@ -273,6 +291,9 @@ def run_bench(config: BenchConfig, progress: Callable[[dict[str, Any]], None] | 
         from edgetl.bench.environment import torch_cuda_info
 
         env["torch_cuda"] = torch_cuda_info()
+    # each runtime's version, device and settings, as its runner reported them
+    env["runtimes"] = {row["backend"]: row["details"]["runtime"] for row in rows
+                       if isinstance(row.get("details"), dict) and "runtime" in row["details"]}
     normalization = None
     if config.normalize:
         normalization = {**reference_workload.describe(),

@@ -50,6 +50,11 @@ class Runner(ABC):
         return {"backend": self.backend, "input_name": self.input_name,
                 "input_dtype": str(self.input_dtype), "outputs": list(self.output_names)}
 
+    def runtime_info(self) -> dict[str, Any] | None:
+        """The runtime, its version, the device it runs on and the settings it was opened
+        with (bench's environment block records them); None: the runner does not say."""
+        return None
+
     def close(self) -> None:  # noqa: B027 (optional hook: most runners hold nothing to free)
         """Free backend resources (sessions, device memory)."""
 

@@ -1,10 +1,12 @@
 """LiteRT: the `litert-cpu` runner (torch- and onnxruntime-free) and its availability check.
 
-`ai_edge_litert.interpreter.Interpreter` with `num_threads` (XNNPACK, LiteRT's default CPU
-delegate). litert-torch keeps torch's NCHW layout at the file's boundary, so the runner feeds the
-same arrays as ONNX Runtime. The file is fixed at batch 1 (`max_batch`); `Runner.run` splits.
-The output names come from the manifest beside the file (a `.tflite` keeps edgetl's record in
-that sidecar); ai_edge_litert is imported inside functions so `edgetl --help` never loads it.
+`ai_edge_litert.interpreter.Interpreter` with `num_threads` and the AUTO op resolver, named
+explicitly: the built-in kernels with the default delegate, XNNPACK, LiteRT's recommended CPU
+path for latency; `runtime_info()` records both. litert-torch keeps torch's NCHW layout at the
+file's boundary, so the runner feeds the same arrays as ONNX Runtime. The file is fixed at
+batch 1 (`max_batch`); `Runner.run` splits. The output names come from the manifest beside
+the file (a `.tflite` keeps edgetl's record in that sidecar); ai_edge_litert is imported inside
+functions so `edgetl --help` never loads it.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ class LiteRtRunner(Runner):
                  threads: int | None = None) -> None:
         require_litert()
         import ai_edge_litert
-        from ai_edge_litert.interpreter import Interpreter
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         if threads is not None and threads < 1:
             raise UsageError(f"thread count must be >= 1, got {threads}")
@@ -56,7 +58,8 @@ class LiteRtRunner(Runner):
         self.path = Path(path)
         self.threads = threads
         try:
-            self.interpreter = Interpreter(model_path=str(self.path), num_threads=threads)
+            self.interpreter = Interpreter(model_path=str(self.path), num_threads=threads,
+                                           experimental_op_resolver_type=OpResolverType.AUTO)
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ArtifactError(f"LiteRT cannot load {self.path}: {exc}") from exc
@@ -84,6 +87,12 @@ class LiteRtRunner(Runner):
         info.update(device="CPU", delegate="XNNPACK (default)", ai_edge_litert=self.version,
                     threads=self.threads)
         return info
+
+    def runtime_info(self) -> dict[str, Any]:
+        return {"runtime": "ai-edge-litert", "version": self.version, "device": "CPU",
+                "device_name": "XNNPACK", "settings": {
+                    "num_threads": self.threads, "op_resolver": "AUTO (built-in kernels, "
+                    "default delegate XNNPACK)"}}
 
     def close(self) -> None:
         self.signature = None  # type: ignore[assignment]

@@ -2,8 +2,10 @@
 
 The IR is compiled for the CPU as OpenVINO recommends for latency: PERFORMANCE_HINT=LATENCY
 (one stream), INFERENCE_NUM_THREADS when threads are asked for, and
-INFERENCE_PRECISION_HINT=f32, because on CPUs with bf16 OpenVINO's default computes in bf16 and
-moves the logits. The hints used are recorded in `describe()` (bench's rows carry them).
+INFERENCE_PRECISION_HINT=f32 for every artifact (float32, float16-weight and int8 IRs alike:
+on CPUs with AMX or avx512_bf16 the CPU plugin's default computes the float layers in bf16,
+which moves the logits). The hints asked for and what the plugin settled on are recorded in
+`describe()` and `runtime_info()` (bench's rows and environment block carry them).
 openvino is imported inside functions: `edgetl --help` and ONNX-only paths never load it.
 """
 
@@ -43,6 +45,13 @@ def latency_config(threads: int | None) -> dict[str, str]:
     return config
 
 
+def _plain(value: Any) -> str:
+    """A property as the hints spell it: an element type as 'f32', an enum by its name."""
+    if hasattr(value, "get_type_name"):
+        return str(value.get_type_name())
+    return str(getattr(value, "name", value))
+
+
 class OvRunner(Runner):
     """An OpenVINO IR compiled for the CPU, one infer request reused for every batch."""
 
@@ -71,6 +80,7 @@ class OvRunner(Runner):
         self.input_dtype = np.dtype(_DTYPES[kind])
         self.output_names = tuple(o.get_any_name() for o in self.compiled.outputs)
         self.version = ov.__version__
+        self.device_name = str(core.get_property(DEVICE, "FULL_DEVICE_NAME"))
         self.threads = int(self.compiled.get_property("INFERENCE_NUM_THREADS")) or threads
         self.request = self.compiled.create_infer_request()
 
@@ -88,13 +98,18 @@ class OvRunner(Runner):
         """What the plugin settled on (the hints as it applied them)."""
         names = ("PERFORMANCE_HINT", "INFERENCE_PRECISION_HINT", "INFERENCE_NUM_THREADS",
                  "NUM_STREAMS")
-        return {n: str(self.compiled.get_property(n)) for n in names}
+        return {n: _plain(self.compiled.get_property(n)) for n in names}
 
     def describe(self) -> dict[str, Any]:
         info = super().describe()
         info.update(device=DEVICE, openvino=self.version, hints=self.config,
                     compiled=self.compiled_properties())
         return info
+
+    def runtime_info(self) -> dict[str, Any]:
+        return {"runtime": "openvino", "version": self.version, "device": DEVICE,
+                "device_name": self.device_name, "settings": dict(self.config),
+                "compiled": self.compiled_properties()}
 
     def close(self) -> None:
         self.request = None  # type: ignore[assignment]
