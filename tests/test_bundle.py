@@ -82,7 +82,8 @@ def test_bundle_passes_on_device_and_reads_back(key: str, bundles: dict[str, Pat
     assert names["parity"]["details"]["images"] == 12
     assert names["accuracy"]["details"]["artifact_accuracy"] >= 0.5
     assert ort["latency"]["n"] == int(ITERATIONS) and ort["latency"]["p50_ms"] > 0
-    assert report["environment"]["packages"]["onnxruntime"]
+    assert report["environment"]["versions"]["onnxruntime"]
+    assert report["environment"]["cpu"]["model"]
     assert report["provenance"]["artifact_sha256"] == bundle["provenance"]["artifact_sha256"]
     proc = _cli("verify", "--device-report", str(device_reports[key]), "--against",
                 str(fixture_run))
@@ -149,6 +150,23 @@ def test_device_latency_regression_fails_gate(device_reports: dict[str, Path],
     same = _cli("verify", "--device-report", str(device_reports["onnx"]), "--against",
                 str(fixture_run), "--baseline", str(device_reports["onnx"]))
     assert same.returncode == 0, same.stderr
+
+
+def test_device_report_is_a_bench_baseline(device_reports: dict[str, Path]) -> None:
+    """`bench --baseline` reads a device report as a bench report with one row per backend."""
+    sys.path.insert(0, str(REPO))
+    from edgetl.bench.compare import compare_reports
+    from edgetl.device.readback import load_baseline
+
+    baseline = load_baseline(device_reports["onnx"])
+    (row,) = baseline["rows"]
+    assert (row["backend"], row["precision"], row["batch"], row["mode"]) == (
+        "ort-cpu", "fp32", 1, "compute")
+    faster = {**baseline, "rows": [{**row, "p50_ms": row["p50_ms"] / 2}]}
+    slower = {**baseline, "rows": [{**row, "p50_ms": row["p50_ms"] * 3 + row["p90_ms"] * 3,
+                                    "p90_ms": row["p90_ms"] * 3 + row["p90_ms"] * 3}]}
+    assert compare_reports(baseline, faster, 0.2).passed
+    assert not compare_reports(baseline, slower, 0.2).passed
 
 
 @pytest.mark.slow

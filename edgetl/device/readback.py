@@ -87,8 +87,7 @@ def as_bench_report(report: dict[str, Any]) -> dict[str, Any]:
     return {"schema": BENCH_SCHEMA, "rows": rows,
             "artifact": {"sha256": prov["artifact_sha256"], "format": report["format"],
                          "spec_fingerprint": prov["spec_fingerprint"]},
-            "env": {"cpu": {"model": env.get("processor") or env.get("machine")},
-                    "versions": env.get("packages", {})}}
+            "env": env}
 
 
 def load_baseline(path: str | Path) -> dict[str, Any]:
@@ -107,6 +106,10 @@ def load_baseline(path: str | Path) -> dict[str, Any]:
 def environment_line(report: dict[str, Any]) -> str:
     """The device in one line: CPU, OS, Python, runtimes."""
     env = report["environment"]
-    packages = ", ".join(f"{k} {v}" for k, v in env.get("packages", {}).items())
-    return (f"device: {env.get('processor') or env.get('machine')} ({env.get('cpu_count')} "
-            f"CPUs), {env.get('platform')}, Python {env.get('python')}; {packages}")
+    cpu = env.get("cpu") or {}
+    gpus = ", ".join(g.get("name", "?") for g in env.get("gpus") or []) or "no GPU"
+    versions = env.get("versions") or {}
+    packages = ", ".join(f"{k} {v}" for k, v in versions.items() if v and k != "python")
+    return (f"device: {cpu.get('model')} ({cpu.get('usable_cores')} usable cores, "
+            f"{' '.join(cpu.get('flags') or [])}), {gpus}, {env.get('platform')}, Python "
+            f"{versions.get('python')}; {packages}")

@@ -20,6 +20,7 @@ import numpy as np
 from edgetl import __version__
 from edgetl.artifact.formats import family_of
 from edgetl.artifact.reference import normalize, pixels_and_geometry
+from edgetl.bench.environment import cpu_info, gpu_info, package_versions
 from edgetl.bench.stats import summarize_ns
 from edgetl.io import json_text, sha256_file
 from edgetl.runtime import open_runner
@@ -146,20 +147,9 @@ def run_backend(root: Path, bundle: dict[str, Any], backend: str, feed: np.ndarr
 
 
 def environment() -> dict[str, Any]:
-    """The device: CPU, OS, Python and the packages the runner may use."""
-    from importlib import metadata
-
-    versions = {}
-    for package in ("numpy", "Pillow", "onnxruntime", "onnxruntime-gpu", "openvino", "tensorrt",
-                    "ai-edge-litert"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            continue
-    return {"machine": platform.machine(), "processor": platform.processor(),
-            "platform": platform.platform(), "python": platform.python_version(),
-            "cpu_count": __import__("os").cpu_count(), "packages": versions,
-            "runner_edgetl": __version__}
+    """The device as `edgetl bench` records a machine: CPU, GPUs, OS and package versions."""
+    return {"cpu": cpu_info(), "gpus": gpu_info(), "platform": platform.platform(),
+            "versions": package_versions(), "runner_edgetl": __version__}
 
 
 def run_bundle(root: Path, iterations: int = ITERATIONS) -> dict[str, Any]:
@@ -207,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp.replace(out)
     for backend, row in report["backends"].items():
         p50 = row.get("latency", {}).get("p50_ms")
-        print(f"{backend}: p50 {p50} ms" if p50 is not None else f"{backend}: did not run")
+        print(f"{backend}: p50 {p50:.3f} ms" if p50 is not None else f"{backend}: did not run")
     if not report["passed"]:
         print("device check FAILED: " + "; ".join(report["failures"]), file=sys.stderr)
         return 1
