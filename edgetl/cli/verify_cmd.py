@@ -73,7 +73,8 @@ def register(app: typer.Typer) -> None:
             None, "--baseline", help="With --device-report: a bench or device report whose "
             "latency the device's may not regress from."),
         max_regression: float = typer.Option(
-            0.2, "--max-regression", help="With --baseline: allowed p50 slowdown (0.2 = 20%)."),
+            0.10, "--max-regression", help="With --baseline: allowed p50 slowdown (0.10 = 10%), "
+            "on top of the runs' measured spread, as bench gates it."),
     ) -> None:
         """Check an artifact against its run; exit 1 when a gate fails.
 
