@@ -79,6 +79,7 @@ def test_bundle_passes_on_device_and_reads_back(key: str, bundles: dict[str, Pat
     assert [c["name"] for c in report["checks"]] == ["integrity", "preprocessing"]
     ort = report["backends"]["ort-cpu"]
     names = {c["name"]: c for c in ort["checks"]}
+    assert names["artifact"]["passed"] and "embedded record matches" in names["artifact"]["summary"]
     assert names["parity"]["details"]["images"] == 12
     assert names["accuracy"]["details"]["artifact_accuracy"] >= 0.5
     assert ort["latency"]["n"] == int(ITERATIONS) and ort["latency"]["p50_ms"] > 0
@@ -106,6 +107,24 @@ def test_swapped_artifact_fails_integrity(bundles: dict[str, Path], tmp_path: Pa
     assert proc.returncode == 1
     assert f"integrity: {name} changed since bundling" in proc.stderr
     assert not json.loads((tmp_path / "report.json").read_text())["passed"]
+
+
+def test_swapped_artifact_with_rewritten_file_list_fails(bundles: dict[str, Path],
+                                                         tmp_path: Path) -> None:
+    """The file list rewritten to match a swapped model: the artifact's own record says so."""
+    sys.path.insert(0, str(REPO))
+    from edgetl.io import sha256_file
+
+    copy = _edited_copy(bundles["onnx"], tmp_path)
+    record = json.loads((copy / "bundle.json").read_text())
+    int8 = json.loads((bundles["onnx-int8"] / "bundle.json").read_text())["artifact"]
+    shutil.copyfile(bundles["onnx-int8"] / int8, copy / record["artifact"])
+    record["files"][record["artifact"]] = sha256_file(copy / record["artifact"])
+    (copy / "bundle.json").write_text(json.dumps(record))
+    proc = _on_device(copy, tmp_path / "report.json")
+    assert proc.returncode == 1
+    assert "ort-cpu/artifact: the artifact is not the one bundled" in proc.stderr
+    assert "edgetl.precision int8 != bundle's fp32" in proc.stderr
 
 
 def test_edited_golden_outputs_fail(bundles: dict[str, Path], tmp_path: Path) -> None:

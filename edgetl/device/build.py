@@ -194,7 +194,8 @@ Copy this folder to the device. It needs Python 3.10+, numpy, Pillow and the art
 
     python run.py --report device_report.json
 
-The runner checks every file against `bundle.json` (integrity), the preprocessing against
+The runner checks every file against `bundle.json` (integrity), the artifact's embedded
+record against the bundle's (artifact), the preprocessing against
 torchvision's stored tensors (golden test), the artifact's outputs against the torch model's
 (parity) and its accuracy on the sample, and times it, on every backend it finds. It writes one
 JSON report and exits 1 when a check fails, naming it. Bring the report back and run

@@ -19,6 +19,12 @@ import numpy as np
 
 from edgetl import __version__
 from edgetl.artifact.formats import family_of
+from edgetl.artifact.manifest import (
+    META_FORMAT,
+    META_PRECISION,
+    META_SPEC_FINGERPRINT,
+    META_WEIGHTS_SHA256,
+)
 from edgetl.artifact.reference import normalize, pixels_and_geometry
 from edgetl.bench.environment import cpu_info, gpu_info, package_versions
 from edgetl.bench.stats import summarize_ns
@@ -72,6 +78,25 @@ def check_golden(root: Path, bundle: dict[str, Any], spec: PreprocessSpec,
     for i, name in enumerate(bundle["golden"]):
         acc.add(name, pixels[i], tensors[i], golden["pixels"][i], golden["tensors"][i])
     return acc.result()
+
+
+def check_artifact(bundle: dict[str, Any], metadata: dict[str, str] | None) -> CheckResult:
+    """The artifact's own embedded record (as its runtime reads it) is the bundle's: the same
+    weights, spec, format and precision; a swapped model says otherwise even when the file
+    list was rewritten to match it."""
+    if not metadata:
+        return CheckResult("artifact", True, "this runtime reads no embedded metadata", {})
+    prov = bundle["provenance"]
+    expected = {META_WEIGHTS_SHA256: prov["source_weights_sha256"],
+                META_SPEC_FINGERPRINT: prov["spec_fingerprint"],
+                META_FORMAT: bundle["format"], META_PRECISION: bundle["precision"]}
+    wrong = [f"{key} {metadata.get(key)!s:.12} != bundle's {value!s:.12}"
+             for key, value in expected.items() if metadata.get(key) != value]
+    if wrong:
+        return CheckResult("artifact", False, "the artifact is not the one bundled: "
+                           + "; ".join(wrong), {"embedded": metadata, "bundle": expected})
+    return CheckResult("artifact", True, f"embedded record matches (weights "
+                       f"{prov['source_weights_sha256'][:12]}, {bundle['format']})", {})
 
 
 def check_metric(bundle: dict[str, Any], logits: np.ndarray, budgets: Budgets) -> CheckResult:
@@ -131,9 +156,11 @@ def run_backend(root: Path, bundle: dict[str, Any], backend: str, feed: np.ndarr
         return {"checks": [failed("parity", f"{backend} could not open the artifact: {exc}")
                            .to_dict()]}
     try:
+        embedded = getattr(runner, "metadata", None)
         out = runner.run(feed)
         logits = out[bundle["output"]]
-        checks = [check_parity(torch_out["logits"], logits, record, budgets),
+        checks = [check_artifact(bundle, embedded),
+                  check_parity(torch_out["logits"], logits, record, budgets),
                   check_metric(bundle, logits, budgets)]
         timing = latency(runner, feed[:1], iterations)
         described = runner.describe()
