@@ -111,9 +111,7 @@ def _torch_side(art: Any, info: Any, run: Path, samples: list[Any]) -> dict[str,
         tv = geometry(load_image(sample.path, info.spec))
         pixels.append(tv.permute(1, 2, 0).numpy())
         tensors.append(to_tensor(tv).numpy())
-    import torch
-
-    outputs = torch_runner.run(torch.from_numpy(np.stack(tensors)))
+    outputs = torch_runner.run(np.stack(tensors))
     return {"pixels": pixels, "tensors": tensors, "outputs": outputs}
 
 
