@@ -29,6 +29,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("runtime",),
     ("runfolder",),
     ("predict", "evaluate", "export", "bench", "verify", "train"),
+    ("device",),  # the bundle builds on verify; its runner copies only what it imports
     ("select",),
     ("cli",),
 )

@@ -108,9 +108,9 @@ def register(app: typer.Typer) -> None:
         comparison = None
         baseline_report = None
         if baseline is not None:  # read it first: a bad baseline should not cost a bench run
-            from edgetl.bench.compare import load_report
+            from edgetl.device.readback import load_baseline
 
-            baseline_report = load_report(baseline)
+            baseline_report = load_baseline(baseline)  # a bench or a device report
 
         def progress(row: dict) -> None:
             err_console.print(f"timed {row['backend']} {row['precision']} batch {row['batch']} "

@@ -16,6 +16,7 @@ import typer
 from edgetl import __version__, interrupt
 from edgetl.cli import (
     bench_cmd,
+    bundle_cmd,
     data_cmd,
     evaluate_cmd,
     export_cmd,
@@ -66,6 +67,7 @@ finetune_cmd.register(app)
 evaluate_cmd.register(app)
 export_cmd.register(app)
 verify_cmd.register(app)
+bundle_cmd.register(app)
 bench_cmd.register(app)
 predict_cmd.register(app)
 select_cmd.register(app)

@@ -43,7 +43,8 @@ _AGREEMENT, _DROP = _budget_defaults()
 def register(app: typer.Typer) -> None:
     @app.command("verify")
     def verify(
-        artifact: Path = typer.Argument(..., help="Exported artifact (.onnx, .xml or .engine)."),
+        artifact: Path | None = typer.Argument(
+            None, help="Exported artifact (.onnx, .xml or .engine); none with --device-report."),
         against: Path = typer.Option(..., "--against", help="Run folder it came from."),
         split: str = typer.Option("test", "--split", help="Split of the run to check on."),
         json_out: str | None = typer.Option(None, "--json", metavar="FILE|-", help=JSON_HELP),
@@ -65,6 +66,15 @@ def register(app: typer.Typer) -> None:
             "class for classification)."),
         threads: int | None = typer.Option(None, "--threads",
                                            help="onnxruntime intra-op threads."),
+        device_report: Path | None = typer.Option(
+            None, "--device-report", help="Read back the report a bundle's run.py wrote on a "
+            "device (see `edgetl bundle`) instead of checking an artifact here."),
+        baseline: Path | None = typer.Option(
+            None, "--baseline", help="With --device-report: a bench or device report whose "
+            "latency the device's may not regress from."),
+        max_regression: float = typer.Option(
+            0.10, "--max-regression", help="With --baseline: allowed p50 slowdown (0.10 = 10%), "
+            "on top of the runs' measured spread, as bench gates it."),
     ) -> None:
         """Check an artifact against its run; exit 1 when a gate fails.
 
@@ -72,7 +82,14 @@ def register(app: typer.Typer) -> None:
         (top-1 agreement, matched detections, pixel agreement, mask IoU) and the dataset gate
         (accuracy, mAP, mIoU, mask mAP). Exit 1 when a gate fails, after writing the report."""
         from edgetl.cli.common import check_backend, write_json_report
-        from edgetl.errors import GateFailedError
+        from edgetl.errors import GateFailedError, UsageError
+
+        if device_report is not None:
+            from edgetl.cli.bundle_cmd import verify_device_report
+
+            return verify_device_report(device_report, against, baseline, max_regression)
+        if artifact is None:
+            raise UsageError("verify needs an ARTIFACT (or --device-report REPORT)")
         from edgetl.interrupt import activity
         from edgetl.verify import check_options, verify_artifact
 
