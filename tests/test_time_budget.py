@@ -187,7 +187,7 @@ def test_small_objects_warned_in_inspect_and_finetune(tmp_path: Path) -> None:
     assert counts["small"] > counts["objects"] / 3 and counts["suggested_input_size"] > 48
     words = [w for w in report["warnings"] if w.startswith("objects are small at 48 px")]
     assert len(words) == 1 and f"`model.input_size: {counts['suggested_input_size']}`" in words[0]
-    assert "objects are small at 48 px" in " ".join(done.stdout.split())
+    assert "warning: objects are small at 48 px" in done.stderr
 
     recipe = tmp_path / "det.yaml"
     recipe.write_text(yaml.safe_dump({
