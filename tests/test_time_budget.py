@@ -110,10 +110,10 @@ def _classification_recipe(tmp_path: Path, phases: list[dict], **train: object) 
 
 
 def test_time_budget_ends_the_run_early_with_a_best_checkpoint(tmp_path: Path) -> None:
-    """Phases planned far beyond 12 s: A is cut to its share, B takes what is left and stops
+    """Phases planned far beyond 8 s: A is cut to its share, B takes what is left and stops
     at an epoch boundary; the best checkpoint and the test report are there, the summary
     says how long each phase ran and why."""
-    budget = 12.0
+    budget = 8.0
     recipe = _classification_recipe(tmp_path, [
         {"name": "A", "epochs": 400, "lr": 0.01, "augment": False},
         {"name": "B", "epochs": 400, "unfreeze": "last", "blocks": 1, "lr": 0.001},
@@ -140,10 +140,7 @@ def test_time_budget_ends_the_run_early_with_a_best_checkpoint(tmp_path: Path) -
     assert record["used_s"] <= budget + epoch_s  # at most one epoch's estimate overshoots
     assert (run / "best").is_dir() and (run / "test_metrics.json").is_file()
     assert summary["best_epoch"] is not None
-    assert "time budget 12 s" in done.stdout and "ended: time budget" in done.stdout
-    # a resume of the finished run changes nothing
-    again = cli("finetune", recipe, "--out", run, "--time-budget", "12s", "--resume")
-    assert again.returncode == 0 and json.loads((run / "summary.json").read_text()) == summary
+    assert "time budget 8 s" in done.stdout and "ended: time budget" in done.stdout
 
 
 def test_still_improving_warning_in_summary_and_log(tmp_path: Path) -> None:
