@@ -23,7 +23,7 @@ ARTIFACT_MODULES = ("manifest", "formats", "reference", "postprocess")
 # export and train.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("edgetl", "errors", "io", "interrupt", "tasks", "task_record", "spec", "geometry",
-     "decision", "devices"),
+     "decision", "devices", "clock"),
     ("recipe", "recipe_sections", "recipe_keys", "artifact", "data", "checkpoint", "metrics",
      "models"),
     ("runtime",),

@@ -93,14 +93,15 @@ def test_decide_start_stops_when_the_estimate_does_not_fit() -> None:
 
 
 def test_parse_duration_and_sizes() -> None:
-    from edgetl.select.config import parse_duration, parse_sizes
+    from edgetl.clock import parse_duration
+    from edgetl.select.config import parse_sizes
 
     assert parse_duration("30m") == 1800.0
     assert parse_duration("1h30m") == 5400.0
     assert parse_duration("90s") == 90.0
     assert parse_duration("1.5h") == 5400.0
     assert parse_duration("45") == 45.0
-    for bad in ("abc", "10x", "", "m"):
+    for bad in ("abc", "10x", "", "m", "0", "0s"):
         with pytest.raises(UsageError):
             parse_duration(bad)
     assert parse_sizes("160, 224,160") == (160, 224)

@@ -20,6 +20,12 @@ GROUP_HELP = ("Group images by their file name so a group stays in one split (fr
               "video, one patient): a regular expression searched in the base name; its first "
               "capture group (or the whole match) is the group, e.g. '^([^_]+)_'. Every task; "
               "sets the recipe's data.group_from_name.")
+TIME_BUDGET_HELP = ("Wall-clock budget for the run (set-up, phases, validation; the test "
+                    "report runs after it): 5m, 300s, 1h30m or seconds. Each phase is sized from "
+                    "its measured step time (earlier phases shortened in proportion when the "
+                    "plan does not fit, the last takes the time left) and ends at an epoch "
+                    "boundary when the next epoch would not fit; the best checkpoint is kept. "
+                    "With --resume the run gets the whole budget again, counted from the resume.")
 
 
 def register(app: typer.Typer) -> None:
@@ -35,6 +41,7 @@ def register(app: typer.Typer) -> None:
         seed: int | None = typer.Option(None, "--seed",
                                         help="Random seed overriding the recipe's."),
         resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run."),
+        time_budget: str | None = typer.Option(None, "--time-budget", help=TIME_BUDGET_HELP),
     ) -> None:
         """Fine-tune a pretrained backbone for the recipe's task, in phases.
 
@@ -43,11 +50,13 @@ def register(app: typer.Typer) -> None:
         (accuracy, mAP, mIoU or mask mAP)."""
         from edgetl.cli.common import console
         from edgetl.cli.render import print_report_summary
+        from edgetl.clock import parse_duration
         from edgetl.interrupt import activity
         from edgetl.recipe import load_recipe, require_data_source
         from edgetl.train.finetune import run_finetune
 
         check_device(device)
+        budget_s = parse_duration(time_budget) if time_budget is not None else None
         extra = list(overrides)
         if data is not None:
             extra.append(f"data.source={_yaml_string(data)}")
@@ -60,7 +69,7 @@ def register(app: typer.Typer) -> None:
         run_dir = out or Path("runs") / resolved.name
         with activity(f"finetune of {run_dir}", lambda: _resume_hint(run_dir)):
             result = run_finetune(resolved, run_dir, device=device, resume=resume,
-                                  console=console)
+                                  console=console, time_budget_s=budget_s)
         if not result.test_report:  # a non-zero rank under torchrun: rank 0 reports
             return
         print_report_summary(result.test_report, title=f"test split, best checkpoint "

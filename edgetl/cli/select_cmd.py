@@ -87,13 +87,13 @@ def register(app: typer.Typer) -> None:
         from edgetl.bench.runner import parse_batches
         from edgetl.bench.timing import parse_warmup
         from edgetl.cli.common import console, deprecated, json_target, write_json_report
+        from edgetl.clock import parse_duration
         from edgetl.errors import UsageError
         from edgetl.interrupt import activity
         from edgetl.runfolder import RunFolder
         from edgetl.select.config import (
             BenchSettings,
             SelectConfig,
-            parse_duration,
             parse_names,
             parse_sizes,
         )

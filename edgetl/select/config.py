@@ -6,7 +6,6 @@ flag costs nothing: one line and exit 2 (`UsageError`).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,26 +108,6 @@ class SelectConfig:
     def formats(self) -> dict[str, str]:
         """precision -> export format, in the order the precisions were given."""
         return {p: FORMAT_FOR[self.backend][p] for p in self.precisions}
-
-
-_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([hms]?)")
-_UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "": 1.0}
-
-
-def parse_duration(text: str) -> float:
-    """'30m' -> 1800.0; '1h30m', '90s', '1.5h', '45' (seconds) are accepted too."""
-    cleaned = text.strip().lower().replace(" ", "")
-    pos, total = 0, 0.0
-    while pos < len(cleaned):
-        match = _DURATION.match(cleaned, pos)
-        if match is None or match.end() == pos:
-            raise UsageError(f"--time-budget {text!r} is not a duration",
-                             "use e.g. 30m, 1h30m, 90s or a number of seconds")
-        total += float(match.group(1)) * _UNIT[match.group(2)]
-        pos = match.end()
-    if not cleaned:
-        raise UsageError("--time-budget is empty", "use e.g. 30m")
-    return total
 
 
 def parse_sizes(text: str) -> tuple[int, ...]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgetl.clock import Deadline
 from edgetl.errors import DataError, GateFailedError, UsageError, WeightsError
 from edgetl.recipe import Recipe
 from edgetl.select import SELECT_SCHEMA
@@ -206,11 +207,12 @@ def _accuracy_step(task: Any, recipes: dict[str, Recipe], fits: list[dict[str, A
 
     budget = config.time_budget_s
     started = time.perf_counter()
+    deadline = Deadline(budget, started)
     done: list[tuple[float, float]] = []
     skipped: list[dict[str, Any]] = []
     score = task.score_fn()
     for row in sorted(fits, key=lambda r: (r["deploy_cost_ms"], r["id"])):
-        remaining = None if budget is None else budget - (time.perf_counter() - started)
+        remaining = deadline.remaining()
         decision = decide_start(remaining, estimate_seconds(done, row["deploy_cost_ms"]))
         if not decision.start or skipped:
             row["status"] = "skipped_time"

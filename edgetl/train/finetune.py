@@ -28,13 +28,16 @@ def run_finetune(
     device: str = "auto",
     resume: bool = False,
     console: Any = None,
+    time_budget_s: float | None = None,
 ) -> RunResult:
-    """Train the recipe's phases into `out`; returns the test report of the best checkpoint."""
+    """Train the recipe's phases into `out`; returns the test report of the best checkpoint.
+    `time_budget_s`: a wall-clock budget the phases are sized to (`edgetl.train.budget`)."""
     if resume and (finished := finished_run(Path(out))) is not None:
         return finished
     try:
         trainer = trainer_for(recipe)(recipe, Path(out), device=device, resume=resume,
-                                      console=console or Console())
+                                      console=console or Console(),
+                                      time_budget_s=time_budget_s)
         return trainer.run()
     except BaseException:  # failed or interrupted before its first epoch: nothing blocks a retry
         discard_failed_start(Path(out))

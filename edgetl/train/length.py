@@ -20,7 +20,7 @@ PLANNED = "planned"  # its epochs or steps, as given
 FLOOR = "floor"  # min_steps raised it
 CEILING = "ceiling"  # max_steps cut it
 EARLY_STOP = "early stop"  # early stopping ended it
-TIME_BUDGET = "time budget"  # reserved: a wall-clock budget for the run (a later step)
+TIME_BUDGET = "time budget"  # finetune --time-budget sized or cut it (budget.py)
 REVERTED = "reverted"  # the spike guard rolled it back and ended it
 
 
@@ -32,6 +32,12 @@ class PhaseLength:
     steps: int
     steps_per_epoch: int
     reason: str
+    planned: int | None = None  # the recipe's steps when a time budget re-sized the phase
+
+    @property
+    def planned_steps(self) -> int:
+        """The phase's steps as the recipe (floor and ceiling included) planned them."""
+        return self.steps if self.planned is None else self.planned
 
     @property
     def epochs(self) -> int:
@@ -68,7 +74,7 @@ def phase_record(name: str, state: TrainState, length: PhaseLength, reason: str
                  ) -> dict[str, Any]:
     """How long a phase that has just ended ran, and why it ended (the log, summary.json)."""
     return {"phase": name, "steps": state.step_in_phase, "epochs": state.epoch_in_phase,
-            "steps_per_epoch": length.steps_per_epoch, "planned_steps": length.steps,
+            "steps_per_epoch": length.steps_per_epoch, "planned_steps": length.planned_steps,
             "ended_by": reason}
 
 

@@ -142,3 +142,17 @@ def count_early_stopping(state: TrainState, phase: PhaseConfig, select: str,
         return False
     state.bad_epochs += 1
     return state.bad_epochs >= es.patience
+
+
+def resolve_selection(trainer: Any) -> tuple[str, str, ValidationSize]:
+    """The metric that picks a `PhasedTrainer`'s best checkpoint, why that one, and whether its
+    validation split can resolve it."""
+    recipe = trainer.recipe
+    if recipe.train.select_metric is not None:
+        select, why = recipe.train.select_metric, "the recipe's"
+    else:
+        select, why = trainer.default_select_metric()
+    deltas = [p.early_stopping.min_delta for p in recipe.phases
+              if p.early_stopping is not None and stopping_metric(p, select) == select]
+    return select, why, validation_size(select, len(trainer.val_s), trainer.validation_labels(),
+                                        max(deltas, default=0.0))

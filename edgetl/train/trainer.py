@@ -32,6 +32,7 @@ from edgetl.models.specs import training_spec
 from edgetl.recipe import PhaseConfig, Recipe
 from edgetl.runfolder import BEST, LAST, RunFolder
 from edgetl.spec import PreprocessSpec
+from edgetl.train.budget import TimeBudget
 from edgetl.train.checkpoints import (
     close_run,
     load_last_epoch,
@@ -61,12 +62,7 @@ from edgetl.train.result import RunResult
 from edgetl.train.resume import open_run_folder
 from edgetl.train.rundata import SplitData, split_once
 from edgetl.train.schedule import lr_factor, set_lr
-from edgetl.train.selection import (
-    count_early_stopping,
-    record_best,
-    stopping_metric,
-    validation_size,
-)
+from edgetl.train.selection import count_early_stopping, record_best, resolve_selection
 from edgetl.train.spike import guard_epoch, start_figures
 from edgetl.train.state import TrainState, recover_folder, replace_folder
 
@@ -80,7 +76,8 @@ class PhasedTrainer:
     """The shared spine. Subclasses implement the hooks in the "task hooks" section."""
 
     def __init__(self, recipe: Recipe, out: Path, *, device: str, resume: bool,
-                 console: Any, given_split: SplitData | None = None) -> None:
+                 console: Any, given_split: SplitData | None = None,
+                 time_budget_s: float | None = None) -> None:
         self.out = out
         self.given_split = given_split  # a split made once for several runs (edgetl select)
         self.run_folder = RunFolder(out)
@@ -110,6 +107,8 @@ class PhasedTrainer:
         self.state = TrainState()
         self.train_seconds = 0.0
         self.start = time.perf_counter()
+        self.budget = TimeBudget(time_budget_s, self.start)  # --time-budget (budget.py)
+        self.advice: list[dict[str, str]] = []  # what to do next (advice.py, summary.json)
         self.generator = torch.Generator().manual_seed(self.recipe.train.seed)
 
     # ================================================================== task hooks
@@ -193,7 +192,7 @@ class PhasedTrainer:
             raise DataError("the training split is empty",
                             "check the data source and split fractions")
         self.check_data(data)
-        self._resolve_selection()
+        self.select, self.select_why, self.val_size = resolve_selection(self)
         self.notes = check_splits(data, self.task_record.names, recipe.data.val_fraction,
                                   recipe.data.test_fraction, self.select)
         torch.manual_seed(recipe.train.seed)  # the new head's initial weights
@@ -213,18 +212,6 @@ class PhasedTrainer:
         announce(self)
         self._warn(self.val_size.warning())
         self.prepare_data()
-
-    def _resolve_selection(self) -> None:
-        """The metric that picks the best checkpoint, and whether validation can resolve it."""
-        if self.recipe.train.select_metric is not None:
-            self.select, self.select_why = self.recipe.train.select_metric, "the recipe's"
-        else:
-            self.select, self.select_why = self.default_select_metric()
-        select = self.select
-        deltas = [p.early_stopping.min_delta for p in self.recipe.phases
-                  if p.early_stopping is not None and stopping_metric(p, select) == select]
-        self.val_size = validation_size(select, len(self.val_s), self.validation_labels(),
-                                        max(deltas, default=0.0))
 
     def _warn(self, note: str | None) -> None:
         """A run warning: one `warning:` line on stderr, kept for summary.json."""
@@ -263,6 +250,8 @@ class PhasedTrainer:
         if not phase.trains:
             self.state.next_phase()
             return
+        if self.budget.skips(self, phase_index):
+            return
         plan = self.plan_phase(phase_index)
         plan.train_forward = wrap(self.model, plan.forward, self.dist, self.rt.device)
         if self.recipe.train.compile != "off":
@@ -285,20 +274,22 @@ class PhasedTrainer:
         optimizer = self._optimizer(plan, phase_index)
         steps_per_epoch = self.steps_per_epoch
         self.ema = weight_average(self, phase, phase_index, steps_per_epoch)
-        length = phase_length(phase, steps_per_epoch)
-        total_steps = length.steps
+        length = phase_length(phase, steps_per_epoch)  # the budget may re-size it
         warmup = int(round(phase.warmup_epochs * steps_per_epoch))
+        self.budget.phase_started(state.step_in_phase)
 
-        def on_step() -> None:
-            set_lr(optimizer, lr_factor(state.step_in_phase, total_steps, warmup,
+        def on_step() -> None:  # reads `length` as it stands now
+            set_lr(optimizer, lr_factor(state.step_in_phase, length.steps, warmup,
                                         phase.min_lr_ratio))
             state.step_in_phase += 1
 
-        for epoch in range(state.epoch_in_phase, length.epochs):
+        epoch = state.epoch_in_phase
+        while epoch < length.epochs:
             line, stop = self.run_epoch(plan, optimizer, on_step, epoch, length)
+            length = self.budget.after_epoch(self, phase_index, length)
             action = guard_epoch(self, line, phase, epoch, start_weights)
             stop = stop and action not in ("lower_lr", "revert")
-            last = epoch + 1 == length.epochs and action != "lower_lr"
+            last = epoch + 1 >= length.epochs and action != "lower_lr"
             if stop or last or action == "revert":
                 if self.ema is not None and action != "revert":
                     self.ema.copy_to_model()  # the next phase starts from the averaged weights
@@ -318,6 +309,7 @@ class PhasedTrainer:
                 return False
             if stop or last or action == "revert":
                 return True
+            epoch += 1
         return True
 
     def run_epoch(self, plan: PhasePlan, optimizer: torch.optim.Optimizer,

@@ -24,6 +24,7 @@ from edgetl.data.dedup import (
 from edgetl.data.detection import problems as P
 from edgetl.data.detection.geometry import size_error
 from edgetl.data.detection.masks import mask_area, read_id_png
+from edgetl.data.detection.small import letterbox_scale, small_objects, small_objects_advice
 from edgetl.data.detection.which import has_masks
 from edgetl.data.inspect import _size_summary
 from edgetl.data.samples import SPLITS, DataSet, Sample
@@ -39,11 +40,6 @@ PER_IMAGE_BINS = ((0, 0), (1, 1), (2, 5), (6, 10), (11, 20), (21, 50), (51, 100)
 def size_bucket(area: float) -> str:
     """COCO's bucket of an area in square pixels."""
     return "small" if area < SMALL_AREA else "medium" if area < MEDIUM_AREA else "large"
-
-
-def letterbox_scale(size: tuple[int, int], input_size: int) -> float:
-    """Scale of an (H, W) image letterboxed into an input_size square."""
-    return min(input_size / size[0], input_size / size[1])
 
 
 def _stats(values: Sequence[float]) -> dict | None:
@@ -182,6 +178,8 @@ def inspect_detection(
         "objects_per_image": {**(_stats(per_image) or {}), "histogram": _histogram(per_image)},
         "images_without_objects": {"count": len(empty), "paths": empty},
         "box_sizes": _box_sizes(samples, input_size),
+        # objects under 16 px at the input size: the share finetune warns about too
+        "small_objects": small_objects(samples, input_size) if input_size else None,
         "sizes": _size_summary([(infos[i].width, infos[i].height) for i in ok]),
         "modes": dict(Counter(infos[i].mode for i in ok).most_common()),
         "exif_rotated_images": rotated,
@@ -219,6 +217,9 @@ def _warnings(report: dict) -> list[str]:
     if tiny:
         notes.append(f"{tiny} box(es) narrower than {TINY_SIDE} px at input size "
                      f"{report['box_sizes']['input_size']}: consider a larger input or tiles")
+    small = small_objects_advice(report["small_objects"]) if report["small_objects"] else None
+    if small:
+        notes.append(small)
     if report["cross_split_duplicates"]:
         notes.append(f"{len(report['cross_split_duplicates'])} duplicate cluster(s) cross the "
                      "given splits: `edgetl data split` holds the train side out")
