@@ -21,6 +21,17 @@ _ROUND_WORDS = {"all-int8": "compute nodes", "sensitivity": "most sensitive comp
                 "prefix": "leading compute nodes"}
 
 
+def _quantised_words(quant: dict) -> str:
+    """What the int8 record counts: QDQ nodes (onnx-int8) or FakeQuantize nodes (NNCF)."""
+    if "quantize_linear_nodes" in quant:
+        return (f"{quant['quantize_linear_nodes']} QuantizeLinear, "
+                f"{quant['dequantize_linear_nodes']} DequantizeLinear, "
+                f"{quant['int8_initializers']} int8 initialisers")
+    return (f"{quant['fake_quantize_nodes']} FakeQuantize, "
+            f"{quant['quantised_compute_nodes']} compute nodes int8, "
+            f"{quant['float_compute_nodes']} float")
+
+
 def register(app: typer.Typer) -> None:
     @app.command("export")
     def export(
@@ -90,11 +101,9 @@ def register(app: typer.Typer) -> None:
         _print_decision(result.path)
         quant = result.details.get("quantization")
         if quant:
-            console.print(
-                f"quantised: {quant['quantize_linear_nodes']} QuantizeLinear, "
-                f"{quant['dequantize_linear_nodes']} DequantizeLinear, "
-                f"{quant['int8_initializers']} int8 initialisers; calibrated on "
-                f"{quant['calibration_images']} training images ({quant['calibration_method']})")
+            console.print(f"quantised: {_quantised_words(quant)}; calibrated on "
+                          f"{quant['calibration_images']} training images "
+                          f"({quant['calibration_method']})")
             search = quant.get("accuracy_search") or {}
             ranking = search.get("sensitivity")
             if ranking:
@@ -102,6 +111,9 @@ def register(app: typer.Typer) -> None:
                               f"compute nodes left float32, on {ranking['images']} validation "
                               f"images ({ranking['seconds']:.0f} s)", highlight=False)
             for row in search.get("rounds", []):
+                if "float_compute_nodes" not in row:  # openvino-int8: one all-int8 judgement
+                    console.print(f"  judged: {row['text']}", highlight=False)
+                    continue
                 console.print(
                     f"  {row['float_compute_nodes']:>2} {_ROUND_WORDS[row['strategy']]} kept "
                     f"float32 ({row['size_bytes'] / 1e6:.2f} MB): {row['text']}",
