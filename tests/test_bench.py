@@ -185,8 +185,10 @@ def test_report_has_every_field_and_same_artifact_passes_gate(artifact: Path, ba
     assert baseline.with_name("r.latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| ort-cpu | fp32 | 8 | compute |" in baseline.with_name("r.md").read_text()
 
+    # A loose gate: this checks the comparison's plumbing on one artifact timed twice (a shared
+    # VM's second run can be slower by more than 10%); the gate's teeth are tested below.
     again = cli("bench", artifact, "--backend", "ort-cpu", "--batch", "1,8", *FAST,
-                "--baseline", baseline, "--max-regression", "0.10",
+                "--baseline", baseline, "--max-regression", "0.50",
                 "--json", baseline.with_name("again.json"))
     assert again.returncode == 0, again.stdout + again.stderr
     comparison = json.loads(baseline.with_name("again.json").read_text())["comparison"]
