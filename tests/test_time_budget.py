@@ -205,10 +205,10 @@ def test_small_objects_warned_in_inspect_and_finetune(tmp_path: Path) -> None:
 
 
 def test_small_objects_not_warned_for_classification(tmp_path: Path) -> None:
-    from edgetl.data.detection.small import task_has_objects
+    from edgetl.data.detection.which import reads_objects
     from edgetl.tasks import TASKS
 
-    assert {name for name in TASKS if task_has_objects(name)} == \
+    assert {name for name in TASKS if reads_objects(name)} == \
         {t.name for t in TASKS.values() if t.data_reader == "edgetl.data.detection:load_detection"}
 
 

@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edgetl.data.detection.small import small_objects, small_objects_advice, task_has_objects
+from edgetl.data.detection.small import small_objects, small_objects_advice
+from edgetl.data.detection.which import reads_objects
 from edgetl.evaluate.plots import plot_curves
 from edgetl.evaluate.report import evaluate_checkpoint
 from edgetl.io import atomic_write_json
@@ -35,7 +36,7 @@ def announce(trainer: Any) -> None:
                   + "; ".join(spec.describe().splitlines()[:3]))
     console.print(f"selection: {rule_words(trainer.select)} ({trainer.select_why}); "
                   f"{trainer.val_size.images} validation images", markup=False)
-    if task_has_objects(recipe.task):
+    if reads_objects(recipe.task):
         counts = small_objects(trainer.data.samples, min(spec.input_size))
         add_advice(trainer, SMALL_OBJECTS, small_objects_advice(counts))
     if trainer.budget.active:

@@ -25,7 +25,7 @@ from edgetl.data.detection.neon import NEON_NAME, load_neon
 from edgetl.data.detection.sniff import FORMAT_NAMES, sniff
 from edgetl.data.detection.via import read_via
 from edgetl.data.detection.voc import read_voc
-from edgetl.data.detection.which import dense_tasks, has_masks, task_for
+from edgetl.data.detection.which import dense_tasks, has_masks, reads_objects, task_for
 from edgetl.data.detection.yolo import read_yolo
 from edgetl.data.samples import DataSet
 from edgetl.errors import DataError
@@ -94,7 +94,7 @@ def load_detection(source: str, task: str | None = None, *, check_images: bool =
     annotation problems; the built-in set is not decoded (its tiles are written here).
     """
     task = task_for(masks=False) if task is None else task  # None: boxes alone
-    if task not in dense_tasks():
+    if not reads_objects(task):
         raise DataError(f"task {task!r} is not one of {', '.join(dense_tasks())}")
     text = str(source).strip()
     if not text:

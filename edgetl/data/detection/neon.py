@@ -32,7 +32,7 @@ from edgetl.data.detection import problems as P
 from edgetl.data.detection.boxcsv import read_box_csv, write_box_csv
 from edgetl.data.detection.geometry import Box, box_area
 from edgetl.data.detection.voc import parse_voc_xml
-from edgetl.data.detection.which import task_for
+from edgetl.data.detection.which import has_masks, reads_objects, task_for
 from edgetl.data.samples import DataSet, Sample, stratum_key
 from edgetl.data.targets import BoxTarget
 from edgetl.errors import DataError
@@ -205,7 +205,7 @@ def _cached(folder: Path, fingerprint: str) -> dict | None:
 
 def load_neon(name: str, task: str) -> DataSet:
     """`neon-trees[:<tile>]`: tiles (built on first use) with boxes, grouped by source image."""
-    if task != task_for(masks=False):
+    if not reads_objects(task) or has_masks(task):
         raise DataError(f"{NEON_NAME} has boxes only; use it with --task {task_for(masks=False)}")
     tile = parse_name(name)
     sources = _sources(deepforest_data())

@@ -14,7 +14,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from edgetl.data.detection.geometry import size_error
-from edgetl.data.detection.which import dense_tasks
 
 SMALL_SIDE = 16  # px at the input size
 SMALL_SHARE = 1 / 3
@@ -57,8 +56,3 @@ def small_objects_advice(counts: dict[str, Any]) -> str | None:
               else "a larger `model.input_size`")
     return (f"objects are small at {size} px: {small} of {n} ({100 * small / n:.0f}%) are "
             f"under {SMALL_SIDE} px; use {larger} or tiles")
-
-
-def task_has_objects(task: str) -> bool:
-    """Whether `task`'s samples carry objects (boxes), asked of the task records."""
-    return task in dense_tasks()

@@ -16,6 +16,12 @@ def dense_tasks() -> tuple[str, ...]:
     return tuple(t.name for t in tasks.TASKS.values() if t.data_reader == READER)
 
 
+def reads_objects(task: str) -> bool:
+    """True when this package reads `task`'s data (objects with boxes, perhaps masks)."""
+    known = tasks.TASKS.get(task)
+    return known is not None and known.data_reader == READER
+
+
 def task_for(masks: bool) -> str:
     """The task this package reads objects with masks (True) or with boxes alone (False) for."""
     return next(t.name for t in tasks.TASKS.values()
