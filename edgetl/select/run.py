@@ -206,8 +206,7 @@ def _accuracy_step(task: Any, recipes: dict[str, Recipe], fits: list[dict[str, A
     from edgetl.select.accuracy import train_and_score
 
     budget = config.time_budget_s
-    started = time.perf_counter()
-    deadline = Deadline(budget, started)
+    deadline = Deadline(budget)
     done: list[tuple[float, float]] = []
     skipped: list[dict[str, Any]] = []
     score = task.score_fn()
@@ -235,7 +234,7 @@ def _accuracy_step(task: Any, recipes: dict[str, Recipe], fits: list[dict[str, A
         lo, hi = training["ci95"]
         say(f"  {row['id']}: {training['metric']} {training['value']:.4f} [{lo:.4f}, {hi:.4f}] "
             f"in {training['seconds']:.1f} s")
-    record["accuracy_seconds"] = round(time.perf_counter() - started, 2)
+    record["accuracy_seconds"] = round(deadline.elapsed(), 2)
     record["time_budget"] = {"seconds": budget, "used_s": record["accuracy_seconds"],
                              "covers": "training and validation scoring of the candidates",
                              "skipped": skipped}

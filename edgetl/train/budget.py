@@ -22,7 +22,6 @@ The rule (issue 27):
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 from edgetl.clock import Deadline
@@ -44,8 +43,9 @@ class TimeBudget:
     def active(self) -> bool:
         return self.deadline.seconds is not None
 
-    def _left(self, sync: Callable[[float], float]) -> float:
-        return sync(self.deadline.remaining() or 0.0)
+    def _left(self, trainer: Any) -> float:
+        """Seconds left, the ranks' mean (so every rank decides alike)."""
+        return _ranks_mean(trainer, self.deadline.remaining() or 0.0)
 
     def phase_started(self, step_in_phase: int) -> None:
         """A phase pass starts (a retried one too): its step time is measured afresh."""
@@ -60,7 +60,7 @@ class TimeBudget:
         phase = trainer.recipe.phases[phase_index]
         length = phase_length(phase, trainer.steps_per_epoch)
         first = None if self.rate is None else self.rate * length.steps_in_epoch(0)
-        left = self._left(lambda v: trainer.dist.mean(v, trainer.rt.device))
+        left = self._left(trainer)
         if left > 0 and (first is None or first <= left):
             return False
         state = trainer.state
@@ -78,10 +78,9 @@ class TimeBudget:
         if not self.active:
             return length
         state = trainer.state
-        sync = lambda v: trainer.dist.mean(v, trainer.rt.device)  # noqa: E731
         steps = state.step_in_phase - self._phase_steps0
-        self.rate = sync(time.perf_counter() - self._phase_start) / max(1, steps)
-        left = self._left(sync)
+        self.rate = _ranks_mean(trainer, time.perf_counter() - self._phase_start) / max(1, steps)
+        left = self._left(trainer)
         done_epochs, per_epoch = state.epoch_in_phase, length.steps_per_epoch
         if not self._resized:
             self._resized = True
@@ -103,6 +102,11 @@ class TimeBudget:
                 "fit_seconds": round(fit_seconds, 2),
                 "covers": "set-up, training, validation and checkpoints (not the test report)",
                 "on_resume": "the whole budget again, counted from the resume"}
+
+
+def _ranks_mean(trainer: Any, value: float) -> float:
+    """`value` averaged over the torchrun ranks (itself on one process)."""
+    return trainer.dist.mean(value, trainer.rt.device)
 
 
 def resize(length: PhaseLength, done_steps: int, done_epochs: int, left: float, rate: float,
