@@ -11,7 +11,6 @@ import hashlib
 import json
 import platform
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from edgetl.artifact.manifest import (
 from edgetl.artifact.reference import normalize, pixels_and_geometry
 from edgetl.bench.environment import cpu_info, gpu_info, package_versions
 from edgetl.bench.stats import summarize_ns
+from edgetl.bench.timing import HostClock, measure, warm_up
 from edgetl.io import json_text, sha256_file
 from edgetl.runtime import open_runner
 from edgetl.runtime.backends import BACKEND_TABLE
@@ -114,15 +114,10 @@ def check_metric(bundle: dict[str, Any], logits: np.ndarray, budgets: Budgets) -
 
 
 def latency(runner: Any, batch: np.ndarray, iterations: int) -> dict[str, Any]:
-    """Batch-1 latency with bench's statistics (warm-up calls are not counted)."""
-    for _ in range(WARMUP):
-        runner.run(batch)
-    samples = []
-    for _ in range(iterations):
-        start = time.perf_counter_ns()
-        runner.run(batch)
-        samples.append(time.perf_counter_ns() - start)
-    return summarize_ns(samples).to_dict()
+    """Batch-1 latency with bench's timing and statistics (warm-up calls are not counted)."""
+    clock, step = HostClock(), lambda: runner.run(batch)
+    warm_up(clock, step, WARMUP)
+    return summarize_ns(measure(clock, step, min_time=0.0, iters=iterations)).to_dict()
 
 
 def device_backends(artifact: Path) -> list[str]:
