@@ -6,6 +6,9 @@ A checkpoint folder (`RUN/best/`, `RUN/last/`) holds:
   metrics, versions, date;
 - `last/` also holds `train_state.safetensors` + `train_state.json` (optimiser, scheduler,
   phase, epoch, early-stopping state, RNG) so `--resume` continues exactly where it stopped.
+`RUN/qat/` (quantisation-aware training, `edgetl.export.qat_phase`) holds the fake-quantised
+model's state dict (weights and quantiser parameters), `nncf_quantisers.json` (where NNCF put
+the quantisers) and a record whose `qat` entry names the float checkpoint it started from.
 The JSON is written last, so a folder whose JSON exists is complete.
 """
 
@@ -25,6 +28,8 @@ from edgetl.spec import PreprocessSpec, TaskRecord
 
 CHECKPOINT_SCHEMA = "edgetl.checkpoint/1"
 BEST, LAST = "best", "last"  # a run's checkpoint folders (edgetl.runfolder keeps the run)
+QAT = "qat"  # the quantisation-aware checkpoint, next to best/ (export --format onnx-int8)
+QUANTISERS_FILE = "nncf_quantisers.json"  # qat/ only: NNCF's quantiser placement
 WEIGHTS_FILE = "model.safetensors"
 RECORD_FILE = "checkpoint.json"
 TRAIN_STATE_FILE = "train_state.json"  # last/ only: where the run stands (edgetl.train.state)

@@ -29,6 +29,7 @@ from edgetl.recipe_sections import (
     ModelConfig,
     PhaseConfig,
     PreprocessOverrides,
+    QuantizeConfig,
     SegmenterConfig,
     SelectMetric,
     TrainConfig,
@@ -40,8 +41,8 @@ from edgetl.spec import DEFAULT_TASK
 __all__ = [
     "AugmentConfig", "DataConfig", "DetectorConfig", "EarlyStopping", "HeadSettings",
     "InstanceConfig", "LossConfig", "ModelConfig", "PhaseConfig", "PreprocessOverrides",
-    "Recipe", "SegmenterConfig", "SelectMetric", "TaskName", "TrainConfig", "apply_override",
-    "classification_rules", "detection_rules", "instance_rules", "load_recipe",
+    "QuantizeConfig", "Recipe", "SegmenterConfig", "SelectMetric", "TaskName", "TrainConfig",
+    "apply_override", "classification_rules", "detection_rules", "instance_rules", "load_recipe",
     "require_data_source", "semantic_rules", "yaml_error_words",
 ]
 
@@ -73,6 +74,8 @@ class Recipe(_Strict):
     # Classification: a target on one class, CLASS:recall=R or CLASS:precision=P. Reports pick
     # its threshold on the validation split; `export` records it in the artifact.
     operating_point: str | None = None
+    # int8 export: quantisation-aware fine-tuning when post-training int8 keeps layers float.
+    quantize: QuantizeConfig | None = None
 
     @field_validator("operating_point")
     @classmethod
@@ -122,7 +125,10 @@ class Recipe(_Strict):
         return phase.early_stopping.metric or self.selection_metric
 
     def sha256(self) -> str:
-        text = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        dump = self.model_dump(mode="json")
+        if dump.get("quantize") is None:  # an export-time section: runs without it hash as before
+            dump.pop("quantize", None)
+        text = json.dumps(dump, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
     def to_yaml(self) -> str:

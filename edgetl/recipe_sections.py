@@ -311,3 +311,45 @@ class TrainConfig(_Strict):
                 return "default" if value else "off"
             return "on" if value else "off"
         return value
+
+
+class QuantizeConfig(_Strict):
+    """Quantisation-aware fine-tuning (`edgetl export --format onnx-int8`): trains the int8
+    graph itself, from the best checkpoint, when post-training quantisation has to keep more
+    compute nodes float than `max_float_nodes` (or always with `--qat`)."""
+
+    # auto: QAT when post-training int8 keeps more than max_float_nodes float; off: never
+    # (export --qat still runs it).
+    qat: Literal["auto", "off"] = "auto"
+    # Network compute nodes post-training int8 may keep float32 before QAT takes over.
+    max_float_nodes: int = Field(0, ge=0)
+    # Passes over the training split (fractions allowed); max_steps caps the optimiser steps.
+    epochs: float = Field(1.0, gt=0.0)
+    max_steps: int | None = Field(None, ge=1)
+    # Wall-clock cap for the QAT training (e.g. 5m); it stops at the next step past it.
+    time_budget: str | None = None
+    # AdamW learning rate, decayed to zero by cosine over the planned steps.
+    lr: float = Field(1.0e-5, gt=0.0)
+    # Weight of the distillation term (KL to the float model's softened outputs) beside the
+    # task loss.
+    distillation: float = Field(4.0, ge=0.0)
+    # Softening temperature of the distillation.
+    temperature: float = Field(2.0, gt=0.0)
+    # Training images per step (None: train.batch_size).
+    batch_size: int | None = Field(None, ge=1)
+    # Training images the quantisers' ranges are initialised on.
+    calibration_images: int = Field(256, ge=1)
+
+    @field_validator("time_budget")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from edgetl.clock import parse_duration
+        from edgetl.errors import UsageError
+
+        try:
+            parse_duration(value, "quantize.time_budget")
+        except UsageError as exc:
+            raise ValueError(exc.message) from None
+        return value

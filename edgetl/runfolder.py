@@ -11,6 +11,8 @@ split the run trained on and the task record are defined once:
     RUN/metrics.jsonl    one line per finished epoch
     RUN/curves.png       the metrics plotted
     RUN/best/, RUN/last/ checkpoints (see `edgetl.checkpoint`; last/ also the training state)
+    RUN/qat/             the quantisation-aware checkpoint export's int8 trains (its own
+                         metrics.jsonl inside)
     RUN/phase_start.safetensors  the weights the current phase started from (spike guard)
     RUN/test_metrics.json, RUN/summary.json  the closing test report and the run's summary
     RUN/export/          artifacts `edgetl export` writes by default
@@ -33,6 +35,7 @@ from typing import TYPE_CHECKING
 from edgetl.checkpoint import (
     BEST,
     LAST,
+    QAT,
     TRAIN_STATE_FILE,
     CheckpointInfo,
     read_checkpoint_info,
@@ -114,6 +117,11 @@ class RunFolder:
         return self.path / which
 
     @property
+    def qat_path(self) -> Path:
+        """The quantisation-aware checkpoint (`edgetl.export.qat_phase`)."""
+        return self.path / QAT
+
+    @property
     def best_path(self) -> Path:
         return self.checkpoint_path(BEST)
 
@@ -145,7 +153,7 @@ class RunFolder:
         """Every name `finetune` writes into a run folder (split files of every task included)."""
         from edgetl.data.splitnames import split_file_names
 
-        checkpoints = {name + suffix for name in (BEST, LAST)
+        checkpoints = {name + suffix for name in (BEST, LAST, QAT)
                        for suffix in ("", TMP_SUFFIX, OLD_SUFFIX)}
         return frozenset({RUN_MARKER, RECIPE_FILE, LABELS_FILE, LEAKAGE_FILE, METRICS_FILE,
                           CURVES_FILE, TEST_REPORT_FILE, SUMMARY_FILE, PHASE_START_FILE,

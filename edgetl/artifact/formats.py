@@ -77,6 +77,8 @@ class ExportFormat:
     top1_agreement_budget: float  # verify: minimum top-1 agreement with the PyTorch model
     accuracy_budget_points: float  # verify: maximum accuracy drop in percentage points
     calibrated: bool = False
+    # can come from the quantisation-aware checkpoint (`export --qat`, recipe `quantize:`)
+    quantisation_aware: bool = False
 
 
 FORMATS: dict[str, ExportFormat] = {
@@ -99,6 +101,7 @@ FORMATS: dict[str, ExportFormat] = {
             module="edgetl.export.onnx_int8",
             description="ONNX, static int8 QDQ (per-channel weights), calibrated on train images",
             top1_agreement_budget=0.98, accuracy_budget_points=1.0, calibrated=True,
+            quantisation_aware=True,
         ),
         ExportFormat(
             name="tensorrt-fp16", family="tensorrt", precision="fp16", filename="model.fp16.engine",

@@ -18,7 +18,7 @@ def _format_help() -> str:
 
 _FORMAT_HELP = _format_help()
 _ROUND_WORDS = {"all-int8": "compute nodes", "sensitivity": "most sensitive compute nodes",
-                "prefix": "leading compute nodes"}
+                "prefix": "leading compute nodes", "qat": "compute nodes (quantisation-aware)"}
 
 
 def _quantised_words(quant: dict) -> str:
@@ -64,6 +64,13 @@ def register(app: typer.Typer) -> None:
                  "on the run's validation split and recorded in the artifact, which predict, "
                  "evaluate and verify then apply (default: the recipe's operating_point; "
                  "'none': argmax)."),
+        qat: bool | None = typer.Option(
+            None, "--qat/--no-qat",
+            help="onnx-int8: --qat trains the int8 graph itself (quantisation-aware, from the "
+                 "best checkpoint, distilled from the float model; kept in RUN/qat/ and reused) "
+                 "and exports it with nothing in the network kept float; --no-qat never does. "
+                 "Default: the recipe's quantize: section decides (QAT when post-training int8 "
+                 "keeps more than its max_float_nodes float)."),
         force: bool = typer.Option(
             False, "--force", help="Replace another artifact (or its manifest) at the target; "
             "without it export refuses to, unless it is the same artifact made again."),
@@ -83,6 +90,7 @@ def register(app: typer.Typer) -> None:
             opset=opset, embed_preprocessing=embed_preprocessing,
             calibration_images=calibration_images, calibration_method=calibration_method,  # type: ignore[arg-type]
             max_batch=max_batch, checkpoint=checkpoint, raw=raw, operating_point=operating_point,
+            qat=qat,
         )
         options.validate()
         target = resolve_target(run, get_format(fmt), out, embed_preprocessing)
@@ -118,6 +126,7 @@ def register(app: typer.Typer) -> None:
                     f"  {row['float_compute_nodes']:>2} {_ROUND_WORDS[row['strategy']]} kept "
                     f"float32 ({row['size_bytes'] / 1e6:.2f} MB): {row['text']}",
                     highlight=False)
+            _print_qat(quant)
             for node in (quant.get("float_nodes") or {}).get("nodes", [])[:16]:
                 console.print(f"  float32: {node['node']}: {node['why']}", highlight=False)
             if search and not search.get("met"):
@@ -129,6 +138,34 @@ def register(app: typer.Typer) -> None:
             console.print(f"input {io['input']['name']} {io['input']['dtype']} "
                           f"{io['input']['shape']}; outputs {outputs}; compute "
                           f"{result.details.get('compute_dtype')}")
+
+
+def _print_qat(quant: dict) -> None:
+    """What post-training int8 kept float, and what the quantisation-aware phase did."""
+    if "network_compute_nodes" in quant:
+        console.print(f"  network compute nodes: {quant['int8_compute_nodes']} int8, "
+                      f"{quant['float_compute_nodes']} float32", highlight=False)
+    before, qat = quant.get("post_training"), quant.get("qat")
+    if before:
+        console.print(f"  post-training int8 kept {before['float_compute_nodes']} compute nodes "
+                      f"float32 (the recipe allows {before['allowed_float_nodes']}): "
+                      "quantisation-aware training took over", highlight=False)
+    if not qat:
+        return
+    start, end = qat["validation_before"], qat["validation_after"]
+
+    def figures(row: dict) -> str:
+        if row.get("val_accuracy") is None:
+            return "no validation split"
+        return (f"val accuracy {row['val_accuracy']:.2%}, agreement with float32 "
+                f"{row['val_agreement']:.2%}")
+
+    how = ("reused" if qat["reused"] else
+           f"{qat['steps']} steps ({qat['epochs']:.2f} epochs, {qat['ended_by']}) in "
+           f"{qat['seconds'] / 60:.1f} min")
+    console.print(f"  QAT checkpoint {qat['checkpoint']} ({how}): before training "
+                  f"{figures(start)}; kept (epoch {qat['chosen_epoch']}) {figures(end)}",
+                  highlight=False)
 
 
 def _check_replace(run: Path, fmt: str, target: Path, manifest: Path, checkpoint: str,

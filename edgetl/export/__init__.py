@@ -72,6 +72,9 @@ def export_run(run: str | Path, fmt: str, out: str | Path | None = None,
     options = options or ExportOptions()
     options.validate()
     row = get_format(fmt)
+    if options.qat and not row.quantisation_aware:
+        aware = ", ".join(f.name for f in FORMATS.values() if f.quantisation_aware)
+        raise UsageError(f"--qat does not apply to {fmt}", f"use it with {aware}")
     if row.family == "tensorrt":  # fail fast (exit 3) before loading anything heavy
         from edgetl.runtime.tensorrt_runner import require_tensorrt
 

@@ -138,7 +138,14 @@ def export(ctx: ExportContext) -> ExportResult:
     # not at the top: onnx loads only when used (fast --help)
     import onnx
 
+    from edgetl.export.onnx_int8_qat import compute_node_counts, export_qat
+    from edgetl.export.qat_phase import recipe_quantize
+    from edgetl.recipe_sections import QuantizeConfig
+
     options = ctx.options
+    section = recipe_quantize(ctx.run_folder)
+    if options.qat:
+        return export_qat(ctx, section or QuantizeConfig(), None)
     samples = select_calibration_samples(training_samples(ctx.run),
                                          options.calibration_images, options.seed)
     batches = list(calibration_batches(samples, ctx.spec, CALIBRATION_BATCH))
@@ -168,6 +175,15 @@ def export(ctx: ExportContext) -> ExportResult:
             _sensitivity(ctx, quantiser, fp32_path, graph, compute, embedded, work))
         model = onnx.load(str(found.path))
     evidence = quantisation_evidence(model)
+    counts = compute_node_counts(model, set(always_float))
+    if (options.qat is None and section is not None and section.qat == "auto"
+            and counts["float_compute_nodes"] > section.max_float_nodes):
+        return export_qat(ctx, section, {
+            "float_compute_nodes": counts["float_compute_nodes"],
+            "allowed_float_nodes": section.max_float_nodes, "met": found.met,
+            "strategy": found.strategy,
+            "rounds": [{k: v for k, v in r.items() if k != "float_nodes"} for r in found.rounds],
+        })
     if not evidence["quantize_linear_nodes"] or not evidence["int8_initializers"]:
         raise ArtifactError(
             f"quantisation produced no QDQ nodes or int8 weights ({evidence})",
@@ -194,6 +210,7 @@ def export(ctx: ExportContext) -> ExportResult:
                                 "rounds": found.rounds, "met": found.met,
                                 **({"sensitivity": found.ranking} if found.ranking else {})},
             "seconds": round(time.perf_counter() - started, 2),
+            **counts,
             **evidence,
         },
         extra_metadata={META_INT8_FLOAT: json.dumps(found.record(), sort_keys=True,

@@ -38,6 +38,10 @@ class ExportOptions:
     # classification: CLASS:recall=R or CLASS:precision=P, its threshold chosen on validation
     # and recorded in the artifact; None: the run recipe's `operating_point`; "none": argmax
     operating_point: str | None = None
+    # onnx-int8: True trains the quantisation-aware checkpoint (RUN/qat/) and exports it; False
+    # never does; None: the run recipe's `quantize:` section decides (QAT when post-training
+    # int8 keeps more than its max_float_nodes float).
+    qat: bool | None = None
 
     def validate(self) -> None:
         if self.opset < 17:

@@ -33,7 +33,15 @@ def make_same_padding_static(model: Any, example: Any) -> int:
 
         @staticmethod
         def forward(ctx: Any, x: torch.Tensor, pads: tuple[int, int, int, int]) -> torch.Tensor:
+            ctx.pads = pads
             return F.pad(x, pads)
+
+        @staticmethod
+        def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+            """The padding's gradient: the padded gradient's interior (QAT trains through it)."""
+            left, right, top, bottom = ctx.pads
+            height, width = grad.shape[-2:]
+            return grad[..., top:height - bottom, left:width - right], None
 
         @staticmethod
         def symbolic(g: Any, x: Any, pads: tuple[int, int, int, int]) -> Any:

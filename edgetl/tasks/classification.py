@@ -36,6 +36,7 @@ TASK = Task(
     int8_judge="edgetl.export.int8_judges:TopOneJudge",
     int8_float_postprocess=False,
     int8_sensitivity_ranking=True,
+    qat_trainer="edgetl.export.qat_classifier:train_classifier",
     artifact_logits=True,
     operating_point=True,
     # --- verify ---

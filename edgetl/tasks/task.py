@@ -70,6 +70,8 @@ class Task:
     int8_float_postprocess: bool
     # int8 may rank nodes by measured sensitivity (a logits decision on validation images)
     int8_sensitivity_ranking: bool
+    # fn(QatJob) -> QatTraining: trains the fake-quantised model (edgetl.export.qat_phase)
+    qat_trainer: str = field(metadata=CODE)
     # the artifact's output is logits [batch, classes] (the export smoke test checks the shape)
     artifact_logits: bool
     # an operating point (a threshold on one class's probability) can be chosen at export
