@@ -26,6 +26,7 @@ version.
 
 from __future__ import annotations
 
+import logging
 import re
 import tempfile
 import time
@@ -48,6 +49,7 @@ from edgetl.export.calibration import (
     training_samples,
 )
 from edgetl.export.context import ExportContext, ExportResult
+from edgetl.export.int8_quantise import quiet
 from edgetl.export.int8_search import (
     float_nodes_metadata,
     make_judge,
@@ -104,19 +106,26 @@ class NncfQuantiser:
     def quantise(self, names: Sequence[str] = (), compress_weights: bool = True) -> Any:
         """The quantised ov.Model (the converted model is left as it is)."""
         import nncf
+        from nncf.common.logging import nncf_logger
         from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
 
         advanced = AdvancedQuantizationParameters(
             backend_params={"compress_weights": compress_weights})
+        level = nncf_logger.level
+        nncf.set_log_level(logging.WARNING)  # its per-node notes, once per candidate
         try:
-            return nncf.quantize(
-                self.model, nncf.Dataset(self.batches),
-                preset=getattr(nncf.QuantizationPreset, PRESET), subset_size=len(self.batches),
-                ignored_scope=nncf.IgnoredScope(names=list(names), patterns=self.patterns,
-                                                validate=False),
-                advanced_parameters=advanced)
+            with quiet():  # and its progress bars
+                return nncf.quantize(
+                    self.model, nncf.Dataset(self.batches),
+                    preset=getattr(nncf.QuantizationPreset, PRESET),
+                    subset_size=len(self.batches),
+                    ignored_scope=nncf.IgnoredScope(names=list(names), patterns=self.patterns,
+                                                    validate=False),
+                    advanced_parameters=advanced)
         except Exception as exc:  # nncf raises assorted untyped errors
             raise ArtifactError(f"NNCF quantisation failed: {exc}") from exc
+        finally:
+            nncf.set_log_level(level)
 
     def __call__(self, out_path: Path, exclude: Sequence[str] = ()) -> Path:
         """A candidate IR at `out_path` (float32 weights beside int8 ones, as exported)."""
