@@ -1,14 +1,18 @@
 """openvino-int8 on the fixture run: NNCF quantisation recorded, verify passes on int8 budgets,
-predictions agree with the onnx-int8 artifact. Real files; skipped without openvino or nncf."""
+predictions agree with the onnx-int8 artifact; the accuracy search keeps a layer int8 destroys
+float (`int8gen`'s tiny model; slow: a Lite0 run with a planted outlier, through export and
+verify). Real files; skipped without openvino or nncf."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from edgetl.artifact.manifest import read_manifest
-from edgetl.artifact.openvino_ir import weights_path
+from edgetl.artifact.openvino_ir import ir_metadata, weights_path
+from edgetl.export.int8_search import META_INT8_FLOAT
 
 pytest.importorskip("openvino")
 nncf = pytest.importorskip("nncf")
@@ -43,6 +47,11 @@ def test_manifest_records_quantisation(int8_artifacts: dict[str, Path]) -> None:
     search = q["accuracy_search"]
     assert search["met"] is True and search["rounds"][0]["val_agreement"] >= 0.98
     assert not list(xml.parent.glob(".ov-export-*"))
+    # the float-node record onnx-int8 keeps, in the manifest and the IR's rt_info
+    assert q["float_nodes"] == {"strategy": "all-int8", "met": True, "nodes": []}
+    assert set(q["float_nodes"]) == set(onnx_q["float_nodes"])
+    assert set(search) >= set(onnx_q["accuracy_search"]) - {"sensitivity"}
+    assert json.loads(ir_metadata(xml)[META_INT8_FLOAT]) == q["float_nodes"]
 
 
 def test_verify_passes_with_int8_budgets(int8_artifacts: dict[str, Path],
@@ -124,15 +133,11 @@ def test_export_keeps_a_sensitive_layer_float_then_verify_passes(tmp_path: Path)
     """Through the CLI on a Lite0 run with one layer int8 destroys (`plant_int8_outlier`):
     the fully quantised IR misses the judge, the search keeps that layer float and passes;
     the IR's rt_info, the manifest and the export report name it; `edgetl verify` passes."""
-    import json
     import os
     import subprocess
     import sys
 
     from fixtures_runs import INT8_OUTLIER_NODE, make_fixture_run, plant_int8_outlier
-
-    from edgetl.artifact.openvino_ir import ir_metadata
-    from edgetl.export.int8_search import META_INT8_FLOAT
 
     run = make_fixture_run(tmp_path / "planted", prepare=plant_int8_outlier)
 
