@@ -14,8 +14,10 @@ import csv
 import json
 import math
 import random
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -132,9 +134,30 @@ def _fit_linear(features, targets, num_classes: int, steps: int = 200):
     return w.detach(), b.detach()
 
 
+INT8_OUTLIER_NODE = "/blocks/blocks.2/blocks.2.0/conv_pwl/Conv"  # `plant_int8_outlier`'s layer
+
+
+def plant_int8_outlier(model) -> None:
+    """Make one layer of a Lite0 classifier one that int8 destroys and float32 never notices
+    (as tests/test_int8_search.py's tiny model): the projection convolution of block 2.0 gets,
+    in every output channel, one weight 100x the largest, on an input channel that is always 0
+    (its BatchNorm gives -1 there, which ReLU6 clips to 0). Each output channel's symmetric
+    int8 weight scale then rounds every other weight to 0. Block 2.0 has no skip connection,
+    so the damage reaches the logits; the layer is not near the start of the network."""
+    import torch
+
+    block = model.blocks[2][0]
+    with torch.no_grad():
+        block.bn2.weight[0] = 0.0
+        block.bn2.bias[0] = -1.0
+        block.conv_pwl.weight[:, 0] = 100.0 * block.conv_pwl.weight.abs().max()
+
+
 def make_fixture_run(root: str | Path, *, arch: str = "tf_efficientnet_lite0",
-                     per_split: dict[str, int] | None = None, seed: int = 0) -> Path:
-    """Create ROOT/images, ROOT/data.csv and the run folder ROOT/run; return the run folder."""
+                     per_split: dict[str, int] | None = None, seed: int = 0,
+                     prepare: Callable[[Any], None] | None = None) -> Path:
+    """Create ROOT/images, ROOT/data.csv and the run folder ROOT/run; return the run folder.
+    `prepare(model)` changes the network before its head is fitted (`plant_int8_outlier`)."""
     import torch
 
     from edgetl.checkpoint import save_checkpoint
@@ -153,6 +176,8 @@ def make_fixture_run(root: str | Path, *, arch: str = "tf_efficientnet_lite0",
     torch.manual_seed(seed)
     model, spec = build_classifier(arch, len(CLASSES), head)
     model.eval()
+    if prepare is not None:
+        prepare(model)
     index = {name: i for i, name in enumerate(CLASSES)}
     train = [r for r in rows if r["split"] == "train"]
     feats = _features(model, spec, [r["path"] for r in train])

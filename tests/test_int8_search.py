@@ -38,60 +38,22 @@ def test_small_validation_splits_cannot_clear_the_bound() -> None:
 
 
 # --------------------------------------------------------------------------- sensitivity
-class _Tiny:
-    """A small classifier whose third convolution int8 destroys: every output channel has one
-    weight 100x the others, on an input channel that is always 0, so float32 never sees it
-    but each channel's int8 scale (per channel, symmetric) rounds every other weight to 0.
-    It is the third of four convolutions, so position alone would not find it."""
-
-    @staticmethod
-    def build():
-        import torch
-        from torch import nn
-
-        class Tiny(nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.c1 = nn.Conv2d(3, 8, 3, padding=1)
-                self.c2 = nn.Conv2d(8, 16, 3, padding=1)
-                self.c3 = nn.Conv2d(16, 16, 3, padding=1)
-                self.c4 = nn.Conv2d(16, 16, 3, padding=1)
-                self.fc = nn.Linear(16, 3)
-
-            def forward(self, x: torch.Tensor) -> torch.Tensor:
-                for conv in (self.c1, self.c2, self.c3, self.c4):
-                    x = torch.relu(conv(x))
-                return self.fc(x.mean(dim=(2, 3)))
-
-        torch.manual_seed(0)
-        model = Tiny().eval()
-        with torch.no_grad():
-            model.c2.weight[0] = 0.0  # c3's input channel 0 is relu(0) = 0 on every image
-            model.c2.bias[0] = 0.0
-            model.c3.weight[:, 0, 1, 1] = 100.0 * model.c3.weight.abs().max()
-            model.fc.weight.mul_(20.0)  # clear decisions: float noise alone flips few
-        return model
-
-
 @pytest.fixture(scope="module")
 def tiny_graph(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    import numpy as np
     import onnx
     import torch
+    from int8gen import tiny_inputs, tiny_int8_classifier
 
     from edgetl.export.int8_quantise import Quantiser
     from edgetl.export.onnx_fp32 import trace_to_onnx
     from edgetl.export.onnx_int8 import _pre_process
 
     work = tmp_path_factory.mktemp("tiny_int8")
-    fp32 = trace_to_onnx(_Tiny.build(), torch.zeros(1, 3, 16, 16), 17)
+    fp32 = trace_to_onnx(tiny_int8_classifier(), torch.zeros(1, 3, 16, 16), 17)
     fp32_path, pre_path = work / "fp32.onnx", work / "pre.onnx"
     onnx.save(fp32, str(fp32_path))
     _pre_process(fp32_path, pre_path)
-    rng = np.random.default_rng(0)
-    images = rng.normal(0, 1, (320, 3, 16, 16)).astype(np.float32)
-    calibration = [images[i:i + 8] for i in range(0, 64, 8)]
-    validation = [images[i:i + 32] for i in range(64, 320, 32)]
+    calibration, validation = tiny_inputs()
     graph = onnx.load(str(pre_path)).graph
     return {"work": work, "fp32": fp32_path, "pre": pre_path, "validation": validation,
             "calibration": calibration, "graph": graph,
@@ -118,13 +80,21 @@ def test_calibration_cache_gives_the_same_graph(tiny_graph: dict) -> None:
 
 
 def _sensitivity(tiny_graph: dict):
-    from edgetl.export.int8_sensitivity import Sensitivity, compute_neighbours, subset
+    from edgetl.export.int8_sensitivity import (
+        Sensitivity,
+        compute_neighbours,
+        file_logits,
+        run_logits,
+        subset,
+    )
 
     graph, quantiser = tiny_graph["graph"], tiny_graph["quantiser"]
     compute = [(n.name, n.op_type) for n in graph.node if n.op_type in ("Conv", "Gemm")]
+    batches = subset(tiny_graph["validation"], 64)
     return Sensitivity(compute, compute_neighbours(graph, [name for name, _ in compute]),
-                       lambda names, out: quantiser(out, names), tiny_graph["fp32"],
-                       subset(tiny_graph["validation"], 64), tiny_graph["work"])
+                       file_logits(lambda names, out: quantiser(out, names), batches,
+                                   tiny_graph["work"]),
+                       run_logits(tiny_graph["fp32"], batches))
 
 
 def test_neighbours_skip_what_computes_nothing(tiny_graph: dict) -> None:

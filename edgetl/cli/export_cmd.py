@@ -119,9 +119,6 @@ def register(app: typer.Typer) -> None:
                               f"compute nodes left float32, on {ranking['images']} validation "
                               f"images ({ranking['seconds']:.0f} s)", highlight=False)
             for row in search.get("rounds", []):
-                if "float_compute_nodes" not in row:  # openvino-int8: one all-int8 judgement
-                    console.print(f"  judged: {row['text']}", highlight=False)
-                    continue
                 console.print(
                     f"  {row['float_compute_nodes']:>2} {_ROUND_WORDS[row['strategy']]} kept "
                     f"float32 ({row['size_bytes'] / 1e6:.2f} MB): {row['text']}",

@@ -12,14 +12,26 @@ Rounds, each a quantised candidate judged on the validation split (the task's `i
    (so the activations between them stay float too), as before the ranking existed.
 The first candidate the judge accepts wins; when none does, the last one is kept and the
 search says it missed. The result names every float node and why it is float.
+
+Shared by onnx-int8 (onnxruntime QDQ candidates, `.onnx`) and openvino-int8 (NNCF candidates,
+`.xml`): each format supplies how a candidate is quantised and how the ranking measures one;
+the judge, the rounds, their limits and the record (manifest `float_nodes` and
+`accuracy_search`, the artifact's `META_INT8_FLOAT` key) are the same.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from edgetl import tasks
+from edgetl.artifact.openvino_ir import weights_path
+from edgetl.export.context import ExportContext
+
+META_INT8_FLOAT = "edgetl.int8_float_nodes"  # JSON: which nodes stayed float32, and why
 
 # Leading compute nodes kept float32, per round of the prefix search.
 FLOAT_PREFIX_STEPS = (0, 4, 8, 12, 16, 20, 24, 28, 32, 40, 48)
@@ -52,20 +64,29 @@ def leading_nodes(node_names: list[str], compute_nodes: list[str]) -> list[str]:
     return node_names[: last + 1]
 
 
+def candidate_size(path: Path) -> int:
+    """Bytes of a candidate: the file, plus its weights for an OpenVINO IR."""
+    size = path.stat().st_size
+    if path.suffix == ".xml":
+        size += weights_path(path).stat().st_size
+    return size
+
+
 def search(quantise: Callable[..., Path], workdir: Path, node_names: list[str],
            compute: list[str], embedded: list[str], judge: Any,
-           sensitivity: Callable[[], Any] | None = None) -> SearchResult:
-    """Run the rounds (module docstring). `quantise(out_path, exclude)` builds a candidate,
-    `judge.row(path)` / `judge.met(row)` judge it, `sensitivity()` makes the
-    `int8_sensitivity.Sensitivity` that chooses nodes (called only when everything quantised
-    misses)."""
+           sensitivity: Callable[[], Any] | None = None, suffix: str = ".onnx"
+           ) -> SearchResult:
+    """Run the rounds (module docstring). `quantise(out_path, exclude)` builds a candidate
+    (a `suffix` file), `judge.row(path)` / `judge.met(row)` judge it, `sensitivity()` makes
+    the `int8_sensitivity.Sensitivity` that chooses nodes (called only when everything
+    quantised misses)."""
     result = SearchResult()
 
     def attempt(strategy: str, name: str, float_nodes: list[dict[str, str]],
                 exclude: list[str]) -> bool:
-        path = quantise(workdir / f"int8-{name}.onnx", embedded + exclude)
+        path = quantise(workdir / f"int8-{name}{suffix}", embedded + exclude)
         row = {"strategy": strategy, "float_compute_nodes": len(float_nodes),
-               **judge.row(path), "size_bytes": path.stat().st_size}
+               **judge.row(path), "size_bytes": candidate_size(path)}
         if strategy == "sensitivity":
             row["float_nodes"] = [n["node"] for n in float_nodes]
         result.rounds.append(row)
@@ -108,3 +129,45 @@ def search(quantise: Callable[..., Path], workdir: Path, node_names: list[str],
                    leading_nodes(node_names, compute[:keep])):
             return result
     return result
+
+
+def make_judge(ctx: ExportContext, fp32_path: Path) -> Any:
+    """The task's `int8_judge` against the fp32 ONNX graph, or `UnjudgedJudge` for
+    `int8_target_agreement=0` (an untrained network's latency probe)."""
+    from edgetl.export.int8_judges import UnjudgedJudge
+
+    if ctx.options.int8_target_agreement == 0.0:
+        return UnjudgedJudge(ctx, fp32_path)
+    return tasks.get(ctx.info.task_record.task).load("int8_judge")(ctx, fp32_path)
+
+
+def ranks_nodes(ctx: ExportContext) -> bool:
+    """Whether the search may rank nodes by measurement: the task says so (classifiers) and
+    the run has validation images to measure on."""
+    return (tasks.get(ctx.info.task_record.task).int8_sensitivity_ranking
+            and bool(ctx.run_folder.dataset().by_split("val")))
+
+
+def ranking_inputs(ctx: ExportContext, nodes: int) -> list[Any]:
+    """A stratified subset of the validation split for the sensitivity ranking, sized by
+    `int8_sensitivity.images_per_node` (the cost bound)."""
+    from edgetl.export.calibration import calibration_batches, stratified_subset
+    from edgetl.export.int8_sensitivity import BATCH, images_per_node
+
+    samples = ctx.run_folder.dataset().by_split("val")
+    picked = stratified_subset(samples, images_per_node(nodes, len(samples)), ctx.options.seed)
+    return list(calibration_batches(picked, ctx.spec, BATCH))
+
+
+def search_record(found: SearchResult, judge: Any) -> dict[str, Any]:
+    """The manifest's `float_nodes` and `accuracy_search` entries of the quantization record,
+    the same for every int8 format."""
+    return {"float_nodes": found.record(),
+            "accuracy_search": {**judge.describe(), "strategy": found.strategy,
+                                "rounds": found.rounds, "met": found.met,
+                                **({"sensitivity": found.ranking} if found.ranking else {})}}
+
+
+def float_nodes_metadata(found: SearchResult) -> dict[str, str]:
+    """The artifact's own key naming its float nodes (ONNX metadata_props, IR rt_info)."""
+    return {META_INT8_FLOAT: json.dumps(found.record(), sort_keys=True, separators=(",", ":"))}

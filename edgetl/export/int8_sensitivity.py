@@ -6,7 +6,8 @@ float, and the artifact ran 1.40x faster than float32 at batch 1 against 1.86-2.
 quantised. The damage is not where a layer sits, so it is measured.
 
 What is measured: an int8 graph with a set of nodes left float32 runs a stratified subset of
-validation images on ONNX Runtime (calibration ranges computed once, `int8_quantise`), and
+validation images on the artifact's runtime (onnx-int8: ONNX Runtime, calibration ranges
+computed once, `int8_quantise`; openvino-int8: ov-cpu, `openvino_int8`), and
 its mean squared logit error against float32 is the damage that remains (the decisions still
 flipped are counted beside it). The measurement is paired (the same images for every
 candidate), so a continuous error ranks reliably on ~100 images where flips are mostly 0.
@@ -43,8 +44,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from edgetl.artifact.manifest import INPUT_NAME
 
 SENSITIVITY_IMAGES = 96  # validation images per measured set at most
 MIN_IMAGES = 32
@@ -121,18 +120,39 @@ def subset(batches: list[np.ndarray], count: int) -> list[np.ndarray]:
 
 
 def run_logits(path: Path, batches: list[np.ndarray]) -> np.ndarray:
-    """The graph's first output for the batches, on ONNX Runtime's CPU provider (default
-    graph optimisations: what the artifact will run with)."""
-    from edgetl.runtime.onnxrt import open_session
+    """The graph's first output for the batches, on the CPU (`int8_judges.open_graph`: ONNX
+    Runtime's CPU provider with default graph optimisations for .onnx, ov-cpu for .xml: what
+    the artifact will run with)."""
+    from edgetl.export.int8_judges import open_graph
 
-    session = open_session(path)
-    return np.concatenate([session.run(None, {INPUT_NAME: b})[0] for b in batches])
+    _, infer = open_graph(path)
+    return np.concatenate([np.asarray(infer(b)[0]) for b in batches])
+
+
+def file_logits(quantise_without: Callable[[list[str], Path], None],
+                batches: list[np.ndarray], workdir: Path, suffix: str = ".onnx"
+                ) -> Callable[[list[str]], np.ndarray]:
+    """A `Sensitivity` measure that quantises each set into a file (`quantise_without(names,
+    path)`), runs it on `batches` (`run_logits`) and deletes it."""
+    count = iter(range(1 << 30))
+
+    def logits(names: list[str]) -> np.ndarray:
+        path = workdir / f"sensitivity-{next(count)}{suffix}"
+        quantise_without(names, path)
+        try:
+            return run_logits(path, batches)
+        finally:
+            path.unlink(missing_ok=True)
+            path.with_suffix(".bin").unlink(missing_ok=True)
+
+    return logits
 
 
 def compute_neighbours(graph: Any, compute: Iterable[str]) -> dict[str, set[str]]:
     """For each compute node, the compute nodes next to it in the graph: those its output
     reaches, and those its input comes from, through nodes that compute nothing (activations,
-    additions, reshapes, ...)."""
+    additions, reshapes, ...). `graph.node`: nodes with `name`, `input` and `output` (tensor
+    names), as in an ONNX GraphProto."""
     names = set(compute)
     consumers: dict[str, list[Any]] = {}
     for node in graph.node:
@@ -166,18 +186,18 @@ class Sensitivity:
     """Measures int8 graphs with chosen nodes left float32, and chooses the nodes."""
 
     def __init__(self, nodes: list[tuple[str, str]], neighbours: dict[str, set[str]],
-                 quantise_without: Callable[[list[str], Path], None], fp32_path: Path,
-                 batches: list[np.ndarray], workdir: Path,
+                 logits_without: Callable[[list[str]], np.ndarray], reference: np.ndarray,
                  decide: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+        """`logits_without(names)`: the int8 graph's logits on the measured images with
+        `names` left float32 (`file_logits` for graphs built as files); `reference`: the
+        float32 graph's logits on the same images."""
         self.nodes = nodes
         self.op_type = dict(nodes)
         self.order = {name: i for i, (name, _) in enumerate(nodes)}
         self.neighbours = neighbours
-        self.quantise_without = quantise_without
-        self.batches = batches
-        self.workdir = workdir
+        self.logits_without = logits_without
         self.decide = decide or (lambda logits: logits.argmax(axis=1))
-        self.reference = run_logits(fp32_path, batches).astype(np.float64)
+        self.reference = np.asarray(reference).astype(np.float64)
         self.top = self.decide(self.reference)
         self.cache: dict[frozenset[str], tuple[float, int]] = {}
         self.ranking: Ranking | None = None
@@ -194,10 +214,8 @@ class Sensitivity:
         key = frozenset(float_nodes)
         if key not in self.cache:
             started = time.perf_counter()
-            path = self.workdir / f"sensitivity-{len(self.cache)}.onnx"
-            self.quantise_without(sorted(key, key=self.order.get), path)
-            logits = run_logits(path, self.batches).astype(np.float64)
-            path.unlink(missing_ok=True)
+            logits = np.asarray(self.logits_without(sorted(key, key=self.order.get)),
+                                dtype=np.float64)
             self.cache[key] = (float(((logits - self.reference) ** 2).mean()),
                                int((self.decide(logits) != self.top).sum()))
             self.seconds += time.perf_counter() - started

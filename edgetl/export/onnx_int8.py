@@ -27,7 +27,6 @@ with int8 weights, did not help there: 95% at best.) The calibration runs once p
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -42,13 +41,19 @@ from edgetl.export.calibration import (
     calibration_fingerprint,
     class_counts,
     select_calibration_samples,
-    stratified_subset,
     training_samples,
 )
 from edgetl.export.context import ExportContext, ExportResult
-from edgetl.export.int8_judges import UnjudgedJudge
 from edgetl.export.int8_quantise import Quantiser, quiet
-from edgetl.export.int8_search import SearchResult, search
+from edgetl.export.int8_search import (
+    SearchResult,
+    float_nodes_metadata,
+    make_judge,
+    ranking_inputs,
+    ranks_nodes,
+    search,
+    search_record,
+)
 from edgetl.export.onnx_fp32 import finalize_onnx, prepare_module, trace_to_onnx
 from edgetl.export.preprocess_graph import EMBEDDED_PREFIX
 
@@ -57,7 +62,6 @@ NETWORK_SCOPES = ("backbone", "head", "mask_head", "mask_predictor")
 POSTPROCESS_RULE = ("detection/instance: nodes outside " + ", ".join(NETWORK_SCOPES)
                     + " (box decoding, NMS, RoI pooling arithmetic, outputs) stay float32")
 COMPUTE_OPS = ("Conv", "Gemm", "MatMul")
-META_INT8_FLOAT = "edgetl.int8_float_nodes"  # JSON: which nodes stayed float32, and why
 
 
 def postprocess_nodes(nodes: Any, task: str) -> list[str]:
@@ -102,34 +106,27 @@ def _pre_process(src: Path, dst: Path) -> None:
     quant_pre_process(str(src), str(dst))
 
 
-def _ranking_inputs(ctx: ExportContext, nodes: int) -> list[Any]:
-    """A stratified subset of the validation split for the sensitivity ranking, sized by
-    `images_per_node` (the cost bound)."""
-    from edgetl.export.int8_sensitivity import BATCH, images_per_node
-
-    samples = ctx.run_folder.dataset().by_split("val")
-    picked = stratified_subset(samples, images_per_node(nodes, len(samples)), ctx.options.seed)
-    return list(calibration_batches(picked, ctx.spec, BATCH))
-
-
 def _sensitivity(ctx: ExportContext, quantiser: Quantiser, fp32_path: Path, graph: Any,
                  compute: list[Any], embedded: list[str], workdir: Path) -> Any:
     """What chooses float nodes by measurement, for classifiers with validation images (None
     otherwise: the search goes straight to the prefix rounds)."""
-    from edgetl.export.int8_sensitivity import Sensitivity, compute_neighbours
+    from edgetl.export.int8_sensitivity import (
+        Sensitivity,
+        compute_neighbours,
+        file_logits,
+        run_logits,
+    )
 
-    if (not tasks.get(ctx.info.task_record.task).int8_sensitivity_ranking
-            or not quantiser.reuses_calibration):
-        return None
-    if not ctx.run_folder.dataset().by_split("val"):
+    if not ranks_nodes(ctx) or not quantiser.reuses_calibration:
         return None
 
     def build() -> Any:
+        batches = ranking_inputs(ctx, len(compute))
         return Sensitivity([(n.name, n.op_type) for n in compute],
                            compute_neighbours(graph, [n.name for n in compute]),
-                           lambda names, out: quantiser(out, embedded + names), fp32_path,
-                           _ranking_inputs(ctx, len(compute)), workdir,
-                           logits_decider(ctx.decision))
+                           file_logits(lambda names, out: quantiser(out, embedded + names),
+                                       batches, workdir),
+                           run_logits(fp32_path, batches), logits_decider(ctx.decision))
 
     return build
 
@@ -165,9 +162,7 @@ def export(ctx: ExportContext) -> ExportResult:
         always_float = embedded + post
         skipped, post_set = set(always_float), set(post)
         compute = [n for n in graph.node if n.op_type in COMPUTE_OPS and n.name not in skipped]
-        unjudged = options.int8_target_agreement == 0.0
-        judge = (UnjudgedJudge if unjudged
-                 else tasks.get(ctx.info.task_record.task).load("int8_judge"))(ctx, fp32_path)
+        judge = make_judge(ctx, fp32_path)
         quantiser = Quantiser(pre_path, batches, options.calibration_method, work)
         found: SearchResult = search(
             lambda out, exclude: quantiser(out, exclude), work, [n.name for n in graph.node],
@@ -205,15 +200,11 @@ def export(ctx: ExportContext) -> ExportResult:
             "calibration_reused": quantiser.reuses_calibration,
             "excluded_nodes": [n for n in found.exclude if n not in post_set],
             "postprocess_float": {"nodes": len(post), "rule": POSTPROCESS_RULE},
-            "float_nodes": found.record(),
-            "accuracy_search": {**judge.describe(), "strategy": found.strategy,
-                                "rounds": found.rounds, "met": found.met,
-                                **({"sensitivity": found.ranking} if found.ranking else {})},
+            **search_record(found, judge),
             "seconds": round(time.perf_counter() - started, 2),
             **counts,
             **evidence,
         },
-        extra_metadata={META_INT8_FLOAT: json.dumps(found.record(), sort_keys=True,
-                                                    separators=(",", ":"))},
+        extra_metadata=float_nodes_metadata(found),
     )
     return finalize_onnx(ctx, model, details, compute_dtype="int8")

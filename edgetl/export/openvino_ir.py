@@ -32,7 +32,8 @@ from edgetl.export.preprocess_graph import example_input
 from edgetl.io import sha256_file
 from edgetl.runtime.openvino_runner import OvRunner, require_openvino
 
-# (converted ov.Model, fp32 ONNX path, ctx) -> (the model to save, details to record)
+# (converted ov.Model, fp32 ONNX path, ctx) -> (the model to save, details to record; its
+# "extra_metadata" entry: the format's own rt_info keys)
 Transform = Callable[[Any, Path, ExportContext], tuple[Any, dict[str, Any]]]
 
 
@@ -61,6 +62,7 @@ def export(ctx: ExportContext, transform: Transform | None = None,
                                 ) from exc
         if transform is not None:
             model, extra = transform(model, Path(source), ctx)
+            metadata.update(extra.pop("extra_metadata", None) or {})  # the format's own keys
             details.update(extra)
         set_ir_metadata(model, metadata)
         staged = os.path.join(work, ctx.target.name)
