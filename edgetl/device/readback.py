@@ -16,12 +16,6 @@ from edgetl.device.runner import REPORT_SCHEMA, canonical_sha256
 from edgetl.errors import UsageError
 from edgetl.verify.checks import CheckResult
 
-# a device check's gate, judged again here from its figures and the budgets of this machine
-REJUDGE = {
-    "parity": lambda d, b: d["top1_agreement"] >= b.top1_agreement,
-    "accuracy": lambda d, b: -d["delta_points"] <= b.accuracy_points + 1e-9,
-}
-
 
 def load_device_report(path: str | Path) -> dict[str, Any]:
     """The report, checked as JSON of the device schema (else a usage error, exit 2)."""
@@ -59,7 +53,8 @@ def check_report(report: dict[str, Any], run: str | Path) -> list[CheckResult]:
     checks.append(CheckResult("provenance", not problems, "; ".join(problems) or
                               f"artifact {prov['artifact_sha256'][:12]} from this run's "
                               f"{prov['source_checkpoint']}/ weights {weights[:12]}", prov))
-    table = tasks.get(info.task_record.task).load("verify_budgets")
+    task = tasks.get(info.task_record.task)
+    table, judge = task.load("verify_budgets"), task.load("device_judge")
     budgets = table.pick(report["format"], report["precision"], None, None)
     for row in report["checks"]:
         checks.append(CheckResult(row["name"], row["passed"], row["summary"], row["details"]))
@@ -67,9 +62,8 @@ def check_report(report: dict[str, Any], run: str | Path) -> list[CheckResult]:
         checks.append(CheckResult("backends", False, "the device ran no backend", {}))
     for backend, result in report["backends"].items():
         for row in result["checks"]:
-            judge = REJUDGE.get(row["name"])
-            passed = row["passed"] and (judge is None or "error" in row["details"]
-                                        or judge(row["details"], budgets))
+            passed = row["passed"] and ("error" in row["details"]
+                                        or judge(row["name"], row["details"], budgets))
             checks.append(CheckResult(f"{backend}/{row['name']}", passed, row["summary"],
                                       row["details"]))
     return checks
