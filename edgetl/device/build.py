@@ -130,8 +130,10 @@ def _torch_side(art: Any, info: Any, run: Path, samples: list[Any]) -> dict[str,
 
 
 def build_bundle(artifact: str | Path, run: str | Path, out: str | Path,
-                 samples: int = DEFAULT_SAMPLES) -> Path:
-    """Write the bundle folder `out` (it must not exist or be empty); return it."""
+                 samples: int = DEFAULT_SAMPLES, agreement: float | None = None,
+                 drop: float | None = None) -> Path:
+    """Write the bundle folder `out` (it must not exist or be empty); return it. `agreement` /
+    `drop`: verify's budget overrides (None: the task's defaults for the artifact)."""
     from edgetl import __version__, tasks
     from edgetl.artifact.manifest import manifest_path, read_artifact
     from edgetl.checkpoint import read_checkpoint_info
@@ -145,7 +147,7 @@ def build_bundle(artifact: str | Path, run: str | Path, out: str | Path,
     task = tasks.get(info.task_record.task)
     if out.exists() and any(out.iterdir()):
         raise UsageError(f"{out} is not empty", "give a new folder with --out")
-    budgets, _ = task.load("verify_budgets")(art, None, None)
+    budgets, _ = task.load("verify_budgets")(art, agreement, drop)
     chosen = _split_samples(run, "test", samples)
     side = _torch_side(art, info, run, chosen)
     out.mkdir(parents=True, exist_ok=True)
@@ -176,7 +178,9 @@ def build_bundle(artifact: str | Path, run: str | Path, out: str | Path,
         "schema": BUNDLE_SCHEMA, "task": task.name, "artifact": art.path.name,
         "format": art.format, "precision": art.precision,
         "spec": art.spec.to_dict(), "task_record": info.task_record.to_dict(),
-        "budgets": fields_record(budgets), "images": images, **fields,
+        "budgets": fields_record(budgets),
+        "budget_overrides": {"agreement": agreement, "drop": drop},
+        "images": images, **fields,
         "golden": images[:golden],
         "provenance": {
             "artifact_sha256": sha256_file(art.path),
