@@ -89,6 +89,27 @@ def _bundle(run: Path, fmt: str, out: Path, budgets: list[str]) -> Path:
     return out
 
 
+@pytest.mark.parametrize("task", ["classification", "detection", "semantic", "instance"])
+def test_each_tasks_device_modules_import_without_torch(task: str, tmp_path: Path) -> None:
+    """The import scan from the runner and the task's `device_checks` module finds only numpy,
+    Pillow and the standard library; the copied modules import with torch, pycocotools, scipy
+    and the installed edgetl blocked."""
+    from edgetl import tasks
+    from edgetl.device.build import _copy_modules, task_entry
+
+    task_def = tasks.get(task)
+    copied = _copy_modules(tmp_path, task_entry(task_def))
+    module = task_def.device_checks.partition(":")[0]
+    assert f"edgetl_device/{module.replace('.', '/')}.py" in copied
+    code = ("import sys; sys.path.insert(0, 'edgetl_device'); import edgetl.device.runner; "
+            f"from edgetl import tasks; tasks.get({task!r}).load('device_checks'); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('torch', 'pycocotools', 'scipy', 'onnx')))")
+    done = _on_device(tmp_path, tmp_path / "unused.json", command=["-c", code])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
 @pytest.fixture(scope="module")
 def det_bundle(dense_runs, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _bundle(dense_runs("detection"), "onnx", tmp_path_factory.mktemp("det") / "b", [])
