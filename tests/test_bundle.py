@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-BLOCKED = ("torch", "torchvision", "timm", "onnx", "safetensors", "scipy", "edgetl")
+BLOCKED = ("torch", "torchvision", "timm", "onnx", "safetensors", "scipy", "pycocotools",
+           "edgetl")
 ITERATIONS = "8"
 
 
@@ -24,9 +25,9 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
-def _on_device(bundle: Path, report: Path, python: str = sys.executable
-               ) -> subprocess.CompletedProcess:
-    """run.py with the heavy packages and edgetl itself made unimportable."""
+def _on_device(bundle: Path, report: Path, python: str = sys.executable,
+               command: list[str] | None = None) -> subprocess.CompletedProcess:
+    """run.py (or `command`) with the heavy packages and edgetl itself made unimportable."""
     blockers = report.parent / "blockers"
     for name in BLOCKED:
         (blockers / name).mkdir(parents=True, exist_ok=True)
@@ -34,8 +35,8 @@ def _on_device(bundle: Path, report: Path, python: str = sys.executable
             f"raise ImportError('{name} is blocked: the device runner must not import it')\n")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PYTHONPATH"] = str(blockers)
-    return subprocess.run([python, "run.py", "--report", str(report), "--iterations",
-                           ITERATIONS], env=env, cwd=bundle, capture_output=True, text=True,
+    args = command or ["run.py", "--report", str(report), "--iterations", ITERATIONS]
+    return subprocess.run([python, *args], env=env, cwd=bundle, capture_output=True, text=True,
                           timeout=300)
 
 

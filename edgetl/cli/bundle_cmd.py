@@ -18,25 +18,38 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", help="New folder to write the bundle to."),
         samples: int = typer.Option(24, "--samples", help="Test images to carry (stratified "
                                                           "by class)."),
+        agreement_budget: float | None = typer.Option(
+            None, "--agreement-budget", help="Parity gate on the device, as verify's flag "
+            "(default: verify's for the task and precision)."),
+        metric_drop_budget: float | None = typer.Option(
+            None, "--metric-drop-budget", help="Dataset gate on the device, in points, as "
+            "verify's flag (default: verify's for the task and precision)."),
     ) -> None:
         """Write a torch-free folder that checks the artifact on the device it will run on.
 
-        Copy DIR there and run `python run.py` (numpy, Pillow and the artifact's runtime are
-        all it needs); read its report back with `edgetl verify --device-report`."""
+        Every task: parity with the torch model and the task's metric on a labelled sample
+        (accuracy, mAP, mIoU, mask mAP) with verify's gates. Copy DIR there and run
+        `python run.py` (numpy, Pillow and the artifact's runtime are all it needs); read its
+        report back with `edgetl verify --device-report` (with the same budget flags)."""
         from edgetl.device.build import build_bundle
         from edgetl.errors import UsageError
         from edgetl.interrupt import activity
+        from edgetl.verify import check_options
 
         if samples < 1:
             raise UsageError(f"--samples {samples} carries nothing", "give at least 1")
+        check_options("test", agreement_budget, metric_drop_budget, None)
         with activity(f"bundle of {artifact}", "the bundle folder is incomplete: delete it"):
-            path = build_bundle(artifact, against, out, samples)
+            path = build_bundle(artifact, against, out, samples, agreement_budget,
+                                metric_drop_budget)
         console.print(f"bundle written to {path}; on the device: python run.py", highlight=False)
 
 
 def verify_device_report(report_path: Path, run: Path, baseline: Path | None,
-                         max_regression: float) -> None:
-    """Print the device's verdict and environment; exit 1 when a gate fails."""
+                         max_regression: float, agreement: float | None = None,
+                         drop: float | None = None) -> None:
+    """Print the device's verdict and environment; exit 1 when a gate fails. `agreement` /
+    `drop`: verify's budget flags, which the gates are judged again with."""
     from rich.table import Table
 
     from edgetl.device.readback import (
@@ -49,7 +62,7 @@ def verify_device_report(report_path: Path, run: Path, baseline: Path | None,
     from edgetl.errors import GateFailedError
 
     report = load_device_report(report_path)
-    checks = check_report(report, run)
+    checks = check_report(report, run, agreement, drop)
     failures = [f"{c.name}: {c.summary}" for c in checks if not c.passed]
     if baseline is not None:
         from edgetl.bench.compare import compare_reports

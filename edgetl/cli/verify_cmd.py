@@ -83,21 +83,23 @@ def register(app: typer.Typer) -> None:
         (accuracy, mAP, mIoU, mask mAP). Exit 1 when a gate fails, after writing the report."""
         from edgetl.cli.common import check_backend, write_json_report
         from edgetl.errors import GateFailedError, UsageError
-
-        if device_report is not None:
-            from edgetl.cli.bundle_cmd import verify_device_report
-
-            return verify_device_report(device_report, against, baseline, max_regression)
-        if artifact is None:
-            raise UsageError("verify needs an ARTIFACT (or --device-report REPORT)")
-        from edgetl.interrupt import activity
-        from edgetl.verify import check_options, verify_artifact
+        from edgetl.verify import check_options
 
         agreement = deprecated("--top1-budget", "--agreement-budget", top1_budget,
                                agreement_budget)
         drop = deprecated("--accuracy-budget", "--metric-drop-budget", accuracy_budget,
                           metric_drop_budget)
+        if device_report is not None:
+            from edgetl.cli.bundle_cmd import verify_device_report
+
+            check_options(split, agreement, drop, None)
+            return verify_device_report(device_report, against, baseline, max_regression,
+                                        agreement, drop)
+        if artifact is None:
+            raise UsageError("verify needs an ARTIFACT (or --device-report REPORT)")
+        from edgetl.interrupt import activity
         from edgetl.runtime.backends import default_backend
+        from edgetl.verify import verify_artifact
 
         backend = check_backend(backend or default_backend(artifact), ARTIFACT_BACKENDS,
                                 "verify")

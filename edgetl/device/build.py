@@ -1,10 +1,13 @@
 """`edgetl bundle`: the folder to copy to a device, built on the training machine.
 
 It holds the artifact (and its manifest), a stratified sample of the run's test split as image
-files with labels, torchvision's preprocessed tensors for the first few (the golden test), the
-torch model's outputs on all of them, the task's verify budgets, provenance, a private copy of
-the torch-free modules the runner needs (`edgetl_device/`, copied as they are), `run.py` and a
-README. `bundle.json` lists every file's sha256, so an edited bundle fails on the device.
+files with their labels in arrays the device reads with numpy alone (`labels.npz`, written by
+the task's `device_labels`), torchvision's preprocessed tensors for the first few (the golden
+test), the torch model's outputs on all of them, the task's verify budgets, provenance, a
+private copy of the torch-free modules the runner needs (`edgetl_device/`, copied as they
+are: the runner's and the task's `device_checks` module, with what they import at module
+level), `run.py` and a README. `bundle.json` lists every file's sha256, so an edited bundle
+fails on the device.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from edgetl.device.runner import BUNDLE_FILE, BUNDLE_SCHEMA
 from edgetl.io import atomic_write_json, atomic_write_text, sha256_file
 
 DEFAULT_SAMPLES = 24
+TORCH_BATCH = 8
 GOLDEN_IMAGES = 4
 PACKAGE_DIR = "edgetl_device"
 ROOT = Path(__file__).resolve().parents[1]  # the edgetl package
@@ -48,12 +52,12 @@ def _module_path(module: str) -> Path | None:
     return None
 
 
-def device_modules() -> tuple[dict[str, Path], set[str]]:
-    """The edgetl modules the runner needs (module-level imports, from `ENTRY`, with their
+def device_modules(entry: tuple[str, ...] = ENTRY) -> tuple[dict[str, Path], set[str]]:
+    """The edgetl modules the runner needs (module-level imports, from `entry`, with their
     packages) and the outside packages they import at module level."""
     found: dict[str, Path] = {}
     outside: set[str] = set()
-    todo = list(ENTRY)
+    todo = list(entry)
     while todo:
         module = todo.pop()
         path = _module_path(module)
@@ -83,8 +87,13 @@ def check_imports(outside: set[str]) -> None:
         raise RuntimeError(f"the device runner would import {heavy} at module level")
 
 
-def _copy_modules(out: Path) -> list[str]:
-    modules, outside = device_modules()
+def task_entry(task: Any) -> tuple[str, ...]:
+    """What the runner imports for `task`: its own modules and the task's device checks."""
+    return (*ENTRY, task.device_checks.partition(":")[0])
+
+
+def _copy_modules(out: Path, entry: tuple[str, ...]) -> list[str]:
+    modules, outside = device_modules(entry)
     check_imports(outside)
     copied = []
     for path in sorted(set(modules.values())):
@@ -96,7 +105,10 @@ def _copy_modules(out: Path) -> list[str]:
 
 
 def _torch_side(art: Any, info: Any, run: Path, samples: list[Any]) -> dict[str, Any]:
-    """torchvision's tensors and the torch model's outputs on the sample."""
+    """torchvision's tensors, the torch model's outputs on the sample (all its named outputs)
+    and each image's geometry in the deployment reference (what verify computes)."""
+    from edgetl.artifact.postprocess import concat_outputs
+    from edgetl.artifact.reference import pixels_and_geometry
     from edgetl.data.transforms import geometry_transform, load_image, normalize_transform
     from edgetl.models.deployable import deployable
     from edgetl.models.loading import load_model
@@ -106,34 +118,36 @@ def _torch_side(art: Any, info: Any, run: Path, samples: list[Any]) -> dict[str,
     module, names, _ = deployable(model, info.task_record.task)
     torch_runner = TorchRunner(module, output_names=names)
     geometry, to_tensor = geometry_transform(info.spec), normalize_transform(info.spec)
-    pixels, tensors = [], []
+    pixels, tensors, geometries = [], [], []
     for sample in samples:
         tv = geometry(load_image(sample.path, info.spec))
         pixels.append(tv.permute(1, 2, 0).numpy())
         tensors.append(to_tensor(tv).numpy())
-    outputs = torch_runner.run(np.stack(tensors))
-    return {"pixels": pixels, "tensors": tensors, "outputs": outputs}
+        geometries.append(pixels_and_geometry(sample.path, art.spec)[1])
+    outputs = concat_outputs([torch_runner.run(np.stack(tensors[i:i + TORCH_BATCH]))
+                              for i in range(0, len(tensors), TORCH_BATCH)])
+    return {"pixels": pixels, "tensors": tensors, "outputs": outputs, "geometries": geometries}
 
 
 def build_bundle(artifact: str | Path, run: str | Path, out: str | Path,
-                 samples: int = DEFAULT_SAMPLES) -> Path:
-    """Write the bundle folder `out` (it must not exist or be empty); return it."""
+                 samples: int = DEFAULT_SAMPLES, agreement: float | None = None,
+                 drop: float | None = None) -> Path:
+    """Write the bundle folder `out` (it must not exist or be empty); return it. `agreement` /
+    `drop`: verify's budget overrides (None: the task's defaults for the artifact)."""
     from edgetl import __version__, tasks
-    from edgetl.artifact.manifest import OUTPUT_NAME, manifest_path, read_artifact
+    from edgetl.artifact.manifest import manifest_path, read_artifact
     from edgetl.checkpoint import read_checkpoint_info
     from edgetl.errors import UsageError
     from edgetl.verify import _split_samples
+    from edgetl.verify.budgets import fields_record
 
     art = read_artifact(artifact)
     run, out = Path(run), Path(out)
     info = read_checkpoint_info(run, art.source_checkpoint)
     task = tasks.get(info.task_record.task)
-    if not task.artifact_logits:
-        raise UsageError(f"a {task.name} artifact cannot be bundled yet",
-                         "bundle a classifier (its outputs are logits)")
     if out.exists() and any(out.iterdir()):
         raise UsageError(f"{out} is not empty", "give a new folder with --out")
-    budgets, _ = task.load("verify_budgets")(art, None, None)
+    budgets, _ = task.load("verify_budgets")(art, agreement, drop)
     chosen = _split_samples(run, "test", samples)
     side = _torch_side(art, info, run, chosen)
     out.mkdir(parents=True, exist_ok=True)
@@ -151,24 +165,23 @@ def build_bundle(artifact: str | Path, run: str | Path, out: str | Path,
     golden = min(GOLDEN_IMAGES, len(chosen))
     np.savez(out / "golden.npz", pixels=np.stack(side["pixels"][:golden]),
              tensors=np.stack(side["tensors"][:golden]))
-    logits = np.asarray(side["outputs"][OUTPUT_NAME])
-    np.savez(out / "torch_outputs.npz", logits=logits)
-    targets = [info.task_record.index(s.label) for s in chosen]
-    copied = _copy_modules(out)
+    np.savez(out / "torch_outputs.npz", **{k: np.asarray(v) for k, v in side["outputs"].items()})
+    arrays, fields = task.load("device_labels")(chosen, info, run, side["geometries"])
+    np.savez_compressed(out / "labels.npz", **arrays)
+    copied = _copy_modules(out, task_entry(task))
     atomic_write_text(out / "run.py", RUN_PY.format(package=PACKAGE_DIR))
     atomic_write_text(out / "README.md", README.format(artifact=art.path.name))
     split_file = run / task.split_file
-    files = [*images, *extra, "golden.npz", "torch_outputs.npz", *copied, "run.py", "README.md"]
+    files = [*images, *extra, "golden.npz", "torch_outputs.npz", "labels.npz", *copied, "run.py",
+             "README.md"]
     record = {
         "schema": BUNDLE_SCHEMA, "task": task.name, "artifact": art.path.name,
-        "format": art.format, "precision": art.precision, "output": OUTPUT_NAME,
+        "format": art.format, "precision": art.precision,
         "spec": art.spec.to_dict(), "task_record": info.task_record.to_dict(),
-        "budgets": {"top1_agreement": budgets.top1_agreement,
-                    "accuracy_points": budgets.accuracy_points,
-                    "golden_mean": budgets.golden_mean, "golden_max": budgets.golden_max},
-        "images": images, "labels": [s.label for s in chosen], "targets": targets,
+        "budgets": fields_record(budgets),
+        "budget_overrides": {"agreement": agreement, "drop": drop},
+        "images": images, **fields,
         "golden": images[:golden],
-        "torch_accuracy": float((logits.argmax(axis=1) == np.asarray(targets)).mean()),
         "provenance": {
             "artifact_sha256": sha256_file(art.path),
             "source_checkpoint": art.source_checkpoint,
@@ -195,7 +208,8 @@ Copy this folder to the device. It needs Python 3.10+, numpy, Pillow and the art
 The runner checks every file against `bundle.json` (integrity), the artifact's embedded
 record against the bundle's (artifact), the preprocessing against
 torchvision's stored tensors (golden test), the artifact's outputs against the torch model's
-(parity) and its accuracy on the sample, and times it, on every backend it finds. It writes one
+(parity) and the task's metric on the labelled sample (accuracy, mAP, mIoU or mask mAP, with
+verify's budgets), and times it, on every backend it finds. It writes one
 JSON report and exits 1 when a check fails, naming it. Bring the report back and run
 
     edgetl verify --device-report device_report.json --against RUN

@@ -16,12 +16,6 @@ from edgetl.device.runner import REPORT_SCHEMA, canonical_sha256
 from edgetl.errors import UsageError
 from edgetl.verify.checks import CheckResult
 
-# a device check's gate, judged again here from its figures and the budgets of this machine
-REJUDGE = {
-    "parity": lambda d, b: d["top1_agreement"] >= b.top1_agreement,
-    "accuracy": lambda d, b: -d["delta_points"] <= b.accuracy_points + 1e-9,
-}
-
 
 def load_device_report(path: str | Path) -> dict[str, Any]:
     """The report, checked as JSON of the device schema (else a usage error, exit 2)."""
@@ -36,8 +30,10 @@ def load_device_report(path: str | Path) -> dict[str, Any]:
     return report
 
 
-def check_report(report: dict[str, Any], run: str | Path) -> list[CheckResult]:
-    """Seal, provenance against the run, then every device check re-judged."""
+def check_report(report: dict[str, Any], run: str | Path, agreement: float | None = None,
+                 drop: float | None = None) -> list[CheckResult]:
+    """Seal, provenance against the run, then every device check re-judged with this
+    machine's budgets (`agreement` / `drop`: verify's flags, None for the defaults)."""
     from edgetl import tasks
     from edgetl.checkpoint import read_checkpoint_info
 
@@ -59,19 +55,21 @@ def check_report(report: dict[str, Any], run: str | Path) -> list[CheckResult]:
     checks.append(CheckResult("provenance", not problems, "; ".join(problems) or
                               f"artifact {prov['artifact_sha256'][:12]} from this run's "
                               f"{prov['source_checkpoint']}/ weights {weights[:12]}", prov))
-    table = tasks.get(info.task_record.task).load("verify_budgets")
-    budgets = table.pick(report["format"], report["precision"], None, None)
+    task = tasks.get(info.task_record.task)
+    table, judge = task.load("verify_budgets"), task.load("device_judge")
+    budgets = table.pick(report["format"], report["precision"], agreement, drop)
     for row in report["checks"]:
         checks.append(CheckResult(row["name"], row["passed"], row["summary"], row["details"]))
     if not report["backends"]:
         checks.append(CheckResult("backends", False, "the device ran no backend", {}))
     for backend, result in report["backends"].items():
         for row in result["checks"]:
-            judge = REJUDGE.get(row["name"])
-            passed = row["passed"] and (judge is None or "error" in row["details"]
-                                        or judge(row["details"], budgets))
-            checks.append(CheckResult(f"{backend}/{row['name']}", passed, row["summary"],
-                                      row["details"]))
+            here = "error" in row["details"] or judge(row["name"], row["details"], budgets)
+            summary = row["summary"] if here else (
+                f"{row['summary']}; fails this machine's budget (give verify the "
+                "--agreement-budget / --metric-drop-budget the bundle was made with)")
+            checks.append(CheckResult(f"{backend}/{row['name']}", row["passed"] and here,
+                                      summary, row["details"]))
     return checks
 
 

@@ -27,6 +27,7 @@ from edgetl.artifact.postprocess import Detections
 from edgetl.data.samples import Sample
 from edgetl.metrics.bootstrap import paired_delta, percentile_interval, resample_orders
 from edgetl.metrics.boxes import box_iou
+from edgetl.metrics.coco_match import IOU_THRESHOLDS, RECALL_POINTS
 from edgetl.spec import TaskRecord
 from edgetl.tasks.detection import TASK as _DETECTION
 
@@ -305,6 +306,24 @@ def paired_map_delta(first: Any, second: Any, rounds: int = DEFAULT_BOOTSTRAP, s
     return paired_delta(first, second, len(first._paramsEval.imgIds), ("map", "map50"),
                         summarize, lambda e, orders: bootstrap_stats(e, rounds, orders=orders),
                         rounds, seed)
+
+
+def paired_records_delta(first: list[list[tuple | None]], second: list[list[tuple | None]],
+                         n_images: int, rounds: int = DEFAULT_BOOTSTRAP, seed: int = 0
+                         ) -> dict[str, Any]:
+    """`paired_map_delta` from per-image records (`_per_image_records`' shape, e.g. the
+    device's numpy matching, `edgetl.metrics.coco_match`) instead of COCOeval objects: the
+    same draws, the same accumulate arithmetic; point estimates on every image once."""
+    def stats(records: list[list[tuple | None]], order: np.ndarray) -> dict[str, float]:
+        return _resample_stats(records, order, IOU_THRESHOLDS, RECALL_POINTS)
+
+    def resampled(records: list[list[tuple | None]], orders: np.ndarray
+                  ) -> dict[str, np.ndarray]:
+        rows = [stats(records, order) for order in orders]
+        return {name: np.asarray([r[name] for r in rows]) for name in ("map", "map50")}
+
+    return paired_delta(first, second, n_images, ("map", "map50"),
+                        lambda r: stats(r, np.arange(n_images)), resampled, rounds, seed)
 
 
 def detection_confusion(images: list[dict[str, Any]], gt: list[dict[str, Any]],

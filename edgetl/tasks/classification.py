@@ -43,6 +43,10 @@ TASK = Task(
     verify_budgets="edgetl.verify.classification:BUDGETS",
     verify_gates=("parity", "accuracy"),
     verify_checks="edgetl.verify.classification:verify_checks",
+    # --- device ---
+    device_labels="edgetl.device.classification:sample_labels",
+    device_checks="edgetl.device.classification:device_checks",
+    device_judge="edgetl.device.classification:judge",
     # --- predict ---
     predictor="edgetl.predict.classify:predict",
     predict_draws=False,

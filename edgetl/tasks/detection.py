@@ -43,6 +43,10 @@ TASK = Task(
     verify_budgets="edgetl.verify.detection:BUDGETS",
     verify_gates=("parity", "map"),
     verify_checks="edgetl.verify.detection:verify_checks",
+    # --- device ---
+    device_labels="edgetl.device.detection:sample_labels",
+    device_checks="edgetl.device.detection:device_checks",
+    device_judge="edgetl.device.detection:judge",
     # --- predict ---
     predictor="edgetl.predict.detect:predict",
     predict_draws=True,

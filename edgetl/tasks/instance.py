@@ -43,6 +43,10 @@ TASK = Task(
     verify_budgets="edgetl.verify.instance:BUDGETS",
     verify_gates=("parity", "mask_parity", "mask_map"),
     verify_checks="edgetl.verify.instance:verify_checks",
+    # --- device ---
+    device_labels="edgetl.device.instance:sample_labels",
+    device_checks="edgetl.device.instance:device_checks",
+    device_judge="edgetl.device.instance:judge",
     # --- predict ---
     predictor="edgetl.predict.instances:predict",
     predict_draws=True,

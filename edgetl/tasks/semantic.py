@@ -43,6 +43,10 @@ TASK = Task(
     verify_budgets="edgetl.verify.semantic:BUDGETS",
     verify_gates=("parity", "miou"),
     verify_checks="edgetl.verify.semantic:verify_checks",
+    # --- device ---
+    device_labels="edgetl.device.semantic:sample_labels",
+    device_checks="edgetl.device.semantic:device_checks",
+    device_judge="edgetl.device.semantic:judge",
     # --- predict ---
     predictor="edgetl.predict.segment:predict",
     predict_draws=True,

@@ -87,6 +87,18 @@ class Task:
     # outputs check and the task's gates, in report order
     verify_checks: str = field(metadata=CODE)
 
+    # --- device (`edgetl bundle`, its runner, `verify --device-report`) ---
+    # fn(samples, info, run, geometries) -> (arrays, fields): the sample's labels as arrays the
+    # device reads with numpy alone (the bundle's labels.npz) and fields for bundle.json
+    device_labels: str = field(metadata=CODE)
+    # fn(bundle, truth, reference, artifact, geometries) -> checks: the task's verify gates on
+    # the sample from the stored torch outputs and the artifact's, on the device. Its module
+    # and what that imports at module level are copied into the bundle: torch-free.
+    device_checks: str = field(metadata=CODE)
+    # fn(name, details, budgets) -> bool: a device check's gate judged again from its figures
+    # with this machine's budgets (a check it does not gate passes)
+    device_judge: str = field(metadata=CODE)
+
     # --- predict ---
     # fn(runner, artifact_info, images, options: PredictOptions) -> one result per image
     predictor: str = field(metadata=CODE)

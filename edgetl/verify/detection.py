@@ -75,24 +75,23 @@ def check_detection_map(samples: list[Sample], record: TaskRecord, reference: li
                         candidate: list[Detections], sizes: list[tuple[int, int]],
                         budgets: DetectionBudgets) -> CheckResult:
     """Test mAP/AP50 of the artifact against the torch model's, paired bootstrap interval."""
-    from edgetl.metrics.detection import DetectionEvaluator
+    from edgetl.metrics.detection import DetectionEvaluator, paired_map_delta
 
     evaluations = []
     for found in (reference, candidate):
         evaluator = DetectionEvaluator(record)
         evaluator.update(samples, found, sizes)
         evaluations.append(evaluator.coco_eval())
-    return map_gate("map", "", len(samples), evaluations, budgets.map_points)
+    return map_gate("map", "", len(samples), paired_map_delta(*evaluations,
+                                                             rounds=PAIRED_BOOTSTRAP),
+                    budgets.map_points)
 
 
-def map_gate(name: str, prefix: str, images: int, evaluations: list[Any],
+def map_gate(name: str, prefix: str, images: int, delta: dict[str, Any],
              budget_points: float) -> CheckResult:
-    """The dataset gate on mAP and AP50 (`prefix` + "mAP" in the summary): the artifact's
-    evaluation against the torch model's, paired bootstrap interval; neither may drop more
-    than `budget_points`."""
-    from edgetl.metrics.detection import paired_map_delta
-
-    delta = paired_map_delta(*evaluations, rounds=PAIRED_BOOTSTRAP)
+    """The dataset gate on mAP and AP50 (`prefix` + "mAP" in the summary): `delta`, the
+    artifact's against the torch model's with a paired bootstrap interval
+    (`paired_map_delta`); neither may drop more than `budget_points`."""
     drops = {stat: -row["delta"] * 100.0 for stat, row in delta.items()}
     passed = all(drop <= budget_points + 1e-9 for drop in drops.values())
     m, m50 = delta["map"], delta["map50"]

@@ -22,7 +22,7 @@ from edgetl.spec import TaskRecord
 from edgetl.tasks.instance import TASK
 from edgetl.verify.budgets import BudgetTable
 from edgetl.verify.checks import CheckResult
-from edgetl.verify.detection import map_gate
+from edgetl.verify.detection import PAIRED_BOOTSTRAP, map_gate
 
 # An instance model's `verify_budgets`: its precision's gates (the flags override the match
 # rate and the mask mAP points).
@@ -50,6 +50,7 @@ def check_mask_map(samples: list[Sample], record: TaskRecord, reference: list[In
                    candidate: list[Instances], budgets: InstanceBudgets,
                    max_dets: int) -> CheckResult:
     """Test mask mAP/AP50 of the artifact against the torch model's, paired bootstrap."""
+    from edgetl.metrics.detection import paired_map_delta
     from edgetl.metrics.instance import InstanceEvaluator, truth_masks
 
     truth = truth_masks(samples, [f.size for f in reference])
@@ -59,7 +60,8 @@ def check_mask_map(samples: list[Sample], record: TaskRecord, reference: list[In
         evaluator.update(samples, found, truth)
         evaluations.append(evaluator._coco_eval(evaluator.gt_segm, evaluator.dt_segm, "segm",
                                                 max_dets))
-    return map_gate("mask_map", "mask ", len(samples), evaluations, budgets.mask_map_points)
+    delta = paired_map_delta(*evaluations, rounds=PAIRED_BOOTSTRAP)
+    return map_gate("mask_map", "mask ", len(samples), delta, budgets.mask_map_points)
 
 
 def verify_checks(side: Any, info: Any, samples: list[Sample], budgets: InstanceBudgets,

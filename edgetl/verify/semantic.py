@@ -16,6 +16,7 @@ import numpy as np
 from edgetl.artifact.formats import SEMANTIC_BUDGETS, SemanticBudgets
 from edgetl.data.samples import Sample
 from edgetl.geometry import Geometry
+from edgetl.metrics.semantic import paired_miou_delta
 from edgetl.spec import TaskRecord
 from edgetl.tasks.semantic import TASK
 from edgetl.verify.budgets import BudgetTable
@@ -59,13 +60,20 @@ def check_miou(samples: list[Sample], record: TaskRecord, mask_record: Any,
                budgets: SemanticBudgets) -> CheckResult:
     """Test mIoU of the artifact against the torch model's, paired bootstrap interval."""
     from edgetl.data.semantic import read_mask
-    from edgetl.metrics.semantic import confusion, paired_miou_delta
+    from edgetl.metrics.semantic import confusion
 
     first, second = [], []
     for sample, ref, art in zip(samples, reference, candidate, strict=True):
         truth = read_mask(sample.target, mask_record)
         first.append(confusion(truth, ref, record.num_classes, record.ignore_index))
         second.append(confusion(truth, art, record.num_classes, record.ignore_index))
+    return miou_gate(first, second, budgets)
+
+
+def miou_gate(first: list[np.ndarray], second: list[np.ndarray],
+              budgets: SemanticBudgets) -> CheckResult:
+    """The mIoU gate from per-image confusion matrices against the truth (torch model's,
+    artifact's): paired bootstrap interval of the difference, the point drop gated."""
     delta = paired_miou_delta(first, second, rounds=PAIRED_BOOTSTRAP)
     drop = -delta["delta"] * 100.0
     passed = drop <= budgets.miou_points + 1e-9
@@ -74,7 +82,7 @@ def check_miou(samples: list[Sample], record: TaskRecord, mask_record: Any,
         "miou", passed,
         f"mIoU torch {delta['first']:.4f}, artifact {delta['second']:.4f} ({-drop:+.2f} points, "
         f"95% CI {low:+.2f} to {high:+.2f}); budget -{budgets.miou_points} points",
-        {"images": len(samples), "budget_points": budgets.miou_points, **delta,
+        {"images": len(first), "budget_points": budgets.miou_points, **delta,
          "drop_points": drop, "paired_bootstrap_rounds": PAIRED_BOOTSTRAP})
 
 
