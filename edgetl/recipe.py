@@ -31,6 +31,7 @@ from edgetl.recipe_sections import (
     PreprocessOverrides,
     SegmenterConfig,
     SelectMetric,
+    TileConfig,
     TrainConfig,
     _Strict,
 )
@@ -40,8 +41,8 @@ from edgetl.spec import DEFAULT_TASK
 __all__ = [
     "AugmentConfig", "DataConfig", "DetectorConfig", "EarlyStopping", "HeadSettings",
     "InstanceConfig", "LossConfig", "ModelConfig", "PhaseConfig", "PreprocessOverrides",
-    "Recipe", "SegmenterConfig", "SelectMetric", "TaskName", "TrainConfig", "apply_override",
-    "classification_rules", "detection_rules", "instance_rules", "load_recipe",
+    "Recipe", "SegmenterConfig", "SelectMetric", "TaskName", "TileConfig", "TrainConfig",
+    "apply_override", "classification_rules", "detection_rules", "instance_rules", "load_recipe",
     "require_data_source", "semantic_rules", "yaml_error_words",
 ]
 
@@ -64,6 +65,8 @@ class Recipe(_Strict):
     preprocess: PreprocessOverrides = PreprocessOverrides()
     # Training-time augmentation: a preset and its overrides.
     augment: AugmentConfig = AugmentConfig()
+    # Detection: train and predict on tiles of each image (absent: whole images).
+    tile: TileConfig | None = None
     # The training loss (classification and semantic segmentation).
     loss: LossConfig = LossConfig()
     # Batch sizes, seed, device, checkpoint selection and the spike guard.
@@ -107,6 +110,9 @@ class Recipe(_Strict):
             if metric is not None and metric not in allowed:
                 raise ValueError(f"{where} {metric} does not apply to {self.task}; use one of "
                                  f"{', '.join(allowed)}")
+        if self.tile is not None and not task.supports_tiles:
+            raise ValueError(f"tile applies to the tasks that train on tiles; {self.task} "
+                             "does not (remove the tile section)")
         task.load("recipe_rules")(self)
         return self
 

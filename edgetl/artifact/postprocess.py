@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgetl.geometry import Geometry
+from edgetl.tiling import Window, merge_detections
 
 MASK_THRESHOLD = 0.5  # a pasted mask pixel is in the instance above this probability
 
@@ -48,6 +49,24 @@ def detections_from_outputs(outputs: dict[str, np.ndarray], geometries: list[Geo
         keep = (scores >= min_score) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
         found.append(Detections(boxes[keep], scores[keep],
                                 outputs["labels"][row, :kept][keep].astype(np.int64)))
+    return found
+
+
+def merged_detections(outputs: dict[str, np.ndarray], geometries: list[Geometry],
+                       windows: list[list[Window]], min_score: float = 0.0) -> list[Detections]:
+    """Tiled outputs -> per image, its detections in the file's pixels: `outputs` and
+    `geometries` hold one row per window, `windows` each image's windows in that order (the
+    tiles' detections shifted to the image and duplicates across tiles suppressed,
+    `edgetl.tiling.merge_detections`)."""
+    per_tile = detections_from_outputs(outputs, geometries, min_score)
+    found, row = [], 0
+    for image_windows in windows:
+        parts = [(w, d.boxes, d.scores, d.labels)
+                 for w, d in zip(image_windows, per_tile[row:row + len(image_windows)],
+                                 strict=True)]
+        row += len(image_windows)
+        boxes, scores, labels, _ = merge_detections(parts)
+        found.append(Detections(boxes, scores, labels))
     return found
 
 

@@ -5,6 +5,7 @@ model's input counts as small. When more than `SMALL_SHARE` of the objects are s
 inspect` and `finetune` say so, with an input size at which the smallest third of the objects
 reach `SMALL_SIDE` px. One count for both, from the boxes (an instance's box bounds its mask).
 Which tasks have objects is asked of the task record (the tasks this package reads for).
+`resolve_tile_rule` turns the recipe's `tile:` into the run's tile rule (`edgetl.tiling`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from edgetl.data.detection.geometry import size_error
+from edgetl.tiling import TileRule, choose_rule
 
 SMALL_SIDE = 16  # px at the input size
 SMALL_SHARE = 1 / 3
@@ -56,3 +58,17 @@ def small_objects_advice(counts: dict[str, Any]) -> str | None:
               else "a larger `model.input_size`")
     return (f"objects are small at {size} px: {small} of {n} ({100 * small / n:.0f}%) are "
             f"under {SMALL_SIDE} px; use {larger} or tiles")
+
+
+def object_sides(samples: Iterable[Any]) -> list[float]:
+    """Every box's shorter side, in its image's own pixels (what a tile size is chosen from)."""
+    return [min(x2 - x1, y2 - y1) for s in samples for x1, y1, x2, y2 in s.target.boxes]
+
+
+def resolve_tile_rule(size: int | str, overlap: float, whole_image: bool,
+                      samples: Iterable[Any], input_size: int) -> TileRule:
+    """The recipe's `tile:` as a rule: its size, or with `auto` the size `choose_rule` picks
+    from the (training) samples' boxes at `input_size`."""
+    if size == "auto":
+        return choose_rule(object_sides(samples), input_size, overlap, whole_image)
+    return TileRule(int(size), overlap, whole_image)
