@@ -167,7 +167,7 @@ class AugmentConfig(_Strict):
     # Probability of erasing a random rectangle.
     random_erasing: float | None = Field(None, ge=0, le=1)
     # dense tasks: a box (instance) stays a target only if this share of it is still visible
-    # after a scale-jitter crop
+    # after a scale-jitter crop or (with tile:) a tile border
     min_visible: float | None = Field(None, ge=0, le=1)
 
     def overrides(self) -> dict[str, Any]:

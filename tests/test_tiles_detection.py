@@ -68,6 +68,7 @@ def cli(*args: object) -> subprocess.CompletedProcess[str]:
                           env={**os.environ, "COLUMNS": "160"})
 
 
+@pytest.mark.slow  # about 80 s on 2 shared cores: a training, an export, four CLI commands
 def test_tiled_training_prediction_and_evaluation_cut_the_same_windows(tmp_path: Path) -> None:
     data = make_small_objects(tmp_path / "voc", 15)
     recipe = tmp_path / "recipe.yaml"
@@ -120,10 +121,15 @@ def test_tiled_training_prediction_and_evaluation_cut_the_same_windows(tmp_path:
     ("tile: {overlap: 0.95}", "overlap"),
 ])
 def test_tile_section_is_validated(tmp_path: Path, section: str, words: str) -> None:
+    from edgetl.errors import RecipeError
+    from edgetl.recipe import load_recipe
+
     recipe = tmp_path / "r.yaml"
     recipe.write_text(f"task: detection\n{section}\n")
-    done = cli("finetune", recipe, "--data", tmp_path, "--out", tmp_path / "run")
-    assert done.returncode == 2 and words in done.stderr, done.stderr
+    with pytest.raises(RecipeError, match=words):
+        load_recipe(recipe)
+    recipe.write_text("task: detection\ntile: {size: auto}\n")
+    assert load_recipe(recipe).tile.size == "auto"
 
 
 def test_tile_section_refused_where_the_task_has_no_tiles(tmp_path: Path) -> None:

@@ -279,7 +279,6 @@ class DetectionTrainer(DenseTrainer):
     @torch.no_grad()
     def validate(self, plan: PhasePlan, advance: Callable[[int], None]) -> dict[str, float]:
         from edgetl.models.detection_outputs import DetectionOutputs
-
         from edgetl.train.tiles import TileMerger, TileSamples
 
         outputs = DetectionOutputs(self.model).to(self.rt.device).eval()
