@@ -99,6 +99,12 @@ def test_tiled_training_prediction_and_evaluation_cut_the_same_windows(tmp_path:
     assert done.returncode == 0, done.stdout + done.stderr
     assert json.loads((tmp_path / "eval-run.json").read_text())["tiles"]["windows"] == windows
 
+    done = cli("verify", artifact, "--against", tmp_path / "run", "--json", tmp_path / "v.json")
+    checks = {c["name"]: c for c in json.loads((tmp_path / "v.json").read_text())["checks"]}
+    assert checks["tiles"]["passed"] and checks["preprocessing"]["passed"], checks["tiles"]
+    assert {row["image"]: row["windows"] for row in checks["tiles"]["details"]["images"]} == \
+        windows
+
     images = sorted(windows)
     done = cli("predict", artifact, *images, "--min-score", "0", "--json",
                tmp_path / "pred.json")
@@ -137,3 +143,30 @@ def test_tile_section_refused_where_the_task_has_no_tiles(tmp_path: Path) -> Non
     recipe.write_text("task: semantic\ntile: {size: 128}\n")
     done = cli("finetune", recipe, "--data", tmp_path, "--out", tmp_path / "run")
     assert done.returncode == 2 and "tile applies to" in done.stderr, done.stderr
+
+
+def test_verify_golden_test_covers_the_tiles(tmp_path: Path) -> None:
+    """The tile check of verify, in process on real files and both real transforms: equal
+    windows pass and every tile enters the golden test; another rule in the artifact fails."""
+    from edgetl.data.transforms import geometry_transform, normalize_transform
+    from edgetl.spec import PreprocessSpec
+    from edgetl.verify.checks import GoldenAccumulator
+    from edgetl.verify.tiles import TileGolden
+
+    data = make_small_objects(tmp_path / "voc", 2)
+    paths = sorted(str(p) for p in (data / "images").glob("*.png"))
+    spec = PreprocessSpec(input_size=(224, 224)).for_dense((96, 96)).with_overrides(tile=RULE)
+    halves = geometry_transform(spec), normalize_transform(spec)
+    golden = GoldenAccumulator(spec, spec)
+    tiles = TileGolden(spec, spec, golden)
+    for path in paths:
+        tiles.add(path, *halves)
+    check = tiles.result()
+    assert check.passed and len(golden.rows) == 2 * 5
+    assert check.details["images"][0]["windows"] == [list(w) for w in image_windows(*SIZE, RULE)]
+    assert golden.result().passed
+
+    other = spec.with_overrides(tile=TileRule(128, 0.0))
+    tiles = TileGolden(other, spec, GoldenAccumulator(other, spec))
+    tiles.add(paths[0], *halves)
+    assert not tiles.result().passed and "other windows" in tiles.result().summary
