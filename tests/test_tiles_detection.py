@@ -120,6 +120,12 @@ def test_tiled_training_prediction_and_evaluation_cut_the_same_windows(tmp_path:
     boxes = np.array([d["box"] for p in predictions for d in p["detections"]])
     assert len(boxes) and boxes[:, 2].max() > RULE.size  # from tiles right of the first
 
+    bench = cli("bench", artifact, "--backend", "ort-cpu", "--batch", "1", "--mode", "e2e",
+                "--threads", "1", "--min-time", "0.3", "--json", tmp_path / "b.json")
+    assert bench.returncode == 0, bench.stderr
+    text = (tmp_path / "b.json").read_text()
+    assert json.loads(text)["rows"][0]["p50_ms"] > 0 and "run_tiles" in text
+
 
 @pytest.mark.parametrize("section, words", [
     ("tile: {size: 8}", "at least 16"),

@@ -109,3 +109,22 @@ def test_rule_in_the_spec_changes_its_fingerprint_old_specs_keep_theirs() -> Non
     assert "128x128 px tiles" in tiled.describe()
     with pytest.raises(SpecError, match="tile"):
         PreprocessSpec(input_size=(224, 224), tile=TileRule(128))
+
+
+def test_semantic_tile_flag_and_recorded_rule_cut_windows_the_same_way() -> None:
+    """`predict --tile` on a segmenter: input-sized tiles sharing --tile-overlap pixels (the
+    windows it always cut: stride tile - overlap, last flush), unless the artifact records a
+    rule, which then decides."""
+    from types import SimpleNamespace
+
+    from edgetl.errors import UsageError
+    from edgetl.predict.segment import tile_rule
+
+    spec = PreprocessSpec(input_size=(224, 224)).for_dense((96, 96))
+    rule = tile_rule(SimpleNamespace(spec=spec), 32)
+    assert sorted({w[0] for w in tile_windows(250, 120, rule)}) == [0, 64, 128, 154]
+    assert sorted({w[1] for w in tile_windows(250, 120, rule)}) == [0, 24]
+    recorded = TileRule(128, 0.5, True)
+    assert tile_rule(SimpleNamespace(spec=spec.with_overrides(tile=recorded)), 32) == recorded
+    with pytest.raises(UsageError, match="tile-overlap"):
+        tile_rule(SimpleNamespace(spec=spec), 95)
