@@ -128,3 +128,18 @@ def test_semantic_tile_flag_and_recorded_rule_cut_windows_the_same_way() -> None
     assert tile_rule(SimpleNamespace(spec=spec.with_overrides(tile=recorded)), 32) == recorded
     with pytest.raises(UsageError, match="tile-overlap"):
         tile_rule(SimpleNamespace(spec=spec), 95)
+
+
+def test_small_objects_are_counted_at_the_tile_scale() -> None:
+    """A 12 px object in a 960 px image is 1.6 px at a 128 px input, 9.6 px on 160 px tiles."""
+    from types import SimpleNamespace
+
+    from edgetl.data.detection.small import small_objects, small_objects_advice
+
+    target = SimpleNamespace(image_size=(960, 960), boxes=[(0, 0, 12, 12), (100, 100, 140, 140)])
+    samples = [SimpleNamespace(path="x.png", target=target)]
+    whole = small_objects(samples, 128)
+    assert whole["small"] == 2 and "tiles (`tile: {size: auto}`)" in small_objects_advice(whole)
+    tiled = small_objects(samples, 128, tile=160)
+    assert tiled["small"] == 1 and tiled["tile"] == 160  # 40 px object: 32 px on a tile
+    assert "on 160 px tiles" in small_objects_advice(tiled)

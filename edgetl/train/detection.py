@@ -202,6 +202,7 @@ class DetectionTrainer(DenseTrainer):
         rule = resolve_tile_rule(tile.size, tile.overlap, tile.whole_image, self.train_s,
                                  spec.input_size[0])
         self.train_tiles = len(tile_items(self.train_s, rule))
+        self.val_tiles = len(tile_items(self.val_s, rule))
         self.console.print(f"tiles: {rule.size} px (tile.size {tile.size}), overlap "
                            f"{rule.overlap:g}{', plus the whole image' if rule.whole_image else ''}"
                            f": {self.train_tiles} training tiles from {len(self.train_s)} images")
@@ -210,6 +211,13 @@ class DetectionTrainer(DenseTrainer):
     @property
     def train_items(self) -> int:
         return getattr(self, "train_tiles", None) or len(self.train_s)
+
+    @property
+    def epoch_items(self) -> int:
+        """Progress units of one epoch: training and validation images, or their tiles."""
+        if getattr(self, "train_tiles", None) is None:
+            return super().epoch_items
+        return self.train_tiles + self.val_tiles
 
 
     def prepare_data(self) -> None:
