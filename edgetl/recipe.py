@@ -65,7 +65,8 @@ class Recipe(_Strict):
     preprocess: PreprocessOverrides = PreprocessOverrides()
     # Training-time augmentation: a preset and its overrides.
     augment: AugmentConfig = AugmentConfig()
-    # Detection: train and predict on tiles of each image (absent: whole images).
+    # Detection and instance segmentation: train and predict on tiles of each image (absent:
+    # whole images).
     tile: TileConfig | None = None
     # The training loss (classification and semantic segmentation).
     loss: LossConfig = LossConfig()

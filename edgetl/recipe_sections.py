@@ -175,9 +175,10 @@ class AugmentConfig(_Strict):
 
 
 class TileConfig(_Strict):
-    """Training and prediction on tiles (detection): each image is cut into square tiles of
-    `size` source pixels and each tile is letterboxed to the input, so small objects are seen
-    larger. The resolved rule is recorded in the run's spec and every artifact's."""
+    """Training and prediction on tiles (detection, instance segmentation): each image is cut
+    into square tiles of `size` source pixels and each tile is letterboxed to the input, so
+    small objects are seen larger. The resolved rule is recorded in the run's spec and every
+    artifact's."""
 
     # Tile side in the images' own pixels, or auto: chosen from the training boxes so the
     # smallest third of the objects reach 24 px at the input size (edgetl/tiling.py).

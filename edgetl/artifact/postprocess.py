@@ -183,3 +183,32 @@ def instances_from_outputs(outputs: dict[str, np.ndarray], geometries: list[Geom
                                outputs["labels"][row, :kept][keep].astype(np.int64),
                                outputs["masks"][row, :kept][keep], raw[keep], geo.source))
     return found
+
+
+def merged_instances(outputs: dict[str, np.ndarray], geometries: list[Geometry],
+                     windows: list[list[Window]], min_score: float = 0.0) -> list[Instances]:
+    """Tiled instance outputs -> per image, `Instances` in the file's pixels
+    (`merge_instance_tiles` of each image's tiles)."""
+    per_tile = instances_from_outputs(outputs, geometries, min_score)
+    found, row = [], 0
+    for image_windows in windows:
+        found.append(merge_instance_tiles(image_windows,
+                                          per_tile[row:row + len(image_windows)]))
+        row += len(image_windows)
+    return found
+
+
+def merge_instance_tiles(windows: list[Window], tiles: list[Instances]) -> Instances:
+    """One image's instances from its tiles' (each in its window's pixels): shifted to the
+    image, duplicates across tiles suppressed by their boxes as detections are
+    (`tiling.merge_detections`); each kept instance keeps its own mask, pasted over its
+    shifted box."""
+    parts = [(w, t.boxes, t.scores, t.labels) for w, t in zip(windows, tiles, strict=True)]
+    boxes, scores, labels, keep = merge_detections(parts)
+    side = max((t.masks.shape[-1] for t in tiles if t.masks.ndim == 3), default=1)
+    paste = np.concatenate([t.paste_boxes.reshape(-1, 4)
+                            + np.array([w[0], w[1], w[0], w[1]], dtype=np.float64)
+                            for w, t in zip(windows, tiles, strict=True)])
+    masks = np.concatenate([t.masks.reshape(-1, side, side) for t in tiles])
+    size = (max(w[3] for w in windows), max(w[2] for w in windows))
+    return Instances(boxes, scores, labels, masks[keep], paste[keep], size)

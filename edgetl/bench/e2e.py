@@ -25,6 +25,7 @@ from edgetl.artifact.postprocess import (
     instances_from_outputs,
     masks_from_outputs,
     merged_detections,
+    merged_instances,
 )
 from edgetl.bench.inputs import tile_paths
 from edgetl.bench.target import Target
@@ -130,8 +131,10 @@ def class_maps(outputs: dict[str, np.ndarray], geometries: list[Geometry],
 
 
 def instance_rles(outputs: dict[str, np.ndarray], geometries: list[Geometry],
-                  info: ArtifactInfo) -> object:
+                  info: ArtifactInfo,
+                  windows: list[list[tuple[int, int, int, int]]] | None = None) -> object:
     """An instance model's `bench_results`: boxes back and masks pasted at each file's size
-    (RLE)."""
-    found = instances_from_outputs(outputs, geometries, DETECTION_MIN_SCORE)
+    (RLE; `windows`: outputs per tile, merged per file as predict merges them)."""
+    found = (instances_from_outputs(outputs, geometries, DETECTION_MIN_SCORE) if windows is None
+             else merged_instances(outputs, geometries, windows, DETECTION_MIN_SCORE))
     return [instances.rles() for instances in found]

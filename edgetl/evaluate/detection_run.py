@@ -12,7 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 from edgetl.artifact.postprocess import detections_from_outputs, merged_detections
-from edgetl.evaluate.outputs_eval import ArtifactEvaluator, CheckpointEvaluator, Evaluation
+from edgetl.evaluate.outputs_eval import (
+    ArtifactEvaluator,
+    CheckpointEvaluator,
+    Evaluation,
+    tiles_record,
+)
 from edgetl.metrics.detection import DEFAULT_BOOTSTRAP, DetectionEvaluator
 
 
@@ -29,9 +34,7 @@ def score(run: Evaluation) -> dict[str, Any]:
     report = evaluator.compute(bootstrap=DEFAULT_BOOTSTRAP).to_dict()
     report.update(run.meta)
     if run.windows is not None:
-        report["tiles"] = {"rule": run.info.spec.tile.to_dict(),
-                           "windows": {s.path: [list(w) for w in ws]
-                                       for s, ws in zip(run.samples, run.windows, strict=True)}}
+        report["tiles"] = tiles_record(run)
     return report
 
 

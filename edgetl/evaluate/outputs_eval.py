@@ -99,6 +99,14 @@ class ArtifactEvaluator:
             windows))
 
 
+def tiles_record(run: Evaluation) -> dict[str, Any]:
+    """A tiled evaluation's record in its report: the rule and each image's windows (what
+    `predict --json` lists under `tiles`)."""
+    return {"rule": run.info.spec.tile.to_dict(),
+            "windows": {s.path: [list(w) for w in ws]
+                        for s, ws in zip(run.samples, run.windows or [], strict=True)}}
+
+
 def outputs_of(target: Path, samples: list[Sample], device: str = "cpu"
                ) -> tuple[dict[str, np.ndarray], list[Geometry], Any]:
     """(outputs, geometries, info) of `samples` from a run's checkpoint (a folder) or an
