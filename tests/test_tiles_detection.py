@@ -79,9 +79,14 @@ def test_tiled_training_prediction_and_evaluation_cut_the_same_windows(tmp_path:
     spec = json.loads((tmp_path / "run" / "best" / "checkpoint.json").read_text())["spec"]
     assert spec["tile"] == RULE.to_dict()
 
-    # tiles come from images already split: every split image is one row of the split file
-    split = (tmp_path / "run" / "split.csv").read_text()
-    assert "_x" not in split and split.count("s00.png") >= 1
+    # tiles are cut from images already split (a group never spans splits): the split file
+    # names whole images, and the training tiles are exactly the training images' windows
+    import csv
+
+    rows = list(csv.DictReader((tmp_path / "run" / "split.csv").open()))
+    train = {r["path"] for r in rows if r["split"] == "train"}
+    assert len({r["path"] for r in rows}) == 15
+    assert f"{5 * len(train)} training tiles from {len(train)} images" in done.stdout
 
     done = cli("export", tmp_path / "run", "--format", "onnx")
     assert done.returncode == 0, done.stderr
