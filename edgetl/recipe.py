@@ -32,6 +32,7 @@ from edgetl.recipe_sections import (
     QuantizeConfig,
     SegmenterConfig,
     SelectMetric,
+    TileConfig,
     TrainConfig,
     _Strict,
 )
@@ -41,7 +42,8 @@ from edgetl.spec import DEFAULT_TASK
 __all__ = [
     "AugmentConfig", "DataConfig", "DetectorConfig", "EarlyStopping", "HeadSettings",
     "InstanceConfig", "LossConfig", "ModelConfig", "PhaseConfig", "PreprocessOverrides",
-    "QuantizeConfig", "Recipe", "SegmenterConfig", "SelectMetric", "TaskName", "TrainConfig",
+    "QuantizeConfig", "Recipe", "SegmenterConfig", "SelectMetric", "TaskName", "TileConfig",
+    "TrainConfig",
     "apply_override", "classification_rules", "detection_rules", "instance_rules", "load_recipe",
     "require_data_source", "semantic_rules", "yaml_error_words",
 ]
@@ -65,6 +67,9 @@ class Recipe(_Strict):
     preprocess: PreprocessOverrides = PreprocessOverrides()
     # Training-time augmentation: a preset and its overrides.
     augment: AugmentConfig = AugmentConfig()
+    # Detection and instance segmentation: train and predict on tiles of each image (absent:
+    # whole images).
+    tile: TileConfig | None = None
     # The training loss (classification and semantic segmentation).
     loss: LossConfig = LossConfig()
     # Batch sizes, seed, device, checkpoint selection and the spike guard.
@@ -110,6 +115,9 @@ class Recipe(_Strict):
             if metric is not None and metric not in allowed:
                 raise ValueError(f"{where} {metric} does not apply to {self.task}; use one of "
                                  f"{', '.join(allowed)}")
+        if self.tile is not None and not task.supports_tiles:
+            raise ValueError(f"tile applies to the tasks that train on tiles; {self.task} "
+                             "does not (remove the tile section)")
         task.load("recipe_rules")(self)
         return self
 
@@ -126,8 +134,9 @@ class Recipe(_Strict):
 
     def sha256(self) -> str:
         dump = self.model_dump(mode="json")
-        if dump.get("quantize") is None:  # an export-time section: runs without it hash as before
-            dump.pop("quantize", None)
+        for section in ("quantize", "tile"):  # sections added later: absent, hash as before
+            if dump.get(section) is None:
+                dump.pop(section, None)
         text = json.dumps(dump, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 

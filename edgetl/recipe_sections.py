@@ -167,11 +167,33 @@ class AugmentConfig(_Strict):
     # Probability of erasing a random rectangle.
     random_erasing: float | None = Field(None, ge=0, le=1)
     # dense tasks: a box (instance) stays a target only if this share of it is still visible
-    # after a scale-jitter crop
+    # after a scale-jitter crop or (with tile:) a tile border
     min_visible: float | None = Field(None, ge=0, le=1)
 
     def overrides(self) -> dict[str, Any]:
         return {k: v for k, v in self.model_dump().items() if k != "preset" and v is not None}
+
+
+class TileConfig(_Strict):
+    """Training and prediction on tiles (detection, instance segmentation): each image is cut
+    into square tiles of `size` source pixels and each tile is letterboxed to the input, so
+    small objects are seen larger. The resolved rule is recorded in the run's spec and every
+    artifact's."""
+
+    # Tile side in the images' own pixels, or auto: chosen from the training boxes so the
+    # smallest third of the objects reach 24 px at the input size (edgetl/tiling.py).
+    size: int | Literal["auto"] = "auto"
+    # Share of a tile its neighbours overlap, 0 to 0.9.
+    overlap: float = Field(0.25, ge=0.0, le=0.9)
+    # Also run the whole image, downscaled, as one more tile (large objects seen whole).
+    whole_image: bool = False
+
+    @field_validator("size")
+    @classmethod
+    def _size(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 16:
+            raise ValueError(f"tile.size must be at least 16 px or auto, got {value}")
+        return value
 
 
 class LossConfig(_Strict):

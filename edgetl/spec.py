@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from edgetl.errors import SpecError
 from edgetl.task_record import DEFAULT_TASK, LABELS_SCHEMA, TaskRecord
+from edgetl.tiling import TileRule
 
 # The task record lives in task_record; it stays importable from here.
 __all__ = [
@@ -42,7 +43,7 @@ HighBitDepth = Literal["refuse", "scale"]
 # at 255, almost white) was wrong, so its default is "refuse": a spec from before it refuses
 # 16-bit images instead of feeding its model clipped pixels, and keeps its fingerprint.
 ADDED_FIELDS: dict[str, object] = {"geometry": "crop", "fill": (0, 0, 0),
-                                   "high_bit_depth": "refuse"}
+                                   "high_bit_depth": "refuse", "tile": None}
 DEFAULT_LETTERBOX_FILL = (114, 114, 114)
 
 # Every spec's decode turns the image upright by its EXIF Orientation tag first
@@ -97,6 +98,9 @@ class PreprocessSpec:
     fill: tuple[int, int, int] = (0, 0, 0)  # letterbox padding, uint8 per channel
     # 16-bit images (PIL modes I;16, I): "refuse" them, or "scale" 0..65535 to 0..255 (rounded)
     high_bit_depth: HighBitDepth = "refuse"
+    # Dense tasks: images are cut into tiles by this rule (`edgetl.tiling`) and each tile goes
+    # through the steps above; None: the whole image is the input (every spec before tiles).
+    tile: TileRule | None = None
 
     def __post_init__(self) -> None:
         # Normalise lists from JSON into tuples so equality and hashing are stable.
@@ -111,6 +115,7 @@ class PreprocessSpec:
         if self.crop_size is not None:
             object.__setattr__(self, "crop_size", tuple(int(v) for v in self.crop_size))
         object.__setattr__(self, "fill", tuple(int(v) for v in self.fill))
+        object.__setattr__(self, "tile", TileRule.from_value(self.tile))
         self.validate()
 
     # ----------------------------------------------------------------- validation
@@ -142,6 +147,9 @@ class PreprocessSpec:
             raise SpecError(f"spec fill must be 3 values in 0..255, got {list(self.fill)}")
         if self.high_bit_depth not in ("refuse", "scale"):
             raise SpecError("spec high_bit_depth must be refuse or scale")
+        if self.tile is not None and self.geometry == "crop":
+            raise SpecError("spec tile applies to the letterbox and stretch geometries "
+                            "(dense tasks), not to a centre crop")
         if self.geometry != "crop":
             if self.resize_mode != "exact" or self.crop_size is not None or \
                     tuple(self.resize_size) != tuple(self.input_size):
@@ -295,6 +303,8 @@ class PreprocessSpec:
         steps = [_COLOR_WORDS[self.color_mode]]
         if self.high_bit_depth == "scale":
             steps[0] += " (16-bit images scaled from 0-65535 to 0-255 first)"
+        if self.tile is not None:
+            steps.append(self.tile.describe())
         interp = f"{self.interpolation}{' with antialias' if self.antialias else ''}"
         height, width = self.input_size
         if self.geometry == "letterbox":

@@ -22,8 +22,8 @@ ARTIFACT_MODULES = ("manifest", "formats", "reference", "postprocess")
 # the no-cycle tests keep the order; the deployment tests below keep predict and bench off
 # export and train.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("edgetl", "errors", "io", "interrupt", "tasks", "task_record", "spec", "geometry",
-     "decision", "devices", "clock"),
+    ("edgetl", "errors", "io", "interrupt", "tasks", "task_record", "tiling", "spec",
+     "geometry", "decision", "devices", "clock"),
     ("recipe", "recipe_sections", "recipe_keys", "artifact", "data", "checkpoint", "metrics",
      "models"),
     ("runtime",),

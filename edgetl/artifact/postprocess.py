@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgetl.geometry import Geometry
+from edgetl.tiling import Window, merge_detections
 
 MASK_THRESHOLD = 0.5  # a pasted mask pixel is in the instance above this probability
 
@@ -48,6 +49,24 @@ def detections_from_outputs(outputs: dict[str, np.ndarray], geometries: list[Geo
         keep = (scores >= min_score) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
         found.append(Detections(boxes[keep], scores[keep],
                                 outputs["labels"][row, :kept][keep].astype(np.int64)))
+    return found
+
+
+def merged_detections(outputs: dict[str, np.ndarray], geometries: list[Geometry],
+                       windows: list[list[Window]], min_score: float = 0.0) -> list[Detections]:
+    """Tiled outputs -> per image, its detections in the file's pixels: `outputs` and
+    `geometries` hold one row per window, `windows` each image's windows in that order (the
+    tiles' detections shifted to the image and duplicates across tiles suppressed,
+    `edgetl.tiling.merge_detections`)."""
+    per_tile = detections_from_outputs(outputs, geometries, min_score)
+    found, row = [], 0
+    for image_windows in windows:
+        parts = [(w, d.boxes, d.scores, d.labels)
+                 for w, d in zip(image_windows, per_tile[row:row + len(image_windows)],
+                                 strict=True)]
+        row += len(image_windows)
+        boxes, scores, labels, _ = merge_detections(parts)
+        found.append(Detections(boxes, scores, labels))
     return found
 
 
@@ -164,3 +183,32 @@ def instances_from_outputs(outputs: dict[str, np.ndarray], geometries: list[Geom
                                outputs["labels"][row, :kept][keep].astype(np.int64),
                                outputs["masks"][row, :kept][keep], raw[keep], geo.source))
     return found
+
+
+def merged_instances(outputs: dict[str, np.ndarray], geometries: list[Geometry],
+                     windows: list[list[Window]], min_score: float = 0.0) -> list[Instances]:
+    """Tiled instance outputs -> per image, `Instances` in the file's pixels
+    (`merge_instance_tiles` of each image's tiles)."""
+    per_tile = instances_from_outputs(outputs, geometries, min_score)
+    found, row = [], 0
+    for image_windows in windows:
+        found.append(merge_instance_tiles(image_windows,
+                                          per_tile[row:row + len(image_windows)]))
+        row += len(image_windows)
+    return found
+
+
+def merge_instance_tiles(windows: list[Window], tiles: list[Instances]) -> Instances:
+    """One image's instances from its tiles' (each in its window's pixels): shifted to the
+    image, duplicates across tiles suppressed by their boxes as detections are
+    (`tiling.merge_detections`); each kept instance keeps its own mask, pasted over its
+    shifted box."""
+    parts = [(w, t.boxes, t.scores, t.labels) for w, t in zip(windows, tiles, strict=True)]
+    boxes, scores, labels, keep = merge_detections(parts)
+    side = max((t.masks.shape[-1] for t in tiles if t.masks.ndim == 3), default=1)
+    paste = np.concatenate([t.paste_boxes.reshape(-1, 4)
+                            + np.array([w[0], w[1], w[0], w[1]], dtype=np.float64)
+                            for w, t in zip(windows, tiles, strict=True)])
+    masks = np.concatenate([t.masks.reshape(-1, side, side) for t in tiles])
+    size = (max(w[3] for w in windows), max(w[2] for w in windows))
+    return Instances(boxes, scores, labels, masks[keep], paste[keep], size)

@@ -17,6 +17,7 @@ from edgetl.artifact.orientation import upright
 from edgetl.errors import DataError, SpecError
 from edgetl.geometry import Geometry
 from edgetl.spec import PreprocessSpec
+from edgetl.tiling import Window, image_windows
 
 _PIL_RESAMPLE = {
     "nearest": Image.Resampling.NEAREST,
@@ -190,3 +191,29 @@ def preprocess_with_geometry(paths: list[str | Path], spec: PreprocessSpec
         inputs.append(pixels if spec.graph_input == "uint8_raw" else normalize(pixels, spec))
         geometries.append(geo)
     return np.stack(inputs, axis=0), geometries
+
+
+def decoded_tiles(path: str | Path, spec: PreprocessSpec
+                  ) -> tuple[tuple[int, int], list[Window], list[Image.Image]]:
+    """The file decoded once and cut by the spec's tile rule: ((H, W) of the file, its windows,
+    the decoded crop of each). The one place the windows of a file are made: the torch side
+    (training's evaluation, `evaluate RUN`, verify) and the deployment side (`predict`,
+    `evaluate ARTIFACT`, bench) both cut their tiles here."""
+    img = decode_image(path, spec.color_mode, spec.high_bit_depth)
+    windows = image_windows(img.width, img.height, spec.tile)
+    crops = [img if w == (0, 0, img.width, img.height) else img.crop(w) for w in windows]
+    return (img.height, img.width), windows, crops
+
+
+def preprocess_tiles(path: str | Path, spec: PreprocessSpec
+                     ) -> tuple[tuple[int, int], list[Window], np.ndarray, list[Geometry]]:
+    """`decoded_tiles` through the deployment transform: (file size, windows, one model input
+    per window, each tile's geometry)."""
+    size, windows, crops = decoded_tiles(path, spec)
+    inputs, geometries = [], []
+    for crop in crops:
+        img, geo = apply_geometry(crop, spec)
+        pixels = to_hwc3(img, spec.color_mode)
+        inputs.append(pixels if spec.graph_input == "uint8_raw" else normalize(pixels, spec))
+        geometries.append(geo)
+    return size, windows, np.stack(inputs, axis=0), geometries

@@ -6,6 +6,9 @@ classifier's softmax and top-k indices, a detector's boxes mapped back through e
 letterbox geometry (NMS is inside the graph); only opening the session is kept out of the
 timed call.
 The batch is the run's images tiled to the batch size, so every call decodes real files.
+An artifact whose spec records a tile rule runs as predict runs it: `predict.files.run_tiles`
+(each file's windows, up to `batch` tiles an inference call) and the task's `bench_results`
+given the windows merges the tiles' results per file.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from edgetl.artifact.postprocess import (
     detections_from_outputs,
     instances_from_outputs,
     masks_from_outputs,
+    merged_detections,
+    merged_instances,
 )
 from edgetl.bench.inputs import tile_paths
 from edgetl.bench.target import Target
@@ -80,10 +85,20 @@ def e2e_target(backend: str, info: ArtifactInfo, paths: Sequence[str], batch: in
         outputs, geometries = run_files(runner, info, files, batch)
         return results(outputs, geometries, info)
 
+    path = "edgetl.predict.run_files + " + task.bench_path
+    if info.spec.tile is not None:
+        from edgetl.predict.files import run_tiles
+
+        def step() -> object:
+            tiled = run_tiles(runner, info, files, batch)
+            return results(tiled.outputs, tiled.geometries, info, windows=tiled.windows)
+
+        path = "edgetl.predict.files.run_tiles + " + task.bench_path + " merged across tiles"
+
     return Target(
         backend=backend, precision="fp32" if backend == "torch" else info.precision, step=step,
         clock=HostClock(), threads=used_threads,
-        details={"path": "edgetl.predict.run_files + " + task.bench_path,
+        details={"path": path,
                  "distinct_images": len(set(files))},
         closer=closer,
     )
@@ -100,9 +115,12 @@ def top_classes(outputs: dict[str, np.ndarray], geometries: list[Geometry],
 
 
 def detections(outputs: dict[str, np.ndarray], geometries: list[Geometry],
-               info: ArtifactInfo) -> object:
+               info: ArtifactInfo, windows: list[list[tuple[int, int, int, int]]] | None = None
+               ) -> object:
     """A detector's `bench_results`: boxes back in each file's pixels, as predict returns
-    them."""
+    them (`windows`: outputs per tile, merged per file as predict merges them)."""
+    if windows is not None:
+        return merged_detections(outputs, geometries, windows, DETECTION_MIN_SCORE)
     return detections_from_outputs(outputs, geometries, DETECTION_MIN_SCORE)
 
 
@@ -113,8 +131,10 @@ def class_maps(outputs: dict[str, np.ndarray], geometries: list[Geometry],
 
 
 def instance_rles(outputs: dict[str, np.ndarray], geometries: list[Geometry],
-                  info: ArtifactInfo) -> object:
+                  info: ArtifactInfo,
+                  windows: list[list[tuple[int, int, int, int]]] | None = None) -> object:
     """An instance model's `bench_results`: boxes back and masks pasted at each file's size
-    (RLE)."""
-    found = instances_from_outputs(outputs, geometries, DETECTION_MIN_SCORE)
+    (RLE; `windows`: outputs per tile, merged per file as predict merges them)."""
+    found = (instances_from_outputs(outputs, geometries, DETECTION_MIN_SCORE) if windows is None
+             else merged_instances(outputs, geometries, windows, DETECTION_MIN_SCORE))
     return [instances.rles() for instances in found]

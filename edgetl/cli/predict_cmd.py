@@ -36,7 +36,9 @@ def register(app: typer.Typer) -> None:
                                                "mask as a PNG into this folder (pixel value: "
                                                "class index; instance models: instance id)."),
         tile: bool = typer.Option(False, "--tile", help="Semantic segmentation: predict images "
-                                  "larger than the input tile by tile, at their own scale."),
+                                  "larger than the input tile by tile, at their own scale. "
+                                  "An artifact whose spec records a tile rule (recipe tile:) "
+                                  "always predicts by that rule."),
         overlap: int = typer.Option(32, "--tile-overlap", help="Pixels neighbouring tiles "
                                     "share (--tile)."),
         backend: str | None = typer.Option(None, "--backend",

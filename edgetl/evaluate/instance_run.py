@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from edgetl.artifact.postprocess import instances_from_outputs
+from edgetl.artifact.postprocess import instances_from_outputs, merged_instances
 from edgetl.data.samples import Sample
 from edgetl.evaluate import outputs_eval
 from edgetl.evaluate.outputs_eval import Evaluation
@@ -29,10 +29,13 @@ WORST_IMAGES = 6
 
 def score(run: Evaluation) -> dict[str, Any]:
     """The report of instances (mapped to the files' pixels) against the samples' truth."""
-    found = instances_from_outputs(run.outputs, run.geometries)
+    found = (instances_from_outputs(run.outputs, run.geometries) if run.windows is None else
+             merged_instances(run.outputs, run.geometries, run.windows))
     evaluator = InstanceEvaluator(run.info.task_record, _max_dets(run.info))
     evaluator.update(run.samples, found, truth_masks(run.samples, [f.size for f in found]))
     report = evaluator.compute(bootstrap=DEFAULT_BOOTSTRAP).to_dict()
+    if run.windows is not None:
+        report["tiles"] = outputs_eval.tiles_record(run)
     return outputs_eval.with_worst(report, run.meta, run.samples, "per_image_f1", "f1",
                                    WORST_IMAGES)
 

@@ -35,6 +35,9 @@ class Evaluation:
     run: Path | None  # the run whose split (or mask record) the images come from
     data: str | None  # the data set given instead of the run's split
     meta: dict[str, Any]
+    # A spec with a tile rule: `outputs` and `geometries` hold one row per window and
+    # windows[i] are sample i's windows in row order (None: one row per image).
+    windows: list[list[tuple[int, int, int, int]]] | None = None
 
 
 Scorer = Callable[[Evaluation], dict[str, Any]]
@@ -56,11 +59,12 @@ class CheckpointEvaluator:
         model, info = load_model(run, BEST)
         task = info.task_record.task
         samples, origin = evaluation_samples(Path(run), split, data, task)
-        outputs, geometries = torch_outputs(model, info.spec, samples, task, device)
+        outputs, geometries, windows = torch_outputs(model, info.spec, samples, task, device,
+                                                     tiles=True)
         return self.score(Evaluation(info, samples, outputs, geometries, Path(run), data, {
             "target": str(Path(run)), "kind": "checkpoint", "split": split, "data": origin,
             "spec_fingerprint": info.spec.fingerprint(),
-            "checkpoint_epoch": info.record.get("epoch")}))
+            "checkpoint_epoch": info.record.get("epoch")}, windows))
 
 
 @dataclass(frozen=True)
@@ -74,17 +78,33 @@ class ArtifactEvaluator:
                  backend: str = "ort-cpu") -> dict[str, Any]:
         from edgetl.evaluate.samples import evaluation_samples
         from edgetl.predict import open_artifact, run_files
+        from edgetl.predict.files import run_tiles
 
         runner, info = open_artifact(path, backend)
+        windows = None
         try:
             samples, origin = evaluation_samples(info.source_run, split, data,
                                                  info.task_record.task)
-            outputs, geometries = run_files(runner, info, [s.path for s in samples])
+            paths = [s.path for s in samples]
+            if info.spec.tile is not None:  # the windows `predict` cuts (run_tiles)
+                tiled = run_tiles(runner, info, paths)
+                outputs, geometries, windows = tiled.outputs, tiled.geometries, tiled.windows
+            else:
+                outputs, geometries = run_files(runner, info, paths)
         finally:
             runner.close()
         return self.score(Evaluation(info, samples, outputs, geometries, info.source_run, data, {
             "target": str(path), "kind": f"artifact ({info.format}, {info.precision})",
-            "split": split, "data": origin, "spec_fingerprint": info.spec.fingerprint()}))
+            "split": split, "data": origin, "spec_fingerprint": info.spec.fingerprint()},
+            windows))
+
+
+def tiles_record(run: Evaluation) -> dict[str, Any]:
+    """A tiled evaluation's record in its report: the rule and each image's windows (what
+    `predict --json` lists under `tiles`)."""
+    return {"rule": run.info.spec.tile.to_dict(),
+            "windows": {s.path: [list(w) for w in ws]
+                        for s, ws in zip(run.samples, run.windows or [], strict=True)}}
 
 
 def outputs_of(target: Path, samples: list[Sample], device: str = "cpu"

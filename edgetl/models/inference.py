@@ -60,10 +60,16 @@ def torch_probs(model: Any, spec: Any, paths: list[str], device: str = "cpu",
     return torch.cat(out).numpy()
 
 
-def torch_outputs(model: Any, spec: Any, samples: Sequence[Any], task: str, device: str = "cpu"
-                  ) -> tuple[dict[str, np.ndarray], list[Geometry]]:
+def torch_outputs(model: Any, spec: Any, samples: Sequence[Any], task: str, device: str = "cpu",
+                  tiles: bool = False) -> Any:
     """A dense model's deployable outputs (the task's, what its artifact is made of) for the
-    samples' files, and each image's geometry: the torch twin of `predict.run_files`."""
+    samples' files, and each image's geometry: the torch twin of `predict.run_files`.
+
+    With `tiles`, (outputs, geometries, windows): a spec with a tile rule runs each file's
+    windows (`artifact.reference.decoded_tiles`, the twin of `predict.files.run_tiles`), one
+    row per window; windows is None when the spec has no rule (one row per image)."""
+    if tiles and spec.tile is not None:
+        return _tiled_outputs(model, spec, samples, task, device)
     from edgetl.artifact.postprocess import concat_outputs
     from edgetl.data.transforms import geometry_transform, load_image, normalize_transform
     from edgetl.geometry import geometry_for
@@ -81,4 +87,28 @@ def torch_outputs(model: Any, spec: Any, samples: Sequence[Any], task: str, devi
     parts = list(batched_outputs(module, samples, prepare,
                                  lambda found: {k: v.cpu().numpy() for k, v in found.items()},
                                  batch=EVAL_BATCH, device=device))
+    if tiles:
+        return concat_outputs(parts), geometries, None
     return concat_outputs(parts), geometries
+
+
+def _tiled_outputs(model: Any, spec: Any, samples: Sequence[Any], task: str, device: str
+                   ) -> tuple[dict[str, np.ndarray], list[Geometry], list[list[Any]]]:
+    """`torch_outputs` window by window: (outputs, geometries, windows per file)."""
+    from edgetl.artifact.postprocess import concat_outputs
+    from edgetl.artifact.reference import decoded_tiles
+    from edgetl.data.transforms import geometry_transform, normalize_transform
+    from edgetl.geometry import geometry_for
+    from edgetl.models.deployable import deployable
+
+    module = deployable(model, task)[0].to(device).eval()
+    to_input, normalize = geometry_transform(spec), normalize_transform(spec)
+    parts, geometries, windows = [], [], []
+    for sample in samples:
+        _, wins, crops = decoded_tiles(sample.path, spec)
+        windows.append(wins)
+        geometries += [geometry_for(c.height, c.width, spec) for c in crops]
+        parts += batched_outputs(module, crops, lambda c: normalize(to_input(c)),
+                                 lambda found: {k: v.cpu().numpy() for k, v in found.items()},
+                                 batch=EVAL_BATCH, device=device)
+    return concat_outputs(parts), geometries, windows

@@ -2,7 +2,9 @@
 
 Torch-free (numpy, PIL). The artifact's fixed-K outputs go through
 `edgetl.artifact.postprocess`, the same reading evaluate and verify use; boxes come back through
-each image's letterbox geometry.
+each image's letterbox geometry. An artifact whose spec has a tile rule runs tile by tile
+(`files.run_tiles`, the windows `evaluate` cuts too) and its tiles' detections are merged
+(`postprocess.merged_detections`); each image's result names its windows.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ from typing import Any
 
 from edgetl.artifact.manifest import ArtifactInfo
 from edgetl.artifact.orientation import upright
-from edgetl.artifact.postprocess import Detections, detections_from_outputs
+from edgetl.artifact.postprocess import Detections, detections_from_outputs, merged_detections
 from edgetl.errors import UsageError
 from edgetl.io import atomic_write_with
-from edgetl.predict.files import PredictOptions, run_files
+from edgetl.predict.files import PredictOptions, run_files, run_tiles
 from edgetl.runtime import Runner
 
 PALETTE = ((230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180),
@@ -31,10 +33,14 @@ class ImageDetections:
     image: str
     size: tuple[int, int]  # (H, W) of the file
     detections: list[dict[str, Any]]
+    tiles: list[tuple[int, int, int, int]] | None = None  # x0, y0, x1, y1 of each window
 
     def to_dict(self) -> dict[str, Any]:
-        return {"image": self.image, "height": self.size[0], "width": self.size[1],
-                "detections": self.detections}
+        out = {"image": self.image, "height": self.size[0], "width": self.size[1],
+               "detections": self.detections}
+        if self.tiles is not None:
+            out["tiles"] = [list(w) for w in self.tiles]
+        return out
 
 
 def detect_images(runner: Runner, info: ArtifactInfo, images: Sequence[str | Path], batch: int,
@@ -45,9 +51,15 @@ def detect_images(runner: Runner, info: ArtifactInfo, images: Sequence[str | Pat
     if info.postprocess.get("raw"):
         raise UsageError(f"{info.path.name} holds the raw head outputs (exported with --raw)",
                          "predict needs an artifact with boxes; export it without --raw")
+    names = info.task_record.names
+    if info.spec.tile is not None:
+        tiled = run_tiles(runner, info, images, batch)
+        merged = merged_detections(tiled.outputs, tiled.geometries, tiled.windows, min_score)
+        return [ImageDetections(str(image), size, _rows(dets, names), list(windows))
+                for image, size, windows, dets in zip(images, tiled.sizes, tiled.windows,
+                                                       merged, strict=True)]
     outputs, geometries = run_files(runner, info, images, batch)
     found = detections_from_outputs(outputs, geometries, min_score)
-    names = info.task_record.names
     return [ImageDetections(str(image), geo.source, _rows(dets, names))
             for image, geo, dets in zip(images, geometries, found, strict=True)]
 

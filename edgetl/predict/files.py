@@ -11,10 +11,11 @@ import numpy as np
 
 from edgetl.artifact.manifest import ArtifactInfo
 from edgetl.artifact.postprocess import concat_outputs
-from edgetl.artifact.reference import preprocess_with_geometry
+from edgetl.artifact.reference import preprocess_tiles, preprocess_with_geometry
 from edgetl.errors import UsageError
 from edgetl.geometry import Geometry
 from edgetl.runtime import Runner
+from edgetl.tiling import Window
 
 DEFAULT_BATCH = 16
 
@@ -42,3 +43,45 @@ def run_files(runner: Runner, info: ArtifactInfo, paths: Sequence[str | Path],
         parts.append(runner.run(inputs))
         geometries += geos
     return concat_outputs(parts), geometries
+
+
+@dataclass(frozen=True)
+class TiledRun:
+    """The artifact's outputs for files cut by its spec's tile rule: one output row and
+    geometry per window, `windows[i]` file i's windows in row order, `sizes[i]` its (H, W)."""
+
+    outputs: dict[str, np.ndarray]
+    geometries: list[Geometry]
+    windows: list[list[Window]]
+    sizes: list[tuple[int, int]]
+
+
+def run_tiles(runner: Runner, info: ArtifactInfo, paths: Sequence[str | Path],
+              batch: int = DEFAULT_BATCH) -> TiledRun:
+    """`run_files` tile by tile (`artifact.reference.preprocess_tiles`): what `predict` and
+    `evaluate ARTIFACT` both run for an artifact whose spec has a tile rule, so the two cut
+    the same windows. Tiles of several files share a batch of up to `batch` inputs."""
+    if batch < 1:
+        raise UsageError("batch size must be at least 1")
+    parts: list[dict[str, np.ndarray]] = []
+    geometries: list[Geometry] = []
+    windows: list[list[Window]] = []
+    sizes: list[tuple[int, int]] = []
+    pending: list[np.ndarray] = []
+
+    def flush() -> None:
+        if pending:
+            parts.append(runner.run(np.concatenate(pending, axis=0)))
+            pending.clear()
+
+    for path in paths:
+        size, wins, inputs, geos = preprocess_tiles(path, info.spec)
+        sizes.append(size)
+        windows.append(wins)
+        geometries += geos
+        for start in range(0, len(inputs), batch):
+            if pending and sum(len(p) for p in pending) + len(inputs[start:start + batch]) > batch:
+                flush()
+            pending.append(inputs[start:start + batch])
+    flush()
+    return TiledRun(concat_outputs(parts), geometries, windows, sizes)

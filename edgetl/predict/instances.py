@@ -19,11 +19,11 @@ import numpy as np
 
 from edgetl.artifact.manifest import ArtifactInfo
 from edgetl.artifact.orientation import upright
-from edgetl.artifact.postprocess import instances_from_outputs
+from edgetl.artifact.postprocess import instances_from_outputs, merged_instances
 from edgetl.errors import UsageError
 from edgetl.io import atomic_write_with
 from edgetl.predict.detect import PALETTE
-from edgetl.predict.files import PredictOptions, run_files
+from edgetl.predict.files import PredictOptions, run_files, run_tiles
 from edgetl.runtime import Runner
 
 
@@ -35,10 +35,14 @@ class ImageInstances:
     size: tuple[int, int]  # (H, W) of the file
     detections: list[dict[str, Any]]
     ids: np.ndarray  # [H, W] int32, 0 background, row k is instance_id k + 1
+    tiles: list[tuple[int, int, int, int]] | None = None  # x0, y0, x1, y1 of each window
 
     def to_dict(self) -> dict[str, Any]:
-        return {"image": self.image, "height": self.size[0], "width": self.size[1],
-                "instances": self.detections}
+        out = {"image": self.image, "height": self.size[0], "width": self.size[1],
+               "instances": self.detections}
+        if self.tiles is not None:
+            out["tiles"] = [list(w) for w in self.tiles]
+        return out
 
 
 def segment_instances(runner: Runner, info: ArtifactInfo, images: Sequence[str | Path],
@@ -46,17 +50,24 @@ def segment_instances(runner: Runner, info: ArtifactInfo, images: Sequence[str |
     """Run the artifact on image files and read its instances."""
     if not 0.0 <= min_score <= 1.0:
         raise UsageError(f"--min-score must be in [0, 1], got {min_score}")
-    outputs, geometries = run_files(runner, info, images, batch)
+    if info.spec.tile is not None:  # the windows evaluate cuts, merged as it merges them
+        tiled = run_tiles(runner, info, images, batch)
+        merged = merged_instances(tiled.outputs, tiled.geometries, tiled.windows, min_score)
+        windows: list[Any] = tiled.windows
+    else:
+        outputs, geometries = run_files(runner, info, images, batch)
+        merged = instances_from_outputs(outputs, geometries, min_score)
+        windows = [None] * len(merged)
     names = info.task_record.names
     out = []
-    for image, found in zip(images, instances_from_outputs(outputs, geometries, min_score),
-                            strict=True):
+    for image, found, tiles in zip(images, merged, windows, strict=True):
         rows = [{"label": names[int(label)], "index": int(label), "instance_id": k + 1,
                  "score": round(float(score), 6), "box": [round(float(v), 2) for v in box],
                  "rle": rle}
                 for k, (box, score, label, rle) in enumerate(zip(
                     found.boxes, found.scores, found.labels, found.rles(), strict=True))]
-        out.append(ImageInstances(str(image), found.size, rows, found.id_map()))
+        out.append(ImageInstances(str(image), found.size, rows, found.id_map(),
+                                  None if tiles is None else list(tiles)))
     return out
 
 

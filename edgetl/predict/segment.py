@@ -4,7 +4,9 @@ Torch-free (numpy, PIL). The artifact's `mask` output (class per input pixel) go
 file's size through the image's letterbox geometry (nearest). With `tile`, an image larger
 than the input is predicted tile by tile at its own scale (input-sized windows overlapping by
 `overlap` pixels, the last row and column shifted inward) and each pixel takes the class of
-the tile in which it lies farthest from an edge, as aerial and inspection images need.
+the tile in which it lies farthest from an edge, as aerial and inspection images need. An
+artifact whose spec records a tile rule is always cut by that rule (`edgetl.tiling`, the
+windows `artifact.reference.decoded_tiles` makes for every task), `overlap` then unused.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ import numpy as np
 from edgetl.artifact.manifest import ArtifactInfo, read_artifact
 from edgetl.artifact.orientation import upright
 from edgetl.artifact.postprocess import masks_from_outputs
-from edgetl.artifact.reference import apply_geometry, decode_image, normalize, to_hwc3
+from edgetl.artifact.reference import apply_geometry, decoded_tiles, normalize, to_hwc3
 from edgetl.errors import UsageError
 from edgetl.io import atomic_write_with
 from edgetl.predict.detect import PALETTE
 from edgetl.predict.files import PredictOptions, run_files
 from edgetl.runtime import Runner
+from edgetl.tiling import TileRule
 
 DEFAULT_OVERLAP = 32
 
@@ -61,7 +64,7 @@ def segment_images(runner: Runner, info: ArtifactInfo, images: Sequence[str | Pa
                          "predict needs an artifact with the mask output; export it without "
                          "--raw")
     names = info.task_record.names
-    if not tile:
+    if not tile and info.spec.tile is None:
         outputs, geometries = run_files(runner, info, images, batch)
         return [ImageMask(str(p), m, names)
                 for p, m in zip(images, masks_from_outputs(outputs, geometries), strict=True)]
@@ -88,43 +91,37 @@ def write_outputs(artifact: Path, results: list[ImageMask], draw: Path | None,
             write_overlay(result, draw, palette)
 
 
-def tile_starts(length: int, window: int, overlap: int) -> list[int]:
-    """Window offsets covering `length`: stride window - overlap, the last shifted inward."""
-    if length <= window:
-        return [0]
-    stride = max(1, window - overlap)
-    starts = list(range(0, length - window + 1, stride))
-    if starts[-1] + window < length:
-        starts.append(length - window)
-    return starts
+def tile_rule(info: ArtifactInfo, overlap: int) -> TileRule:
+    """The artifact's recorded rule, else input-sized tiles at the file's own scale sharing
+    `overlap` pixels."""
+    if info.spec.tile is not None:
+        return info.spec.tile
+    size = max(info.spec.input_size)
+    if not 0 <= overlap <= 0.9 * size:
+        raise UsageError(f"--tile-overlap must be from 0 to {int(0.9 * size)} px (90% of the "
+                         f"{size} px tile), got {overlap}")
+    return TileRule(size, overlap / size)
 
 
 def _tiled(runner: Runner, info: ArtifactInfo, path: str, overlap: int) -> ImageMask:
-    spec = info.spec
-    image = decode_image(path, spec.color_mode, spec.high_bit_depth)
-    height, width = image.height, image.width
-    tile_h, tile_w = spec.input_size
+    spec = info.spec.with_overrides(tile=tile_rule(info, overlap))
+    (height, width), windows, crops = decoded_tiles(path, spec)
     best = np.full((height, width), -1, dtype=np.int64)
     out = np.zeros((height, width), dtype=np.int64)
-    count = 0
-    for top in tile_starts(height, tile_h, overlap):
-        for left in tile_starts(width, tile_w, overlap):
-            window = image.crop((left, top, min(width, left + tile_w),
-                                 min(height, top + tile_h)))
-            pixels, geo = apply_geometry(window, spec)
-            arr = to_hwc3(pixels, spec.color_mode)
-            feed = arr if spec.graph_input == "uint8_raw" else normalize(arr, spec)
-            mask = geo.inverse_mask(runner.run(feed[None])["mask"][0])
-            h, w = mask.shape
-            rows = np.minimum(np.arange(h) + 1, h - np.arange(h))
-            cols = np.minimum(np.arange(w) + 1, w - np.arange(w))
-            margin = np.minimum(rows[:, None], cols[None, :])
-            region = best[top:top + h, left:left + w]
-            take = margin > region
-            region[take] = margin[take]
-            out[top:top + h, left:left + w][take] = mask[take]
-            count += 1
-    return ImageMask(path, out, info.task_record.names, tiles=count)
+    for (left, top, _, _), window in zip(windows, crops, strict=True):
+        pixels, geo = apply_geometry(window, spec)
+        arr = to_hwc3(pixels, spec.color_mode)
+        feed = arr if spec.graph_input == "uint8_raw" else normalize(arr, spec)
+        mask = geo.inverse_mask(runner.run(feed[None])["mask"][0])
+        h, w = mask.shape
+        rows = np.minimum(np.arange(h) + 1, h - np.arange(h))
+        cols = np.minimum(np.arange(w) + 1, w - np.arange(w))
+        margin = np.minimum(rows[:, None], cols[None, :])
+        region = best[top:top + h, left:left + w]
+        take = margin > region
+        region[take] = margin[take]
+        out[top:top + h, left:left + w][take] = mask[take]
+    return ImageMask(path, out, info.task_record.names, tiles=len(windows))
 
 
 def palette_of(info: ArtifactInfo) -> list[tuple[int, int, int]]:

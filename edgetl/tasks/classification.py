@@ -13,6 +13,7 @@ TASK = Task(
     select_metrics=("val_accuracy", "val_balanced_accuracy", "val_macro_f1", "val_loss"),
     dense=False,
     object_masks=False,
+    supports_tiles=False,
     tiles_to_input_size=False,
     data_reader="edgetl.data.sources:load_classification",
     split_writer="edgetl.data.image_list:write_image_list",

@@ -13,6 +13,7 @@ TASK = Task(
     select_metrics=("val_map", "val_map50", "val_loss"),
     dense=True,
     object_masks=False,
+    supports_tiles=True,
     tiles_to_input_size=True,
     data_reader="edgetl.data.detection:load_detection",
     split_writer="edgetl.data.detection.splitfile:write_split_file",

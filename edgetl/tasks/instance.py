@@ -13,6 +13,7 @@ TASK = Task(
     select_metrics=("val_mask_map", "val_map", "val_loss"),
     dense=True,
     object_masks=True,
+    supports_tiles=True,
     tiles_to_input_size=False,
     data_reader="edgetl.data.detection:load_detection",
     split_writer="edgetl.data.detection.splitfile:write_split_file",

@@ -13,6 +13,7 @@ TASK = Task(
     select_metrics=("val_miou", "val_loss"),
     dense=True,
     object_masks=False,
+    supports_tiles=False,
     tiles_to_input_size=False,
     data_reader="edgetl.data.semantic.load:read_semantic",
     split_writer="edgetl.data.semantic.splitfile:write_split_file",

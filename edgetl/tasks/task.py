@@ -31,6 +31,9 @@ class Task:
     # The built-in aerial set (neon-trees) is read as tiles of the input size: the run's data
     # source gets the input size appended (boxes alone; the reader refuses other tasks).
     tiles_to_input_size: bool
+    # The recipe's `tile:` section applies: training cuts images into tiles (boxes cut with
+    # min_visible) and evaluation and prediction run the spec's tile rule and merge.
+    supports_tiles: bool
     # fn(data, task, *, check_images, group_column) -> DataSet: what `load_data` calls
     data_reader: str = field(metadata=CODE)
     split_writer: str = field(metadata=CODE)  # fn(DataSet, path) -> Path: the run's split file

@@ -57,7 +57,8 @@ class DecodedImage:
 
 def decode_images(samples: list[Sample], spec: PreprocessSpec,
                   progress: Callable[[int], None] | None = None) -> list[DecodedImage]:
-    """Decode every file once (threads), shrunk to `CACHE_SIDE_FACTOR` x the input side."""
+    """Decode every file once (threads), shrunk to `CACHE_SIDE_FACTOR` x the input side (with
+    a tile rule: so that a tile is at most that many times the input side)."""
     from torchvision.transforms.v2 import functional as F
 
     limit = CACHE_SIDE_FACTOR * max(spec.input_size)
@@ -65,7 +66,7 @@ def decode_images(samples: list[Sample], spec: PreprocessSpec,
     def one(sample: Sample) -> DecodedImage:
         pixels = load_uint8_tensor(sample.path, spec)
         height, width = pixels.shape[-2:]
-        factor = min(1.0, limit / max(height, width))
+        factor = min(1.0, limit / (spec.tile.size if spec.tile else max(height, width)))
         if factor < 1.0:
             size = [max(1, round(height * factor)), max(1, round(width * factor))]
             pixels = F.resize(pixels, size, antialias=True)
@@ -141,15 +142,20 @@ class DenseTrainer(PhasedTrainer):
     settings: Any
 
     @property
+    def train_items(self) -> int:
+        """Training items per epoch: images (a detector on tiles: its windows)."""
+        return len(self.train_s)
+
+    @property
     def _drop_last(self) -> bool:
         """Batch norm in the head (on the coarsest level, 1x1 at small inputs) or the decoder
         (after its global pooling) needs more than one value per channel: a last batch of one
         image is dropped (a different one each epoch, the order is shuffled)."""
-        return len(self.train_s) % self.recipe.train.batch_size == 1
+        return self.train_items % self.recipe.train.batch_size == 1
 
     @property
     def train_size(self) -> int:
-        return len(self.train_s) - (1 if self._drop_last else 0)
+        return self.train_items - (1 if self._drop_last else 0)
 
     def head_record(self) -> dict[str, Any]:
         return self.settings.to_dict()
@@ -182,6 +188,36 @@ class DetectionTrainer(DenseTrainer):
 
         return build_letterboxed(self, DetectorSettings, self.recipe.model.detector,
                                  build_detector)
+
+    def training_spec(self, weights_spec: PreprocessSpec) -> PreprocessSpec:
+        """The dense spec, with the recipe's `tile:` resolved into its rule (`auto`: from the
+        training boxes) and recorded in the spec (checkpoints and artifacts carry it)."""
+        spec = super().training_spec(weights_spec)
+        tile = self.recipe.tile
+        if tile is None:
+            return spec
+        from edgetl.data.detection.small import resolve_tile_rule
+        from edgetl.train.tiles import tile_items
+
+        rule = resolve_tile_rule(tile.size, tile.overlap, tile.whole_image, self.train_s,
+                                 spec.input_size[0])
+        self.train_tiles = len(tile_items(self.train_s, rule))
+        self.val_tiles = len(tile_items(self.val_s, rule))
+        self.console.print(f"tiles: {rule.size} px (tile.size {tile.size}), overlap "
+                           f"{rule.overlap:g}{', plus the whole image' if rule.whole_image else ''}"
+                           f": {self.train_tiles} training tiles from {len(self.train_s)} images")
+        return spec.with_overrides(tile=rule, source=f"{spec.source}, tile={rule.to_dict()}")
+
+    @property
+    def train_items(self) -> int:
+        return getattr(self, "train_tiles", None) or len(self.train_s)
+
+    @property
+    def epoch_items(self) -> int:
+        """Progress units of one epoch: training and validation images, or their tiles."""
+        if getattr(self, "train_tiles", None) is None:
+            return super().epoch_items
+        return self.train_tiles + self.val_tiles
 
 
     def prepare_data(self) -> None:
@@ -225,6 +261,11 @@ class DetectionTrainer(DenseTrainer):
 
     def samples_of(self, samples: list[Sample], images: list[DecodedImage], transform: Any
                    ) -> Dataset:
+        if self.spec.tile is not None:
+            from edgetl.train.tiles import TileSamples
+
+            return TileSamples(samples, images, transform, self.task_record.index,
+                               self.spec.tile, self.augment.min_visible)
         return BoxSamples(samples, images, transform, self.task_record.index)
 
     def _targets(self, targets: list[dict[str, torch.Tensor]]) -> list[dict[str, torch.Tensor]]:
@@ -246,9 +287,12 @@ class DetectionTrainer(DenseTrainer):
     @torch.no_grad()
     def validate(self, plan: PhasePlan, advance: Callable[[int], None]) -> dict[str, float]:
         from edgetl.models.detection_outputs import DetectionOutputs
+        from edgetl.train.tiles import TileMerger, TileSamples
 
         outputs = DetectionOutputs(self.model).to(self.rt.device).eval()
         evaluator = DetectionEvaluator(self.task_record)
+        tiles = plan.val_loader.dataset
+        merger = TileMerger(tiles) if isinstance(tiles, TileSamples) else None
         total, seen = 0.0, 0
         for images, targets, indices in plan.val_loader:
             images, targets = self.rt.move(images), self._targets(targets)
@@ -261,10 +305,17 @@ class DetectionTrainer(DenseTrainer):
             total += float(sum(losses.values())) * len(images)
             seen += len(images)
             found = outputs.select(*outputs.decode(head))
-            evaluator.update([self.val_s[i] for i in indices],
-                             to_original(found, [self.val_images[i] for i in indices],
-                                         self.spec))
+            if merger is not None:  # windows' detections, merged per image below
+                merger.add(indices, to_original(found, [tiles.crop(i) for i in indices],
+                                                self.spec))
+            else:
+                evaluator.update([self.val_s[i] for i in indices],
+                                 to_original(found, [self.val_images[i] for i in indices],
+                                             self.spec))
             advance(len(images))
+        if merger is not None:
+            evaluator.update(self.val_s, merger.merged(),
+                             [image.source for image in self.val_images])
         stats = evaluator.compute().stats
         return {"loss": total / max(1, seen), "map": stats["map"], "map50": stats["map50"]}
 

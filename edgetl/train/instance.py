@@ -111,14 +111,22 @@ class InstanceTrainer(DetectionTrainer):
     def samples_of(self, samples: list[Sample], images: list[DecodedImage], transform: Any
                    ) -> Dataset:
         ids = self.train_ids if samples is self.train_s else self.val_ids
+        if self.spec.tile is not None:
+            from edgetl.train.tiles import InstanceTileSamples
+
+            return InstanceTileSamples(samples, images, ids, transform, self.task_record.index,
+                                       self.spec.tile, self.augment.min_visible)
         return InstanceSamples(samples, images, ids, transform, self.task_record.index)
 
     # ------------------------------------------------------------------ validation
     @torch.no_grad()
     def validate(self, plan: PhasePlan, advance: Callable[[int], None]) -> dict[str, float]:
         from edgetl.models.instance_outputs import InstanceOutputs
+        from edgetl.train.tiles import TileMerger, TileSamples
 
         outputs = InstanceOutputs(self.model).to(self.rt.device).eval()
+        tiles = plan.val_loader.dataset
+        merger = TileMerger(tiles) if isinstance(tiles, TileSamples) else None
         evaluator = InstanceEvaluator(self.task_record, self.settings.max_detections)
         generator = torch.Generator().manual_seed(VAL_MASK_SEED)
         total, seen = 0.0, 0
@@ -137,11 +145,18 @@ class InstanceTrainer(DetectionTrainer):
             seen += len(images)
             found = outputs.select(*outputs.decode(head))
             found["masks"] = outputs.masks(features, found)
-            evaluator.update([self.val_s[i] for i in indices],
-                             to_original_instances(found, [self.val_images[i] for i in indices],
-                                                   self.spec),
-                             [self.val_truth[i] for i in indices])
+            if merger is not None:  # windows' instances, merged per image below
+                merger.add(indices, to_original_instances(
+                    found, [tiles.crop(i) for i in indices], self.spec))
+            else:
+                evaluator.update([self.val_s[i] for i in indices],
+                                 to_original_instances(found,
+                                                       [self.val_images[i] for i in indices],
+                                                       self.spec),
+                                 [self.val_truth[i] for i in indices])
             advance(len(images))
+        if merger is not None:
+            evaluator.update(self.val_s, merger.merged_instances(), self.val_truth)
         report = evaluator.compute()
         return {"loss": total / max(1, seen), "mask_map": report.mask_stats["map"],
                 "mask_map50": report.mask_stats["map50"], "map": report.box_stats["map"],

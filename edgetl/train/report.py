@@ -37,7 +37,8 @@ def announce(trainer: Any) -> None:
     console.print(f"selection: {rule_words(trainer.select)} ({trainer.select_why}); "
                   f"{trainer.val_size.images} validation images", markup=False)
     if reads_objects(recipe.task):
-        counts = small_objects(trainer.data.samples, min(spec.input_size))
+        counts = small_objects(trainer.data.samples, min(spec.input_size),
+                               spec.tile.size if spec.tile is not None else None)
         add_advice(trainer, SMALL_OBJECTS, small_objects_advice(counts))
     if trainer.budget.active:
         console.print(f"time budget {trainer.budget.deadline.seconds:g} s (set-up, phases, "

@@ -93,6 +93,8 @@ def verify_artifact(
     runner_info = runner.describe()
     runner.close()
     report.checks.append(side.golden.result())
+    if side.tiles.active:
+        report.checks.append(side.tiles.result())
     report.checks += _task_checks(task, side, info, samples, budgets, run, point)
     report.context = {
         "images": len(samples),
@@ -111,8 +113,9 @@ class _BothSides:
     """Outputs of the torch model and of the artifact on the same images, and what the
     preprocessing comparison found."""
 
-    def __init__(self, golden: Any) -> None:
+    def __init__(self, golden: Any, tiles: Any) -> None:
         self.golden = golden
+        self.tiles = tiles  # verify.tiles.TileGolden: the windows both sides cut
         self.reference: list[dict[str, Any]] = []
         self.artifact: list[dict[str, Any]] = []
         self.conversion: list[dict[str, Any]] = []
@@ -140,12 +143,14 @@ def _run_both(art: Any, info: Any, runner: Any, samples: list[Any], batch: int,
     from edgetl.models.loading import load_model
     from edgetl.runtime.torch_runner import TorchRunner
     from edgetl.verify.checks import GoldenAccumulator
+    from edgetl.verify.tiles import TileGolden
 
     model, _ = load_model(run, art.source_checkpoint)
     module, names, _ = deployable(model, info.task_record.task)
     reference = TorchRunner(module, output_names=names)
     geometry, to_tensor_norm = geometry_transform(info.spec), normalize_transform(info.spec)
-    side = _BothSides(GoldenAccumulator(art.spec, info.spec))
+    golden = GoldenAccumulator(art.spec, info.spec)
+    side = _BothSides(golden, TileGolden(art.spec, info.spec, golden))
     raw_input = art.spec.graph_input == "uint8_raw"
     # the batch's inputs to the artifact, filled by `prepare`
     art_inputs: list[Any] = []
@@ -164,6 +169,8 @@ def _run_both(art: Any, info: Any, runner: Any, samples: list[Any], batch: int,
         tv_hwc = tv_pixels.permute(1, 2, 0).numpy()
         tv_feed.append(tv_hwc if raw_input else tv_norm.numpy())
         side.golden.add(sample.path, ref_pixels, ref_norm, tv_hwc, tv_norm.numpy())
+        if side.tiles.active:
+            side.tiles.add(sample.path, geometry, to_tensor_norm)
         return tv_norm
 
     for found in batched_outputs(reference.run, samples, prepare, lambda out: out, batch=batch):
