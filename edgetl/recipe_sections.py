@@ -345,8 +345,9 @@ class QuantizeConfig(_Strict):
     qat: Literal["auto", "off"] = "auto"
     # Network compute nodes post-training int8 may keep float32 before QAT takes over.
     max_float_nodes: int = Field(0, ge=0)
-    # Passes over the training split (fractions allowed); max_steps caps the optimiser steps.
+    # Passes over the training split (fractions allowed).
     epochs: float = Field(1.0, gt=0.0)
+    # Most optimiser steps, whatever the epochs make (None: no cap).
     max_steps: int | None = Field(None, ge=1)
     # Wall-clock cap for the QAT training (e.g. 5m); it stops at the next step past it.
     time_budget: str | None = None

@@ -25,9 +25,9 @@ NOT_RUN_FILES = {
     ("cli/export_cmd.py", "export"): "the command's name",
 }
 # Words that are also ordinary values (`keep: best`, `unfreeze: last`, a JSON key, the export
-# command): a run-file name only when joined to a path (`out / "best"`), passed to a call
-# (`load_model(run, "best")`) or a parameter's default (`which: str = "best"`).
-WORDS = {runfolder.BEST, runfolder.LAST, runfolder.EXPORT_FOLDER}
+# command, the `qat` int8 strategy): a run-file name only when joined to a path (`out / "best"`),
+# passed to a call (`load_model(run, "best")`) or a parameter's default (`which: str = "best"`).
+WORDS = {runfolder.BEST, runfolder.LAST, runfolder.EXPORT_FOLDER, checkpoint.QAT}
 
 
 def run_file_names() -> set[str]:

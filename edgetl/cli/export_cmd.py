@@ -142,7 +142,7 @@ def _print_qat(quant: dict) -> None:
     if "network_compute_nodes" in quant:
         console.print(f"  network compute nodes: {quant['int8_compute_nodes']} int8, "
                       f"{quant['float_compute_nodes']} float32", highlight=False)
-    before, qat = quant.get("post_training"), quant.get("qat")
+    before, qat = quant.get("post_training"), quant.get("quantisation_aware")
     if before:
         console.print(f"  post-training int8 kept {before['float_compute_nodes']} compute nodes "
                       f"float32 (the recipe allows {before['allowed_float_nodes']}): "

@@ -20,9 +20,8 @@ from typing import Any
 
 from edgetl import tasks
 from edgetl.export.context import ExportContext, ExportResult
+from edgetl.export.int8_graph import COMPUTE_OPS
 from edgetl.recipe_sections import QuantizeConfig
-
-COMPUTE_OPS = ("Conv", "Gemm", "MatMul")
 
 
 def _constants(model: Any) -> dict[str, Any]:
@@ -136,12 +135,9 @@ def export_qat(ctx: ExportContext, settings: QuantizeConfig,
     post-training int8 gave when it ran first (the report's 'before')."""
     import onnx
 
+    from edgetl.export.int8_graph import postprocess_nodes, quantisation_evidence
+    from edgetl.export.int8_search import META_INT8_FLOAT
     from edgetl.export.onnx_fp32 import finalize_onnx, prepare_module, trace_to_onnx
-    from edgetl.export.onnx_int8 import (
-        META_INT8_FLOAT,
-        postprocess_nodes,
-        quantisation_evidence,
-    )
     from edgetl.export.preprocess_graph import (
         EMBEDDED_PREFIX,
         example_input,
@@ -196,7 +192,7 @@ def export_qat(ctx: ExportContext, settings: QuantizeConfig,
             "excluded_nodes": [],
             "float_nodes": float_record,
             "post_training": post_training,
-            "qat": {**checkpoint.record, "reused": checkpoint.reused,
+            "quantisation_aware": {**checkpoint.record, "reused": checkpoint.reused,
                     "checkpoint": str(checkpoint.folder)},
             "accuracy_search": {**judge.describe(), "strategy": "qat", "met": met,
                                 "rounds": [{"strategy": "qat", "float_compute_nodes": 0,

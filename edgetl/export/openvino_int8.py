@@ -49,6 +49,7 @@ from edgetl.export.calibration import (
     training_samples,
 )
 from edgetl.export.context import ExportContext, ExportResult
+from edgetl.export.int8_graph import NETWORK_SCOPES, POSTPROCESS_RULE
 from edgetl.export.int8_quantise import quiet
 from edgetl.export.int8_search import (
     float_nodes_metadata,
@@ -58,7 +59,6 @@ from edgetl.export.int8_search import (
     search,
     search_record,
 )
-from edgetl.export.onnx_int8 import NETWORK_SCOPES, POSTPROCESS_RULE
 from edgetl.export.openvino_ir import export as export_ir
 from edgetl.export.preprocess_graph import EMBEDDED_PREFIX
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from edgetl.export.qat_phase import QatJob, QatTraining
+from edgetl.train.progress import progress_bar
 
 CACHE_BYTES = 2 * 1024 ** 3  # preprocessed inputs held in memory up to this size
 EVAL_BATCH = 32
@@ -112,6 +113,9 @@ def train_classifier(job: QatJob) -> QatTraining:
     best_state, best, chosen = copy.deepcopy(student.state_dict()), before, 0
     after, step, epoch, ended_by = before, 0, 0, "planned length"
     started = time.perf_counter()
+    bar = progress_bar(job.console)
+    bar.start()
+    task = bar.add_task("quantisation-aware training", total=planned)
     while step < planned:
         epoch += 1
         order = np.random.default_rng(job.seed + epoch).permutation(len(train))
@@ -130,8 +134,9 @@ def train_classifier(job: QatJob) -> QatTraining:
             loss.backward()
             optimizer.step()
             schedule.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             step += 1
+            bar.update(task, advance=1)
             if step >= planned:
                 ended_by = "max_steps" if settings.max_steps == planned else "planned length"
                 break
@@ -146,6 +151,7 @@ def train_classifier(job: QatJob) -> QatTraining:
             best_state, best, chosen = copy.deepcopy(student.state_dict()), after, epoch
         if ended_by == "time budget":
             break
+    bar.stop()
     student.eval()
     return QatTraining(state=best_state, before=before, after=best,
                        epochs=step / per_epoch, steps=step, ended_by=ended_by,

@@ -84,7 +84,7 @@ def _identity(ctx: ExportContext, settings: QuantizeConfig) -> dict[str, Any]:
 def _existing(folder: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
     """The `qat` record of a complete QAT checkpoint made from the same inputs, else None."""
     try:
-        record = read_checkpoint_info(folder).record.get("qat") or {}
+        record = read_checkpoint_info(folder).record.get("quantisation_aware") or {}
     except ArtifactError:
         return None
     if record.get("identity") != identity or not (folder / QUANTISERS_FILE).is_file():
@@ -111,6 +111,12 @@ def ensure_qat_checkpoint(ctx: ExportContext, settings: QuantizeConfig,
 
     replace_folder(run.qat_path, write)
     return QatCheckpoint(run.qat_path, written, reused=False)
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 def _calibration_tensors(ctx: ExportContext, images: int) -> list[Any]:
@@ -157,7 +163,7 @@ def _train_into(ctx: ExportContext, settings: QuantizeConfig, trainer: Callable[
                  record=info.task_record, settings=settings, batch_size=batch,
                  seed=ctx.options.seed, deadline=Deadline(budget),
                  log=lambda line: append_line(metrics, json_text({"phase": "QAT", **line})),
-                 console=console)
+                 console=console or _stderr_console())
     training: QatTraining = trainer(job)
     student.load_state_dict(training.state)
     student.eval()
@@ -179,7 +185,8 @@ def _train_into(ctx: ExportContext, settings: QuantizeConfig, trainer: Callable[
     atomic_write_json(folder / QUANTISERS_FILE, quantiser_config(student))
     save_checkpoint(folder, student, architecture=info.architecture, head=info.head,
                     spec=info.spec, task_record=info.task_record,
-                    extra={"data": info.record.get("data"), "phase": "QAT", "qat": record})
+                    extra={"data": info.record.get("data"), "phase": "QAT",
+                           "quantisation_aware": record})
     return record
 
 
