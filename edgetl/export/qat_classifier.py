@@ -5,8 +5,10 @@ logits softened by the temperature T, the float model's outputs being the soft t
 Inputs go through the deployment reference transform (no augmentation: a short phase at a low
 learning rate that adapts the weights to their quantisation, not a new training), decoded once
 and held in memory when they fit. The float model's logits are computed once. Validation before
-training and after each epoch: accuracy, loss and top-1 agreement with the float model; the
-epoch with the best agreement (then accuracy) is kept, before training included.
+training and after each epoch: accuracy, loss and top-1 agreement with the float model. The
+epoch kept (before training included) is the one closest to passing verify's int8 gates on
+validation: the fewest points short of the agreement and accuracy-drop budgets together, then
+the best agreement, then the best accuracy.
 """
 
 from __future__ import annotations
@@ -72,8 +74,21 @@ def _figures(logits: Any, labels: Any, reference_top1: Any) -> dict[str, Any]:
             "images": len(labels)}
 
 
-def _rank(figures: dict[str, Any]) -> tuple[float, float]:
-    return (figures["val_agreement"] or 0.0, figures["val_accuracy"] or 0.0)
+def gate_shortfall(figures: dict[str, Any], float_accuracy: float | None,
+                   budgets: Any) -> float:
+    """Points by which validation figures miss verify's gates (agreement, accuracy drop)."""
+    if budgets is None or figures["val_agreement"] is None or float_accuracy is None:
+        return 0.0
+    agreement_short = max(0.0, 100.0 * (budgets.top1_agreement - figures["val_agreement"]))
+    drop = 100.0 * (float_accuracy - figures["val_accuracy"])
+    return agreement_short + max(0.0, drop - budgets.accuracy_points)
+
+
+def _rank(figures: dict[str, Any], float_accuracy: float | None,
+          budgets: Any) -> tuple[float, float, float]:
+    """Larger is better: closest to the gates, then agreement, then accuracy."""
+    return (-gate_shortfall(figures, float_accuracy, budgets),
+            figures["val_agreement"] or 0.0, figures["val_accuracy"] or 0.0)
 
 
 def train_classifier(job: QatJob) -> QatTraining:
@@ -92,6 +107,7 @@ def train_classifier(job: QatJob) -> QatTraining:
     val_labels = torch.tensor([names.index(s.label) for s in val], dtype=torch.long)
     soft_targets = _logits(job.teacher, train_inputs)
     val_reference = _logits(job.teacher, val_inputs).argmax(1) if len(val) else None
+    float_accuracy = float((val_reference == val_labels).float().mean()) if len(val) else None
     student = job.student
 
     def validate() -> dict[str, Any]:
@@ -100,7 +116,8 @@ def train_classifier(job: QatJob) -> QatTraining:
         return _figures(_logits(student, val_inputs), val_labels, val_reference)
 
     before = validate()
-    job.log({"epoch": 0, "train_loss": None, **before, "steps": 0, "seconds": 0.0})
+    job.log({"epoch": 0, "train_loss": None, **before, "float_val_accuracy": float_accuracy,
+             "steps": 0, "seconds": 0.0})
     per_epoch = math.ceil(len(train) / job.batch_size)
     planned = max(1, math.ceil(settings.epochs * per_epoch))
     if settings.max_steps is not None:
@@ -147,7 +164,7 @@ def train_classifier(job: QatJob) -> QatTraining:
         job.log({"epoch": epoch, "train_loss": float(np.mean(losses)), **after, "steps": step,
                  "lr": optimizer.param_groups[0]["lr"],
                  "seconds": round(time.perf_counter() - started, 1)})
-        if _rank(after) > _rank(best):
+        if _rank(after, float_accuracy, job.budgets) > _rank(best, float_accuracy, job.budgets):
             best_state, best, chosen = copy.deepcopy(student.state_dict()), after, epoch
         if ended_by == "time budget":
             break

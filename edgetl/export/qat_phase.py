@@ -44,6 +44,7 @@ class QatJob:
     seed: int
     deadline: Deadline
     log: Callable[[dict[str, Any]], None]  # one metrics line (the phase's metrics.jsonl)
+    budgets: Any = None  # verify's default gates for the artifact being made (task's fields)
     console: Any = None
 
 
@@ -163,6 +164,8 @@ def _train_into(ctx: ExportContext, settings: QuantizeConfig, trainer: Callable[
                  record=info.task_record, settings=settings, batch_size=batch,
                  seed=ctx.options.seed, deadline=Deadline(budget),
                  log=lambda line: append_line(metrics, json_text({"phase": "QAT", **line})),
+                 budgets=tasks.get(info.task_record.task).load("verify_budgets").default(
+                     ctx.fmt.name, ctx.fmt.precision),
                  console=console or _stderr_console())
     training: QatTraining = trainer(job)
     student.load_state_dict(training.state)
