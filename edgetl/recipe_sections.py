@@ -356,12 +356,21 @@ class QuantizeConfig(_Strict):
     # Weight of the distillation term (KL to the float model's softened outputs) beside the
     # task loss.
     distillation: float = Field(4.0, ge=0.0)
+    # Weight of the task's own loss on the labels (0: distillation alone, which aims at
+    # agreement with the float model rather than at the labels).
+    task_loss: float = Field(1.0, ge=0.0)
     # Softening temperature of the distillation.
     temperature: float = Field(2.0, gt=0.0)
     # Training images per step (None: train.batch_size).
     batch_size: int | None = Field(None, ge=1)
     # Training images the quantisers' ranges are initialised on.
     calibration_images: int = Field(256, ge=1)
+
+    @model_validator(mode="after")
+    def _check_loss(self) -> QuantizeConfig:
+        if self.task_loss == 0 and self.distillation == 0:
+            raise ValueError("quantize: task_loss and distillation are both 0: nothing to train")
+        return self
 
     @field_validator("time_budget")
     @classmethod

@@ -1,7 +1,8 @@
 """Quantisation-aware training of a classifier (the classification task's `qat_trainer`).
 
-Loss: cross-entropy on the labels plus `distillation` x T^2 x KL(student || float model) on
-logits softened by the temperature T, the float model's outputs being the soft targets.
+Loss: `task_loss` x cross-entropy on the labels plus `distillation` x T^2 x KL(student ||
+float model) on logits softened by the temperature T, the float model's outputs being the soft
+targets.
 Inputs go through the deployment reference transform (no augmentation: a short phase at a low
 learning rate that adapts the weights to their quantisation, not a new training), decoded once
 and held in memory when they fit. The float model's logits are computed once. Validation before
@@ -142,7 +143,7 @@ def train_classifier(job: QatJob) -> QatTraining:
             index = order[start:start + job.batch_size]
             x = torch.from_numpy(train_inputs.take(index))
             out = student(x)
-            loss = F.cross_entropy(out, train_labels[index])
+            loss = settings.task_loss * F.cross_entropy(out, train_labels[index])
             if weight > 0:
                 soft = F.softmax(soft_targets[index] / temperature, dim=1)
                 loss = loss + weight * temperature ** 2 * F.kl_div(
