@@ -37,6 +37,7 @@ from machine_info import cpu_name
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parents[1]
 METRIC = {"detection": "map", "instance": "mask_map"}
+SPLIT_FILE = {"detection": ".csv", "instance": ".json"}
 THRESHOLD = 0.95
 
 
@@ -219,7 +220,7 @@ def main() -> None:
     fractions = (recipe["data"]["val_fraction"], recipe["data"]["test_fraction"])
     work = args.work / args.name
     work.mkdir(parents=True, exist_ok=True)
-    suffix = ".json" if task == "instance" else ".csv"
+    suffix = SPLIT_FILE[task]
     full = work / f"split-full{suffix}"
     if not full.is_file():
         code = edgetl("data", "split", args.data, "--task", task, "--val", fractions[0],
