@@ -159,7 +159,7 @@ def finetune(recipe_path: Path, split: Path, run: Path, sets: list[str], seed: i
     return {"run": str(run), "sets": sets, "minutes": round(seconds / 60, 2),
             "test": test, "best_epoch": summary.get("best_epoch"),
             "train_seconds": summary.get("train_seconds"),
-            "phases": [{k: p.get(k) for k in ("name", "steps", "epochs", "steps_per_epoch",
+            "phases": [{k: p.get(k) for k in ("phase", "steps", "epochs", "steps_per_epoch",
                                               "planned_steps", "ended_by")}
                        for p in summary.get("phases", [])],
             "recipe": (run / "recipe.yaml").read_text()}
@@ -182,7 +182,7 @@ def write(result: dict[str, object]) -> Path:
              f"| run | test {metric} | minutes | best epoch | phases: steps (ended_by) |",
              "|---|---|---|---|---|"]
     for label, run in result["runs"].items():
-        phases = ", ".join(f"{p['name']} {p['steps']} ({p['ended_by']})" for p in run["phases"])
+        phases = ", ".join(f"{p['phase']} {p['steps']} ({p['ended_by']})" for p in run["phases"])
         lines.append(f"| {label} | {run['test'].get(metric, float('nan')):.4f} | "
                      f"{run['minutes']} | {run['best_epoch']} | {phases} |")
     lines += [""] + [f"- {label}: {r['ratio']:.3f} of the 4x run's test {metric} "
