@@ -185,6 +185,8 @@ def write(result: dict[str, object]) -> Path:
         phases = ", ".join(f"{p['phase']} {p['steps']} ({p['ended_by']})" for p in run["phases"])
         lines.append(f"| {label} | {run['test'].get(metric, float('nan')):.4f} | "
                      f"{run['minutes']} | {run['best_epoch']} | {phases} |")
+    if not result["ratios"]:
+        lines += ["", "No 4x run yet (`--runs long`): the ratio is not measured."]
     lines += [""] + [f"- {label}: {r['ratio']:.3f} of the 4x run's test {metric} "
                      f"({'meets' if r['meets'] else 'misses'} {THRESHOLD:.0%})."
                      for label, r in result["ratios"].items()]
