@@ -49,6 +49,7 @@ from edgetl.export.int8_graph import (
     postprocess_nodes,
     quantisation_evidence,
 )
+from edgetl.export.int8_method import choose_method
 from edgetl.export.int8_quantise import Quantiser, quiet
 from edgetl.export.int8_search import (
     SearchResult,
@@ -127,7 +128,12 @@ def export(ctx: ExportContext) -> ExportResult:
         skipped, post_set = set(always_float), set(post)
         compute = [n for n in graph.node if n.op_type in COMPUTE_OPS and n.name not in skipped]
         judge = make_judge(ctx, fp32_path)
-        quantiser = Quantiser(pre_path, batches, options.calibration_method, work)
+        choice = choose_method(
+            options.calibration_method,
+            lambda method: Quantiser(pre_path, batches, method, work)(
+                work / f"calibration-{method}.onnx", always_float),
+            judge)
+        quantiser = Quantiser(pre_path, batches, choice.method, work)
         found: SearchResult = search(
             lambda out, exclude: quantiser(out, exclude), work, [n.name for n in graph.node],
             [n.name for n in compute], always_float, judge,
@@ -155,7 +161,7 @@ def export(ctx: ExportContext) -> ExportResult:
             "per_channel": True,
             "activation_type": "uint8 (asymmetric)",
             "weight_type": "int8 (symmetric)",
-            "calibration_method": options.calibration_method,
+            **choice.record(),
             "calibration_images": len(samples),
             "calibration_images_requested": options.calibration_images,
             "calibration_classes": class_counts(samples),
@@ -169,6 +175,6 @@ def export(ctx: ExportContext) -> ExportResult:
             **counts,
             **evidence,
         },
-        extra_metadata=float_nodes_metadata(found),
+        extra_metadata={**float_nodes_metadata(found), **choice.metadata()},
     )
     return finalize_onnx(ctx, model, details, compute_dtype="int8")
