@@ -22,7 +22,8 @@ depthwise convolution in float32 gave 98.5%, the first four convolutions 99.1%. 
 needed the first 24 convolutions float, and ran 1.40x float32's speed at batch 1 against
 1.86-2.06x fully quantised, hence the measurement. (Keeping only their activations in float,
 with int8 weights, did not help there: 95% at best.) The calibration runs once per export
-(`int8_quantise`).
+and method (`int8_quantise`); `--calibration-method auto` first judges every method's fully
+quantised graph and searches with the best (`int8_method`).
 """
 
 from __future__ import annotations
