@@ -49,3 +49,34 @@ def tiny_inputs() -> tuple[list[np.ndarray], list[np.ndarray]]:
     images = rng.normal(0, 1, (320, 3, 16, 16)).astype(np.float32)
     return ([images[i:i + 8] for i in range(0, 64, 8)],
             [images[i:i + 32] for i in range(64, 320, 32)])
+
+
+def tiny_outlier_classifier() -> Any:
+    """A small classifier that reads its input closely (a strided convolution straight into the
+    linear head, no pooling), for `outlier_inputs`' calibration outlier."""
+    import torch
+    from torch import nn
+
+    class Patches(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c1 = nn.Conv2d(3, 8, 4, stride=4)
+            self.fc = nn.Linear(8 * 8 * 8, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(torch.relu(self.c1(x)).flatten(1))
+
+    torch.manual_seed(0)
+    return Patches().eval()
+
+
+def outlier_inputs() -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(calibration batches of 8: 64 images, one pixel of one at 1000; validation batches of
+    32: 256 images), 32x32. Min-max stretches the input's range over the outlier, so every
+    ordinary value rounds to a few levels; percentile (99.999) drops it (one value in 196608)."""
+    rng = np.random.default_rng(0)
+    images = rng.normal(0, 1, (320, 3, 32, 32)).astype(np.float32)
+    calibration = images[:64].copy()
+    calibration[0, 0, 5, 5] = 1000.0
+    return ([calibration[i:i + 8] for i in range(0, 64, 8)],
+            [images[i:i + 32] for i in range(64, 320, 32)])

@@ -22,10 +22,12 @@ nncf = pytest.importorskip("nncf")
 def int8_artifacts(fixture_run: Path, tmp_path_factory: pytest.TempPathFactory
                    ) -> dict[str, Path]:
     """The fixture run exported as onnx-int8 (the reference) and openvino-int8."""
-    from edgetl.export import export_run
+    from edgetl.export import ExportOptions, export_run
 
     out = tmp_path_factory.mktemp("openvino-int8")
-    return {fmt: export_run(fixture_run, fmt, out=out).path
+    # min-max given: the method NNCF calibrates with (no comparison of methods)
+    options = ExportOptions(calibration_method="minmax")
+    return {fmt: export_run(fixture_run, fmt, out=out, options=options).path
             for fmt in ("onnx-int8", "openvino-int8")}
 
 

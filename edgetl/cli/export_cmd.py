@@ -47,7 +47,9 @@ def register(app: typer.Typer) -> None:
         calibration_images: int = typer.Option(
             256, "--calibration-images", help="int8: training images to calibrate on."),
         calibration_method: str = typer.Option(
-            "minmax", "--calibration-method", help="int8 (ONNX): minmax, entropy or percentile."),
+            "auto", "--calibration-method",
+            help="int8 (ONNX): auto (each method quantises, the validation judge picks; "
+                 "ties go to minmax), minmax, entropy or percentile."),
         opset: int = typer.Option(17, "--opset", help="ONNX opset (17 or newer)."),
         max_batch: int = typer.Option(32, "--max-batch",
                                       help="TensorRT: largest batch of the optimisation profile."),
@@ -83,6 +85,7 @@ def register(app: typer.Typer) -> None:
         within verify's budget."""
         from edgetl.artifact.manifest import manifest_path
         from edgetl.export import ExportOptions, export_run, get_format, resolve_target
+        from edgetl.export.int8_method import choice_words
         from edgetl.interrupt import activity
         from edgetl.io import outputs_together, require_writable
 
@@ -111,7 +114,8 @@ def register(app: typer.Typer) -> None:
         if quant:
             console.print(f"quantised: {_quantised_words(quant)}; calibrated on "
                           f"{quant['calibration_images']} training images "
-                          f"({quant['calibration_method']})")
+                          f"({choice_words(quant)})",
+                          highlight=False)
             search = quant.get("accuracy_search") or {}
             ranking = search.get("sensitivity")
             if ranking:

@@ -119,6 +119,13 @@ class TopOneJudge:
                        f"{measured[2]:.2%})")
         return row
 
+    compares = True
+    score_words = "top-1 agreement with float32 (points)"
+
+    def score(self, row: dict[str, Any]) -> float | None:
+        """A candidate's figure in points, higher better (`int8_method` compares them)."""
+        return None if row["val_agreement"] is None else 100.0 * row["val_agreement"]
+
     def met(self, row: dict[str, Any]) -> bool:
         return row[self.judged] is None or row[self.judged] >= self.target
 
@@ -212,6 +219,13 @@ class MapJudge:
                         f"({drops['map']:+.2f} / {drops['map50']:+.2f} points drop) on "
                         f"{len(self.samples)} images"}
 
+    compares = True
+    score_words = "mAP (points)"
+
+    def score(self, row: dict[str, Any]) -> float | None:
+        """A candidate's figure in points, higher better (`int8_method` compares them)."""
+        return None if row["val_map"] is None else 100.0 * row["val_map"]
+
     def met(self, row: dict[str, Any]) -> bool:
         drops = (row["val_map_drop_points"], row["val_map50_drop_points"])
         return drops[0] is None or max(drops) <= self.allowed_points
@@ -261,6 +275,13 @@ class MiouJudge:
         return {"val_miou": found, "val_miou_drop_points": drop,
                 "text": f"validation mIoU {found:.4f} against float32 {self.reference:.4f} "
                         f"({drop:+.2f} points drop) on {len(self.samples)} images"}
+
+    compares = True
+    score_words = "mIoU (points)"
+
+    def score(self, row: dict[str, Any]) -> float | None:
+        """A candidate's figure in points, higher better (`int8_method` compares them)."""
+        return None if row["val_miou"] is None else 100.0 * row["val_miou"]
 
     def met(self, row: dict[str, Any]) -> bool:
         drop = row["val_miou_drop_points"]
@@ -334,8 +355,14 @@ class UnjudgedJudge:
     def __init__(self, ctx: ExportContext, fp32_path: Path) -> None:
         pass
 
+    compares = False  # `int8_method` uses the first method unmeasured
+    score_words = "nothing"
+
     def row(self, path: Path) -> dict[str, Any]:
         return {"text": "not judged (int8_target_agreement 0: the fully quantised graph)"}
+
+    def score(self, row: dict[str, Any]) -> float | None:
+        return None
 
     def met(self, row: dict[str, Any]) -> bool:
         return True

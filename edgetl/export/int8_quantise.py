@@ -101,7 +101,8 @@ class Quantiser:
         self.pre_path = pre_path
         self.batches = batches
         self.method = method
-        self.cache = workdir / "calibration-ranges.json" if has_calibration_cache() else None
+        self.cache = (workdir / f"calibration-ranges-{method}.json" if has_calibration_cache()
+                      else None)
 
     @property
     def reuses_calibration(self) -> bool:

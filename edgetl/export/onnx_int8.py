@@ -22,7 +22,8 @@ depthwise convolution in float32 gave 98.5%, the first four convolutions 99.1%. 
 needed the first 24 convolutions float, and ran 1.40x float32's speed at batch 1 against
 1.86-2.06x fully quantised, hence the measurement. (Keeping only their activations in float,
 with int8 weights, did not help there: 95% at best.) The calibration runs once per export
-(`int8_quantise`).
+and method (`int8_quantise`); `--calibration-method auto` first judges every method's fully
+quantised graph and searches with the best (`int8_method`).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from edgetl.export.int8_graph import (
     postprocess_nodes,
     quantisation_evidence,
 )
+from edgetl.export.int8_method import choose_method
 from edgetl.export.int8_quantise import Quantiser, quiet
 from edgetl.export.int8_search import (
     SearchResult,
@@ -127,7 +129,12 @@ def export(ctx: ExportContext) -> ExportResult:
         skipped, post_set = set(always_float), set(post)
         compute = [n for n in graph.node if n.op_type in COMPUTE_OPS and n.name not in skipped]
         judge = make_judge(ctx, fp32_path)
-        quantiser = Quantiser(pre_path, batches, options.calibration_method, work)
+        choice = choose_method(
+            options.calibration_method,
+            lambda method: Quantiser(pre_path, batches, method, work)(
+                work / f"calibration-{method}.onnx", always_float),
+            judge)
+        quantiser = Quantiser(pre_path, batches, choice.method, work)
         found: SearchResult = search(
             lambda out, exclude: quantiser(out, exclude), work, [n.name for n in graph.node],
             [n.name for n in compute], always_float, judge,
@@ -155,7 +162,7 @@ def export(ctx: ExportContext) -> ExportResult:
             "per_channel": True,
             "activation_type": "uint8 (asymmetric)",
             "weight_type": "int8 (symmetric)",
-            "calibration_method": options.calibration_method,
+            **choice.record(),
             "calibration_images": len(samples),
             "calibration_images_requested": options.calibration_images,
             "calibration_classes": class_counts(samples),
@@ -169,6 +176,6 @@ def export(ctx: ExportContext) -> ExportResult:
             **counts,
             **evidence,
         },
-        extra_metadata=float_nodes_metadata(found),
+        extra_metadata={**float_nodes_metadata(found), **choice.metadata()},
     )
     return finalize_onnx(ctx, model, details, compute_dtype="int8")

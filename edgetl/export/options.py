@@ -12,7 +12,8 @@ from typing import Literal
 from edgetl.errors import UsageError
 from edgetl.runfolder import BEST, CHECKPOINT_NAMES
 
-CalibrationMethod = Literal["minmax", "entropy", "percentile"]
+# auto: each method tried, the int8 judge picks (`edgetl.export.int8_method`)
+CalibrationMethod = Literal["auto", "minmax", "entropy", "percentile"]
 
 DEFAULT_OPSET = 17
 DEFAULT_CALIBRATION_IMAGES = 256
@@ -26,7 +27,7 @@ class ExportOptions:
     opset: int = DEFAULT_OPSET
     embed_preprocessing: bool = False
     calibration_images: int = DEFAULT_CALIBRATION_IMAGES
-    calibration_method: CalibrationMethod = "minmax"
+    calibration_method: CalibrationMethod = "auto"
     max_batch: int = DEFAULT_MAX_BATCH
     checkpoint: str = BEST
     seed: int = 0
@@ -51,10 +52,10 @@ class ExportOptions:
                              f"writes", f"use opset 17 to {max_opset()}")
         if self.calibration_images < 1:
             raise UsageError("--calibration-images must be at least 1")
-        if self.calibration_method not in ("minmax", "entropy", "percentile"):
+        if self.calibration_method not in ("auto", "minmax", "entropy", "percentile"):
             raise UsageError(
                 f"unknown calibration method {self.calibration_method!r}",
-                "use minmax, entropy or percentile",
+                "use auto, minmax, entropy or percentile",
             )
         if self.max_batch < 1:
             raise UsageError("--max-batch must be at least 1")
