@@ -52,25 +52,21 @@ def test_auto_picks_the_method_with_the_best_judge_figure(tmp_path: Path) -> Non
     assert given.method == "entropy" and given.candidates == []
 
 
-def test_fixture_artifact_records_the_choice(artifacts: dict[str, Path]) -> None:
-    """The session's onnx-int8 artifact (default options: auto): every method judged, the
-    best (near-ties to min-max) named in the report and read back from the ONNX file."""
+def test_fixture_artifact_records_the_method(artifacts: dict[str, Path]) -> None:
+    """The session's onnx-int8 artifact (default options: min-max, no comparison): the method
+    named in the report, as given, and read back from the ONNX file."""
     import onnx
 
     from edgetl.artifact.manifest import read_manifest
 
     path = artifacts["onnx-int8"]
     quant = read_manifest(path)["details"]["quantization"]
-    candidates = quant["calibration_candidates"]
-    assert [c["method"] for c in candidates] == list(PREFERENCE)
-    assert all(c["score_points"] is not None and c["seconds"] > 0 for c in candidates)
-    best = max(c["score_points"] for c in candidates)
-    assert quant["calibration_method"] == next(
-        c["method"] for c in candidates if c["score_points"] >= best - 0.1)
-    assert quant["calibration_choice"].startswith("auto, best")
+    assert quant["calibration_method"] == "minmax"
+    assert quant["calibration_candidates"] == []
+    assert quant["calibration_choice"].startswith("given")
     metadata = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
-    assert metadata[META_INT8_CALIBRATION] == quant["calibration_method"]
-    assert read_manifest(path)["options"]["calibration_method"] == "auto"
+    assert metadata[META_INT8_CALIBRATION] == "minmax"
+    assert read_manifest(path)["options"]["calibration_method"] == "minmax"
 
 
 def _export(run: Path, out: Path, *method: str) -> tuple[dict, dict[str, str], str]:
@@ -96,7 +92,8 @@ def test_cli_auto_then_given(fixture_run: Path, tmp_path: Path) -> None:
     so min-max keeps today's graph); --calibration-method percentile is used as given."""
     import onnx
 
-    auto_q, auto_meta, auto_out = _export(fixture_run, tmp_path / "auto.onnx")
+    auto_q, auto_meta, auto_out = _export(fixture_run, tmp_path / "auto.onnx",
+                                          "--calibration-method", "auto")
     candidates = auto_q["calibration_candidates"]
     assert [c["method"] for c in candidates] == list(PREFERENCE)
     assert all(c["score_points"] is not None and c["seconds"] > 0 for c in candidates)

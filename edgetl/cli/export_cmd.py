@@ -47,9 +47,9 @@ def register(app: typer.Typer) -> None:
         calibration_images: int = typer.Option(
             256, "--calibration-images", help="int8: training images to calibrate on."),
         calibration_method: str = typer.Option(
-            "auto", "--calibration-method",
-            help="int8 (ONNX): auto (each method quantises, the validation judge picks; "
-                 "ties go to minmax), minmax, entropy or percentile."),
+            "minmax", "--calibration-method",
+            help="int8 (ONNX): minmax, entropy, percentile, or auto (each method quantises, "
+                 "the validation judge picks; ties go to minmax)."),
         opset: int = typer.Option(17, "--opset", help="ONNX opset (17 or newer)."),
         max_batch: int = typer.Option(32, "--max-batch",
                                       help="TensorRT: largest batch of the optimisation profile."),

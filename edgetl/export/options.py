@@ -27,7 +27,7 @@ class ExportOptions:
     opset: int = DEFAULT_OPSET
     embed_preprocessing: bool = False
     calibration_images: int = DEFAULT_CALIBRATION_IMAGES
-    calibration_method: CalibrationMethod = "auto"
+    calibration_method: CalibrationMethod = "minmax"
     max_batch: int = DEFAULT_MAX_BATCH
     checkpoint: str = BEST
     seed: int = 0
