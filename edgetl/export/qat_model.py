@@ -67,7 +67,7 @@ def deployed_shape(model: Any, example: Any) -> dict[str, int]:
             "static_same_padding_layers": make_same_padding_static(model, example)}
 
 
-PARTS_KEY = "edgetl_parts"  # a config of several quantised parts: {part name: NNCF config}
+PARTS_KEY = "edgetl_parts"  # several quantised parts: {part name: {"nncf": config, "levels"}}
 
 
 def network_parts(model: Any, task: str) -> list[str]:
@@ -91,6 +91,51 @@ def network_parts(model: Any, task: str) -> list[str]:
 def _set_part(model: Any, name: str, part: Any) -> None:
     parent, _, child = name.rpartition(".")
     setattr(model.get_submodule(parent) if parent else model, child, part)
+
+
+def _levels_adapter(part: Any) -> Any:
+    """`part` (called with one list of tensors: a detection head's pyramid levels) as a module
+    called the same way whose inner module (`.inner`, what NNCF quantises) takes the levels as
+    separate arguments: NNCF puts input quantisers on a module's tensor arguments, not on the
+    tensors inside a list, and without them the head's first convolutions stay float (at most
+    eight levels)."""
+    from torch import nn
+
+    class Levels(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.part = part
+
+        # named arguments: NNCF hooks a module's named tensor arguments only (not *args)
+        def forward(self, l0: Any, l1: Any = None, l2: Any = None, l3: Any = None,
+                    l4: Any = None, l5: Any = None, l6: Any = None, l7: Any = None) -> Any:
+            levels = [l0, l1, l2, l3, l4, l5, l6, l7]
+            return self.part([x for x in levels if x is not None])
+
+    class ListCall(nn.Module):
+        takes_levels = True
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = Levels()
+
+        def forward(self, levels: Any) -> Any:
+            return self.inner(*levels)
+
+        def __getattr__(self, name: str) -> Any:
+            """What the part offers besides its forward (a head's `compute_loss`)."""
+            try:
+                return super().__getattr__(name)
+            except AttributeError:
+                if name == "inner":
+                    raise
+                return getattr(self.inner.part, name)
+
+    return ListCall()
+
+
+def _takes_levels(args: tuple[Any, ...]) -> bool:
+    return len(args) == 1 and isinstance(args[0], list | tuple)
 
 
 def _part_inputs(model: Any, parts: list[str], run: Any, calibration: Iterable[Any]
@@ -135,7 +180,13 @@ def insert_quantisers(model: Any, calibration: Iterable[Any], images: int,
         return quantise(model, list(calibration)[:images])
     captured = _part_inputs(model, parts, run, list(calibration)[:images])
     for name in parts:
-        _set_part(model, name, quantise(model.get_submodule(name), captured[name]))
+        items, part = captured[name], model.get_submodule(name)
+        if items and _takes_levels(items[0]):
+            adapter = _levels_adapter(part)
+            adapter.inner = quantise(adapter.inner, [tuple(args[0]) for args in items])
+            _set_part(model, name, adapter)
+        else:
+            _set_part(model, name, quantise(part, items))
     return model
 
 
@@ -157,8 +208,13 @@ def quantiser_config(model: Any, parts: list[str] | None = None) -> dict[str, An
 
     if not parts or parts == [""]:
         return nncf.torch.get_config(model)
-    return {PARTS_KEY: {name: nncf.torch.get_config(model.get_submodule(name))
-                        for name in parts}}
+    config = {}
+    for name in parts:
+        part = model.get_submodule(name)
+        levels = getattr(part, "takes_levels", False)
+        config[name] = {"nncf": nncf.torch.get_config(part.inner if levels else part),
+                        "levels": levels}
+    return {PARTS_KEY: config}
 
 
 def load_qat_model(skeleton: Any, example: Any, config: dict[str, Any], state: dict[str, Any]
@@ -170,8 +226,14 @@ def load_qat_model(skeleton: Any, example: Any, config: dict[str, Any], state: d
     deployed_shape(skeleton, example)
     if PARTS_KEY in config:
         for name, part in config[PARTS_KEY].items():
-            _set_part(skeleton, name,
-                      nncf.torch.load_from_config(skeleton.get_submodule(name), part))
+            module = skeleton.get_submodule(name)
+            if part["levels"]:
+                adapter = _levels_adapter(module)
+                adapter.inner = nncf.torch.load_from_config(adapter.inner, part["nncf"])
+                module = adapter
+            else:
+                module = nncf.torch.load_from_config(module, part["nncf"])
+            _set_part(skeleton, name, module)
         model = skeleton
     else:
         model = nncf.torch.load_from_config(skeleton, config)
