@@ -156,10 +156,12 @@ def _print_qat(quant: dict) -> None:
     start, end = qat["validation_before"], qat["validation_after"]
 
     def figures(row: dict) -> str:
-        if row.get("val_accuracy") is None:
-            return "no validation split"
-        return (f"val accuracy {row['val_accuracy']:.2%}, agreement with float32 "
-                f"{row['val_agreement']:.2%}")
+        if row.get("val_accuracy") is not None:
+            return (f"val accuracy {row['val_accuracy']:.2%}, agreement with float32 "
+                    f"{row['val_agreement']:.2%}")
+        shown = [f"{key.removeprefix('val_').replace('_', ' ')} {value:.4f}"
+                 for key, value in row.items() if key.startswith("val_") and value is not None]
+        return "val " + ", ".join(shown) if shown else "no validation split"
 
     how = ("reused" if qat["reused"] else
            f"{qat['steps']} steps ({qat['epochs']:.2f} epochs, {qat['ended_by']}) in "

@@ -14,14 +14,11 @@ the best agreement, then the best accuracy.
 
 from __future__ import annotations
 
-import math
-import time
 from typing import Any
 
 import numpy as np
 
 from edgetl.export.qat_phase import QatJob, QatTraining
-from edgetl.train.progress import progress_bar
 
 CACHE_BYTES = 2 * 1024 ** 3  # preprocessed inputs held in memory up to this size
 EVAL_BATCH = 32
@@ -94,12 +91,11 @@ def _rank(figures: dict[str, Any], float_accuracy: float | None,
 
 def train_classifier(job: QatJob) -> QatTraining:
     """Distil the float classifier into its fake-quantised copy (module docstring)."""
-    import copy
-
     import torch
     import torch.nn.functional as F
 
-    settings = job.settings
+    from edgetl.export.qat_loop import distil, kl_to_teacher
+
     names = list(job.record.names)
     train = job.run.samples("train")
     val = job.run.dataset().by_split("val")
@@ -110,67 +106,22 @@ def train_classifier(job: QatJob) -> QatTraining:
     val_reference = _logits(job.teacher, val_inputs).argmax(1) if len(val) else None
     float_accuracy = float((val_reference == val_labels).float().mean()) if len(val) else None
     student = job.student
+    temperature, weight = job.settings.temperature, job.settings.distillation
 
     def validate() -> dict[str, Any]:
         if not len(val):
             return _figures(torch.zeros(0), val_labels, None)
         return _figures(_logits(student, val_inputs), val_labels, val_reference)
 
-    before = validate()
-    job.log({"epoch": 0, "train_loss": None, **before, "float_val_accuracy": float_accuracy,
-             "steps": 0, "seconds": 0.0})
-    per_epoch = math.ceil(len(train) / job.batch_size)
-    planned = max(1, math.ceil(settings.epochs * per_epoch))
-    if settings.max_steps is not None:
-        planned = min(planned, settings.max_steps)
-    params = [p for p in student.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, planned) / planned)))
-    temperature, weight = settings.temperature, settings.distillation
-    best_state, best, chosen = copy.deepcopy(student.state_dict()), before, 0
-    after, step, epoch, ended_by = before, 0, 0, "planned length"
-    started = time.perf_counter()
-    bar = progress_bar(job.console)
-    bar.start()
-    task = bar.add_task("quantisation-aware training", total=planned)
-    while step < planned:
-        epoch += 1
-        order = np.random.default_rng(job.seed + epoch).permutation(len(train))
-        student.train()
-        losses = []
-        for start in range(0, len(order), job.batch_size):
-            index = order[start:start + job.batch_size]
-            x = torch.from_numpy(train_inputs.take(index))
-            out = student(x)
-            loss = settings.task_loss * F.cross_entropy(out, train_labels[index])
-            if weight > 0:
-                soft = F.softmax(soft_targets[index] / temperature, dim=1)
-                loss = loss + weight * temperature ** 2 * F.kl_div(
-                    F.log_softmax(out / temperature, dim=1), soft, reduction="batchmean")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            losses.append(float(loss.detach()))
-            step += 1
-            bar.update(task, advance=1)
-            if step >= planned:
-                ended_by = "max_steps" if settings.max_steps == planned else "planned length"
-                break
-            if not job.deadline.fits(0.0):
-                ended_by = "time budget"
-                break
-        after = validate()
-        job.log({"epoch": epoch, "train_loss": float(np.mean(losses)), **after, "steps": step,
-                 "lr": optimizer.param_groups[0]["lr"],
-                 "seconds": round(time.perf_counter() - started, 1)})
-        if _rank(after, float_accuracy, job.budgets) > _rank(best, float_accuracy, job.budgets):
-            best_state, best, chosen = copy.deepcopy(student.state_dict()), after, epoch
-        if ended_by == "time budget":
-            break
-    bar.stop()
-    student.eval()
-    return QatTraining(state=best_state, before=before, after=best,
-                       epochs=step / per_epoch, steps=step, ended_by=ended_by,
-                       chosen_epoch=chosen)
+    def batch_loss(index: np.ndarray) -> Any:
+        out = student(torch.from_numpy(train_inputs.take(index)))
+        loss = job.settings.task_loss * F.cross_entropy(out, train_labels[index])
+        if weight > 0:
+            loss = loss + weight * kl_to_teacher(out, soft_targets[index], temperature)
+        return loss
+
+    def rank(figures: dict[str, Any]) -> tuple[float, float, float]:
+        return _rank(figures, float_accuracy, job.budgets)
+
+    return distil(job, len(train), batch_loss, validate, rank,
+                  first_line={"float_val_accuracy": float_accuracy})

@@ -67,9 +67,101 @@ def deployed_shape(model: Any, example: Any) -> dict[str, int]:
             "static_same_padding_layers": make_same_padding_static(model, example)}
 
 
-def insert_quantisers(model: Any, calibration: Iterable[Any], images: int) -> Any:
+PARTS_KEY = "edgetl_parts"  # several quantised parts: {part name: {"nncf": config, "levels"}}
+
+
+def network_parts(model: Any, task: str) -> list[str]:
+    """The submodules that get quantisers: the whole model (''), or, for a task whose
+    post-processing stays float (`int8_float_postprocess`), the network's modules named in
+    `int8_graph.NETWORK_SCOPES` (outermost first), so box decoding, NMS and RoI arithmetic
+    carry none."""
+    from edgetl import tasks
+    from edgetl.export.int8_graph import NETWORK_SCOPES
+
+    if not tasks.get(task).int8_float_postprocess:
+        return [""]
+    parts: list[str] = []
+    for name, _ in model.named_modules():
+        inside = any(name.startswith(part + ".") for part in parts)
+        if name and not inside and name.rsplit(".", 1)[-1] in NETWORK_SCOPES:
+            parts.append(name)
+    return parts
+
+
+def _set_part(model: Any, name: str, part: Any) -> None:
+    parent, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, child, part)
+
+
+def _levels_adapter(part: Any) -> Any:
+    """`part` (called with one list of tensors: a detection head's pyramid levels) as a module
+    called the same way whose inner module (`.inner`, what NNCF quantises) takes the levels as
+    separate arguments: NNCF puts input quantisers on a module's tensor arguments, not on the
+    tensors inside a list, and without them the head's first convolutions stay float (at most
+    eight levels)."""
+    from torch import nn
+
+    class Levels(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.part = part
+
+        # named arguments: NNCF hooks a module's named tensor arguments only (not *args)
+        def forward(self, l0: Any, l1: Any = None, l2: Any = None, l3: Any = None,
+                    l4: Any = None, l5: Any = None, l6: Any = None, l7: Any = None) -> Any:
+            levels = [l0, l1, l2, l3, l4, l5, l6, l7]
+            return self.part([x for x in levels if x is not None])
+
+    class ListCall(nn.Module):
+        takes_levels = True
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = Levels()
+
+        def forward(self, levels: Any) -> Any:
+            return self.inner(*levels)
+
+        def __getattr__(self, name: str) -> Any:
+            """What the part offers besides its forward (a head's `compute_loss`)."""
+            try:
+                return super().__getattr__(name)
+            except AttributeError:
+                if name == "inner":
+                    raise
+                return getattr(self.inner.part, name)
+
+    return ListCall()
+
+
+def _takes_levels(args: tuple[Any, ...]) -> bool:
+    return len(args) == 1 and isinstance(args[0], list | tuple)
+
+
+def _part_inputs(model: Any, parts: list[str], run: Any, calibration: Iterable[Any]
+                 ) -> dict[str, list[tuple[Any, ...]]]:
+    """Each part's positional inputs while `run` (the deployable module) sees each image."""
+    import torch
+
+    captured: dict[str, list[tuple[Any, ...]]] = {name: [] for name in parts}
+    hooks = [model.get_submodule(name).register_forward_pre_hook(
+        lambda _m, args, name=name: captured[name].append(args)) for name in parts]
+    try:
+        with torch.no_grad():
+            for x in calibration:
+                run(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return captured
+
+
+def insert_quantisers(model: Any, calibration: Iterable[Any], images: int,
+                      parts: list[str] | None = None, run: Any = None) -> Any:
     """NNCF's fake quantisers on `model` (already in its deployed shape), their ranges
-    calibrated on `calibration` (single-image tensors)."""
+    calibrated on `calibration` (single-image tensors). With `parts` other than the whole
+    model, each part is quantised on its own inputs as `run(image)` (the deployable module)
+    feeds them, in place (NNCF wraps a module's forward)."""
     import nncf
     from nncf.quantization.advanced_parameters import (
         AdvancedQuantizationParameters,
@@ -78,9 +170,24 @@ def insert_quantisers(model: Any, calibration: Iterable[Any], images: int) -> An
 
     per_tensor = AdvancedQuantizationParameters(
         activations_quantization_params=QuantizationParameters(per_channel=False))
-    return nncf.quantize(model, nncf.Dataset(list(calibration)), subset_size=images,
-                         preset=nncf.QuantizationPreset.MIXED,
-                         advanced_parameters=per_tensor)
+
+    def quantise(module: Any, items: list[Any]) -> Any:
+        return nncf.quantize(module, nncf.Dataset(items), subset_size=len(items),
+                             preset=nncf.QuantizationPreset.MIXED,
+                             advanced_parameters=per_tensor)
+
+    if not parts or parts == [""]:
+        return quantise(model, list(calibration)[:images])
+    captured = _part_inputs(model, parts, run, list(calibration)[:images])
+    for name in parts:
+        items, part = captured[name], model.get_submodule(name)
+        if items and _takes_levels(items[0]):
+            adapter = _levels_adapter(part)
+            adapter.inner = quantise(adapter.inner, [tuple(args[0]) for args in items])
+            _set_part(model, name, adapter)
+        else:
+            _set_part(model, name, quantise(part, items))
+    return model
 
 
 def set_qdq_export(model: Any) -> int:
@@ -95,11 +202,19 @@ def set_qdq_export(model: Any) -> int:
     return count
 
 
-def quantiser_config(model: Any) -> dict[str, Any]:
+def quantiser_config(model: Any, parts: list[str] | None = None) -> dict[str, Any]:
     """Where NNCF put the quantisers (JSON), to rebuild the model from its checkpoint."""
     import nncf.torch
 
-    return nncf.torch.get_config(model)
+    if not parts or parts == [""]:
+        return nncf.torch.get_config(model)
+    config = {}
+    for name in parts:
+        part = model.get_submodule(name)
+        levels = getattr(part, "takes_levels", False)
+        config[name] = {"nncf": nncf.torch.get_config(part.inner if levels else part),
+                        "levels": levels}
+    return {PARTS_KEY: config}
 
 
 def load_qat_model(skeleton: Any, example: Any, config: dict[str, Any], state: dict[str, Any]
@@ -109,6 +224,18 @@ def load_qat_model(skeleton: Any, example: Any, config: dict[str, Any], state: d
     import nncf.torch
 
     deployed_shape(skeleton, example)
-    model = nncf.torch.load_from_config(skeleton, config)
+    if PARTS_KEY in config:
+        for name, part in config[PARTS_KEY].items():
+            module = skeleton.get_submodule(name)
+            if part["levels"]:
+                adapter = _levels_adapter(module)
+                adapter.inner = nncf.torch.load_from_config(adapter.inner, part["nncf"])
+                module = adapter
+            else:
+                module = nncf.torch.load_from_config(module, part["nncf"])
+            _set_part(skeleton, name, module)
+        model = skeleton
+    else:
+        model = nncf.torch.load_from_config(skeleton, config)
     model.load_state_dict(state, strict=True)
     return model.eval()

@@ -140,8 +140,10 @@ def _train_into(ctx: ExportContext, settings: QuantizeConfig, trainer: Callable[
         SCHEME,
         deployed_shape,
         insert_quantisers,
+        network_parts,
         quantiser_config,
     )
+    from edgetl.models.deployable import deployable
 
     started = time.perf_counter()
     torch.manual_seed(ctx.options.seed)
@@ -152,7 +154,9 @@ def _train_into(ctx: ExportContext, settings: QuantizeConfig, trainer: Callable[
     student = ctx.load_model()
     shape = deployed_shape(student, example_input(info.spec))
     calibration = _calibration_tensors(ctx, settings.calibration_images)
-    student = insert_quantisers(student, calibration, len(calibration))
+    parts = network_parts(student, info.task_record.task)
+    network, _, _ = deployable(student, info.task_record.task)
+    student = insert_quantisers(student, calibration, len(calibration), parts, network.eval())
     prepared_s = time.perf_counter() - started
     recipe = ctx.run_folder.recipe() if ctx.run_folder.recipe_path.is_file() else None
     batch = settings.batch_size or (recipe.train.batch_size if recipe else 32)
@@ -175,6 +179,7 @@ def _train_into(ctx: ExportContext, settings: QuantizeConfig, trainer: Callable[
         "scheme": SCHEME,
         **shape,
         "calibration_images": len(calibration),
+        "quantised_parts": parts,
         "batch_size": batch,
         "epochs": round(training.epochs, 3),
         "steps": training.steps,
@@ -185,7 +190,7 @@ def _train_into(ctx: ExportContext, settings: QuantizeConfig, trainer: Callable[
         "prepare_seconds": round(prepared_s, 1),
         "seconds": round(time.perf_counter() - started, 1),
     }
-    atomic_write_json(folder / QUANTISERS_FILE, quantiser_config(student))
+    atomic_write_json(folder / QUANTISERS_FILE, quantiser_config(student, parts))
     save_checkpoint(folder, student, architecture=info.architecture, head=info.head,
                     spec=info.spec, task_record=info.task_record,
                     extra={"data": info.record.get("data"), "phase": "QAT",

@@ -37,7 +37,7 @@ TASK = Task(
     int8_judge="edgetl.export.int8_judges:MiouJudge",
     int8_float_postprocess=False,
     int8_sensitivity_ranking=False,
-    qat_trainer="edgetl.export.qat_phase:no_qat_trainer",
+    qat_trainer="edgetl.export.qat_semantic:train_segmenter",
     artifact_logits=False,
     operating_point=False,
     # --- verify ---
