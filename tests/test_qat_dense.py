@@ -291,5 +291,8 @@ def test_instance_qat_export_quantises_the_network_only_and_verifies(tmp_path: P
     mask_convs = [n for n in nodes if n.op_type in ("Conv", "ConvTranspose")
                   and ("mask_head" in n.name or "mask_predictor" in n.name)]
     assert len(mask_convs) >= 3
+    producers = {out: n.op_type for n in nodes for out in n.output}
+    for node in mask_convs:  # input and weight dequantised (ConvTranspose is not counted)
+        assert [producers.get(i) for i in node.input[:2]] == ["DequantizeLinear"] * 2, node.name
     checks = _verify(export, tmp_path, ("parity", "mask_parity", "mask_map"))
     assert checks["parity"]["details"] and checks["mask_parity"]["details"]
