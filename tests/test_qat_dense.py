@@ -23,6 +23,8 @@ REPO = Path(__file__).resolve().parents[1]
 HEADS = {
     "semantic": ("tf_efficientnet_lite0", "segmenter: {inter_channels: 16}"),
     "detection": ("tf_efficientnet_lite0", "detector: {fpn_channels: 16, head_convs: 1}"),
+    "instance": ("mobilenetv2_100", "instance: {fpn_channels: 16, head_convs: 1, "
+                 "mask_channels: 8, mask_resolution: 14}"),
 }
 QUANTIZE = "quantize: {max_steps: 2, batch_size: 4, calibration_images: 8}\n"
 
@@ -35,10 +37,12 @@ def cli(*args: object) -> subprocess.CompletedProcess[str]:
 
 def _data(task: str, root: Path) -> Path:
     import detgen
+    import instgen
     import seggen
 
     makers = {"detection": lambda: detgen.make_voc(root, 16, seed=3),
-              "semantic": lambda: seggen.make_masks(root, 16, seed=1)}
+              "semantic": lambda: seggen.make_masks(root, 16, seed=1),
+              "instance": lambda: instgen.make_id_masks(root, 16, seed=1)}
     return makers[task]()
 
 
@@ -100,6 +104,78 @@ def test_only_the_network_gets_quantisers() -> None:
         assert parts[:2] == ["backbone", "head"]
     assert network_parts(instance, dense[0])[2:] == ["roi_heads.mask_head",
                                                      "roi_heads.mask_predictor"]
+
+
+def test_mask_distillation_pulls_the_student_to_the_float_masks() -> None:
+    import torch
+
+    from edgetl.export.qat_instance import mask_distillation, training_rois
+
+    torch.manual_seed(0)
+    teacher = torch.randn(3, 2, 7, 7)
+    student = teacher.clone().requires_grad_(True)
+    mask_distillation(student, teacher, 2.0).backward()
+    assert float(student.grad.abs().max()) < 1e-7  # the minimum: the float model's masks
+    student = (teacher + 1.0).requires_grad_(True)
+    mask_distillation(student, teacher, 2.0).backward()
+    # d/dz of T^2 BCE(z/T, sigmoid(t/T)) = T (sigmoid(z/T) - sigmoid(t/T)), averaged
+    expected = 2.0 * (torch.sigmoid((teacher + 1) / 2) - torch.sigmoid(teacher / 2)) \
+        / teacher.numel()
+    assert torch.allclose(student.grad, expected, atol=1e-7)
+    targets = [{"boxes": torch.tensor([[0.0, 0, 4, 4], [1, 1, 5, 5], [2, 2, 6, 6]])},
+               {"boxes": torch.zeros(0, 4)}, {"boxes": torch.tensor([[3.0, 3, 9, 9]])}]
+    rois = training_rois(targets, 2)  # at most two boxes of each image
+    assert rois.tolist() == [[0, 0, 0, 4, 4], [0, 1, 1, 5, 5], [2, 3, 3, 9, 9]]
+
+
+def test_the_mask_branch_is_quantised_through_a_wrapper_and_reloads() -> None:
+    """NNCF's hook storage is a child of the module it quantises: a mask head (an
+    nn.Sequential) quantised bare runs it as a layer; wrapped, it trains and reloads."""
+    import torch
+    from nncf.torch.quantization.layers import BaseQuantizer
+
+    from edgetl.export.qat_model import (
+        deployed_shape,
+        insert_quantisers,
+        load_qat_model,
+        network_parts,
+        quantiser_config,
+    )
+    from edgetl.models.deployable import instance_deployable
+    from edgetl.models.instance import InstanceSettings, build_instance_model
+
+    def build() -> torch.nn.Module:
+        torch.manual_seed(0)
+        settings = InstanceSettings(fpn_channels=16, head_convs=1, mask_channels=8)
+        return build_instance_model("mobilenetv2_100", 2, settings, (64, 64))[0]
+
+    example = torch.zeros(1, 3, 64, 64)
+    model = build()
+    deployed_shape(model, example)
+    parts = network_parts(model, "instance")
+    network = instance_deployable(model, raw=False)[0]
+    calibration = [torch.rand(1, 3, 64, 64) for _ in range(4)]
+    model = insert_quantisers(model, calibration, 4, parts, network)
+    for name in parts:
+        assert any(isinstance(m, BaseQuantizer) for m in model.get_submodule(name).modules())
+    assert not any(isinstance(m, BaseQuantizer)
+                   for m in model.roi_heads.mask_roi_pool.modules())
+    rois = torch.tensor([[0.0, 4, 4, 40, 40], [1, 10, 8, 60, 50]])
+    x = torch.rand(2, 3, 64, 64)
+    model.train()
+    _, features = model.head_outputs(x)
+    logits = model.mask_logits(features, rois)
+    assert logits.shape == (2, 2, 14, 14)
+    logits.sum().backward()
+    assert model.roi_heads.mask_head.part[0][0].weight.grad.abs().sum() > 0
+    model.eval()
+    with torch.no_grad():
+        expected = model.mask_logits(model.head_outputs(x)[1], rois)
+    config = json.loads(json.dumps(quantiser_config(model, parts)))
+    reloaded = load_qat_model(build(), example, config, model.state_dict())
+    with torch.no_grad():
+        got = reloaded.mask_logits(reloaded.head_outputs(x)[1], rois)
+    assert torch.allclose(got, expected, atol=1e-6)
 
 
 def _qat_export(task: str, root: Path) -> dict:
@@ -189,3 +265,34 @@ def test_detection_qat_export_quantises_the_network_only_and_verifies(tmp_path: 
     checks = _verify(export, tmp_path, ("parity", "map"))
     assert checks["parity"]["details"]
 
+
+
+@pytest.mark.slow
+def test_instance_qat_export_quantises_the_network_only_and_verifies(tmp_path: Path) -> None:
+    export = _qat_export("instance", tmp_path)
+    quant = _check_graph(export)
+    qat = quant["quantisation_aware"]
+    assert qat["quantised_parts"] == ["backbone", "head", "roi_heads.mask_head",
+                                      "roi_heads.mask_predictor"]
+    assert set(qat["validation_before"]) == {"val_mask_map", "val_map", "val_loss", "images"}
+    assert qat["validation_before"]["images"] == 4
+    assert 0.0 <= qat["validation_after"]["val_mask_map"] <= 1.0
+    graph = onnx.load(str(export["out"]))
+    nodes = graph.graph.node
+    assert any(n.op_type == "NonMaxSuppression" for n in nodes)
+    assert any(n.op_type == "RoiAlign" for n in nodes)
+    from edgetl.export.int8_graph import postprocess_nodes
+
+    # decoding, NMS and RoI pooling stay float; the mask head's convolutions run int8
+    post = set(postprocess_nodes(nodes, "instance"))
+    assert post and not [n for n in nodes if n.name in post
+                         and n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    assert not [n for n in nodes if n.op_type == "RoiAlign" and n.name not in post]
+    mask_convs = [n for n in nodes if n.op_type in ("Conv", "ConvTranspose")
+                  and ("mask_head" in n.name or "mask_predictor" in n.name)]
+    assert len(mask_convs) >= 3
+    producers = {out: n.op_type for n in nodes for out in n.output}
+    for node in mask_convs:  # input and weight dequantised (ConvTranspose is not counted)
+        assert [producers.get(i) for i in node.input[:2]] == ["DequantizeLinear"] * 2, node.name
+    checks = _verify(export, tmp_path, ("parity", "mask_parity", "mask_map"))
+    assert checks["parity"]["details"] and checks["mask_parity"]["details"]

@@ -134,6 +134,31 @@ def _levels_adapter(part: Any) -> Any:
     return ListCall()
 
 
+def _call_adapter(part: Any) -> Any:
+    """`part` (an `nn.Sequential`: a mask head) inside a module whose forward calls it. NNCF
+    adds its hook storage as a child of the module it quantises, and a Sequential would run
+    that child as one of its layers; the wrapper keeps it out of the Sequential."""
+    from torch import nn
+
+    class Call(nn.Module):
+        wrapped = True
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.part = part
+
+        def forward(self, x: Any) -> Any:
+            return self.part(x)
+
+    return Call()
+
+
+def _needs_call_adapter(part: Any) -> bool:
+    from torch import nn
+
+    return isinstance(part, nn.Sequential)
+
+
 def _takes_levels(args: tuple[Any, ...]) -> bool:
     return len(args) == 1 and isinstance(args[0], list | tuple)
 
@@ -185,6 +210,8 @@ def insert_quantisers(model: Any, calibration: Iterable[Any], images: int,
             adapter = _levels_adapter(part)
             adapter.inner = quantise(adapter.inner, [tuple(args[0]) for args in items])
             _set_part(model, name, adapter)
+        elif _needs_call_adapter(part):
+            _set_part(model, name, quantise(_call_adapter(part), items))
         else:
             _set_part(model, name, quantise(part, items))
     return model
@@ -213,7 +240,7 @@ def quantiser_config(model: Any, parts: list[str] | None = None) -> dict[str, An
         part = model.get_submodule(name)
         levels = getattr(part, "takes_levels", False)
         config[name] = {"nncf": nncf.torch.get_config(part.inner if levels else part),
-                        "levels": levels}
+                        "levels": levels, "wrapped": getattr(part, "wrapped", False)}
     return {PARTS_KEY: config}
 
 
@@ -231,6 +258,8 @@ def load_qat_model(skeleton: Any, example: Any, config: dict[str, Any], state: d
                 adapter = _levels_adapter(module)
                 adapter.inner = nncf.torch.load_from_config(adapter.inner, part["nncf"])
                 module = adapter
+            elif part.get("wrapped"):
+                module = nncf.torch.load_from_config(_call_adapter(module), part["nncf"])
             else:
                 module = nncf.torch.load_from_config(module, part["nncf"])
             _set_part(skeleton, name, module)

@@ -37,7 +37,7 @@ TASK = Task(
     int8_judge="edgetl.export.int8_judges:MaskMapJudge",
     int8_float_postprocess=True,
     int8_sensitivity_ranking=False,
-    qat_trainer="edgetl.export.qat_phase:no_qat_trainer",
+    qat_trainer="edgetl.export.qat_instance:train_instance",
     artifact_logits=False,
     operating_point=False,
     # --- verify ---
